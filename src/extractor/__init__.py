@@ -1,0 +1,1 @@
+"""extractor: news articles -> events, verbatim-grounded quotes and stances."""

@@ -1,0 +1,161 @@
+"""The output folder of a run: results.jsonl, run.json and the article texts.
+
+    DIR/results.jsonl          one ArticleResult per line, appended and flushed per article
+    DIR/run.json               the run summary (written atomically)
+    DIR/articles/<sha256>.txt  each article's exact text, so offsets can be shown and checked
+
+A process killed mid-write can leave a torn last line in results.jsonl; ``ResultsWriter`` cuts it off
+(and reports it) before appending, so every line in the file is always one complete result.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from pydantic import ValidationError
+
+from extractor.errors import StoreError
+from extractor.models import ArticleResult
+
+__all__ = [
+    "RESULTS_FILE",
+    "RUN_FILE",
+    "ResultsWriter",
+    "article_text_path",
+    "iter_results",
+    "read_article_text",
+    "repair_results",
+    "write_article_text",
+    "write_json_atomic",
+]
+
+RESULTS_FILE = "results.jsonl"
+RUN_FILE = "run.json"
+
+
+def _results_path(out_dir: Path | str) -> Path:
+    path = Path(out_dir)
+    return path / RESULTS_FILE if path.is_dir() or not path.suffix else path
+
+
+def repair_results(path: Path) -> int:
+    """Cut a torn (unterminated) last line off ``path``; return the number of bytes removed."""
+    if not path.exists():
+        return 0
+    with path.open("rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        fh.seek(size - 1)
+        if fh.read(1) == b"\n":
+            return 0
+        keep = 0
+        block = 65536
+        pos = size
+        while pos > 0:
+            start = max(0, pos - block)
+            fh.seek(start)
+            chunk = fh.read(pos - start)
+            idx = chunk.rfind(b"\n")
+            if idx >= 0:
+                keep = start + idx + 1
+                break
+            pos = start
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return size - keep
+
+
+def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
+    """Stream the results of a run folder (or of a results.jsonl path); a torn last line is skipped."""
+    path = _results_path(out_dir)
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
+    with fh:
+        for number, raw in enumerate(fh, start=1):
+            if not raw.endswith(b"\n"):
+                return
+            if not raw.strip():
+                continue
+            try:
+                yield ArticleResult.model_validate_json(raw)
+            except ValidationError as exc:
+                raise StoreError(
+                    f"{path}:{number}: not an ArticleResult ({exc.error_count()} errors)"
+                ) from exc
+
+
+def article_text_path(out_dir: Path | str, sha256: str) -> Path:
+    if not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
+        raise StoreError(f"not a sha256: {sha256!r}")
+    return Path(out_dir) / "articles" / f"{sha256}.txt"
+
+
+def read_article_text(out_dir: Path | str, sha256: str) -> str | None:
+    """The exact text of an article of the run, or None when the run did not store it."""
+    path = article_text_path(out_dir, sha256)
+    try:
+        return path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        return None
+
+
+def write_article_text(out_dir: Path | str, sha256: str, text: str) -> None:
+    """Store an article's text once (content-addressed by its sha256)."""
+    path = article_text_path(out_dir, sha256)
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(text.encode("utf-8"))
+    os.replace(tmp, path)
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to ``path`` via a temporary file and rename, so readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class ResultsWriter:
+    """Append-only writer of results.jsonl: one complete, flushed line per result."""
+
+    def __init__(self, out_dir: Path | str, *, fsync: bool = False) -> None:
+        self.dir = Path(out_dir)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"cannot create output folder {self.dir}: {exc.strerror or exc}") from exc
+        self.path = self.dir / RESULTS_FILE
+        self.repaired_bytes = repair_results(self.path)
+        self._fsync = fsync
+        self._fh = self.path.open("ab")
+
+    def write(self, result: ArticleResult) -> None:
+        self._fh.write(result.model_dump_json().encode("utf-8") + b"\n")
+        self._fh.flush()
+        if self._fsync:
+            os.fsync(self._fh.fileno())
+
+    def close(self) -> None:
+        if not self._fh.closed:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+            self._fh.close()
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
