@@ -48,7 +48,8 @@ def ensure_browser() -> None:
         print("note: no chromium/chromedriver and no root apt-get; browser tests will skip", flush=True)
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"]):
+    install = ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"]
+    for cmd in (["apt-get", "update", "-qq"], install):
         print("+", " ".join(cmd), flush=True)
         if subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL).returncode != 0:
             print("note: could not install chromium; browser tests will skip", flush=True)

@@ -34,6 +34,9 @@ __all__ = [
 class ExtractorError(Exception):
     """Base class of every error raised by extractor."""
 
+    #: tokens and HTTP calls spent before the failure (an extractor.models.Usage), when known
+    usage: object | None = None
+
 
 class ConfigError(ExtractorError):
     """Settings are missing or invalid (e.g. no API key for a live model)."""

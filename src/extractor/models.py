@@ -14,10 +14,11 @@ import datetime as dt
 import hashlib
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
 
 __all__ = [
     "EVENT_TYPES",
+    "GROUNDING_ERROR_PREFIX",
     "Article",
     "ArticleExtraction",
     "ArticleResult",
@@ -60,6 +61,9 @@ EventType = Literal[
 EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 Polarity = Literal["support", "oppose", "neutral", "mixed"]
 SpanStatus = Literal["exact", "normalized", "elided", "not_found"]
+
+# Marks a validation error raised because items are not in the article (vs. a schema error).
+GROUNDING_ERROR_PREFIX = "NOT IN ARTICLE:"
 
 ISO_DATE_PATTERN = r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"
 
@@ -164,6 +168,25 @@ class ArticleExtraction(BaseModel):
     events: list[Event]
     quotes: list[Quote]
     stances: list[Stance]
+
+    @model_validator(mode="after")
+    def _grounded(self, info: ValidationInfo) -> ArticleExtraction:
+        """With a ``grounding_check`` in the validation context, fail (so the model is re-asked) when
+        items are not verbatim in the article. The check returns one line per failure."""
+        context = info.context if isinstance(info.context, dict) else {}
+        check = context.get("grounding_check")
+        if check is None:
+            return self
+        failures: list[str] = check(self)
+        if failures:
+            listed = int(context.get("max_listed", 10))
+            more = f"\n(and {len(failures) - listed} more)" if len(failures) > listed else ""
+            raise ValueError(
+                f"{GROUNDING_ERROR_PREFIX} these items are not verbatim in the article. Copy quote text "
+                "and evidence character for character from the article, use ... where you skip words, "
+                "or leave the item out:\n" + "\n".join(f[:200] for f in failures[:listed]) + more
+            )
+        return self
 
 
 # --------------------------------------------------------------------------- what the project stores

@@ -1,0 +1,509 @@
+"""Load articles from files and folders: the single loader behind every CLI command.
+
+Inputs are files or folders. A folder is walked recursively in a stable order (entries sorted by name,
+depth first, so the order is that of the sorted relative paths); hidden entries (name starting with ".")
+are skipped, symlinked folders inside it are not followed, and files with other extensions are ignored.
+A file named explicitly is always loaded, hidden or not; an unsupported extension or a missing path is a
+``LoadError``. The same file reached twice (e.g. named and inside a named folder) is loaded once.
+
+Formats (extensions are case-insensitive):
+
+- ``.txt``, ``.md`` — the whole file is the text; id = file stem; a Markdown file whose first non-blank
+  line is ``# Title`` gets that title (the text keeps the line).
+- ``.html``, ``.htm`` — trafilatura extracts the main text (boilerplate such as navigation and footers
+  dropped) and the title, canonical URL and publication date. UTF-8, or the charset the page declares.
+- ``.json`` — one article object, or a list of them; for a list, element *n* (1-based) is treated like
+  line *n* of a JSONL file (``LoadError.line``, ``Article.source`` = ``path:n``, default id ``stem-n``).
+- ``.jsonl`` — one article object per line; blank lines are skipped. Default id ``stem-line``.
+
+JSON objects: ``text`` (required string), ``id`` (string or integer; default as above), ``title``,
+``url``, ``source`` (strings or null), ``published`` (ISO date ``2026-01-07`` or datetime, of which the
+date is kept). Other fields are ignored. ``Article.source`` is always where the article came from (path,
+or ``path:line``); a JSON ``source`` field is checked but not stored, as Article has no field for it.
+
+``Article.text`` is the decoded text (UTF-8 strictly, a leading BOM removed, ``\\r\\n`` and lone ``\\r``
+turned into ``\\n``, nothing else changed); every offset in the project refers to it. Ids are sanitised
+(see ``sanitize_id``) and made unique within one ``load_articles`` call: a later article whose id is
+taken (compared case-insensitively) gets ``-2``, ``-3``, … appended.
+
+Bad input never stops a run: each problem is yielded as a ``LoadError`` with the path, the line (JSONL,
+or element of a JSON list; otherwise None) and a one-line reason, and loading goes on.
+"""
+
+from __future__ import annotations
+
+import codecs
+import datetime as dt
+import json
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from extractor.models import Article, LoadError, text_sha256
+
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "DuplicateTracker",
+    "iter_input_files",
+    "load_articles",
+    "load_file",
+    "normalize_text",
+    "sanitize_id",
+]
+
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".txt", ".md", ".html", ".htm", ".json", ".jsonl")
+MAX_ID_LENGTH = 200
+
+_UNSUPPORTED_HINT = "(use " + ", ".join(SUPPORTED_SUFFIXES) + ")"
+_BINARY_SNIFF_BYTES = 8192
+_CHARSET_SNIFF_BYTES = 2048
+_ID_BAD_CHARS = re.compile(r"[^A-Za-z0-9._-]")
+_MD_TITLE = re.compile(r"#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
+_HTML_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+
+
+# --------------------------------------------------------------------------- public helpers
+
+
+def normalize_text(text: str) -> str:
+    """Remove a leading BOM and turn ``\\r\\n`` and lone ``\\r`` into ``\\n``; nothing else changes."""
+    return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def sanitize_id(raw: str, text_sha: str) -> str:
+    """Make ``raw`` safe as a file or folder name: only ``[A-Za-z0-9._-]`` (others become ``_``), no
+    ``..``, no leading or trailing dots, underscores or dashes, at most 200 characters. An id that
+    ends up empty falls back to the first 16 hex digits of ``text_sha``."""
+    safe = _ID_BAD_CHARS.sub("_", raw)
+    safe = re.sub(r"\.{2,}", ".", safe).strip("._-")
+    safe = safe[:MAX_ID_LENGTH].rstrip("._-")
+    return safe or text_sha[:16]
+
+
+class DuplicateTracker:
+    """Remembers each text's sha256 to spot articles whose text was already seen.
+
+    Assumes ids are unique per article, as ``load_articles`` makes them: checking the same article
+    again is not a duplicate."""
+
+    def __init__(self) -> None:
+        self._first: dict[str, str] = {}
+
+    def check(self, article: Article) -> str | None:
+        """Return the id of the first article with the same text, or None (and remember this one)."""
+        first = self._first.setdefault(article.sha256, article.id)
+        return None if first == article.id else first
+
+    def __len__(self) -> int:
+        return len(self._first)
+
+
+def iter_input_files(paths: Iterable[str | Path]) -> Iterator[Path | LoadError]:
+    """Yield the files to load, in order: explicit paths as given (even if missing or unsupported, so
+    ``load_file`` can report them), folders walked as the module docstring says. A folder that cannot
+    be listed is yielded as a ``LoadError``. Each file (by resolved path) is yielded once."""
+    seen: set[str] = set()
+    for given in paths:
+        path = Path(given)
+        if os.path.isdir(path):
+            items: Iterator[Path | LoadError] = _walk(path)
+        else:
+            items = iter((path,))
+        for item in items:
+            if isinstance(item, Path):
+                key = os.path.realpath(item)
+                if key in seen:
+                    continue
+                seen.add(key)
+            yield item
+
+
+def load_file(path: str | Path) -> Iterator[Article | LoadError]:
+    """Yield the articles of one file (several for JSONL or a JSON list), or LoadErrors in their place.
+
+    Ids are sanitised but not yet made unique across files; ``load_articles`` does that."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        yield LoadError(path=str(path), reason=_os_reason(exc))
+        return
+    if stat.S_ISDIR(mode):
+        yield LoadError(path=str(path), reason="is a directory")
+        return
+    if suffix not in SUPPORTED_SUFFIXES:
+        yield LoadError(
+            path=str(path), reason=f"unsupported file type {suffix or '(none)'} {_UNSUPPORTED_HINT}"
+        )
+        return
+    if suffix == ".jsonl":
+        yield from _load_jsonl(path)
+        return
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        yield LoadError(path=str(path), reason=_os_reason(exc))
+        return
+    if suffix in (".txt", ".md"):
+        yield _load_plain(path, data, markdown=suffix == ".md")
+    elif suffix in (".html", ".htm"):
+        yield _load_html(path, data)
+    else:
+        yield from _load_json(path, data)
+
+
+def load_articles(paths: Iterable[str | Path]) -> Iterator[Article | LoadError]:
+    """Stream the articles of files and folders (see the module docstring), one file at a time.
+
+    Yields every article with a sanitised id unique within this call, and a ``LoadError`` in place of
+    each input that could not be loaded. Never raises for bad input."""
+    ids = _UniqueIds()
+    for item in iter_input_files(paths):
+        if isinstance(item, LoadError):
+            yield item
+            continue
+        for loaded in load_file(item):
+            if isinstance(loaded, Article):
+                unique = ids.claim(loaded.id)
+                if unique != loaded.id:
+                    loaded = loaded.model_copy(update={"id": unique})
+            yield loaded
+
+
+# --------------------------------------------------------------------------- walking
+
+
+def _walk(folder: Path) -> Iterator[Path | LoadError]:
+    try:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as exc:
+        yield LoadError(path=str(folder), reason=f"cannot list folder: {_os_reason(exc)}")
+        return
+    for entry in entries:
+        if entry.name.startswith("."):
+            continue
+        path = folder / entry.name
+        try:
+            is_dir = entry.is_dir(follow_symlinks=False)
+            is_file = entry.is_file()
+        except OSError as exc:
+            yield LoadError(path=str(path), reason=_os_reason(exc))
+            continue
+        if is_dir:
+            yield from _walk(path)
+        elif is_file and Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES:
+            yield path
+
+
+# --------------------------------------------------------------------------- formats
+
+
+def _load_plain(path: Path, data: bytes, *, markdown: bool) -> Article | LoadError:
+    decoded = _decode_utf8(data)
+    if isinstance(decoded, str):
+        return LoadError(path=str(path), reason=decoded)
+    text = decoded.text
+    if not text.strip():
+        return LoadError(path=str(path), reason="empty file" if not text else "file contains only whitespace")
+    title = _markdown_title(text) if markdown else None
+    return _article(path.stem, text, title=title, source=str(path))
+
+
+def _load_html(path: Path, data: bytes) -> Article | LoadError:
+    decoded = _decode_html(data)
+    if isinstance(decoded, str):
+        return LoadError(path=str(path), reason=decoded)
+    # Imported here: trafilatura takes about a second to import and most runs load no HTML.
+    import trafilatura
+
+    try:
+        doc: Any = trafilatura.bare_extraction(
+            decoded.text,
+            with_metadata=True,
+            include_comments=False,
+            # No extensive search: it turns a footer's "© 2026" into a publication date of 2026-01-01.
+            date_extraction_params={"extensive_search": False, "original_date": True},
+        )
+    except Exception as exc:  # a third-party parser on arbitrary input: any failure is this file's error
+        return LoadError(path=str(path), reason=f"HTML extraction failed: {_one_line(str(exc))}")
+    body = normalize_text(doc.text or "").strip() if doc is not None else ""
+    if not body:
+        return LoadError(path=str(path), reason="no article text found in HTML")
+    return _article(
+        path.stem,
+        body,
+        title=_clean_str(doc.title),
+        url=_clean_str(doc.url),
+        published=_parse_date(doc.date),
+        source=str(path),
+    )
+
+
+def _load_json(path: Path, data: bytes) -> Iterator[Article | LoadError]:
+    decoded = _decode_utf8(data)
+    if isinstance(decoded, str):
+        yield LoadError(path=str(path), reason=decoded)
+        return
+    if not decoded.text.strip():
+        yield LoadError(path=str(path), reason="empty file")
+        return
+    try:
+        value = json.loads(decoded.text)
+    except json.JSONDecodeError as exc:
+        yield LoadError(
+            path=str(path), reason=f"invalid JSON: {exc.msg} (line {exc.lineno} column {exc.colno})"
+        )
+        return
+    if isinstance(value, dict):
+        yield _from_object(value, path, line=None, default_id=path.stem)
+    elif isinstance(value, list):
+        if not value:
+            yield LoadError(path=str(path), reason="empty JSON list: no articles")
+        for n, element in enumerate(value, start=1):
+            yield _from_object(element, path, line=n, default_id=f"{path.stem}-{n}")
+    else:
+        yield LoadError(
+            path=str(path), reason=f"expected a JSON object or a list of objects, got {_json_type(value)}"
+        )
+
+
+def _load_jsonl(path: Path) -> Iterator[Article | LoadError]:
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_BINARY_SNIFF_BYTES)
+            problem = _binary_reason(head)
+            if problem is not None:
+                yield LoadError(path=str(path), reason=problem)
+                return
+            fh.seek(0)
+            offset = 0
+            any_line = False
+            for n, raw in enumerate(fh, start=1):
+                line_start, offset = offset, offset + len(raw)
+                if n == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw = raw[len(codecs.BOM_UTF8) :]
+                    line_start += len(codecs.BOM_UTF8)
+                if not raw.strip():
+                    continue
+                any_line = True
+                yield _from_jsonl_line(path, n, raw, line_start)
+    except OSError as exc:
+        yield LoadError(path=str(path), reason=_os_reason(exc))
+        return
+    if not any_line:
+        yield LoadError(
+            path=str(path), reason="empty file" if offset == 0 else "file contains only blank lines"
+        )
+
+
+def _from_jsonl_line(path: Path, n: int, raw: bytes, line_start: int) -> Article | LoadError:
+    if b"\x00" in raw:
+        return LoadError(path=str(path), line=n, reason="binary data (NUL byte) in line")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return LoadError(path=str(path), line=n, reason=f"invalid UTF-8 at byte {line_start + exc.start}")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return LoadError(
+            path=str(path), line=n, reason=f"line is not valid JSON: {exc.msg} (column {exc.colno})"
+        )
+    return _from_object(value, path, line=n, default_id=f"{path.stem}-{n}")
+
+
+def _from_object(value: object, path: Path, *, line: int | None, default_id: str) -> Article | LoadError:
+    def error(reason: str) -> LoadError:
+        return LoadError(path=str(path), line=line, reason=reason)
+
+    if not isinstance(value, dict):
+        return error(f"expected a JSON object, got {_json_type(value)}")
+    if "text" not in value:
+        return error("missing field 'text'")
+    text = value["text"]
+    if not isinstance(text, str):
+        return error(f"field 'text' must be a string, got {_json_type(text)}")
+    text = normalize_text(text)
+    if not text.strip():
+        return error("field 'text' is empty" if not text else "field 'text' contains only whitespace")
+    if "\x00" in text:
+        return error("field 'text' contains a NUL character")
+
+    raw_id = value.get("id")
+    if raw_id is None:
+        raw_id = default_id
+    elif isinstance(raw_id, bool) or not isinstance(raw_id, str | int):
+        return error(f"field 'id' must be a string or an integer, got {_json_type(raw_id)}")
+    fields: dict[str, str | None] = {}
+    for name in ("title", "url", "source"):
+        field = value.get(name)
+        if field is not None and not isinstance(field, str):
+            return error(f"field '{name}' must be a string, got {_json_type(field)}")
+        fields[name] = _clean_str(field)
+
+    published_raw = value.get("published")
+    published: dt.date | None = None
+    if published_raw is not None:
+        if not isinstance(published_raw, str):
+            return error(f"field 'published' must be an ISO date string, got {_json_type(published_raw)}")
+        published = _parse_date(published_raw)
+        if published is None:
+            return error(f"invalid date in field 'published': {published_raw[:40]!r} (use e.g. 2026-01-07)")
+
+    source = str(path) if line is None else f"{path}:{line}"
+    return _article(
+        str(raw_id), text, title=fields["title"], url=fields["url"], published=published, source=source
+    )
+
+
+# --------------------------------------------------------------------------- small pieces
+
+
+class _Text:
+    """Successfully decoded and normalised text (a plain ``str`` result means an error reason)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+class _UniqueIds:
+    """Hands out ids unique within one load, case-insensitively (``-2``, ``-3``, … on a clash)."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def claim(self, wanted: str) -> str:
+        candidate, n = wanted, 1
+        while candidate.lower() in self._taken:
+            n += 1
+            suffix = f"-{n}"
+            candidate = wanted[: MAX_ID_LENGTH - len(suffix)] + suffix
+        self._taken.add(candidate.lower())
+        return candidate
+
+
+def _article(
+    raw_id: str,
+    text: str,
+    *,
+    source: str,
+    title: str | None = None,
+    url: str | None = None,
+    published: dt.date | None = None,
+) -> Article:
+    sha = text_sha256(text)
+    return Article(
+        id=sanitize_id(raw_id, sha),
+        text=text,
+        title=title,
+        url=url,
+        published=published,
+        source=source,
+        sha256=sha,
+    )
+
+
+def _binary_reason(data: bytes) -> str | None:
+    if data.startswith(_UTF16_BOMS):
+        return "file is UTF-16 encoded; save it as UTF-8"
+    if b"\x00" in data:
+        return "binary file (contains NUL bytes)"
+    return None
+
+
+def _decode_utf8(data: bytes) -> _Text | str:
+    """Decode strictly as UTF-8 and normalise, or return a one-line reason."""
+    problem = _binary_reason(data)
+    if problem is not None:
+        return problem
+    try:
+        return _Text(normalize_text(data.decode("utf-8")))
+    except UnicodeDecodeError as exc:
+        return f"invalid UTF-8 at byte {exc.start}"
+
+
+def _decode_html(data: bytes) -> _Text | str:
+    """Decode as UTF-8, or else as the charset the page declares in a ``<meta>`` tag."""
+    decoded = _decode_utf8(data)
+    if isinstance(decoded, _Text) or not decoded.startswith("invalid UTF-8"):
+        return decoded
+    match = _HTML_CHARSET.search(data[:_CHARSET_SNIFF_BYTES])
+    if match is None:
+        return f"{decoded} (and the page declares no other charset)"
+    charset = match.group(1).decode("ascii")
+    try:
+        codec = codecs.lookup(charset)
+    except LookupError:
+        return f"{decoded} (declared charset {charset!r} is unknown)"
+    if codec.name == "utf-8":
+        return decoded
+    try:
+        return _Text(normalize_text(data.decode(codec.name)))
+    except UnicodeDecodeError as exc:
+        return f"invalid {charset} at byte {exc.start}"
+
+
+def _markdown_title(text: str) -> str | None:
+    for line in text.split("\n"):
+        if line.strip():
+            match = _MD_TITLE.fullmatch(line)
+            return match.group(1).strip() if match else None
+    return None
+
+
+def _parse_date(value: object) -> dt.date | None:
+    """An ISO date, or the date of an ISO datetime; None if ``value`` is neither."""
+    if not isinstance(value, str):
+        return None
+    value = value.strip()
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        return dt.datetime.fromisoformat(value).date()
+    except ValueError:
+        return None
+
+
+def _clean_str(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    value = normalize_text(value).strip()
+    return value or None
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
+
+
+def _os_reason(exc: OSError) -> str:
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, FileNotFoundError):
+        return "no such file or directory"
+    return _one_line(exc.strerror or str(exc) or type(exc).__name__)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())[:300] or "unknown error"

@@ -1,0 +1,1964 @@
+"""Cross-article digest: canonical entities, event clusters with conflicts, a stance table, quote variants.
+
+Everything here is deterministic string work (no model): the same results give the same digest, in the same
+order, whatever order the articles arrive in.
+
+Entities
+    Mentions are event actors, quote speakers and stance holders. Each surface form is cleaned (leading
+    article, possessive 's, punctuation), looked up in the alias table ("variant" -> "canonical", the
+    packaged ``DEFAULT_ALIASES`` overlaid by the user's file), then classified with small gazetteers:
+    country ("the U.S."), place (capitals and venues, "Rome", "Elysee"), institution ("the Italian
+    government", "Italian officials"), source ("the statement"), group ("Coalition members"), role
+    ("Poland's Prime Minister") or person. Leading titles and roles ("Italian Prime Minister", "U.S.",
+    "Secretary-General", ...) are stripped from person names (rule ``title-stripped``); a demonym among
+    them becomes an ``affiliation`` link.
+    Two full person names merge when the surnames are compatible (equal, an alias pair, or the same
+    phonetic key -- metaphone of a transliteration skeleton -- with Jaro-Winkler >= ``NAME_JW_MIN``) and
+    the first names are compatible (equal, an alias-derived variant pair such as Volodymyr/Vladimir, or the
+    same phonetic key with Jaro-Winkler >= ``NAME_JW_MIN``). Merging is agglomerative, strongest pair first,
+    with complete linkage: a merge only happens when every name of one cluster is compatible with every
+    name of the other, so John Smith and Jane Smith never meet through a chain. A bare surname ("Meloni")
+    attaches to the unique full-name cluster with a compatible surname mentioned in the same article, else
+    to the unique one in the corpus (rule ``surname-of-unique``); otherwise it stays a separate entity.
+    Institutions, places, roles, groups and sources are never merged with people: they get ``linked_to``
+    relations to a country. A speaker like "the statement" with no country is article-local; it is linked
+    to the country its article's voices (stance holders and quote speakers) point to, when that country is
+    the unique most frequent one (relation ``inferred-from-article``).
+
+Event clusters
+    Two reports are compatible when (1) their types are equal, CONSULT and COOPERATE counting as one
+    "meeting" family; (2) their dates do not conflict -- a date is (year, month, day) from ``date``, with
+    gaps filled from ``date_text`` ("January 6" gives month 1, day 6 even when ``date`` is null), and two
+    dates conflict when a component both know differs; (3) their locations do not conflict (normalised to a
+    city through venues like "Elysee Palace" -> Paris; a city is compatible with its country; unknown is
+    compatible with anything); (4) their canonical actors agree enough for the date evidence available:
+    month and day agree -> same known location or one shared actor; only month/year agree -> one shared
+    actor and (same known location or actor Jaccard >= 0.5); no common date component -> at least
+    ``UNDATED_MIN_SHARED`` shared actors and Jaccard >= ``UNDATED_MIN_JACCARD``. Compatible pairs are merged
+    strongest first; two clusters only merge when every cross pair satisfies (1)-(3).
+    Conflicts list, per cluster, the differing date, date precision, location and counts (number + noun
+    phrase found in evidence/summary, e.g. "35 ... member countries") with the articles reporting each.
+
+Stances are grouped by canonical holder and normalised target (casefold, no articles or punctuation); a row
+whose articles disagree on polarity is flagged ``mixed_across_articles``.
+
+Quote variants group quotes whose content-word Dice coefficient (stopwords dropped, words cut to 5 letters
+so inflections meet) is >= ``QUOTE_MIN_SIMILARITY``, or whose shorter side (>= 4 content words) is
+``QUOTE_MIN_CONTAINMENT`` contained in the longer, and whose speakers are compatible (the same entity, or
+sharing a linked country when at least one is not a person). Groups with one wording from one article are
+mere repeats and are left out.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import tomllib
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import jellyfish
+from pydantic import BaseModel
+
+from extractor.errors import ConfigError
+from extractor.models import ArticleResult
+from extractor.store import iter_results, write_json_atomic
+
+__all__ = [
+    "DEFAULT_ALIASES",
+    "DIGEST_CSS",
+    "DIGEST_FILE",
+    "NAME_JW_MIN",
+    "QUOTE_MIN_CONTAINMENT",
+    "QUOTE_MIN_SIMILARITY",
+    "UNDATED_MIN_JACCARD",
+    "UNDATED_MIN_SHARED",
+    "ClusterLink",
+    "Conflict",
+    "ConflictValue",
+    "CountMention",
+    "Digest",
+    "Entity",
+    "EntityLink",
+    "EventCluster",
+    "EventReport",
+    "MentionInfo",
+    "MergeRecord",
+    "QuoteGroup",
+    "QuoteMember",
+    "SkippedArticle",
+    "StanceRow",
+    "StanceSupport",
+    "build_digest",
+    "digest_html_section",
+    "load_aliases",
+    "render_digest_text",
+    "write_digest",
+]
+
+DIGEST_FILE = "digest.json"
+NAME_JW_MIN = 0.85
+UNDATED_MIN_SHARED = 2
+UNDATED_MIN_JACCARD = 0.5
+WEAK_DATE_MIN_JACCARD = 0.5
+QUOTE_MIN_SIMILARITY = 0.4
+QUOTE_MIN_CONTAINMENT = 0.8
+QUOTE_MIN_CONTAINED_WORDS = 4
+
+DEFAULT_ALIASES: dict[str, str] = {
+    "Vladimir Zelensky": "Volodymyr Zelensky",
+    "Vladimir Zelenskyy": "Volodymyr Zelensky",
+    "Volodymyr Zelenskyy": "Volodymyr Zelensky",
+    "Volodymyr Zelenskiy": "Volodymyr Zelensky",
+    "Wolodymyr Selenskyj": "Volodymyr Zelensky",
+    "Zelenskyy": "Zelensky",
+    "Kiev": "Kyiv",
+    "Coalition of Willing": "Coalition of the Willing",
+    "MBS": "Mohammed bin Salman",
+}
+
+# --------------------------------------------------------------------------- gazetteers
+
+_COUNTRIES: dict[str, str] = {
+    "italy": "Italy",
+    "france": "France",
+    "germany": "Germany",
+    "ukraine": "Ukraine",
+    "russia": "Russia",
+    "russian federation": "Russia",
+    "poland": "Poland",
+    "spain": "Spain",
+    "denmark": "Denmark",
+    "czechia": "Czechia",
+    "czech republic": "Czechia",
+    "netherlands": "Netherlands",
+    "belgium": "Belgium",
+    "canada": "Canada",
+    "japan": "Japan",
+    "china": "China",
+    "turkey": "Turkey",
+    "turkiye": "Turkey",
+    "saudi arabia": "Saudi Arabia",
+    "finland": "Finland",
+    "sweden": "Sweden",
+    "norway": "Norway",
+    "greece": "Greece",
+    "portugal": "Portugal",
+    "austria": "Austria",
+    "hungary": "Hungary",
+    "romania": "Romania",
+    "estonia": "Estonia",
+    "latvia": "Latvia",
+    "lithuania": "Lithuania",
+    "belarus": "Belarus",
+    "iran": "Iran",
+    "israel": "Israel",
+    "india": "India",
+    "australia": "Australia",
+    "united states": "United States",
+    "united states of america": "United States",
+    "us": "United States",
+    "usa": "United States",
+    "america": "United States",
+    "united kingdom": "United Kingdom",
+    "uk": "United Kingdom",
+    "britain": "United Kingdom",
+    "great britain": "United Kingdom",
+}
+
+_DEMONYMS: dict[str, str] = {
+    "italian": "Italy",
+    "french": "France",
+    "german": "Germany",
+    "ukrainian": "Ukraine",
+    "russian": "Russia",
+    "polish": "Poland",
+    "spanish": "Spain",
+    "danish": "Denmark",
+    "czech": "Czechia",
+    "dutch": "Netherlands",
+    "belgian": "Belgium",
+    "canadian": "Canada",
+    "japanese": "Japan",
+    "chinese": "China",
+    "turkish": "Turkey",
+    "saudi": "Saudi Arabia",
+    "finnish": "Finland",
+    "swedish": "Sweden",
+    "norwegian": "Norway",
+    "greek": "Greece",
+    "portuguese": "Portugal",
+    "austrian": "Austria",
+    "hungarian": "Hungary",
+    "romanian": "Romania",
+    "estonian": "Estonia",
+    "latvian": "Latvia",
+    "lithuanian": "Lithuania",
+    "belarusian": "Belarus",
+    "iranian": "Iran",
+    "israeli": "Israel",
+    "indian": "India",
+    "australian": "Australia",
+    "american": "United States",
+    "us": "United States",
+    "british": "United Kingdom",
+    "uk": "United Kingdom",
+}
+_DEMONYM_OF: dict[str, str] = {}
+for _adj, _country in _DEMONYMS.items():
+    _DEMONYM_OF.setdefault(_country, "U.S." if _country == "United States" else _adj.capitalize())
+
+# Capitals stand for their governments ("Rome backed ..."); other cities only locate events.
+_CAPITALS: dict[str, str] = {
+    "rome": "Italy",
+    "paris": "France",
+    "berlin": "Germany",
+    "kyiv": "Ukraine",
+    "moscow": "Russia",
+    "warsaw": "Poland",
+    "madrid": "Spain",
+    "copenhagen": "Denmark",
+    "prague": "Czechia",
+    "amsterdam": "Netherlands",
+    "brussels": "Belgium",
+    "ottawa": "Canada",
+    "tokyo": "Japan",
+    "beijing": "China",
+    "ankara": "Turkey",
+    "riyadh": "Saudi Arabia",
+    "helsinki": "Finland",
+    "stockholm": "Sweden",
+    "oslo": "Norway",
+    "athens": "Greece",
+    "lisbon": "Portugal",
+    "vienna": "Austria",
+    "budapest": "Hungary",
+    "bucharest": "Romania",
+    "minsk": "Belarus",
+    "tehran": "Iran",
+    "washington": "United States",
+    "london": "United Kingdom",
+}
+_CITIES: dict[str, str] = {
+    **_CAPITALS,
+    "istanbul": "Turkey",
+    "geneva": "Switzerland",
+    "munich": "Germany",
+    "new york": "United States",
+    "jeddah": "Saudi Arabia",
+    "istre": "France",
+}
+_VENUES: dict[str, str] = {
+    "elysee": "paris",
+    "elysee palace": "paris",
+    "white house": "washington",
+    "kremlin": "moscow",
+    "downing street": "london",
+    "quirinale": "rome",
+    "palazzo chigi": "rome",
+}
+
+_REGIONS = frozenset(
+    {"europe", "asia", "africa", "middle east", "arctic", "the west", "west", "balkans", "baltics", "greenland"}
+)
+
+_TITLE_WORDS = frozenset(
+    "prime minister ministers pm president presidents vice vice-president chancellor secretary-general "
+    "secretary general state foreign defence defense interior finance deputy former ex acting mr mrs ms "
+    "dr sir dame lord lady king queen prince princess pope envoy envoys special presidential commander "
+    "ambassador senator governor mayor spokesperson spokesman spokeswoman chief head leader commission "
+    "european nato un eu of the premier adviser advisor national security council officer".split()
+)
+_ROLE_WORDS = frozenset(
+    "minister pm president chancellor secretary-general secretary envoy commander ambassador senator "
+    "governor mayor spokesperson spokesman spokeswoman chief head leader premier king queen pope".split()
+)
+_INSTITUTION_WORDS = frozenset(
+    "government governments officials official ministry administration cabinet delegation parliament "
+    "authorities presidency embassy military army navy leadership".split()
+)
+_SOURCE_WORDS = frozenset(
+    "statement document declaration communique readout release website portal sources source".split()
+)
+_GROUP_WORDS = frozenset(
+    "participants leaders members allies partners delegates envoys ministers countries nations observers "
+    "protesters police troops forces analysts experts diplomats people players states".split()
+)
+_ORG_WORDS = frozenset(
+    "coalition union council commission committee forces force party bureau office ministry government "
+    "parliament agency organization organisation alliance nations court bank fund house palace "
+    "department army navy command group federation republic kingdom states willing".split()
+)
+_PARTICLES = frozenset("von van der den de da di del della du la le bin ibn al el dos das".split())
+_DETERMINERS = frozenset({"the", "a", "an"})
+
+_MONTHS: dict[str, int] = {
+    "january": 1,
+    "jan": 1,
+    "february": 2,
+    "feb": 2,
+    "march": 3,
+    "mar": 3,
+    "april": 4,
+    "apr": 4,
+    "may": 5,
+    "june": 6,
+    "jun": 6,
+    "july": 7,
+    "jul": 7,
+    "august": 8,
+    "aug": 8,
+    "september": 9,
+    "sep": 9,
+    "sept": 9,
+    "october": 10,
+    "oct": 10,
+    "november": 11,
+    "nov": 11,
+    "december": 12,
+    "dec": 12,
+}
+_TYPE_FAMILY: dict[str, str] = {"COOPERATE": "CONSULT"}
+
+_STOPWORDS = frozenset(
+    "a an the of in on at to for from by with and or but as is are was were be been being has have had "
+    "will would shall should can could may might must that this these those which who whom whose it its "
+    "their there than then so such also not no into over under between about after before when while if "
+    "what where how all any each other our we they he she his her them us i you your".split()
+)
+
+_NUMBER_WORDS: dict[str, int] = {
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "thirteen": 13,
+    "fourteen": 14,
+    "fifteen": 15,
+    "sixteen": 16,
+    "seventeen": 17,
+    "eighteen": 18,
+    "nineteen": 19,
+    "twenty": 20,
+    "thirty": 30,
+    "forty": 40,
+    "fifty": 50,
+    "sixty": 60,
+    "seventy": 70,
+    "eighty": 80,
+    "ninety": 90,
+    "hundred": 100,
+}
+_COUNT_RE = re.compile(
+    r"(?P<approx>\b(?:around|about|some|nearly|almost|approximately|roughly|over|more than|at least"
+    r"|up to|fewer than|less than)\s+)?"
+    r"\b(?P<num>\d{1,3}(?:,\d{3})+|\d+|" + "|".join(_NUMBER_WORDS) + r")\s+"
+    r"(?P<mid>(?:(?![\d])[\w’'.-]+\s+){0,5}?)"
+    r"(?P<noun>heads\s+of\s+state(?:\s+and\s+government)?|heads\s+of\s+government|countries|nations|states"
+    r"|leaders|delegations|participants|members|envoys|troops|soldiers|people|civilians|deputies)\b",
+    re.IGNORECASE,
+)
+_COUNT_CLASS: dict[str, str] = {"nations": "countries", "states": "countries"}
+
+
+# --------------------------------------------------------------------------- output models
+
+
+class MentionInfo(BaseModel):
+    """One surface form of an entity: where it appears and in which roles."""
+
+    surface: str
+    articles: list[str]
+    count: int
+    roles: list[str]
+
+
+class MergeRecord(BaseModel):
+    """Why a surface form or name was folded into an entity."""
+
+    surface: str
+    matched: str
+    rule: str
+    score: float
+    reason: str
+
+
+class EntityLink(BaseModel):
+    """A non-merging relation, e.g. "the Italian government" -institution-of-> Italy."""
+
+    target: str
+    target_name: str
+    relation: str
+    articles: list[str]
+
+
+class Entity(BaseModel):
+    id: str
+    name: str
+    kind: str
+    articles: list[str]
+    mention_count: int
+    mentions: list[MentionInfo]
+    merges: list[MergeRecord]
+    linked_to: list[EntityLink]
+    notes: list[str]
+
+
+class CountMention(BaseModel):
+    noun: str
+    value: int
+    approximate: bool
+    surface: str
+
+
+class EventReport(BaseModel):
+    """One article's report of an event, with its normalised date and location."""
+
+    ref: str
+    article_id: str
+    index: int
+    event_type: str
+    summary: str
+    date: str | None
+    date_text: str | None
+    date_value: str
+    date_precision: str
+    location: str | None
+    location_key: str | None
+    actors: list[str]
+    actor_ids: list[str]
+    evidence: str
+    start: int | None
+    end: int | None
+    counts: list[CountMention]
+
+
+class ConflictValue(BaseModel):
+    value: str
+    articles: list[str]
+    surfaces: list[str]
+
+
+class Conflict(BaseModel):
+    """Differing values of one field inside a cluster; ``compatible`` when they may still agree."""
+
+    field: str
+    values: list[ConflictValue]
+    compatible: bool
+    note: str
+
+
+class ClusterLink(BaseModel):
+    a: str
+    b: str
+    score: float
+    reason: str
+
+
+class EventCluster(BaseModel):
+    id: str
+    event_types: list[str]
+    date_value: str
+    date_precision: str
+    location: str | None
+    actor_ids: list[str]
+    actors: list[str]
+    articles: list[str]
+    reports: list[EventReport]
+    links: list[ClusterLink]
+    conflicts: list[Conflict]
+
+
+class StanceSupport(BaseModel):
+    article_id: str
+    polarity: str
+    target: str
+    evidence: str
+    start: int | None
+    end: int | None
+    span_status: str
+
+
+class StanceRow(BaseModel):
+    holder_id: str
+    holder: str
+    target: str
+    target_key: str
+    polarity: str
+    polarities: dict[str, list[str]]
+    mixed_across_articles: bool
+    articles: list[str]
+    supports: list[StanceSupport]
+
+
+class QuoteMember(BaseModel):
+    ref: str
+    article_id: str
+    index: int
+    speaker: str
+    speaker_id: str
+    text: str
+    cue: str | None
+    start: int | None
+    end: int | None
+
+
+class QuoteGroup(BaseModel):
+    id: str
+    speaker_ids: list[str]
+    speakers: list[str]
+    articles: list[str]
+    wordings: int
+    members: list[QuoteMember]
+    links: list[ClusterLink]
+
+
+class SkippedArticle(BaseModel):
+    article_id: str
+    reason: str
+
+
+class Digest(BaseModel):
+    """The cross-article digest of a run (``model_dump(mode="json")`` is what digest.json holds)."""
+
+    version: int = 1
+    articles: list[str]
+    skipped: list[SkippedArticle]
+    parameters: dict[str, float | int | str]
+    entities: list[Entity]
+    event_clusters: list[EventCluster]
+    stances: list[StanceRow]
+    quote_groups: list[QuoteGroup]
+
+
+# --------------------------------------------------------------------------- text helpers
+
+
+def _fold(text: str) -> str:
+    """ASCII-fold and casefold ("Élysée" -> "elysee"), curly apostrophes made straight."""
+    text = text.replace("’", "'").replace("‘", "'")
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def _norm_key(text: str) -> str:
+    """Lookup key: folded, dots dropped, punctuation (but hyphens/apostrophes) to spaces, spaces collapsed."""
+    text = _fold(text).replace(".", "")
+    text = re.sub(r"[^\w'\- ]+", " ", text)
+    return " ".join(text.split())
+
+
+def _strip_possessive(token: str) -> str:
+    return re.sub(r"'s$|'$", "", token)
+
+
+def _skeleton(name: str) -> str:
+    """Transliteration skeleton: w/v, ph/f, c/k/q, y/i, silent h and doubled letters folded together."""
+    s = re.sub(r"[^a-z]", "", _fold(name))
+    s = s.replace("wh", "w").replace("w", "v").replace("ph", "f").replace("ck", "k")
+    s = s.replace("c", "k").replace("q", "k").replace("y", "i")
+    s = re.sub(r"(?<=[^aeiou])h", "", s)
+    return re.sub(r"(.)\1+", r"\1", s)
+
+
+def _phonetic_key(name: str) -> str:
+    skel = _skeleton(name)
+    return str(jellyfish.metaphone(skel)).upper() if skel else ""
+
+
+def _jw(a: str, b: str) -> float:
+    return float(jellyfish.jaro_winkler_similarity(a, b))
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", _fold(text)).strip("-") or "x"
+
+
+def _clean_surface(surface: str) -> str:
+    text = " ".join(surface.replace("’", "'").split())
+    text = text.strip(" \t\"'“”‘«»,;:()[]–—-")
+    return re.sub(r"'s$", "", text).strip()
+
+
+def _drop_determiner(text: str) -> str:
+    words = text.split(" ")
+    while len(words) > 1 and words[0].casefold() in _DETERMINERS:
+        words = words[1:]
+    return " ".join(words)
+
+
+def _countries_in(text: str) -> list[str]:
+    """Countries named in a phrase by name, demonym, possessive or capital, in order of appearance."""
+    key = _norm_key(text)
+    found: list[tuple[int, str]] = []
+    for table in (_COUNTRIES, _CAPITALS):
+        for name, country in table.items():
+            for m in re.finditer(rf"(?<![\w']){re.escape(name)}(?:'s)?(?![\w'])", key):
+                found.append((m.start(), country))
+    for m in re.finditer(r"[\w'-]+", key):
+        country = _DEMONYMS.get(_strip_possessive(m.group()))
+        if country:
+            found.append((m.start(), country))
+    out: list[str] = []
+    for _, country in sorted(found):
+        if country not in out:
+            out.append(country)
+    return out
+
+
+# --------------------------------------------------------------------------- aliases
+
+
+def load_aliases(path: Path | str) -> dict[str, str]:
+    """Read an alias file: a TOML ``[aliases]`` table of ``"variant name" = "canonical name"``.
+
+    Raises ConfigError (one line) when the file is unreadable, not TOML or not such a table.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot read alias file {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"alias file {path} is not UTF-8: {exc.reason}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"alias file {path} is not valid TOML: {exc}") from exc
+    table = data.get("aliases")
+    if not isinstance(table, dict):
+        raise ConfigError(f'alias file {path}: needs an [aliases] table of "variant" = "canonical" strings')
+    out: dict[str, str] = {}
+    for variant, canonical in table.items():
+        if not isinstance(canonical, str):
+            raise ConfigError(f"alias file {path}: value of {variant!r} must be a string, got {canonical!r}")
+        if not variant.strip() or not canonical.strip():
+            raise ConfigError(f"alias file {path}: empty name in {variant!r} = {canonical!r}")
+        out[variant] = canonical
+    return out
+
+
+@dataclass
+class _AliasTable:
+    mapping: dict[str, str]  # _norm_key(variant) -> canonical display
+    name_variants: set[frozenset[str]]  # pairs of folded name parts (Volodymyr/Vladimir)
+
+    @classmethod
+    def build(cls, aliases: Mapping[str, str] | None) -> _AliasTable:
+        merged = {**DEFAULT_ALIASES, **(aliases or {})}
+        mapping: dict[str, str] = {}
+        for variant, canonical in merged.items():
+            if _norm_key(variant) == _norm_key(canonical):
+                mapping.pop(_norm_key(variant), None)
+                continue
+            mapping[_norm_key(variant)] = canonical
+        table = cls(mapping, set())
+        for variant, canonical in merged.items():
+            a, b = _norm_key(variant).split(), _norm_key(canonical).split()
+            if not a or not b or a == b:
+                continue
+            if len(a) == len(b) == 1:
+                table.name_variants.add(frozenset({a[0], b[0]}))
+            elif len(a) >= 2 and len(b) >= 2 and a[0] != b[0] and _surname_match(a[-1], b[-1], table):
+                table.name_variants.add(frozenset({a[0], b[0]}))
+        return table
+
+    def resolve(self, text: str) -> tuple[str, str | None]:
+        seen: set[str] = set()
+        original = text
+        while (key := _norm_key(text)) in self.mapping and key not in seen:
+            seen.add(key)
+            text = self.mapping[key]
+        return text, (None if text == original else f"alias table: '{original}' -> '{text}'")
+
+
+# --------------------------------------------------------------------------- parsing mentions
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    kind: str  # person | single | country | place | institution | source | group | role | other
+    key: str
+    name: str
+    steps: tuple[tuple[str, str], ...] = ()
+    countries: tuple[str, ...] = ()
+    given: str = ""
+    surname: str = ""
+
+
+def _is_name_token(token: str) -> bool:
+    if token.casefold() in _PARTICLES:
+        return True
+    if not token[:1].isupper() or not re.fullmatch(r"[^\W\d_][\w'.-]*", token):
+        return False
+    # All-capitals words of two or more letters are acronyms (NATO, TASS), not names; "J." is an initial.
+    letters = re.sub(r"[^A-Za-z]", "", token)
+    return not (len(letters) >= 2 and letters.isupper())
+
+
+def _person_shape(tokens: Sequence[str]) -> bool:
+    if not 1 <= len(tokens) <= 5 or not all(_is_name_token(t) for t in tokens):
+        return False
+    if tokens[0].casefold() in _PARTICLES or tokens[-1].casefold() in _PARTICLES:
+        return False
+    folded = [_strip_possessive(_norm_key(t)) for t in tokens]
+    if any(t in _ORG_WORDS or t in _DETERMINERS for t in folded):
+        return False
+    joined = " ".join(folded)
+    return joined not in _COUNTRIES and joined not in _CITIES and joined not in _VENUES
+
+
+def _split_name(key_tokens: Sequence[str]) -> tuple[str, str]:
+    """(first name, surname) of folded name tokens; particles start the surname ("von der leyen")."""
+    if len(key_tokens) == 1:
+        return "", key_tokens[0]
+    start = len(key_tokens) - 1
+    while start > 1 and key_tokens[start - 1] in _PARTICLES:
+        start -= 1
+    return key_tokens[0], " ".join(key_tokens[start:])
+
+
+def _strip_title(tokens: list[str]) -> tuple[list[str], list[str]]:
+    """Split a leading run of title/role words off a name: (title tokens, rest)."""
+    i = 0
+    while i < len(tokens):
+        raw = _norm_key(tokens[i])
+        word = _strip_possessive(raw)
+        possessive = raw != word
+        is_place = word in _COUNTRIES or word in _DEMONYMS or word in _CAPITALS
+        is_acronym = possessive and tokens[i][:1].isupper() and word.isalpha()
+        if word in _TITLE_WORDS or is_place or (possessive and is_acronym):
+            i += 1
+            continue
+        break
+    return tokens[:i], tokens[i:]
+
+
+def _parse(surface: str, aliases: _AliasTable) -> _Parsed:
+    steps: list[tuple[str, str]] = []
+    text = _clean_surface(surface)
+    text, why = aliases.resolve(text)
+    if why is None:
+        text2, why = aliases.resolve(_drop_determiner(text))
+        if why is not None:
+            text = text2
+    if why is not None:
+        steps.append(("alias", why))
+    text = _drop_determiner(text)
+    key = _norm_key(text)
+    if key in _COUNTRIES:
+        return _Parsed("country", _COUNTRIES[key], _COUNTRIES[key], tuple(steps))
+    if key in _REGIONS:
+        return _Parsed("place", key, text, tuple(steps))
+    if key in _CITIES or key in _VENUES:
+        city = _VENUES.get(key, key)
+        country = _CITIES.get(city, "")
+        name = " ".join(w.capitalize() for w in key.split())
+        return _Parsed("place", key, name, tuple(steps), (country,) if country else ())
+    words = [_strip_possessive(w) for w in key.split()]
+    countries = tuple(_countries_in(text))
+    if any(w in _SOURCE_WORDS for w in words):
+        return _Parsed("source", key, text, tuple(steps), countries)
+    if any(w in _INSTITUTION_WORDS for w in words):
+        return _institution(text, key, words, steps, countries)
+
+    head, _, tail = text.partition(",")
+    tokens = head.split()
+    title, rest = _strip_title(tokens)
+    if (
+        tail
+        and _person_shape(tokens)
+        and all(_norm_key(t) in _TITLE_WORDS or _countries_in(t) for t in tail.split())
+    ):
+        title, rest = tail.split(), tokens
+    if rest and _person_shape(rest):
+        name = " ".join(rest)
+        if title:
+            steps.append(("title-stripped", f"stripped '{' '.join(title)}'"))
+            name, why = aliases.resolve(name)
+            if why is not None:
+                steps.append(("alias", why))
+        affiliation = tuple(_countries_in(" ".join(title)))
+        key_tokens = _norm_key(name).split()
+        if len(key_tokens) >= 2:
+            given, surname = _split_name(key_tokens)
+            return _Parsed("person", " ".join(key_tokens), name, tuple(steps), affiliation, given, surname)
+        single = key_tokens[0] if key_tokens else ""
+        if single and single not in _GROUP_WORDS:
+            return _Parsed("single", single, name, tuple(steps), affiliation, "", single)
+    if not rest and title and any(_strip_possessive(_norm_key(t)) in _ROLE_WORDS for t in title):
+        return _Parsed("role", key, text, tuple(steps), countries)
+    if countries or any(w in _GROUP_WORDS for w in words):
+        return _Parsed("group", key, text, tuple(steps), countries)
+    return _Parsed("other", key, text, tuple(steps), countries)
+
+
+def _institution(
+    text: str, key: str, words: list[str], steps: list[tuple[str, str]], countries: tuple[str, ...]
+) -> _Parsed:
+    if len(countries) != 1:
+        return _Parsed("institution", key, text, tuple(steps), countries)
+    # "Italy's government", "the government of Italy" and "the Italian government" share one key.
+    drop = {w for w in words if w in _DEMONYMS or w in _COUNTRIES or w in _CAPITALS}
+    rest = [w for w in words if w not in drop]
+    while rest and rest[-1] in {"of", "in", "from"}:
+        rest.pop()
+    while rest and rest[0] in _DETERMINERS:
+        rest.pop(0)
+    country = countries[0]
+    name = f"{_DEMONYM_OF.get(country, country)} {' '.join(rest)}".strip()
+    return _Parsed("institution", _norm_key(name), name, tuple(steps), countries)
+
+
+# --------------------------------------------------------------------------- person matching
+
+
+@dataclass(frozen=True)
+class _PartMatch:
+    rule: str  # equal | alias | phonetic
+    score: float
+    detail: str
+
+
+def _part_match(a: str, b: str, aliases: _AliasTable) -> _PartMatch | None:
+    if a == b:
+        return _PartMatch("equal", 1.0, "")
+    if frozenset({a, b}) in aliases.name_variants:
+        return _PartMatch("alias", 1.0, f"alias variants {a}/{b}")
+    ka, kb = _phonetic_key(a), _phonetic_key(b)
+    raw, skel = _jw(a, b), _jw(_skeleton(a), _skeleton(b))
+    score = max(raw, skel)
+    if ka and ka == kb and score >= NAME_JW_MIN:
+        return _PartMatch(
+            "phonetic", round(score, 3), f"{a}/{b} jw={raw:.2f}, skeleton jw={skel:.2f}, key={ka}"
+        )
+    return None
+
+
+def _surname_match(a: str, b: str, aliases: _AliasTable) -> _PartMatch | None:
+    if a == b or frozenset({a, b}) in aliases.name_variants:
+        return _part_match(a, b, aliases)
+    # Particles do not decide: "von der leyen" and "leyen" share their last word.
+    last_a, last_b = a.split()[-1], b.split()[-1]
+    if last_a == last_b:
+        return _PartMatch("equal", 1.0, "")
+    return _part_match(last_a, last_b, aliases)
+
+
+@dataclass(frozen=True)
+class _PairMatch:
+    rule: str
+    score: float
+    reason: str
+
+
+def _person_match(a: _Parsed, b: _Parsed, aliases: _AliasTable) -> _PairMatch | None:
+    sur = _surname_match(a.surname, b.surname, aliases)
+    if sur is None:
+        return None
+    giv = _part_match(a.given, b.given, aliases)
+    if giv is None:
+        return None
+    rules = {sur.rule, giv.rule}
+    details = "; ".join(d for d in (giv.detail, sur.detail) if d)
+    score = round(min(sur.score, giv.score), 3)
+    if "alias" in rules:
+        return _PairMatch("alias", score, f"alias ({details})")
+    if "phonetic" in rules:
+        part = sur if sur.rule == "phonetic" else giv
+        return _PairMatch("phonetic+similarity", score, f"phonetic+similarity ({part.detail})")
+    return _PairMatch("same-name", 1.0, "same first name and surname")
+
+
+# --------------------------------------------------------------------------- entities
+
+
+@dataclass
+class _Mention:
+    article_id: str
+    surface: str
+    role: str
+    parsed: _Parsed
+
+
+@dataclass
+class _EntityBuild:
+    key: str
+    kind: str
+    name: str
+    mentions: list[_Mention] = field(default_factory=list)
+    merges: list[MergeRecord] = field(default_factory=list)
+    links: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (country, relation) -> articles
+    notes: list[str] = field(default_factory=list)
+
+
+class _UnionFind:
+    def __init__(self, items: Iterable[str]) -> None:
+        self.parent = {item: item for item in items}
+
+    def find(self, item: str) -> str:
+        while self.parent[item] != item:
+            self.parent[item] = self.parent[self.parent[item]]
+            item = self.parent[item]
+        return item
+
+    def union(self, a: str, b: str) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[max(ra, rb)] = min(ra, rb)
+
+    def groups(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = defaultdict(list)
+        for item in sorted(self.parent):
+            out[self.find(item)].append(item)
+        return out
+
+
+_LINK_RELATION = {
+    "place": "capital-of",
+    "institution": "institution-of",
+    "source": "source-of",
+    "group": "includes",
+    "role": "role-of",
+    "person": "affiliation",
+}
+
+
+class _Entities:
+    """Resolves every mention to an entity id and builds the entity list."""
+
+    def __init__(self, mentions: list[_Mention], aliases: _AliasTable) -> None:
+        self.aliases = aliases
+        self.by_mention: dict[tuple[str, str], str] = {}  # (article_id, surface) -> entity key
+        self.builds: dict[str, _EntityBuild] = {}
+        self._resolve_people(mentions)
+        self._resolve_rest(mentions)
+        self._infer_local_countries(mentions)
+        self.ids = self._assign_ids()
+        self._key_of = {ident: key for key, ident in self.ids.items()}
+        self._names = {self.ids[key]: build.name for key, build in self.builds.items()}
+
+    # -- people
+    def _resolve_people(self, mentions: list[_Mention]) -> None:
+        people: dict[str, _Parsed] = {}
+        for m in mentions:
+            if m.parsed.kind == "person":
+                people.setdefault(m.parsed.key, m.parsed)
+        keys = sorted(people)
+        pairs: list[tuple[float, str, str, _PairMatch]] = []
+        for a, b in combinations(keys, 2):
+            match = _person_match(people[a], people[b], self.aliases)
+            if match is not None:
+                pairs.append((match.score, a, b, match))
+        pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+        uf = _UnionFind(keys)
+        members: dict[str, list[str]] = {k: [k] for k in keys}
+        edges: list[tuple[str, str, _PairMatch]] = []
+        for _, a, b, match in pairs:
+            ra, rb = uf.find(a), uf.find(b)
+            if ra == rb:
+                continue
+            # Complete linkage: every name of one cluster must match every name of the other.
+            if not all(
+                _person_match(people[x], people[y], self.aliases) for x in members[ra] for y in members[rb]
+            ):
+                continue
+            merged = members.pop(ra) + members.pop(rb)
+            uf.union(ra, rb)
+            members[uf.find(ra)] = sorted(merged)
+            edges.append((a, b, match))
+        self._person_root = {k: uf.find(k) for k in keys}
+        self._people = people
+        full_counts = _mention_stats(m for m in mentions if m.parsed.kind == "person")
+
+        clusters = uf.groups()
+        self._cluster_name: dict[str, str] = {}
+        for root, names in clusters.items():
+            best = min(names, key=lambda k: (*_rank(full_counts, k), -_medoid(k, names), k))
+            display = _display_form(mentions, best) or people[best].name
+            self._cluster_name[root] = display
+            build = _EntityBuild(f"person:{root}", "person", display)
+            self.builds[build.key] = build
+        for a, b, match in edges:
+            build = self.builds[f"person:{self._person_root[a]}"]
+            na, nb = _display_form(mentions, a) or a, _display_form(mentions, b) or b
+            build.merges.append(
+                MergeRecord(surface=nb, matched=na, rule=match.rule, score=match.score, reason=match.reason)
+            )
+        for m in mentions:
+            if m.parsed.kind == "person":
+                self._attach(m, f"person:{self._person_root[m.parsed.key]}")
+
+        # Bare surnames: the unique compatible cluster in the same article, else in the corpus.
+        article_roots: dict[str, set[str]] = defaultdict(set)
+        for m in mentions:
+            if m.parsed.kind == "person":
+                article_roots[m.article_id].add(self._person_root[m.parsed.key])
+        all_roots = set(clusters)
+        for m in mentions:
+            if m.parsed.kind != "single":
+                continue
+            local = self._surname_candidates(m.parsed.surname, article_roots[m.article_id], clusters)
+            scope, found = "same article", local
+            if not local:
+                scope, found = "corpus", self._surname_candidates(m.parsed.surname, all_roots, clusters)
+            if len(found) == 1:
+                root, score = next(iter(found.items()))
+                key = f"person:{root}"
+                self._attach(m, key)
+                self.builds[key].merges.append(
+                    MergeRecord(
+                        surface=m.surface,
+                        matched=self._cluster_name[root],
+                        rule="surname-of-unique",
+                        score=score,
+                        reason=f"only full name with surname '{m.parsed.name}' in the {scope}"
+                        + (f" ({m.article_id})" if scope == "same article" else ""),
+                    )
+                )
+            else:
+                key = f"name:{m.parsed.key}"
+                build = self.builds.setdefault(key, _EntityBuild(key, "name", m.parsed.name))
+                self._attach(m, key)
+                if found:
+                    names = ", ".join(sorted(self._cluster_name[r] for r in found))
+                    note = f"'{m.parsed.name}' is ambiguous in the {scope}: {names}"
+                    if note not in build.notes:
+                        build.notes.append(note)
+
+    def _surname_candidates(
+        self, surname: str, roots: Iterable[str], clusters: Mapping[str, list[str]]
+    ) -> dict[str, float]:
+        out: dict[str, float] = {}
+        for root in sorted(roots):
+            scores = [
+                match.score
+                for k in clusters[root]
+                if (match := _surname_match(surname, self._people[k].surname, self.aliases)) is not None
+            ]
+            if scores:
+                out[root] = max(scores)
+        return out
+
+    # -- everything else
+    def _resolve_rest(self, mentions: list[_Mention]) -> None:
+        for m in mentions:
+            p = m.parsed
+            if p.kind in {"person", "single"}:
+                continue
+            if p.kind in {"institution", "source"} and not p.countries:
+                key = f"{p.kind}:{p.key}@{m.article_id}"
+            else:
+                key = f"{p.kind}:{p.key}"
+            build = self.builds.setdefault(key, _EntityBuild(key, p.kind, p.name))
+            self._attach(m, key)
+
+    def _attach(self, m: _Mention, key: str) -> None:
+        self.by_mention[(m.article_id, m.surface)] = key
+        build = self.builds[key]
+        build.mentions.append(m)
+        relation = _LINK_RELATION.get(m.parsed.kind)
+        if relation:
+            for country in m.parsed.countries:
+                if build.kind == "place" and _CAPITALS.get(m.parsed.key.split()[-1]) != country:
+                    rel = "located-in"
+                else:
+                    rel = relation
+                build.links.setdefault((country, rel), set()).add(m.article_id)
+        for rule, detail in m.parsed.steps:
+            record = MergeRecord(
+                surface=m.surface, matched=m.parsed.name, rule=rule, score=1.0, reason=detail
+            )
+            if record not in build.merges:
+                build.merges.append(record)
+
+    def countries_of(self, key: str) -> set[str]:
+        build = self.builds[key]
+        out = {country for country, _ in build.links}
+        if build.kind == "country":
+            out.add(build.name)
+        return out
+
+    def _infer_local_countries(self, mentions: list[_Mention]) -> None:
+        voices: dict[str, Counter[str]] = defaultdict(Counter)
+        for m in mentions:
+            if m.role in {"speaker", "holder"}:
+                key = self.by_mention[(m.article_id, m.surface)]
+                if "@" not in key:
+                    voices[m.article_id].update(self.countries_of(key))
+        for key, build in sorted(self.builds.items()):
+            if "@" not in key or build.links:
+                continue
+            article_id = key.rsplit("@", 1)[1]
+            ranked = voices[article_id].most_common()
+            if ranked and (len(ranked) == 1 or ranked[0][1] > ranked[1][1]):
+                build.links[(ranked[0][0], "inferred-from-article")] = {article_id}
+                build.notes.append(
+                    f"country inferred from the article's stance holders and speakers ({ranked[0][0]} named "
+                    f"{ranked[0][1]} time(s))"
+                )
+
+    def _assign_ids(self) -> dict[str, str]:
+        for build in list(self.builds.values()):
+            for country, _ in build.links:
+                self.builds.setdefault(
+                    f"country:{country}", _EntityBuild(f"country:{country}", "country", country)
+                )
+        ids: dict[str, str] = {}
+        used: set[str] = set()
+        for key in sorted(self.builds):
+            build = self.builds[key]
+            base = _slug(build.name)
+            if "@" in key:
+                base = f"{base}@{key.rsplit('@', 1)[1]}"
+            if build.kind != "person":
+                base = f"{build.kind}:{base}"
+            ident, n = base, 2
+            while ident in used:
+                ident, n = f"{base}-{n}", n + 1
+            used.add(ident)
+            ids[key] = ident
+        return ids
+
+    def entity_id(self, article_id: str, surface: str) -> str:
+        return self.ids[self.by_mention[(article_id, surface)]]
+
+    def name_of(self, entity_id: str) -> str:
+        return self._names[entity_id]
+
+    def countries_by_id(self, entity_id: str) -> set[str]:
+        return self.countries_of(self._key_of[entity_id])
+
+    def to_models(self) -> list[Entity]:
+        out: list[Entity] = []
+        for key, build in self.builds.items():
+            ident = self.ids[key]
+            surfaces: dict[str, list[_Mention]] = defaultdict(list)
+            for m in build.mentions:
+                surfaces[m.surface].append(m)
+            mention_infos = [
+                MentionInfo(
+                    surface=surface,
+                    articles=sorted({m.article_id for m in ms}),
+                    count=len(ms),
+                    roles=sorted({m.role for m in ms}),
+                )
+                for surface, ms in sorted(surfaces.items(), key=lambda kv: (-len(kv[1]), kv[0]))
+            ]
+            links = [
+                EntityLink(
+                    target=self.ids[f"country:{country}"],
+                    target_name=country,
+                    relation=relation,
+                    articles=sorted(articles),
+                )
+                for (country, relation), articles in sorted(build.links.items())
+            ]
+            out.append(
+                Entity(
+                    id=ident,
+                    name=build.name,
+                    kind=build.kind,
+                    articles=sorted({m.article_id for m in build.mentions}),
+                    mention_count=len(build.mentions),
+                    mentions=mention_infos,
+                    merges=sorted(build.merges, key=lambda r: (r.rule, r.surface, r.matched)),
+                    linked_to=links,
+                    notes=build.notes,
+                )
+            )
+        out.sort(key=lambda e: (-len(e.articles), -e.mention_count, e.id))
+        return out
+
+
+def _mention_stats(mentions: Iterable[_Mention]) -> dict[str, tuple[int, int]]:
+    articles: dict[str, set[str]] = defaultdict(set)
+    counts: Counter[str] = Counter()
+    for m in mentions:
+        articles[m.parsed.key].add(m.article_id)
+        counts[m.parsed.key] += 1
+    return {k: (len(articles[k]), counts[k]) for k in counts}
+
+
+def _rank(stats: Mapping[str, tuple[int, int]], key: str) -> tuple[int, int]:
+    n_articles, n_mentions = stats.get(key, (0, 0))
+    return -n_articles, -n_mentions
+
+
+def _medoid(key: str, names: Sequence[str]) -> float:
+    return sum(_jw(key, other) for other in names if other != key)
+
+
+def _display_form(mentions: Iterable[_Mention], key: str) -> str | None:
+    forms = Counter(m.parsed.name for m in mentions if m.parsed.kind == "person" and m.parsed.key == key)
+    if not forms:
+        return None
+    return min(forms, key=lambda f: (-forms[f], f))
+
+
+# --------------------------------------------------------------------------- dates and locations
+
+_PartialDate = tuple[int | None, int | None, int | None]
+_MONTH_RE = "|".join(sorted(_MONTHS, key=len, reverse=True))
+
+
+def _parse_iso(value: str | None) -> _PartialDate:
+    if not value:
+        return (None, None, None)
+    m = re.fullmatch(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", value.strip())
+    if not m:
+        return (None, None, None)
+    return (int(m.group(1)), int(m.group(2)) if m.group(2) else None, int(m.group(3)) if m.group(3) else None)
+
+
+def _parse_date_text(text: str | None) -> _PartialDate:
+    """Month/day/year named in a date phrase ("on January 6", "6 Jan. 2026", "in March 2025")."""
+    if not text:
+        return (None, None, None)
+    t = _fold(text)
+    iso = re.search(r"\b(\d{4})-(\d{2})(?:-(\d{2}))?\b", t)
+    if iso:
+        return _parse_iso(iso.group(0))
+    year_m = re.search(r"\b(1[89]\d{2}|20\d{2})\b", t)
+    year = int(year_m.group(1)) if year_m else None
+    md = re.search(rf"\b({_MONTH_RE})\.?\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?!\d)", t)
+    dm = re.search(rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?({_MONTH_RE})\b", t)
+    month: int | None = None
+    day: int | None = None
+    if md:
+        month, day = _MONTHS[md.group(1)], int(md.group(2))
+    elif dm:
+        month, day = _MONTHS[dm.group(2)], int(dm.group(1))
+    elif bare := re.search(rf"\b({_MONTH_RE})\b", t):
+        # A bare month name counts when spelled out, or next to a year: "may" and "mar" are usually words.
+        if year is not None or (len(bare.group(1)) > 3 and bare.group(1) != "may"):
+            month = _MONTHS[bare.group(1)]
+    if day is not None and not 1 <= day <= 31:
+        day = None
+    return (year, month, day)
+
+
+def _event_date(date: str | None, date_text: str | None) -> _PartialDate:
+    """``date`` completed from ``date_text`` when the two agree; ``date`` alone when they disagree."""
+    base = _parse_iso(date)
+    extra = _parse_date_text(date_text)
+    if _dates_conflict(base, extra):
+        return base
+    year, month, day = (x if x is not None else y for x, y in zip(base, extra, strict=True))
+    return (year, month, day if month is not None else None)
+
+
+def _date_value(d: _PartialDate) -> tuple[str, str]:
+    year, month, day = d
+    if year is not None:
+        if month is None:
+            return f"{year:04d}", "year"
+        if day is None:
+            return f"{year:04d}-{month:02d}", "month"
+        return f"{year:04d}-{month:02d}-{day:02d}", "day"
+    if month is not None:
+        if day is None:
+            return f"--{month:02d}", "month (no year)"
+        return f"--{month:02d}-{day:02d}", "day (no year)"
+    return "unknown", "unknown"
+
+
+def _dates_conflict(a: _PartialDate, b: _PartialDate) -> bool:
+    return any(x is not None and y is not None and x != y for x, y in zip(a, b, strict=True))
+
+
+def _date_agreement(a: _PartialDate, b: _PartialDate) -> str:
+    """'day' when month and day are both known and equal, 'partial' for a shared year/month, else 'none'."""
+    if a[1] is not None and a[2] is not None and b[1] is not None and b[2] is not None:
+        return "day"
+    if any(x is not None and y is not None for x, y in zip(a, b, strict=True)):
+        return "partial"
+    return "none"
+
+
+@dataclass(frozen=True)
+class _Place:
+    key: str
+    country: str | None
+
+
+def _location(value: str | None) -> _Place | None:
+    """Normalised place: the city named (venues map to their city), else a country, else the folded text."""
+    if not value or not value.strip():
+        return None
+    key = _norm_key(_drop_determiner(_clean_surface(value)))
+    if not key:
+        return None
+    found: list[tuple[int, str]] = []
+    for city in _CITIES:
+        m = re.search(rf"(?<![\w']){re.escape(city)}(?![\w'])", key)
+        if m:
+            found.append((m.start(), city))
+    if found:
+        city = min(found)[1]
+        return _Place(city, _CITIES[city])
+    for venue, city in sorted(_VENUES.items(), key=lambda kv: -len(kv[0])):
+        if re.search(rf"(?<![\w']){re.escape(venue)}(?![\w'])", key):
+            return _Place(city, _CITIES.get(city))
+    countries = _countries_in(value)
+    if len(countries) == 1:
+        return _Place(_norm_key(countries[0]), countries[0])
+    return _Place(key, None)
+
+
+def _locations_compatible(a: _Place | None, b: _Place | None) -> bool:
+    if a is None or b is None or a.key == b.key:
+        return True
+    # A city is compatible with its own country ("Paris" / "France").
+    return (a.country is not None and _norm_key(a.country) == b.key) or (
+        b.country is not None and _norm_key(b.country) == a.key
+    )
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass
+class _Report:
+    model: EventReport
+    family: str
+    date: _PartialDate
+    place: _Place | None
+    actors: frozenset[str]
+
+
+def _counts(*texts: str) -> list[CountMention]:
+    seen: set[tuple[str, int, str]] = set()
+    out: list[CountMention] = []
+    for text in texts:
+        for m in _COUNT_RE.finditer(text):
+            raw = m.group("num").casefold().replace(",", "")
+            value = _NUMBER_WORDS[raw] if raw in _NUMBER_WORDS else int(raw)
+            if len(raw) == 4 and 1900 <= value <= 2100:
+                continue
+            noun_text = " ".join(m.group("noun").casefold().split())
+            noun = "leaders" if noun_text.startswith("heads of") else _COUNT_CLASS.get(noun_text, noun_text)
+            surface = " ".join(m.group(0).split())
+            key = (noun, value, surface)
+            if key not in seen:
+                seen.add(key)
+                out.append(
+                    CountMention(noun=noun, value=value, approximate=bool(m.group("approx")), surface=surface)
+                )
+    return out
+
+
+def _pair_hard_ok(a: _Report, b: _Report) -> bool:
+    return (
+        a.family == b.family
+        and not _dates_conflict(a.date, b.date)
+        and _locations_compatible(a.place, b.place)
+    )
+
+
+def _event_pair(a: _Report, b: _Report) -> tuple[float, str] | None:
+    if not _pair_hard_ok(a, b):
+        return None
+    shared = a.actors & b.actors
+    union = a.actors | b.actors
+    jaccard = len(shared) / len(union) if union else 0.0
+    same_place = a.place is not None and b.place is not None and _locations_compatible(a.place, b.place)
+    level = _date_agreement(a.date, b.date)
+    if level == "day":
+        ok = same_place or len(shared) >= 1
+    elif level == "partial":
+        ok = len(shared) >= 1 and (same_place or jaccard >= WEAK_DATE_MIN_JACCARD)
+    else:
+        ok = len(shared) >= UNDATED_MIN_SHARED and jaccard >= UNDATED_MIN_JACCARD
+    if not ok:
+        return None
+    score = {"day": 2.0, "partial": 1.0, "none": 0.0}[level] + (1.0 if same_place else 0.0) + jaccard
+    da, db = _date_value(a.date)[0], _date_value(b.date)[0]
+    place = (
+        f"location {a.place.key if a.place else '?'} ~ {b.place.key if b.place else '?'}"
+        if (a.place or b.place)
+        else "no location"
+    )
+    types = (
+        a.model.event_type
+        if a.model.event_type == b.model.event_type
+        else f"{a.model.event_type}~{b.model.event_type}"
+    )
+    reason = (
+        f"type {types}; date {da} ~ {db} (agreement: {level}); {place}; "
+        f"{len(shared)} shared actor(s), jaccard {jaccard:.2f}"
+    )
+    return round(score, 3), reason
+
+
+def _cluster_events(reports: list[_Report], names: Mapping[str, str]) -> list[EventCluster]:
+    by_ref = {r.model.ref: r for r in reports}
+    refs = sorted(by_ref)
+    pairs: list[tuple[float, str, str, str]] = []
+    for a, b in combinations(refs, 2):
+        if by_ref[a].model.article_id == by_ref[b].model.article_id:
+            continue  # one article reports each event once (prompt rule 4)
+        result = _event_pair(by_ref[a], by_ref[b])
+        if result is not None:
+            pairs.append((result[0], a, b, result[1]))
+    pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+    uf = _UnionFind(refs)
+    members: dict[str, list[str]] = {r: [r] for r in refs}
+    links: dict[str, list[ClusterLink]] = defaultdict(list)
+    for score, a, b, reason in pairs:
+        ra, rb = uf.find(a), uf.find(b)
+        if ra == rb:
+            continue
+        xs, ys = members[ra], members[rb]
+        if not all(_pair_hard_ok(by_ref[x], by_ref[y]) for x in xs for y in ys):
+            continue
+        if {by_ref[x].model.article_id for x in xs} & {by_ref[y].model.article_id for y in ys}:
+            continue
+        uf.union(ra, rb)
+        root = uf.find(a)
+        merged = sorted(xs + ys)
+        members.pop(ra)
+        members.pop(rb)
+        members[root] = merged
+        links[root] = [
+            *links.pop(ra, []),
+            *links.pop(rb, []),
+            ClusterLink(a=a, b=b, score=score, reason=reason),
+        ]
+
+    clusters: list[EventCluster] = []
+    for root, refs_in in uf.groups().items():
+        rs = [by_ref[r] for r in refs_in]
+        clusters.append(_make_cluster(rs, links.get(root, []), names))
+    clusters.sort(key=lambda c: (-len(c.articles), c.reports[0].ref))
+    return [c.model_copy(update={"id": f"E{i}"}) for i, c in enumerate(clusters, start=1)]
+
+
+def _make_cluster(rs: list[_Report], links: list[ClusterLink], names: Mapping[str, str]) -> EventCluster:
+    rs = sorted(rs, key=lambda r: (r.model.article_id, r.model.index))
+    date: list[int | None] = [None, None, None]
+    for r in rs:
+        for i, part in enumerate(r.date):
+            if date[i] is None and part is not None:
+                date[i] = part
+    value, precision = _date_value((date[0], date[1], date[2]))
+    places = Counter(r.place.key for r in rs if r.place is not None)
+    location = min(places, key=lambda k: (-places[k], k)) if places else None
+    actor_ids = sorted({a for r in rs for a in r.actors})
+    return EventCluster(
+        id="",
+        event_types=sorted({r.model.event_type for r in rs}),
+        date_value=value,
+        date_precision=precision,
+        location=location.title() if location else None,
+        actor_ids=actor_ids,
+        actors=[names.get(a, a) for a in actor_ids],
+        articles=sorted({r.model.article_id for r in rs}),
+        reports=[r.model for r in rs],
+        links=sorted(links, key=lambda link: (link.a, link.b)),
+        conflicts=_conflicts(rs) if len(rs) > 1 else [],
+    )
+
+
+def _conflict_values(pairs: Iterable[tuple[str, str, str]]) -> list[ConflictValue]:
+    articles: dict[str, set[str]] = defaultdict(set)
+    surfaces: dict[str, set[str]] = defaultdict(set)
+    for value, article_id, surface in pairs:
+        articles[value].add(article_id)
+        surfaces[value].add(surface)
+    return [
+        ConflictValue(value=v, articles=sorted(articles[v]), surfaces=sorted(surfaces[v]))
+        for v in sorted(articles, key=lambda v: (-len(articles[v]), v))
+    ]
+
+
+def _conflicts(rs: list[_Report]) -> list[Conflict]:
+    out: list[Conflict] = []
+    dated = [(r, _date_value(r.date)) for r in rs if r.date != (None, None, None)]
+    values = _conflict_values(
+        (dv[0], r.model.article_id, r.model.date or r.model.date_text or "") for r, dv in dated
+    )
+    if len(values) > 1:
+        out.append(
+            Conflict(
+                field="date",
+                values=values,
+                compatible=True,
+                note="dates differ only in what they state; no known component disagrees",
+            )
+        )
+    precisions = _conflict_values((dv[1], r.model.article_id, dv[0]) for r, dv in dated)
+    if len(precisions) > 1:
+        out.append(
+            Conflict(
+                field="date_precision",
+                values=precisions,
+                compatible=True,
+                note="reports state the date at different precision",
+            )
+        )
+    located = [r for r in rs if r.model.location]
+    locs = _conflict_values(
+        (" ".join((r.model.location or "").split()), r.model.article_id, r.place.key if r.place else "")
+        for r in located
+    )
+    if len(locs) > 1:
+        same = len({r.place.key for r in located if r.place}) == 1
+        out.append(
+            Conflict(
+                field="location",
+                values=locs,
+                compatible=True,
+                note="same place once normalised" if same else "compatible places (city/country)",
+            )
+        )
+    per_noun: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for r in rs:
+        for c in r.model.counts:
+            value = f"{'~' if c.approximate else ''}{c.value}"
+            per_noun[c.noun].append((value, r.model.article_id, c.surface))
+    for noun in sorted(per_noun):
+        numbers = {v.lstrip("~") for v, _, _ in per_noun[noun]}
+        if len(numbers) > 1:
+            out.append(
+                Conflict(
+                    field=f"count:{noun}",
+                    values=_conflict_values(per_noun[noun]),
+                    compatible=False,
+                    note=f"reports give different numbers of {noun}",
+                )
+            )
+    return out
+
+
+# --------------------------------------------------------------------------- stances and quotes
+
+
+def _target_key(target: str) -> str:
+    words = [w for w in re.findall(r"[\w]+", _fold(target)) if w not in _DETERMINERS]
+    return " ".join(words)
+
+
+def _stance_rows(results: Sequence[ArticleResult], ents: _Entities) -> list[StanceRow]:
+    groups: dict[tuple[str, str], list[tuple[str, Any]]] = defaultdict(list)
+    for result in results:
+        for stance in result.stances:
+            holder = ents.entity_id(result.article_id, stance.holder)
+            groups[(holder, _target_key(stance.target))].append((result.article_id, stance))
+    rows: list[StanceRow] = []
+    for (holder, key), items in groups.items():
+        polarities: dict[str, set[str]] = defaultdict(set)
+        targets: Counter[str] = Counter()
+        supports: list[StanceSupport] = []
+        for article_id, stance in items:
+            polarities[stance.polarity].add(article_id)
+            targets[stance.target] += 1
+            supports.append(
+                StanceSupport(
+                    article_id=article_id,
+                    polarity=stance.polarity,
+                    target=stance.target,
+                    evidence=stance.evidence,
+                    start=stance.span.start,
+                    end=stance.span.end,
+                    span_status=stance.span.status,
+                )
+            )
+        articles = sorted({a for a, _ in items})
+        distinct = sorted(polarities)
+        rows.append(
+            StanceRow(
+                holder_id=holder,
+                holder=ents.name_of(holder),
+                target=min(targets, key=lambda t: (-targets[t], t)),
+                target_key=key,
+                polarity=distinct[0] if len(distinct) == 1 else "mixed",
+                polarities={p: sorted(a) for p, a in sorted(polarities.items())},
+                mixed_across_articles=len(distinct) > 1 and len(articles) > 1,
+                articles=articles,
+                supports=sorted(supports, key=lambda s: (s.article_id, s.start or 0, s.target)),
+            )
+        )
+    rows.sort(key=lambda r: (r.holder, r.target_key, r.holder_id))
+    return rows
+
+
+def _content_words(text: str) -> list[str]:
+    return [w[:5] for w in re.findall(r"\w+", _fold(text)) if w not in _STOPWORDS]
+
+
+def _quote_similarity(a: str, b: str) -> tuple[float, str]:
+    wa, wb = set(_content_words(a)), set(_content_words(b))
+    if not wa or not wb:
+        return (1.0, "identical") if _norm_key(a) == _norm_key(b) else (0.0, "no content words")
+    shared = len(wa & wb)
+    dice = 2 * shared / (len(wa) + len(wb))
+    small = min(len(wa), len(wb))
+    containment = shared / small
+    if small >= QUOTE_MIN_CONTAINED_WORDS and containment >= QUOTE_MIN_CONTAINMENT and containment > dice:
+        return round(containment, 3), f"containment {containment:.2f} of {small} content words"
+    return round(dice, 3), f"content-word dice {dice:.2f}"
+
+
+def _speakers_compatible(a: str, b: str, ents: _Entities, kinds: Mapping[str, str]) -> str | None:
+    if a == b:
+        return "same speaker"
+    if kinds[a] == "person" and kinds[b] == "person":
+        return None
+    shared = ents.countries_by_id(a) & ents.countries_by_id(b)
+    return f"speakers linked via {', '.join(sorted(shared))}" if shared else None
+
+
+def _quote_groups(
+    results: Sequence[ArticleResult], ents: _Entities, entities: list[Entity]
+) -> list[QuoteGroup]:
+    kinds = {e.id: e.kind for e in entities}
+    members: dict[str, QuoteMember] = {}
+    for result in results:
+        for i, q in enumerate(result.quotes):
+            ref = f"{result.article_id}#q{i}"
+            members[ref] = QuoteMember(
+                ref=ref,
+                article_id=result.article_id,
+                index=i,
+                speaker=q.speaker,
+                speaker_id=ents.entity_id(result.article_id, q.speaker),
+                text=q.text,
+                cue=q.cue,
+                start=q.span.start,
+                end=q.span.end,
+            )
+    refs = sorted(members)
+    uf = _UnionFind(refs)
+    links: list[ClusterLink] = []
+    for a, b in combinations(refs, 2):
+        ma, mb = members[a], members[b]
+        score, how = _quote_similarity(ma.text, mb.text)
+        if score < QUOTE_MIN_SIMILARITY:
+            continue
+        speakers = _speakers_compatible(ma.speaker_id, mb.speaker_id, ents, kinds)
+        if speakers is None:
+            continue
+        uf.union(a, b)
+        links.append(ClusterLink(a=a, b=b, score=score, reason=f"{how}; {speakers}"))
+    groups: list[QuoteGroup] = []
+    for refs_in in uf.groups().values():
+        ms = [members[r] for r in refs_in]
+        articles = sorted({m.article_id for m in ms})
+        wordings = len({_norm_key(m.text) for m in ms})
+        if len(ms) < 2 or (wordings < 2 and len(articles) < 2):
+            continue
+        in_group = set(refs_in)
+        speaker_ids = sorted({m.speaker_id for m in ms})
+        groups.append(
+            QuoteGroup(
+                id="",
+                speaker_ids=speaker_ids,
+                speakers=sorted({m.speaker for m in ms}),
+                articles=articles,
+                wordings=wordings,
+                members=ms,
+                links=[link for link in links if link.a in in_group],
+            )
+        )
+    groups.sort(key=lambda g: (-len(g.articles), g.members[0].ref))
+    return [g.model_copy(update={"id": f"Q{i}"}) for i, g in enumerate(groups, start=1)]
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def build_digest(results: Iterable[ArticleResult], aliases: Mapping[str, str] | None = None) -> Digest:
+    """Canonical entities, event clusters with conflicts, a stance table and quote variants of a run.
+
+    ``aliases`` ("variant" -> "canonical") are laid over ``DEFAULT_ALIASES``; map a name to itself to
+    switch a default off. Error results and duplicates (``duplicate_of``) are listed as skipped.
+    """
+    table = _AliasTable.build(aliases)
+    usable: list[ArticleResult] = []
+    skipped: list[SkippedArticle] = []
+    seen: set[str] = set()
+    for result in sorted(results, key=lambda r: r.article_id):
+        if result.status != "ok":
+            reason = f"error: {result.error.type}" if result.error else "error"
+            skipped.append(SkippedArticle(article_id=result.article_id, reason=reason))
+        elif result.duplicate_of is not None:
+            skipped.append(
+                SkippedArticle(article_id=result.article_id, reason=f"duplicate of {result.duplicate_of}")
+            )
+        elif result.article_id in seen:
+            skipped.append(SkippedArticle(article_id=result.article_id, reason="repeated article id"))
+        else:
+            seen.add(result.article_id)
+            usable.append(result)
+
+    parse_cache: dict[str, _Parsed] = {}
+
+    def parsed(surface: str) -> _Parsed:
+        if surface not in parse_cache:
+            parse_cache[surface] = _parse(surface, table)
+        return parse_cache[surface]
+
+    mentions: list[_Mention] = []
+    for result in usable:
+        for event in result.events:
+            mentions.extend(_Mention(result.article_id, a, "actor", parsed(a)) for a in event.actors)
+        mentions.extend(
+            _Mention(result.article_id, q.speaker, "speaker", parsed(q.speaker)) for q in result.quotes
+        )
+        mentions.extend(
+            _Mention(result.article_id, s.holder, "holder", parsed(s.holder)) for s in result.stances
+        )
+    ents = _Entities(mentions, table)
+    entities = ents.to_models()
+    names = {e.id: e.name for e in entities}
+
+    reports: list[_Report] = []
+    for result in usable:
+        for i, event in enumerate(result.events):
+            date = _event_date(event.date, event.date_text)
+            value, precision = _date_value(date)
+            place = _location(event.location)
+            actor_ids = sorted({ents.entity_id(result.article_id, a) for a in event.actors})
+            model = EventReport(
+                ref=f"{result.article_id}#e{i}",
+                article_id=result.article_id,
+                index=i,
+                event_type=event.event_type,
+                summary=event.summary,
+                date=event.date,
+                date_text=event.date_text,
+                date_value=value,
+                date_precision=precision,
+                location=event.location,
+                location_key=place.key if place else None,
+                actors=list(event.actors),
+                actor_ids=actor_ids,
+                evidence=event.evidence,
+                start=event.span.start,
+                end=event.span.end,
+                counts=_counts(event.evidence, event.summary),
+            )
+            family = _TYPE_FAMILY.get(event.event_type, event.event_type)
+            reports.append(_Report(model, family, date, place, frozenset(actor_ids)))
+
+    return Digest(
+        articles=[r.article_id for r in usable],
+        skipped=skipped,
+        parameters={
+            "name_jaro_winkler_min": NAME_JW_MIN,
+            "undated_min_shared_actors": UNDATED_MIN_SHARED,
+            "undated_min_actor_jaccard": UNDATED_MIN_JACCARD,
+            "partial_date_min_actor_jaccard": WEAK_DATE_MIN_JACCARD,
+            "quote_min_similarity": QUOTE_MIN_SIMILARITY,
+            "quote_min_containment": QUOTE_MIN_CONTAINMENT,
+            "event_type_families": "COOPERATE~CONSULT",
+        },
+        entities=entities,
+        event_clusters=_cluster_events(reports, names),
+        stances=_stance_rows(usable, ents),
+        quote_groups=_quote_groups(usable, ents, entities),
+    )
+
+
+def write_digest(
+    run_dir: Path | str, aliases_file: Path | str | None = None, out_path: Path | str | None = None
+) -> Path:
+    """Build the digest of a run folder and write it as JSON (default ``run_dir/digest.json``)."""
+    run_dir = Path(run_dir)
+    aliases = load_aliases(aliases_file) if aliases_file is not None else None
+    digest = build_digest(iter_results(run_dir), aliases)
+    out = Path(out_path) if out_path is not None else run_dir / DIGEST_FILE
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(out, digest.model_dump(mode="json"))
+    return out
+
+
+def _as_digest(digest: Digest | Mapping[str, Any]) -> Digest:
+    return digest if isinstance(digest, Digest) else Digest.model_validate(digest)
+
+
+def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
+    """A plain-text terminal summary: merged entities, event clusters with conflicts, quote variants."""
+    d = _as_digest(digest)
+    lines = [f"Digest of {len(d.articles)} article(s)" + (f", {len(d.skipped)} skipped" if d.skipped else "")]
+    merged = [e for e in d.entities if len(e.mentions) > 1 or e.merges]
+    lines.append(f"\nEntities: {len(d.entities)} ({len(merged)} with merged forms)")
+    for e in merged:
+        forms = ", ".join(f"{m.surface!r}" for m in e.mentions)
+        lines.append(f"  {e.name} [{e.kind}]: {forms}")
+        for r in e.merges:
+            lines.append(f"      {r.surface!r} -> {r.matched!r}: {r.reason}")
+    linked = [e for e in d.entities if e.linked_to]
+    if linked:
+        lines.append("\nLinks (not merged):")
+        for e in linked:
+            targets = ", ".join(f"{link.relation} {link.target_name}" for link in e.linked_to)
+            lines.append(f"  {e.name} [{e.kind}]: {targets}")
+    lines.append(f"\nEvent clusters: {len(d.event_clusters)}")
+    for c in d.event_clusters:
+        if len(c.reports) < 2 and len(d.event_clusters) > 20:
+            continue
+        where = c.location or "?"
+        lines.append(
+            f"  {c.id} {'/'.join(c.event_types)} {c.date_value} ({c.date_precision}) at {where}: "
+            f"{len(c.reports)} report(s) from {', '.join(c.articles)}"
+        )
+        for r in c.reports:
+            lines.append(f"      {r.ref}: {r.summary}")
+        for conflict in c.conflicts:
+            vals = "; ".join(f"{v.value} ({', '.join(v.articles)})" for v in conflict.values)
+            lines.append(f"      conflict {conflict.field}: {vals}")
+    mixed = [s for s in d.stances if s.mixed_across_articles]
+    lines.append(f"\nStances: {len(d.stances)} holder/target rows, {len(mixed)} with mixed polarity")
+    for s in mixed:
+        lines.append(f"  {s.holder} on {s.target!r}: {s.polarities}")
+    lines.append(f"\nQuote variant groups: {len(d.quote_groups)}")
+    for g in d.quote_groups:
+        lines.append(f"  {g.id} {', '.join(g.speakers)} ({', '.join(g.articles)}):")
+        for m in g.members:
+            lines.append(f"      {m.ref}: “{m.text[:100]}{'…' if len(m.text) > 100 else ''}”")
+    return "\n".join(lines)
+
+
+DIGEST_CSS = """
+.dg table{margin:6px 0 14px}.dg-kind,.dg-rule{font-size:11px;padding:0 5px;border-radius:8px;background:#eee}
+.dg-merge{color:#555;font-size:12px}.dg-conflict{background:#fff4e5}.dg-ok{color:#2e7d32}
+.dg-mixed{background:#fdecea}.dg-cluster{border:1px solid #ddd;border-radius:6px;padding:6px 10px;margin:8px 0;
+background:#fff}.dg-ev{font-size:12px;color:#555}.dg-quote{font-style:italic}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _table(cls: str, head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    thead = "".join(f"<th>{_e(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{thead}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def digest_html_section(digest: Digest | Mapping[str, Any]) -> str:
+    """An HTML fragment (a ``<section>``) of the digest for the review page; every value is escaped.
+
+    Uses only ``dg-`` classes and no external assets; ``DIGEST_CSS`` holds optional styles for them.
+    """
+    d = _as_digest(digest)
+    parts = [f'<section id="digest" class="dg"><h2>Digest ({len(d.articles)} articles)</h2>']
+
+    entity_rows = []
+    for ent in d.entities:
+        mentions = "<br>".join(
+            f'{_e(m.surface)} <span class="dg-ev">×{m.count} in {_e(", ".join(m.articles))}</span>'
+            for m in ent.mentions
+        )
+        merges = "<br>".join(
+            f'<span class="dg-merge"><span class="dg-rule">{_e(r.rule)}</span> {_e(r.surface)} → '
+            f"{_e(r.matched)}: {_e(r.reason)}</span>"
+            for r in ent.merges
+        )
+        links = "<br>".join(f"{_e(link.relation)} {_e(link.target_name)}" for link in ent.linked_to)
+        notes = "<br>".join(_e(n) for n in ent.notes)
+        entity_rows.append(
+            [
+                f"{_e(ent.name)}",
+                f'<span class="dg-kind">{_e(ent.kind)}</span>',
+                mentions,
+                merges,
+                links,
+                notes,
+            ]
+        )
+    parts.append(f"<h3>Entities ({len(d.entities)})</h3>")
+    parts.append(
+        _table(
+            "dg-entities", ["Entity", "Kind", "Mentions", "Merged because", "Linked to", "Notes"], entity_rows
+        )
+    )
+
+    parts.append(f"<h3>Event clusters ({len(d.event_clusters)})</h3>")
+    for c in d.event_clusters:
+        parts.append(
+            f'<div class="dg-cluster" id="dg-{_e(c.id)}"><strong>{_e(c.id)}</strong> '
+            f"{_e('/'.join(c.event_types))} · {_e(c.date_value)} ({_e(c.date_precision)}) · "
+            f"{_e(c.location or 'location unknown')} · {_e(', '.join(c.articles))}"
+        )
+        rows = [
+            [
+                _e(r.article_id),
+                _e(r.event_type),
+                _e(r.date or r.date_text or "—"),
+                _e(r.location or "—"),
+                _e(", ".join(r.actors)),
+                f'{_e(r.summary)}<div class="dg-ev">{_e(r.evidence)}</div>',
+            ]
+            for r in c.reports
+        ]
+        parts.append(_table("dg-reports", ["Article", "Type", "Date", "Location", "Actors", "Report"], rows))
+        if c.conflicts:
+            crows = [
+                [
+                    _e(cf.field),
+                    "<br>".join(f"{_e(v.value)} — {_e(', '.join(v.articles))}" for v in cf.values),
+                    _e(cf.note),
+                ]
+                for cf in c.conflicts
+            ]
+            parts.append(_table("dg-conflicts dg-conflict", ["Field", "Values (articles)", "Note"], crows))
+        if c.links:
+            parts.append(
+                '<div class="dg-ev">'
+                + "<br>".join(f"{_e(k.a)} ~ {_e(k.b)}: {_e(k.reason)}" for k in c.links)
+                + "</div>"
+            )
+        parts.append("</div>")
+
+    stance_rows = [
+        [
+            _e(s.holder),
+            _e(s.target),
+            f'<span class="{"dg-mixed" if s.mixed_across_articles else "dg-ok"}">{_e(s.polarity)}</span>',
+            "<br>".join(
+                f"{_e(x.article_id)} [{_e(x.start)}–{_e(x.end)}] {_e(x.polarity)}: {_e(x.evidence)}"
+                for x in s.supports
+            ),
+        ]
+        for s in d.stances
+    ]
+    parts.append(f"<h3>Stances ({len(d.stances)})</h3>")
+    parts.append(
+        _table("dg-stances", ["Holder", "Target", "Polarity", "Evidence (article, span)"], stance_rows)
+    )
+
+    parts.append(f"<h3>Quote variants ({len(d.quote_groups)})</h3>")
+    qrows = [
+        [
+            _e(g.id),
+            _e(", ".join(g.speakers)),
+            "<br>".join(
+                f'{_e(m.article_id)} ({_e(m.speaker)}): <span class="dg-quote">“{_e(m.text)}”</span>'
+                for m in g.members
+            ),
+        ]
+        for g in d.quote_groups
+    ]
+    parts.append(_table("dg-quotes", ["Group", "Speakers", "Wordings"], qrows))
+    if d.skipped:
+        parts.append(
+            '<p class="dg-ev">Skipped: '
+            + _e("; ".join(f"{s.article_id} ({s.reason})" for s in d.skipped))
+            + "</p>"
+        )
+    parts.append("</section>")
+    return "".join(parts)

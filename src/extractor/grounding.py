@@ -1,0 +1,438 @@
+"""Deterministic verbatim validator: where exactly does a quote or an evidence string occur in its article?
+
+A candidate string is checked against the article text (the *source*) by these rules, in order:
+
+0. Whitespace and quotation marks at the very start and end of the candidate are stripped; the reported
+   span covers the remaining core only. An empty core is ``not_found`` ("empty candidate").
+1. **exact** — the core is a substring of the source.
+2. **normalized** — the core equals part of the source under these typographic equivalences only:
+   all quotation marks and apostrophes alike (``' " ` ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›``, also ``ʼ ＂ ＇ 「 」 『 』``);
+   any run of dashes alike — hyphen-minus, U+2010 hyphen, U+2011 non-breaking hyphen, figure dash, en
+   dash, em dash, horizontal bar, minus sign (and small/full-width hyphen-minus, small em dash) — so
+   ``--`` equals ``—``; any run of whitespace alike (space, tab, line breaks, NBSP U+00A0, thin space
+   U+2009, narrow NBSP U+202F and every other character ``str.isspace`` accepts); ``…`` and ``...``
+   alike; Unicode NFC. Offsets are mapped back to the original characters.
+3. **elided** — otherwise, if the core contains ellipses (``...``, ``…``, ``[...]``, ``[…]``, ``(...)``,
+   ``(…)``; a run of more than three dots counts as one), the pieces between them must each be found by
+   rules 1-2, non-empty, in order, without overlapping, and within one paragraph: no blank line (a
+   ``\\n``, optional whitespace, another ``\\n``; or U+2029) between the start of the first piece and
+   the end of the last. The earliest placement wins: each piece is searched after the end of the
+   previous one; when that placement crosses a blank line, later occurrences of the first piece are
+   tried. An ellipsis at the very start or end of the core only marks omitted context and is dropped
+   (so ``…ruled out deploying`` is one elided piece); two ellipses with nothing between them are
+   ``not_found``.
+4. **not_found** — everything else, with a one-line ``reason``. There is no case folding, fuzzy or
+   edit-distance matching, word reordering, stemming or translation: one changed letter, a capital
+   where the article has a small letter, a dropped or added word without an ellipsis, or a piece
+   stitched from two places without an ellipsis is ``not_found``.
+
+Offsets are Python ``str`` indices (code points) into the original source, end-exclusive. For
+``normalized`` and ``elided`` they cover whole original units: a collapsed whitespace or dash run, an
+``…`` matched by ``...``, a base letter with its combining marks. A match never starts or ends inside a
+character sequence: not before a combining mark, emoji modifier or after a zero-width joiner, and not
+inside a sequence that NFC composes (``e`` is not found in ``e\\u0301``).
+
+When the text occurs more than once, the first occurrence is reported and ``occurrences`` counts the
+non-overlapping occurrences under the rule that matched (literal ones for ``exact``, typographically
+equal ones for ``normalized``, complete non-overlapping placements for ``elided``).
+
+``SourceIndex`` normalises the source once; grounding a candidate then costs about one C-speed
+``str.find`` pass over the normalised source (two when it is not found, for the reason's hint).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["Grounding", "SourceIndex", "ground"]
+
+_QUOTES = (
+    "'\"`\u2018\u2019\u201a\u201b\u201c\u201d\u201e\u201f\u00ab\u00bb\u2039\u203a"
+    "\u02bc\uff02\uff07\u300c\u300d\u300e\u300f"
+)
+_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2015\u2212\ufe58\ufe63\uff0d"
+# Exactly the characters for which str.isspace() is true.
+_SPACES = (
+    "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680"
+    + "".join(map(chr, range(0x2000, 0x200B)))
+    + "\u2028\u2029\u202f\u205f\u3000"
+)
+_STRIP = _SPACES + _QUOTES
+_REPLACEMENTS: tuple[tuple[str, str], ...] = (
+    *((c, '"') for c in _QUOTES if c != '"'),
+    *((c, "-") for c in _DASHES if c != "-"),
+    *((c, " ") for c in _SPACES if c != " "),
+)
+_ZWJ = "\u200d"
+# Runs that change length under normalisation (after the one-to-one replacements above).
+_RUNS = re.compile(r" {2,}|-{2,}|\u2026")
+_ELLIPSIS = re.compile(r"\[\s*(?:\.\.\.|\u2026)\s*\]|\(\s*(?:\.\.\.|\u2026)\s*\)|\.{3,}|\u2026")
+_BLANK_LINE = re.compile(r"\n[^\S\n]*\n|\u2029")
+# A non-ASCII run with the ASCII character before it (which may be a base for combining marks).
+# ASCII characters never compose with what precedes them, so NFC can be applied run by run.
+_NON_ASCII = re.compile(r"[\x00-\x7f]?[^\x00-\x7f]+")
+
+
+@dataclass(frozen=True, slots=True)
+class Grounding:
+    """Where a candidate string sits in the source (see the module docstring for the rules)."""
+
+    status: Literal["exact", "normalized", "elided", "not_found"]
+    start: int | None
+    end: int | None
+    pieces: tuple[tuple[int, int], ...]
+    occurrences: int
+    reason: str | None
+
+    @property
+    def found(self) -> bool:
+        """True unless the status is ``not_found``."""
+        return self.status != "not_found"
+
+
+def _missing(reason: str) -> Grounding:
+    return Grounding("not_found", None, None, (), 0, reason)
+
+
+class _Map:
+    """Piecewise map between an output string and the input it was made from.
+
+    Outside the listed segments the two strings agree character for character; segment ``i`` turns
+    ``input[ins[i]:ine[i]]`` into ``output[outs[i]:oute[i]]`` as one unit.
+    """
+
+    __slots__ = ("ine", "ins", "oute", "outs")
+
+    def __init__(self) -> None:
+        self.outs: list[int] = []
+        self.oute: list[int] = []
+        self.ins: list[int] = []
+        self.ine: list[int] = []
+
+    def add(self, out_start: int, out_end: int, in_start: int, in_end: int) -> None:
+        self.outs.append(out_start)
+        self.oute.append(out_end)
+        self.ins.append(in_start)
+        self.ine.append(in_end)
+
+    def to_input(self, k: int) -> int | None:
+        """Input boundary for output boundary ``k``; None when ``k`` falls inside a segment."""
+        i = bisect_right(self.outs, k) - 1
+        if i < 0:
+            return k
+        if k == self.outs[i]:
+            return self.ins[i]
+        if k < self.oute[i]:
+            return None
+        return self.ine[i] + k - self.oute[i]
+
+    def to_output(self, k: int) -> int:
+        """Output boundary for input boundary ``k``, rounded up to the end of a segment it falls in."""
+        i = bisect_right(self.ins, k) - 1
+        if i < 0:
+            return k
+        if k == self.ins[i]:
+            return self.outs[i]
+        if k < self.ine[i]:
+            return self.oute[i]
+        return self.oute[i] + k - self.ine[i]
+
+    def inside_input(self, k: int) -> bool:
+        """Whether input boundary ``k`` falls strictly inside a segment."""
+        i = bisect_right(self.ins, k) - 1
+        return i >= 0 and k < self.ine[i] and k != self.ins[i]
+
+
+def _nfc_clusters(chunk: str) -> Iterator[tuple[int, int]]:
+    """Split ``chunk`` into the smallest pieces that NFC normalises independently."""
+    starts = [0, *(i for i in range(1, len(chunk)) if not unicodedata.combining(chunk[i]))]
+    starts.append(len(chunk))
+    nfc = unicodedata.normalize
+    cur_s, cur_e = starts[0], starts[1]
+    for s, e in zip(starts[1:-1], starts[2:], strict=True):
+        a, b = chunk[cur_s:cur_e], chunk[s:e]
+        if nfc("NFC", a + b) == nfc("NFC", a) + nfc("NFC", b):
+            yield cur_s, cur_e
+            cur_s = s
+        cur_e = e
+    yield cur_s, cur_e
+
+
+def _nfc(text: str) -> tuple[str, _Map | None]:
+    """NFC of ``text`` and the map back to ``text`` (None when ``text`` is already NFC)."""
+    if unicodedata.is_normalized("NFC", text):
+        return text, None
+    parts: list[str] = []
+    seg = _Map()
+    prev = 0
+    delta = 0  # len(output so far) - len(input so far)
+    for m in _NON_ASCII.finditer(text):
+        chunk = m.group()
+        if unicodedata.is_normalized("NFC", chunk):
+            continue
+        base = m.start()
+        for cs, ce in _nfc_clusters(chunk):
+            cluster = chunk[cs:ce]
+            composed = unicodedata.normalize("NFC", cluster)
+            if composed == cluster:
+                continue
+            s, e = base + cs, base + ce
+            parts.append(text[prev:s])
+            parts.append(composed)
+            seg.add(s + delta, s + delta + len(composed), s, e)
+            delta += len(composed) - len(cluster)
+            prev = e
+    parts.append(text[prev:])
+    return "".join(parts), seg
+
+
+def _replace(text: str) -> str:
+    for old, new in _REPLACEMENTS:
+        if old in text:
+            text = text.replace(old, new)
+    return text
+
+
+def _collapse(text: str) -> tuple[str, _Map]:
+    """Collapse space and dash runs to one character and expand ``…`` to ``...``, with the map back."""
+    parts: list[str] = []
+    seg = _Map()
+    prev = 0
+    out = 0
+    for m in _RUNS.finditer(text):
+        s, e = m.span()
+        first = text[s]
+        unit = "..." if first == "\u2026" else first
+        parts.append(text[prev:s])
+        out += s - prev
+        parts.append(unit)
+        seg.add(out, out + len(unit), s, e)
+        out += len(unit)
+        prev = e
+    parts.append(text[prev:])
+    return "".join(parts), seg
+
+
+def _normalize(text: str) -> str:
+    """The typographic normal form of rule 2 (no stripping)."""
+    text = _replace(unicodedata.normalize("NFC", text))
+    return _RUNS.sub(lambda m: "..." if m.group() == "\u2026" else m.group()[0], text)
+
+
+def _common_prefix(text: str, pos: int, needle: str, known: int) -> int:
+    """Length of the common prefix of ``text[pos:]`` and ``needle``, knowing it is at least ``known``."""
+    lo, hi = known, min(len(needle), len(text) - pos)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if text.startswith(needle[:mid], pos):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _is_extender(c: str) -> bool:
+    """Characters that continue the character before them (marks, joiner, emoji modifiers, tags)."""
+    return (
+        unicodedata.category(c) in ("Mn", "Mc", "Me")
+        or c == _ZWJ
+        or "\U0001f3fb" <= c <= "\U0001f3ff"
+        or "\U000e0020" <= c <= "\U000e007f"
+    )
+
+
+def _first_non_overlapping(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    kept: list[tuple[int, int]] = []
+    for s, e in spans:
+        if not kept or s >= kept[-1][1]:
+            kept.append((s, e))
+    return kept
+
+
+# (start, end) in the normalised source, then (start, end) in the original source.
+_Occurrence = tuple[int, int, int, int]
+
+
+class SourceIndex:
+    """A source normalised once, for grounding many candidates against it."""
+
+    __slots__ = ("_break_ends", "_break_starts", "_collapse", "_nfc", "_norm", "_source")
+
+    def __init__(self, source: str) -> None:
+        self._source = source
+        composed, self._nfc = _nfc(source)
+        self._norm, self._collapse = _collapse(_replace(composed))
+        breaks = [m.span() for m in _BLANK_LINE.finditer(source)]
+        self._break_starts = [s for s, _ in breaks]
+        self._break_ends = [e for _, e in breaks]
+
+    def ground(self, candidate: str) -> Grounding:
+        """Ground one candidate by the rules in the module docstring."""
+        core = candidate.strip(_STRIP)
+        if not core:
+            return _missing("empty candidate")
+        needle = _normalize(core)
+        occurrences = list(self._find_all(needle, 0))
+        if core[0] in _DASHES or core[-1] in _DASHES:
+            # A dash run in the source may straddle the edge of a literal match.
+            exact = self._literal(core)
+        else:
+            exact = _first_non_overlapping([(o[2], o[3]) for o in occurrences if self._is_literal(o, core)])
+        if exact:
+            s, e = exact[0]
+            return Grounding("exact", s, e, ((s, e),), len(exact), None)
+        if occurrences:
+            normalized = _first_non_overlapping([(o[2], o[3]) for o in occurrences])
+            s, e = normalized[0]
+            return Grounding("normalized", s, e, ((s, e),), len(normalized), None)
+        elided = self._elided(core)
+        if elided is not None:
+            return elided
+        return _missing(self._absent(needle))
+
+    # ----------------------------------------------------------------------- matching
+
+    def _to_source(self, k: int) -> int | None:
+        """Original boundary for normalised boundary ``k``; None if it would split a unit."""
+        j = self._collapse.to_input(k)
+        if j is not None and self._nfc is not None:
+            j = self._nfc.to_input(j)
+        return j
+
+    def _to_norm(self, k: int) -> int:
+        """Normalised boundary for original boundary ``k`` (rounded up out of a unit)."""
+        if self._nfc is not None:
+            k = self._nfc.to_output(k)
+        return self._collapse.to_output(k)
+
+    def _cut_ok(self, k: int) -> bool:
+        """Whether a match may start or end at original boundary ``k``."""
+        src = self._source
+        return k <= 0 or k >= len(src) or not (_is_extender(src[k]) or src[k - 1] == _ZWJ)
+
+    def _find_all(self, needle: str, frm: int) -> Iterator[_Occurrence]:
+        """Valid occurrences of ``needle`` in the normalised source from ``frm``, overlapping allowed."""
+        norm = self._norm
+        size = len(needle)
+        p = norm.find(needle, frm)
+        while p >= 0:
+            s = self._to_source(p)
+            e = self._to_source(p + size)
+            if s is not None and e is not None and self._cut_ok(s) and self._cut_ok(e):
+                yield p, p + size, s, e
+            p = norm.find(needle, p + 1)
+
+    def _is_literal(self, occ: _Occurrence, core: str) -> bool:
+        s, e = occ[2], occ[3]
+        return e - s == len(core) and self._source.startswith(core, s)
+
+    def _literal(self, core: str) -> list[tuple[int, int]]:
+        src, size, nfc = self._source, len(core), self._nfc
+        spans: list[tuple[int, int]] = []
+        p = src.find(core)
+        while p >= 0:
+            e = p + size
+            if (
+                self._cut_ok(p)
+                and self._cut_ok(e)
+                and (nfc is None or not (nfc.inside_input(p) or nfc.inside_input(e)))
+            ):
+                spans.append((p, e))
+            p = src.find(core, p + 1)
+        return _first_non_overlapping(spans)
+
+    def _break_in(self, start: int, end: int) -> int | None:
+        """End of the last blank line starting in ``[start, end)`` of the original source, if any."""
+        i = bisect_left(self._break_starts, end) - 1
+        if i >= 0 and self._break_starts[i] >= start:
+            return self._break_ends[i]
+        return None
+
+    # ----------------------------------------------------------------------- rule 3
+
+    def _elided(self, core: str) -> Grounding | None:
+        parts = _ELLIPSIS.split(core)
+        if len(parts) == 1:
+            return None
+        pieces = [p.strip(_STRIP) for p in parts]
+        while pieces and not pieces[0]:
+            pieces.pop(0)
+        while pieces and not pieces[-1]:
+            pieces.pop()
+        if not pieces:
+            return _missing("empty candidate (only ellipses)")
+        n = len(pieces)
+        for k, piece in enumerate(pieces, 1):
+            if not piece:
+                return _missing(f"piece {k} of {n} is empty (ellipses with nothing between them)")
+        needles = [_normalize(p) for p in pieces]
+        placement, reason = self._place(needles, 0)
+        if placement is None:
+            return _missing(reason)
+        count = 1
+        again, _ = self._place(needles, placement[-1][1])
+        while again is not None:
+            count += 1
+            again, _ = self._place(needles, again[-1][1])
+        spans = tuple((o[2], o[3]) for o in placement)
+        return Grounding("elided", spans[0][0], spans[-1][1], spans, count, None)
+
+    def _place(self, needles: list[str], frm: int) -> tuple[list[_Occurrence] | None, str]:
+        """Earliest in-order, non-overlapping placement of the pieces within one paragraph."""
+        n = len(needles)
+        crossed = False
+        while True:
+            for first in self._find_all(needles[0], frm):
+                chain = [first]
+                for k in range(1, n):
+                    nxt = next(self._find_all(needles[k], chain[-1][1]), None)
+                    if nxt is None:
+                        if crossed:
+                            return None, "pieces span a paragraph break"
+                        return None, f"piece {k + 1} of {n} not found after piece {k}"
+                    chain.append(nxt)
+                brk = self._break_in(chain[0][2], chain[-1][3])
+                if brk is None:
+                    return chain, ""
+                crossed = True
+                # Any valid placement must start after this blank line.
+                frm = self._to_norm(brk)
+                break
+            else:
+                if crossed:
+                    return None, "pieces span a paragraph break"
+                what = "not in the article" if n == 1 else f"piece 1 of {n} not in the article"
+                return None, f"{what} ({self._hint(needles[0])})"
+
+    # ----------------------------------------------------------------------- reasons
+
+    def _absent(self, needle: str) -> str:
+        found = self._longest_prefix(needle)
+        if found == len(needle):
+            return "only found inside a longer character sequence (before a combining mark or joiner)"
+        return f"not in the article (longest prefix found: {found} of {len(needle)} characters)"
+
+    def _hint(self, needle: str) -> str:
+        return f"longest prefix found: {self._longest_prefix(needle)} of {len(needle)} characters"
+
+    def _longest_prefix(self, needle: str) -> int:
+        """Length of the longest prefix of ``needle`` in the normalised source, in about one pass."""
+        norm = self._norm
+        best, pos = 0, 0
+        while best < len(needle):
+            p = norm.find(needle[: best + 1], pos)
+            if p < 0:
+                break
+            best = _common_prefix(norm, p, needle, best + 1)
+            pos = p + 1
+        return best
+
+
+def ground(candidate: str, source: str) -> Grounding:
+    """Ground one candidate against one source; use ``SourceIndex`` for many candidates."""
+    return SourceIndex(source).ground(candidate)

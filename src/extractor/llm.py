@@ -1,0 +1,260 @@
+"""The LLM stage: the only module that imports openai and instructor.
+
+``OpenAIProvider.complete(messages, ...)`` sends one extraction request through instructor and returns the
+validated ``ArticleExtraction`` with its usage. What happens on failure:
+
+- transport (429, 5xx, timeouts, connection errors): retried below the openai client by
+  extraction.transport.RetryingTransport (openai's own retries are off);
+- schema / JSON errors, and grounding failures reported by the caller's ``check``: re-asked by instructor
+  (``max_retries=settings.reasks``; the failures travel in the validation ``context=``). If only grounding
+  failures remain after the last re-ask, the last answer is returned anyway and the caller rejects the
+  ungrounded items — they are never silently dropped;
+- ``finish_reason == "length"``: one retry with ``settings.max_tokens_retry``, then TruncatedOutputError.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import instructor
+import openai
+from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
+from pydantic import ValidationError
+
+from extractor.config import Settings
+from extractor.errors import (
+    ConfigError,
+    ExtractorError,
+    ParseError,
+    TransportError,
+    TruncatedOutputError,
+)
+from extractor.models import GROUNDING_ERROR_PREFIX, ArticleExtraction, Usage
+from extractor.ratelimit import RateLimiter
+from extractor.transport import CallStats, RetryingTransport, track_calls
+
+__all__ = ["Completion", "OpenAIProvider", "Provider", "raw_answer_json"]
+
+MODES: dict[str, instructor.Mode] = {
+    "tools": instructor.Mode.TOOLS,
+    "json_schema": instructor.Mode.JSON_SCHEMA,
+    "json": instructor.Mode.JSON,
+    "md_json": instructor.Mode.MD_JSON,
+}
+
+GroundingCheck = Callable[[ArticleExtraction], list[str]]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A validated answer with the tokens spent on it (every attempt, re-asks included)."""
+
+    extraction: ArticleExtraction
+    usage: Usage
+    model: str
+    attempts: int
+
+
+class Provider(Protocol):
+    """Anything that turns chat messages into an ArticleExtraction (the OpenAI client, a test fake)."""
+
+    async def complete(
+        self, messages: list[dict[str, str]], *, key: str, article_id: str, check: GroundingCheck | None
+    ) -> Completion: ...
+
+    async def aclose(self) -> None: ...
+
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+def raw_answer_json(completion: Any) -> str | None:
+    """The answer's JSON text from a chat completion, whatever the mode (tool call or content)."""
+    try:
+        message = completion.choices[0].message
+    except (AttributeError, IndexError):
+        return None
+    if message.tool_calls:
+        return str(message.tool_calls[0].function.arguments)
+    content = message.content or ""
+    fenced = _FENCE.search(content)
+    return fenced.group(1) if fenced else content
+
+
+def _usage_of(calls: CallStats) -> Usage:
+    return Usage(
+        prompt_tokens=calls.prompt_tokens,
+        completion_tokens=calls.completion_tokens,
+        http_calls=calls.http_calls,
+    )
+
+
+def _only_grounding_failures(exc: BaseException | None) -> bool:
+    if not isinstance(exc, ValidationError):
+        return False
+    return all(GROUNDING_ERROR_PREFIX in str(err.get("msg", "")) for err in exc.errors())
+
+
+def _explain_status(exc: openai.APIStatusError, endpoint: str) -> str:
+    status = exc.status_code
+    detail = exc.message.splitlines()[0][:300] if exc.message else ""
+    if status in (401, 403):
+        return f"the API key was rejected by {endpoint} (HTTP {status}); check OPENAI_API_KEY"
+    if status == 404:
+        return f"{endpoint} answered 404 ({detail}); check OPENAI_BASE_URL and EXTRACTOR_MODEL"
+    return f"{endpoint} answered HTTP {status} after every retry: {detail}"
+
+
+class OpenAIProvider:
+    """openai + instructor client for any OpenAI-compatible chat-completions endpoint."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        limiter: RateLimiter | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+    ) -> None:
+        if not settings.api_key:
+            raise ConfigError(
+                "no API key: set OPENAI_API_KEY (or api_key in extractor.toml); any non-empty value works "
+                "for local OpenAI-compatible servers"
+            )
+        self.settings = settings
+        self.limiter = limiter or RateLimiter(rpm=settings.rpm, tpm=settings.tpm)
+        retrying = RetryingTransport(
+            transport or httpx.AsyncHTTPTransport(),
+            self.limiter,
+            attempts=settings.transport_attempts,
+            max_wait_s=settings.transport_max_wait_s,
+        )
+        if sleep is not None:
+            retrying.sleep = sleep
+        self._http = httpx.AsyncClient(
+            transport=retrying,
+            timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
+        )
+        self._openai = openai.AsyncOpenAI(
+            api_key=settings.api_key,
+            base_url=settings.endpoint,
+            http_client=self._http,
+            max_retries=0,
+        )
+        self._client = instructor.from_openai(self._openai, mode=MODES[settings.mode])
+
+    async def aclose(self) -> None:
+        await self._openai.close()
+        await self._http.aclose()
+
+    async def complete(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        key: str,
+        article_id: str,
+        check: GroundingCheck | None = None,
+    ) -> Completion:
+        with track_calls() as calls:
+            try:
+                return await self._complete_or_explain(messages, key, article_id, check, calls)
+            except ExtractorError as exc:
+                exc.usage = _usage_of(calls)
+                raise
+
+    async def _complete_or_explain(
+        self,
+        messages: list[dict[str, str]],
+        key: str,
+        article_id: str,
+        check: GroundingCheck | None,
+        calls: CallStats,
+    ) -> Completion:
+        try:
+            return await self._complete(messages, key, article_id, check, calls)
+        except ExtractorError:
+            raise
+        except openai.APIStatusError as exc:
+            raise TransportError(_explain_status(exc, self.settings.endpoint)) from exc
+        except openai.APITimeoutError as exc:
+            raise TransportError(
+                f"{self.settings.endpoint} timed out after {self.settings.timeout_s:g} s "
+                f"on every one of {calls.http_calls} attempts"
+            ) from exc
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ExtractorError):
+                raise cause from None
+            raise TransportError(
+                f"cannot reach {self.settings.endpoint} ({type(cause).__name__ if cause else 'error'}: "
+                f"{cause or exc}); check OPENAI_BASE_URL and the network"
+            ) from exc
+
+    async def _complete(
+        self,
+        messages: list[dict[str, str]],
+        key: str,
+        article_id: str,
+        check: GroundingCheck | None,
+        calls: CallStats,
+    ) -> Completion:
+        max_tokens = self.settings.max_tokens
+        for budget_attempt in range(2):
+            try:
+                result, completion = await self._client.chat.completions.create_with_completion(
+                    model=self.settings.model,
+                    messages=list(messages),  # type: ignore[arg-type]
+                    response_model=ArticleExtraction,
+                    max_retries=self.settings.reasks,
+                    context={"grounding_check": check, "max_listed": self.settings.reask_max_listed},
+                    temperature=self.settings.temperature,
+                    max_tokens=max_tokens,
+                    extra_headers={"x-extractor-key": key, "x-extractor-article": article_id},
+                )
+            except IncompleteOutputException as exc:
+                if budget_attempt == 0 and self.settings.max_tokens_retry > max_tokens:
+                    max_tokens = self.settings.max_tokens_retry
+                    continue
+                raise TruncatedOutputError(
+                    f"the model's answer was cut off at max_tokens={max_tokens} (finish_reason=length) "
+                    "even after one retry with more tokens; raise max_tokens or lower chunk_chars"
+                ) from exc
+            except InstructorRetryException as exc:
+                return self._accept_or_fail(exc, calls)
+            return Completion(
+                extraction=result,
+                usage=_usage_of(calls),
+                model=str(getattr(completion, "model", None) or self.settings.model),
+                attempts=max(1, calls.statuses.get(200, 0)),
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _accept_or_fail(self, exc: InstructorRetryException, calls: CallStats) -> Completion:
+        failures = exc.failed_attempts or []
+        last = failures[-1] if failures else None
+        if last is not None and _only_grounding_failures(last.exception):
+            raw = raw_answer_json(last.completion)
+            if raw is not None:
+                try:
+                    extraction = ArticleExtraction.model_validate_json(raw)
+                except ValidationError:
+                    pass
+                else:
+                    return Completion(
+                        extraction=extraction,
+                        usage=_usage_of(calls),
+                        model=str(getattr(last.completion, "model", None) or self.settings.model),
+                        attempts=exc.n_attempts,
+                    )
+        cause = last.exception if last is not None else exc.__cause__
+        if isinstance(cause, openai.APIError | httpx.HTTPError | ExtractorError):
+            raise cause
+        summary = str(cause).splitlines()[0] if cause else str(exc)
+        raise ParseError(
+            f"no valid answer after {exc.n_attempts} attempt(s) ({self.settings.reasks} re-ask(s)): "
+            f"{summary[:300]}"
+        ) from exc

@@ -1,0 +1,388 @@
+"""The orchestrator of one article: prompt -> cache or LLM -> parse -> ground -> ArticleResult.
+
+Long articles are split on paragraph boundaries with overlap (``split_chunks``); each chunk is its own
+request (and cache entry); every item is grounded against the WHOLE article, and duplicates from the
+overlaps are merged. A cache hit makes no HTTP call but parses and grounds again, so a validator fix
+applies to old answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncGenerator, Iterable, Iterator
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from extractor.cache import ResponseCache, cache_key
+from extractor.config import Settings
+from extractor.errors import ConfigError, ExtractorError
+from extractor.grounding import Grounding, SourceIndex, ground
+from extractor.llm import Completion, OpenAIProvider, Provider
+from extractor.models import (
+    Article,
+    ArticleExtraction,
+    ArticleResult,
+    ErrorInfo,
+    GroundedEvent,
+    GroundedQuote,
+    GroundedStance,
+    Rejected,
+    Span,
+    Usage,
+)
+from extractor.prompts import PromptSet, load_prompts
+from extractor.ratelimit import RateLimiter
+from extractor.replay import RecordingTransport, ReplayTransport
+
+__all__ = ["Extractor", "ground_extraction", "split_chunks"]
+
+_Item = TypeVar("_Item", GroundedEvent, GroundedQuote, GroundedStance)
+
+
+def split_chunks(text: str, max_chars: int, overlap: int) -> list[tuple[int, int]]:
+    """(start, end) windows of at most ``max_chars``, cut at paragraph (else line, else space) breaks,
+    each starting ``overlap`` characters or less before the previous one's end."""
+    if len(text) <= max_chars:
+        return [(0, len(text))]
+    chunks: list[tuple[int, int]] = []
+    start = 0
+    while start < len(text):
+        limit = start + max_chars
+        if limit >= len(text):
+            chunks.append((start, len(text)))
+            break
+        end = -1
+        for sep in ("\n\n", "\n", ". ", " "):
+            cut = text.rfind(sep, start + max_chars // 2, limit)
+            if cut != -1:
+                end = cut + len(sep)
+                break
+        if end == -1:
+            end = limit
+        chunks.append((start, end))
+        next_start = max(end - overlap, start + 1)
+        para = text.find("\n", next_start, end)
+        start = para + 1 if para != -1 and para + 1 < end else next_start
+    return chunks
+
+
+def _span(g: Grounding) -> Span:
+    pieces = [tuple(p) for p in g.pieces] if g.status == "elided" else None
+    return Span(status=g.status, start=g.start, end=g.end, pieces=pieces, occurrences=g.occurrences)
+
+
+def _ground_next(index: SourceIndex, source: str, candidate: str, taken: set[tuple[int, int]]) -> Grounding:
+    """Ground ``candidate``; if its first occurrence is already taken by an identical item (a statement
+    quoted twice), use the next free occurrence."""
+    first = index.ground(candidate)
+    if first.status not in ("exact", "normalized") or first.occurrences < 2:
+        return first
+    found = first
+    while found.start is not None and found.end is not None and (found.start, found.end) in taken:
+        offset = found.end
+        later = ground(candidate, source[offset:])
+        if later.start is None or later.end is None or later.status not in ("exact", "normalized"):
+            return first
+        found = Grounding(
+            status=later.status,
+            start=later.start + offset,
+            end=later.end + offset,
+            pieces=((later.start + offset, later.end + offset),),
+            occurrences=first.occurrences,
+            reason=None,
+        )
+    return found
+
+
+def ground_extraction(
+    extractions: Iterable[ArticleExtraction], source: str, index: SourceIndex | None = None
+) -> tuple[list[GroundedEvent], list[GroundedQuote], list[GroundedStance], list[Rejected]]:
+    """Ground every quote text and event/stance evidence in ``source``; split kept from rejected.
+    Items repeated verbatim (e.g. from overlapping chunks) are kept once."""
+    idx = index or SourceIndex(source)
+    events: list[GroundedEvent] = []
+    quotes: list[GroundedQuote] = []
+    stances: list[GroundedStance] = []
+    rejected: list[Rejected] = []
+    seen: set[str] = set()
+    taken: dict[str, set[tuple[int, int]]] = {}
+
+    def place(
+        kind: str, field: str, item: BaseModel, candidate: str, out: list[_Item], cls: type[_Item]
+    ) -> None:
+        data = item.model_dump()
+        fingerprint = json.dumps([kind, data], sort_keys=True)
+        used = taken.setdefault(fingerprint, set())
+        g = _ground_next(idx, source, candidate, used)
+        if not g.found:
+            if fingerprint in seen:
+                return
+            seen.add(fingerprint)
+            rejected.append(
+                Rejected.model_validate(
+                    {"kind": kind, "field": field, "item": data, "reason": g.reason or "not in the article"}
+                )
+            )
+            return
+        assert g.start is not None and g.end is not None
+        if (g.start, g.end) in used:
+            return  # the same item at the same place: an overlap duplicate
+        used.add((g.start, g.end))
+        out.append(cls(**data, span=_span(g)))
+
+    for extraction in extractions:
+        for event in extraction.events:
+            place("event", "evidence", event, event.evidence, events, GroundedEvent)
+        for quote in extraction.quotes:
+            place("quote", "text", quote, quote.text, quotes, GroundedQuote)
+        for stance in extraction.stances:
+            place("stance", "evidence", stance, stance.evidence, stances, GroundedStance)
+    return events, quotes, stances, rejected
+
+
+def _grounding_check(index: SourceIndex) -> Any:
+    def check(extraction: ArticleExtraction) -> list[str]:
+        failures: list[str] = []
+        for kind, field, items in (
+            ("quote", "text", [(q.text, q.speaker) for q in extraction.quotes]),
+            ("event", "evidence", [(e.evidence, e.summary) for e in extraction.events]),
+            ("stance", "evidence", [(s.evidence, s.holder) for s in extraction.stances]),
+        ):
+            for candidate, label in items:
+                if not index.ground(candidate).found:
+                    failures.append(f"- {kind} ({label}): {field} {candidate!r}")
+        return failures
+
+    return check
+
+
+class Extractor:
+    """Extract events, quotes and stances from articles, with every quote proven verbatim.
+
+    >>> ex = Extractor.from_env()
+    >>> res = ex.extract("Full article text ...")
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        provider: Provider | None = None,
+        cache: ResponseCache | None = None,
+        prompts: PromptSet | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load()
+        self.prompts = prompts or load_prompts()
+        self.schema = json.dumps(ArticleExtraction.model_json_schema(), sort_keys=True, separators=(",", ":"))
+        if cache is None and self.settings.use_cache:
+            cache = ResponseCache(self.settings.cache_dir)
+        self.cache = cache
+        self.limiter = limiter or RateLimiter(rpm=self.settings.rpm, tpm=self.settings.tpm)
+        self._injected = provider
+        self._providers: dict[int, Provider] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Extractor:
+        """Settings from the environment / config file, with keyword overrides."""
+        return cls(Settings.load(**overrides))
+
+    # ------------------------------------------------------------------ provider per event loop
+
+    def _provider(self) -> Provider:
+        if self._injected is not None:
+            return self._injected
+        loop_id = id(asyncio.get_running_loop())
+        provider = self._providers.get(loop_id)
+        if provider is None:
+            settings = self.settings
+            transport: Any = None
+            if settings.replay_dir is not None:
+                transport = ReplayTransport(settings.replay_dir)
+                if not settings.api_key:
+                    settings = settings.replace(api_key="replay-no-key")
+            elif settings.record_dir is not None:
+                transport = RecordingTransport(settings.record_dir)
+            provider = OpenAIProvider(settings, transport=transport, limiter=self.limiter)
+            self._providers[loop_id] = provider
+        return provider
+
+    def check_ready(self) -> None:
+        """Raise ConfigError now (not per article) when a live model is needed but no API key is set."""
+        if self._injected is None and self.settings.replay_dir is None and not self.settings.api_key:
+            raise ConfigError(
+                "no API key: set OPENAI_API_KEY, or replay recordings with --replay fixtures/recorded"
+            )
+
+    # ------------------------------------------------------------------ one article
+
+    def _answer_key(self, article: Article, window: tuple[int, int], i: int, n: int) -> tuple[Any, str]:
+        messages = self.prompts.render(article, article.text[window[0] : window[1]], i, n)
+        return messages, cache_key(self.settings, messages, self.schema, self.prompts.version)
+
+    def request_keys(self, article: Article) -> list[str]:
+        """The cache (and recording) keys of the requests this article needs, one per chunk."""
+        windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+        return [self._answer_key(article, w, i, len(windows))[1] for i, w in enumerate(windows, start=1)]
+
+    async def aextract(self, article: Article | str) -> ArticleResult:
+        """Extract one article. LLM failures give an error result; only ConfigError is raised."""
+        if isinstance(article, str):
+            article = Article.from_text(article)
+        started = time.perf_counter()
+        usage = Usage()
+        model: str | None = None
+        hits = 0
+        windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+        try:
+            index = SourceIndex(article.text)
+            check = _grounding_check(index)
+            extractions: list[ArticleExtraction] = []
+            for i, window in enumerate(windows, start=1):
+                messages, key = self._answer_key(article, window, i, len(windows))
+                cached = self.cache.get(key) if self.cache is not None else None
+                if cached is not None:
+                    try:
+                        extraction = ArticleExtraction.model_validate(cached["extraction"])
+                    except (KeyError, ValidationError):
+                        cached = None
+                    else:
+                        model = model or cached.get("model")
+                        hits += 1
+                if cached is None:
+                    self.check_ready()
+                    completion = await self._provider().complete(
+                        messages, key=key, article_id=article.id, check=check
+                    )
+                    usage = usage + completion.usage
+                    model = model or completion.model
+                    extraction = completion.extraction
+                    if self.cache is not None:
+                        self.cache.set(key, self._cache_value(completion, article))
+                extractions.append(extraction)
+            events, quotes, stances, rejected = ground_extraction(extractions, article.text, index)
+        except ConfigError:
+            raise
+        except ExtractorError as exc:
+            spent = exc.usage if isinstance(exc.usage, Usage) else Usage()
+            return self._error_result(article, exc, usage + spent, model, started, len(windows))
+        return ArticleResult(
+            article_id=article.id,
+            source=article.source,
+            sha256=article.sha256,
+            status="ok",
+            title=article.title,
+            published=article.published,
+            events=events,
+            quotes=quotes,
+            stances=stances,
+            rejected=rejected,
+            usage=usage,
+            cache_hit=hits == len(windows),
+            model=model or self.settings.model,
+            prompt_version=self.prompts.version,
+            latency_s=round(time.perf_counter() - started, 4),
+            chunks=len(windows),
+        )
+
+    @staticmethod
+    def _cache_value(completion: Completion, article: Article) -> dict[str, Any]:
+        return {
+            "extraction": completion.extraction.model_dump(mode="json"),
+            "model": completion.model,
+            "usage": completion.usage.model_dump(),
+            "attempts": completion.attempts,
+            "article_sha256": article.sha256,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def _error_result(
+        self, article: Article, exc: Exception, usage: Usage, model: str | None, started: float, chunks: int
+    ) -> ArticleResult:
+        return ArticleResult(
+            article_id=article.id,
+            source=article.source,
+            sha256=article.sha256,
+            status="error",
+            error=ErrorInfo(type=type(exc).__name__, message=str(exc)),
+            title=article.title,
+            published=article.published,
+            usage=usage,
+            model=model or self.settings.model,
+            prompt_version=self.prompts.version,
+            latency_s=round(time.perf_counter() - started, 4),
+            chunks=chunks,
+        )
+
+    def extract(self, article: Article | str) -> ArticleResult:
+        """Synchronous ``aextract``."""
+        result: ArticleResult = self._run(self.aextract(article))
+        return result
+
+    # ------------------------------------------------------------------ many articles
+
+    async def aextract_many(
+        self, articles: Iterable[Article], concurrency: int | None = None
+    ) -> AsyncGenerator[ArticleResult, None]:
+        """Results as they complete, at most ``concurrency`` articles in flight; input is consumed lazily."""
+        limit = concurrency or self.settings.concurrency
+        pending: set[asyncio.Task[ArticleResult]] = set()
+        source = iter(articles)
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < limit:
+                try:
+                    article = next(source)
+                except StopIteration:
+                    exhausted = True
+                    break
+                pending.add(asyncio.ensure_future(self.aextract(article)))
+            if not pending:
+                return
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                yield task.result()
+
+    def extract_many(
+        self, articles: Iterable[Article], concurrency: int | None = None
+    ) -> Iterator[ArticleResult]:
+        """Synchronous ``aextract_many``: yields results as they complete."""
+        agen = self.aextract_many(articles, concurrency)
+        try:
+            while True:
+                try:
+                    yield self._run(agen.__anext__())
+                except StopAsyncIteration:
+                    return
+        finally:
+            self._run(agen.aclose())
+
+    def _run(self, coro: Any) -> Any:
+        if self._loop is None or self._loop.is_closed():
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    async def aclose(self) -> None:
+        """Close HTTP clients opened from the running loop."""
+        loop_id = id(asyncio.get_running_loop())
+        provider = self._providers.pop(loop_id, None)
+        if provider is not None:
+            await provider.aclose()
+
+    def close(self) -> None:
+        """Close clients and the cache."""
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.run_until_complete(self.aclose())
+            self._loop.close()
+        if self.cache is not None:
+            self.cache.close()
+
+    def __enter__(self) -> Extractor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

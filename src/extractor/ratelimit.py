@@ -1,0 +1,422 @@
+"""Client-side rate limiting for the LLM endpoint: smooth RPM/TPM buckets that learn from the server.
+
+One ``RateLimiter`` is shared by every request of a run:
+
+- requests/min and tokens/min are each a token bucket refilled continuously at ``limit / 60`` per second,
+  holding at most ``burst_seconds`` of refill (at least 1), so traffic is smooth rather than bursty;
+- callers are served strictly first come, first served (the head of the queue waits, the rest queue behind);
+- a 429 pauses every caller until the retry time and cuts the effective rate by ``decrease`` (floored at
+  ``min_factor``); after ``recovery_quiet_s`` without a 429 it climbs back additively — quickly to 95 % of
+  the rate that last drew a 429, then ten times more slowly (AIMD), so repeated 429s settle just below the
+  server's real limit;
+- OpenAI-style ``x-ratelimit-*`` headers adopt the server's limit (the lower of it and the configured one)
+  and sync the buckets down when the server has less left than they believe;
+- with no limit configured, learned or inferred, ``acquire`` returns without sleeping or locking.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypedDict
+
+__all__ = ["RateLimitStats", "RateLimiter", "parse_duration"]
+
+_UNIT_SECONDS: dict[str, float] = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1.0,
+    "m": 60.0,
+    "h": 3600.0,
+    "d": 86400.0,
+}
+_NUM = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
+_UNIT = r"(?:ns|us|µs|μs|ms|s|m|h|d)"
+_DURATION = re.compile(rf"(?:{_NUM}{_UNIT})+")
+_DURATION_PART = re.compile(rf"({_NUM})({_UNIT})")
+_BARE_NUMBER = re.compile(_NUM)
+
+# A wait this short is treated as no wait (keeps float rounding from spinning the wait loop).
+_EPSILON_S = 1e-6
+# How long the reset/retry hint of the last response headers stays usable for a header-less 429.
+_HINT_TTL_S = 5.0
+# Above the knee (95 % of the rate that last drew a 429) recovery runs this much slower.
+_KNEE = 0.95
+_SLOW_RECOVERY = 0.1
+_WINDOW_S = 60.0
+# A header-less 429 on an unlimited limiter infers a limit only from at least this many recent grants.
+_MIN_INFER_SAMPLES = 10
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration (``"1m30.5s"`` -> 90.5, ``"120ms"``, ``"6m0s"``) or a bare number.
+
+    Raises ``ValueError`` on anything else (negative, empty, unknown unit).
+    """
+    s = text.strip().lower()
+    if _BARE_NUMBER.fullmatch(s):
+        return float(s)
+    if not _DURATION.fullmatch(s):
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(s))
+
+
+def _number(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def _duration(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        value = parse_duration(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+class RateLimitStats(TypedDict):
+    """``RateLimiter.stats()``: counters since creation and the limits in force now (per minute)."""
+
+    acquired: int
+    waits: int  # acquisitions that queued or slept
+    wait_seconds: float  # summed over callers
+    max_wait_seconds: float
+    rate_limited: int  # 429s reported
+    rate_decreases: int  # multiplicative cuts they caused
+    rate_factor: float  # AIMD multiplier in force, 0 < f <= 1
+    limit_rpm: float | None  # configured / learned / inferred limit, before the factor
+    limit_tpm: float | None
+    effective_rpm: float | None  # limit * factor; None = unlimited
+    effective_tpm: float | None
+
+
+class _Bucket:
+    """One dimension (requests or tokens): per-minute limits and the bucket's current level."""
+
+    __slots__ = ("configured", "inferred", "level", "limit", "server", "updated")
+
+    def __init__(self, configured: float | None, now: float) -> None:
+        self.configured = configured
+        self.server: float | None = None
+        self.inferred: float | None = None
+        self.limit: float | None = None
+        self.level = 0.0
+        self.updated = now
+
+
+class RateLimiter:
+    """Shared, adaptive requests/min + tokens/min limiter for one event loop.
+
+    ``rpm``/``tpm`` of ``None`` mean no client-side limit (one may still be learned from headers).
+    ``clock``/``sleep`` are injectable so tests can run on simulated time.
+    """
+
+    def __init__(
+        self,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        *,
+        burst_seconds: float = 2.0,
+        decrease: float = 0.8,
+        min_factor: float = 0.05,
+        decrease_cooldown_s: float = 5.0,
+        recovery_quiet_s: float = 30.0,
+        recovery_per_s: float = 0.005,
+        default_backoff_s: float = 1.0,
+        max_pause_s: float = 120.0,
+        max_sleep_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        for name, value in (("rpm", rpm), ("tpm", tpm)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a positive number or None, got {value!r}")
+        if not 0 < decrease < 1 or not 0 < min_factor <= 1:
+            raise ValueError("decrease must be in (0, 1) and min_factor in (0, 1]")
+        if min(burst_seconds, recovery_per_s, max_sleep_s) <= 0:
+            raise ValueError("burst_seconds, recovery_per_s and max_sleep_s must be positive")
+        if min(decrease_cooldown_s, recovery_quiet_s, default_backoff_s, max_pause_s) < 0:
+            raise ValueError("durations must not be negative")
+        self._clock = clock
+        self._sleep = sleep
+        self._burst_s = burst_seconds
+        self._decrease = decrease
+        self._min_factor = min_factor
+        self._cooldown_s = decrease_cooldown_s
+        self._quiet_s = recovery_quiet_s
+        self._recovery_per_s = recovery_per_s
+        self._default_backoff_s = default_backoff_s
+        self._max_pause_s = max_pause_s
+        self._max_sleep_s = max_sleep_s
+
+        now = clock()
+        self._lock = asyncio.Lock()
+        self._queued = 0
+        self._not_before = -math.inf
+
+        # AIMD state: factor(t) recovers from _f0 (set at _t0) towards 1; _ceiling drew the last 429.
+        self._f0 = 1.0
+        self._t0 = -math.inf
+        self._ceiling = 1.0
+        self._last_decrease = -math.inf
+
+        # Grant times while requests are unlimited, to infer a limit from a header-less 429.
+        self._recent: deque[float] = deque()
+        self._recent_start = now
+
+        self._requests = _Bucket(rpm, now)
+        self._tokens = _Bucket(tpm, now)
+        self._limited = False
+        self._set_limit(self._requests, now)
+        self._set_limit(self._tokens, now)
+
+        self._hint: float | None = None
+        self._hint_at = -math.inf
+
+        self._acquired = 0
+        self._waits = 0
+        self._wait_s = 0.0
+        self._max_wait_s = 0.0
+        self._rate_limited = 0
+        self._decreases = 0
+
+    # -- public API -------------------------------------------------------------------------------------
+
+    async def acquire(self, tokens: int = 0) -> float:
+        """Wait until one request needing ``tokens`` may be sent; return the grant time (on ``clock``).
+
+        A need larger than the token bucket holds is capped at its capacity (so it always passes) and
+        the rest is charged as debt that later callers wait off.
+        """
+        arrived = self._clock()
+        if not self._limited and self._queued == 0 and arrived >= self._not_before:
+            self._granted(arrived)
+            return arrived
+        self._queued += 1
+        contended = self._lock.locked() or self._queued > 1
+        slept = False
+        now = arrived
+        try:
+            async with self._lock:
+                while True:
+                    now = self._clock()
+                    wait = self._wait_time(now, tokens)
+                    if wait <= _EPSILON_S:
+                        break
+                    slept = True
+                    await self._sleep(min(wait, self._max_sleep_s))
+                self._take(tokens)
+        finally:
+            self._queued -= 1
+        self._granted(now)
+        if contended or slept:
+            waited = max(0.0, now - arrived)
+            self._waits += 1
+            self._wait_s += waited
+            self._max_wait_s = max(self._max_wait_s, waited)
+        return now
+
+    def observe_headers(self, headers: Mapping[str, str]) -> None:
+        """Learn from a response's ``x-ratelimit-*`` / ``retry-after*`` headers; malformed values are ignored.
+
+        Call it for every response, 429s included (before ``on_rate_limited``).
+        """
+        values = {
+            key.lower(): value
+            for key, value in headers.items()
+            if key[:12].lower() == "x-ratelimit-" or key[:11].lower() == "retry-after"
+        }
+        if not values:
+            return
+        now = self._clock()
+        self._refill_all(now)
+        hints: list[float] = []
+        for bucket, dim in ((self._requests, "requests"), (self._tokens, "tokens")):
+            limit = _number(values.get(f"x-ratelimit-limit-{dim}"))
+            if limit is not None and limit > 0 and limit != bucket.server:
+                bucket.server = limit
+                bucket.inferred = None
+                self._set_limit(bucket, now)
+            remaining = _number(values.get(f"x-ratelimit-remaining-{dim}"))
+            if remaining is not None and bucket.limit is not None:
+                bucket.level = min(bucket.level, remaining)
+            if remaining == 0:
+                reset = _duration(values.get(f"x-ratelimit-reset-{dim}"))
+                if reset is not None:
+                    hints.append(reset)
+        retry_ms = _number(values.get("retry-after-ms"))
+        retry_s = _number(values.get("retry-after"))
+        if retry_ms is not None:
+            hints = [retry_ms / 1000.0]
+        elif retry_s is not None:
+            hints = [retry_s]
+        self._hint = max(hints) if hints else None
+        self._hint_at = now
+
+    def on_rate_limited(self, retry_after_s: float | None = None, *, sent_at: float | None = None) -> None:
+        """Record a 429: pause every caller until now + ``retry_after_s`` and cut the effective rate.
+
+        Without ``retry_after_s`` the pause comes from the last headers (``retry-after-ms``, or the reset
+        time of an exhausted ``x-ratelimit-*`` dimension) or is ``default_backoff_s``. One cut per
+        ``decrease_cooldown_s``; pass ``sent_at`` (what ``acquire`` returned) to also ignore 429s for
+        requests sent before the last cut.
+        """
+        now = self._clock()
+        self._rate_limited += 1
+        delay = retry_after_s
+        if delay is None or not (math.isfinite(delay) and delay >= 0):
+            fresh = self._hint is not None and now - self._hint_at <= _HINT_TTL_S
+            delay = self._hint if fresh and self._hint is not None else self._default_backoff_s
+        self._not_before = max(self._not_before, now + min(delay, self._max_pause_s))
+        if sent_at is not None and sent_at < self._last_decrease:
+            return
+        self._refill_all(now)
+        factor = self._factor(now)
+        if now - self._last_decrease < self._cooldown_s:
+            self._f0, self._t0 = factor, now  # a 429 restarts the quiet period
+            return
+        if not self._limited:
+            # Nothing to scale: infer the request rate that drew this 429 from recent grants.
+            observed = self._observed_rpm(now)
+            if observed is None:
+                self._f0, self._t0 = factor, now
+                return
+            self._requests.inferred = observed / factor
+            self._set_limit(self._requests, now)
+        self._ceiling = factor
+        self._f0 = max(self._min_factor, factor * self._decrease)
+        self._t0 = now
+        self._last_decrease = now
+        self._decreases += 1
+
+    def release_unused(self, tokens: int) -> None:
+        """Give back tokens charged by ``acquire`` but not used (e.g. estimate minus actual usage)."""
+        if tokens > 0 and self._tokens.limit is not None:
+            now = self._clock()
+            self._refill_all(now)
+            capacity = self._capacity(self._tokens.limit, self._factor(now))
+            self._tokens.level = min(capacity, self._tokens.level + tokens)
+
+    def reconcile(self, estimated: int, actual: int) -> None:
+        """Correct the token charge of a request: credit an overestimate, charge an underestimate."""
+        if actual <= estimated:
+            self.release_unused(estimated - actual)
+        elif self._tokens.limit is not None:
+            self._refill_all(self._clock())
+            self._tokens.level -= min(actual - estimated, self._tokens.limit)
+
+    def stats(self) -> RateLimitStats:
+        """Counters and the current effective limits, for the run summary."""
+        factor = self._factor(self._clock())
+        rpm, tpm = self._requests.limit, self._tokens.limit
+        return RateLimitStats(
+            acquired=self._acquired,
+            waits=self._waits,
+            wait_seconds=self._wait_s,
+            max_wait_seconds=self._max_wait_s,
+            rate_limited=self._rate_limited,
+            rate_decreases=self._decreases,
+            rate_factor=factor,
+            limit_rpm=rpm,
+            limit_tpm=tpm,
+            effective_rpm=None if rpm is None else rpm * factor,
+            effective_tpm=None if tpm is None else tpm * factor,
+        )
+
+    # -- internals --------------------------------------------------------------------------------------
+
+    def _factor(self, now: float) -> float:
+        """The AIMD multiplier on every limit at ``now``."""
+        if self._f0 >= 1.0:
+            return 1.0
+        elapsed = now - self._t0 - self._quiet_s
+        if elapsed <= 0:
+            return self._f0
+        knee = max(self._f0, min(1.0, self._ceiling * _KNEE))
+        factor = self._f0 + elapsed * self._recovery_per_s
+        if factor <= knee:
+            return factor
+        to_knee = (knee - self._f0) / self._recovery_per_s
+        return min(1.0, knee + (elapsed - to_knee) * self._recovery_per_s * _SLOW_RECOVERY)
+
+    def _capacity(self, limit: float, factor: float) -> float:
+        return max(1.0, limit * factor / 60.0 * self._burst_s)
+
+    def _refill_all(self, now: float) -> None:
+        factor = self._factor(now)
+        for bucket in (self._requests, self._tokens):
+            if bucket.limit is not None and now > bucket.updated:
+                refill = (now - bucket.updated) * bucket.limit * factor / 60.0
+                bucket.level = min(self._capacity(bucket.limit, factor), bucket.level + refill)
+            bucket.updated = max(bucket.updated, now)
+
+    def _set_limit(self, bucket: _Bucket, now: float) -> None:
+        """Recompute ``bucket.limit`` after one of its sources changed (callers refill first)."""
+        sources = [v for v in (bucket.configured, bucket.server, bucket.inferred) if v is not None]
+        old, bucket.limit = bucket.limit, (min(sources) if sources else None)
+        if bucket.limit is None:
+            bucket.level = 0.0
+        else:
+            capacity = self._capacity(bucket.limit, self._factor(now))
+            bucket.level = capacity if old is None else min(bucket.level, capacity)
+        bucket.updated = now
+        self._limited = self._requests.limit is not None or self._tokens.limit is not None
+        if bucket is self._requests and bucket.limit is None and old is not None:
+            self._recent.clear()
+            self._recent_start = now
+
+    def _wait_time(self, now: float, tokens: int) -> float:
+        """Seconds the head of the queue must still wait (<= 0: it may go now)."""
+        if self._requests.inferred is not None and self._factor(now) >= 1.0:
+            # Fully recovered: drop the guess and probe the server's real limit again.
+            self._refill_all(now)
+            self._requests.inferred = None
+            self._set_limit(self._requests, now)
+        wait = self._not_before - now
+        if not self._limited:
+            return wait
+        self._refill_all(now)
+        factor = self._factor(now)
+        for bucket, need in ((self._requests, 1.0), (self._tokens, float(tokens))):
+            if bucket.limit is None or need <= 0:
+                continue
+            need = min(need, self._capacity(bucket.limit, factor))
+            if bucket.level < need:
+                wait = max(wait, (need - bucket.level) / (bucket.limit * factor / 60.0))
+        return wait
+
+    def _take(self, tokens: int) -> None:
+        if self._requests.limit is not None:
+            self._requests.level -= 1.0
+        if self._tokens.limit is not None and tokens > 0:
+            self._tokens.level -= min(float(tokens), self._tokens.limit)
+
+    def _granted(self, now: float) -> None:
+        self._acquired += 1
+        if self._requests.limit is None:
+            self._recent.append(now)
+            while self._recent[0] < now - _WINDOW_S:
+                self._recent.popleft()
+
+    def _observed_rpm(self, now: float) -> float | None:
+        """Requests per minute granted over the last minute (or since tracking began); None if too few."""
+        while self._recent and self._recent[0] < now - _WINDOW_S:
+            self._recent.popleft()
+        if len(self._recent) < _MIN_INFER_SAMPLES:
+            return None
+        span = min(_WINDOW_S, max(1.0, now - self._recent_start))
+        return len(self._recent) * 60.0 / span

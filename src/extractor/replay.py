@@ -1,0 +1,190 @@
+"""Record and replay model exchanges in the OpenAI wire format.
+
+A recording is ``<dir>/<key>.json`` where ``key`` is the request's cache key (extractor.cache), holding
+every exchange made for it in order (the first request, then any re-ask): the request body and the
+response status, body and a few harmless headers. Request headers are never stored, so neither
+``Authorization`` nor ``api-key`` / organization / project headers can land in a fixture; keys in URL
+query strings are removed. ``<dir>/settings.json`` keeps the settings the recordings were made with,
+so a replay computes the same keys.
+
+``ReplayTransport`` answers the openai client's HTTP from recordings and never touches the network. A
+request with no recording fails that article with a ReplayError naming the article and key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+
+from extractor.errors import ReplayError
+
+__all__ = [
+    "KEY_HEADER",
+    "RecordingTransport",
+    "ReplayTransport",
+    "load_recorded_settings",
+    "save_recorded_settings",
+    "scrub_url",
+    "stale_recordings",
+]
+
+KEY_HEADER = "x-extractor-key"
+ARTICLE_HEADER = "x-extractor-article"
+SETTINGS_FILE = "settings.json"
+_KEEP_RESPONSE_HEADERS = ("content-type", "retry-after", "retry-after-ms")
+_SECRET_PARAM = re.compile(r"(key|token|secret|signature|sig|password|auth)", re.IGNORECASE)
+_KEY_RE = re.compile(r"^[0-9a-f]{64}$")
+
+
+def scrub_url(url: httpx.URL) -> str:
+    """The URL without credentials or secret-looking query parameters."""
+    query = [(k, v) for k, v in parse_qsl(url.query.decode()) if not _SECRET_PARAM.search(k)]
+    clean = url.copy_with(username=None, password=None, query=urlencode(query).encode() or None)
+    return str(clean)
+
+
+def _fingerprint(body: dict[str, Any]) -> str:
+    """What must match for a recorded exchange to answer a request: everything but the re-ask turns'
+    wording (which embeds library error text), plus how many turns there are."""
+    messages = body.get("messages") or []
+    stable = {k: v for k, v in body.items() if k != "messages"}
+    return json.dumps([stable, messages[:2], len(messages)], sort_keys=True, ensure_ascii=False)
+
+
+def _request_key(request: httpx.Request) -> tuple[str, str]:
+    key = request.headers.get(KEY_HEADER, "")
+    if not _KEY_RE.match(key):
+        raise ReplayError(f"request to {request.url.path} carries no extractor key; cannot replay it")
+    return key, request.headers.get(ARTICLE_HEADER, "?")
+
+
+@dataclass
+class _Recording:
+    path: Path
+    data: dict[str, Any]
+
+
+def _load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReplayError(f"recording {path} is unreadable: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("exchanges"), list):
+        raise ReplayError(f"recording {path} has no exchanges list")
+    return data
+
+
+class ReplayTransport(httpx.AsyncBaseTransport):
+    """Answers requests from ``<directory>/<key>.json``; nothing goes to the network."""
+
+    def __init__(self, directory: Path | str) -> None:
+        self.directory = Path(directory)
+        if not self.directory.is_dir():
+            raise ReplayError(f"no recordings folder at {self.directory}")
+        self.served = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key, article = _request_key(request)
+        path = self.directory / f"{key}.json"
+        if not path.exists():
+            raise ReplayError(
+                f"no recorded response for {article} (key {key[:12]}…); record it with a live model: "
+                f"extractor record PATHS --fixtures {self.directory}"
+            )
+        data = _load(path)
+        body = json.loads(await request.aread() or b"{}")
+        want = _fingerprint(body)
+        for exchange in data["exchanges"]:
+            if _fingerprint(exchange["request"]["body"]) == want:
+                response = exchange["response"]
+                self.served += 1
+                return httpx.Response(
+                    status_code=int(response["status"]),
+                    headers={"content-type": "application/json", **response.get("headers", {})},
+                    content=json.dumps(response["body"]).encode("utf-8"),
+                    request=request,
+                )
+        raise ReplayError(
+            f"recording {path.name} for {article} is stale: no recorded request matches this one "
+            f"(turn {len(body.get('messages') or [])}); re-record it (extractor record)"
+        )
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Passes requests to a live endpoint and appends each exchange to ``<directory>/<key>.json``."""
+
+    def __init__(self, directory: Path | str, inner: httpx.AsyncBaseTransport | None = None) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self.inner = inner or httpx.AsyncHTTPTransport()
+        self._lock = asyncio.Lock()
+        self._fresh: set[str] = set()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        key, article = _request_key(request)
+        body = json.loads(await request.aread() or b"{}")
+        response = await self.inner.handle_async_request(request)
+        content = await response.aread()
+        try:
+            response_body = json.loads(content)
+        except ValueError:
+            response_body = {"_raw": content.decode("utf-8", "replace")}
+        exchange = {
+            "request": {"method": request.method, "url": scrub_url(request.url), "body": body},
+            "response": {
+                "status": response.status_code,
+                "headers": {h: response.headers[h] for h in _KEEP_RESPONSE_HEADERS if h in response.headers},
+                "body": response_body,
+            },
+        }
+        async with self._lock:
+            path = self.directory / f"{key}.json"
+            if key not in self._fresh or not path.exists():
+                data: dict[str, Any] = {"key": key, "article_id": article, "exchanges": []}
+                self._fresh.add(key)
+            else:
+                data = _load(path)
+            if response.status_code == 200:  # failed attempts are retried live, not replayed
+                data["exchanges"].append(exchange)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        return httpx.Response(
+            status_code=response.status_code, headers=response.headers, content=content, request=request
+        )
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def save_recorded_settings(directory: Path | str, settings: dict[str, Any]) -> None:
+    """Remember the settings that enter the key (model, endpoint, mode, temperature, max_tokens)."""
+    path = Path(directory) / SETTINGS_FILE
+    path.write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def load_recorded_settings(directory: Path | str) -> dict[str, Any]:
+    """The settings saved by ``save_recorded_settings`` ({} when none)."""
+    path = Path(directory) / SETTINGS_FILE
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ReplayError(f"{path} is unreadable: {exc}") from exc
+    return data if isinstance(data, dict) else {}
+
+
+def stale_recordings(directory: Path | str, current_keys: Iterable[str]) -> list[Path]:
+    """Recordings whose key no request the current prompt renders would use."""
+    keys = set(current_keys)
+    return sorted(p for p in Path(directory).glob("*.json") if p.name != SETTINGS_FILE and p.stem not in keys)

@@ -1,0 +1,747 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rich.console import Console
+
+from extractor.evaluate import (
+    EVIDENCE_OVERLAP,
+    QUOTE_IOU,
+    TARGET_JACCARD,
+    EvalReport,
+    GoldArticle,
+    GoldError,
+    GoldEvent,
+    GoldQuote,
+    GoldStance,
+    check_gold_offsets,
+    classify_date,
+    evaluate,
+    evaluate_path,
+    flat_metrics,
+    gold_as_result,
+    load_gold,
+    names_match,
+    normalize_name,
+    render_articles,
+    render_table,
+    target_similarity,
+    target_tokens,
+)
+from extractor.models import (
+    Article,
+    ArticleResult,
+    ErrorInfo,
+    EventType,
+    GroundedEvent,
+    GroundedQuote,
+    GroundedStance,
+    Polarity,
+    Rejected,
+    Span,
+    SpanStatus,
+    text_sha256,
+)
+from extractor.store import ResultsWriter, write_article_text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TEXT = (
+    'Prime Minister Giorgia Meloni said "Italy will not send troops to Ukraine" after the meeting. '
+    'Emmanuel Macron said "Europe must stand together" in Paris. '
+    "The leaders met in Paris on January 6 and agreed on a plan for monitoring the ceasefire. "
+    "Meloni opposes deploying Italian troops to Ukraine. "
+    "Macron supports a multinational force for Ukraine."
+)
+SHA = text_sha256(TEXT)
+
+
+def at(needle: str, text: str = TEXT, nth: int = 0) -> tuple[int, int]:
+    start = -1
+    for _ in range(nth + 1):
+        start = text.index(needle, start + 1)
+    return start, start + len(needle)
+
+
+# --------------------------------------------------------------------------- builders
+
+
+def gq(needle: str, speaker: str) -> GoldQuote:
+    start, end = at(needle)
+    return GoldQuote(text=needle, speaker=speaker, start=start, end=end)
+
+
+def ge(needle: str, event_type: EventType = "CONSULT", date: str | None = None) -> GoldEvent:
+    start, end = at(needle)
+    return GoldEvent(event_type=event_type, date=date, evidence=needle, start=start, end=end)
+
+
+def gs(holder: str, target: str, polarity: Polarity, needle: str) -> GoldStance:
+    start, end = at(needle)
+    return GoldStance(holder=holder, target=target, polarity=polarity, evidence=needle, start=start, end=end)
+
+
+def gold_article(
+    quotes: list[GoldQuote] | None = None,
+    events: list[GoldEvent] | None = None,
+    stances: list[GoldStance] | None = None,
+    article_id: str = "a1",
+) -> GoldArticle:
+    return GoldArticle(
+        article_id=article_id, sha256=SHA, quotes=quotes or [], events=events or [], stances=stances or []
+    )
+
+
+def span(start: int, end: int, status: SpanStatus = "exact", **extra: Any) -> Span:
+    return Span(status=status, start=start, end=end, occurrences=extra.pop("occurrences", 1), **extra)
+
+
+def pq(where: tuple[int, int], speaker: str, status: SpanStatus = "exact") -> GroundedQuote:
+    return GroundedQuote(text=TEXT[where[0] : where[1]], speaker=speaker, cue=None, span=span(*where, status))
+
+
+def pe(where: tuple[int, int], event_type: EventType = "CONSULT", date: str | None = None) -> GroundedEvent:
+    return GroundedEvent(
+        summary="s",
+        event_type=event_type,
+        date=date,
+        date_text=None,
+        location=None,
+        actors=[],
+        evidence=TEXT[where[0] : where[1]],
+        span=span(*where),
+    )
+
+
+def ps(holder: str, target: str, polarity: Polarity, where: tuple[int, int]) -> GroundedStance:
+    return GroundedStance(
+        holder=holder, target=target, polarity=polarity, evidence=TEXT[where[0] : where[1]], span=span(*where)
+    )
+
+
+def result(
+    quotes: list[GroundedQuote] | None = None,
+    events: list[GroundedEvent] | None = None,
+    stances: list[GroundedStance] | None = None,
+    article_id: str = "a1",
+    **fields: Any,
+) -> ArticleResult:
+    return ArticleResult(
+        article_id=article_id,
+        source="test",
+        sha256=fields.pop("sha256", SHA),
+        status=fields.pop("status", "ok"),
+        quotes=quotes or [],
+        events=events or [],
+        stances=stances or [],
+        **fields,
+    )
+
+
+def run(gold: GoldArticle, res: ArticleResult, **kwargs: Any) -> EvalReport:
+    return evaluate([res], {gold.article_id: gold}, **kwargs)
+
+
+def render(table: Any, width: int = 200) -> str:
+    console = Console(record=True, width=width, color_system=None)
+    console.print(table)
+    return console.export_text()
+
+
+QUOTE = "Italy will not send troops to Ukraine"
+QUOTE2 = "Europe must stand together"
+
+
+# --------------------------------------------------------------------------- quotes
+
+
+def test_exact_vs_overlap_quote_matching() -> None:
+    gold = gold_article(quotes=[gq(QUOTE, "Meloni")])
+    s, e = at(QUOTE)
+
+    exact = run(gold, result([pq((s, e), "Meloni")])).totals.quotes
+    assert (exact.exact.tp, exact.overlap.tp) == (1, 1)
+
+    # The prediction includes the closing quotation mark and a few words more: overlap, not exact.
+    longer = run(gold, result([pq((s, e + 7), "Meloni")])).totals.quotes
+    assert (longer.exact.tp, longer.exact.fp, longer.exact.fn) == (0, 1, 1)
+    assert (longer.overlap.tp, longer.overlap.fp, longer.overlap.fn) == (1, 0, 0)
+    assert longer.exact.f1 == 0.0
+    assert longer.overlap.f1 == 1.0
+
+    # Only a third of the quote: IoU below the threshold, so no match at all.
+    short = run(gold, result([pq((s, s + (e - s) // 3), "Meloni")])).totals.quotes
+    assert short.overlap.tp == 0
+    assert (short.overlap.fp, short.overlap.fn) == (1, 1)
+
+
+def test_overlap_threshold_is_iou_at_least_half() -> None:
+    gold = gold_article(quotes=[gq(QUOTE, "Meloni")])
+    s, e = at(QUOTE)
+    length = e - s
+    assert length % 2 == 1  # so the boundary cases below are exact
+    half_covering = (s, s + (length + 1) // 2)  # IoU just above 0.5
+    just_under = (s, s + length // 2)  # IoU just below 0.5
+    shifted = (s + length // 3, e + length // 3)  # overlap 2/3 of each, IoU = 0.5
+    assert QUOTE_IOU == 0.5
+    assert run(gold, result([pq(half_covering, "x")])).totals.quotes.overlap.tp == 1
+    assert run(gold, result([pq(just_under, "x")])).totals.quotes.overlap.tp == 0
+    inter = e - shifted[0]
+    union = shifted[1] - s
+    assert run(gold, result([pq(shifted, "x")])).totals.quotes.overlap.tp == int(inter / union >= 0.5)
+
+
+def test_duplicate_predictions_are_false_positives() -> None:
+    gold = gold_article(quotes=[gq(QUOTE, "Meloni")])
+    where = at(QUOTE)
+    scores = run(gold, result([pq(where, "Meloni"), pq(where, "Meloni")])).totals.quotes
+    assert (scores.exact.tp, scores.exact.fp, scores.exact.fn) == (1, 1, 0)
+    assert scores.exact.precision == 0.5
+    assert scores.exact.recall == 1.0
+    assert scores.exact.f1 == pytest.approx(2 / 3)
+    assert scores.speaker.total == 1
+
+
+def test_matching_is_one_to_one_and_prefers_the_best_overlap() -> None:
+    gold = gold_article(quotes=[gq(QUOTE, "Meloni"), gq(QUOTE2, "Macron")])
+    s, e = at(QUOTE)
+    loose = pq((s + 2, e), "Meloni")  # IoU < 1 with the first gold quote
+    tight = pq((s, e), "Meloni")  # IoU = 1 with the first gold quote
+    scores = run(gold, result([loose, tight])).totals.quotes
+    assert (scores.overlap.tp, scores.overlap.fp, scores.overlap.fn) == (1, 1, 1)
+    assert scores.exact.tp == 1  # the exact prediction was the one kept
+
+
+def test_elided_pieces_are_scored_piece_by_piece() -> None:
+    gold = gold_article(quotes=[gq(QUOTE, "Meloni")])
+    s, e = at(QUOTE)
+    # "Italy will [...] troops to Ukraine" from one end to the other, most of it covered.
+    elided = GroundedQuote(
+        text="Italy will ... troops to Ukraine",
+        speaker="Meloni",
+        cue=None,
+        span=span(s, e, "elided", pieces=[(s, s + 10), (s + 20, e)]),
+    )
+    scores = run(gold, result([elided])).totals.quotes
+    assert scores.exact.tp == 1  # same (start, end)
+    assert scores.overlap.tp == 1  # IoU = 28/38
+    # Pieces covering under half of the quote fail the overlap test although the extent is the same.
+    sparse = elided.model_copy(update={"span": span(s, e, "elided", pieces=[(s, s + 5), (e - 5, e)])})
+    assert run(gold, result([sparse])).totals.quotes.overlap.tp == 0
+
+
+def test_unlocated_prediction_never_matches() -> None:
+    gold = gold_article(quotes=[gq(QUOTE, "Meloni")])
+    lost = GroundedQuote(
+        text=QUOTE, speaker="Meloni", cue=None, span=Span(status="not_found", start=None, end=None)
+    )
+    scores = run(gold, result([lost])).totals.quotes
+    assert (scores.overlap.tp, scores.overlap.fp, scores.overlap.fn) == (0, 1, 1)
+
+
+def test_repeated_quote_may_match_any_occurrence_when_the_text_is_known() -> None:
+    text = 'He said "we stay". Later: "we stay".'
+    gold = GoldArticle(
+        article_id="r",
+        sha256=text_sha256(text),
+        quotes=[GoldQuote(text="we stay", speaker="he", start=text.rindex("we stay"), end=len(text) - 2)],
+    )
+    first = text.index("we stay")
+    pred = ArticleResult(
+        article_id="r",
+        source="t",
+        sha256=gold.sha256,
+        status="ok",
+        quotes=[
+            GroundedQuote(text="we stay", speaker="he", cue=None, span=span(first, first + 7, occurrences=2))
+        ],
+    )
+    without = evaluate([pred], {"r": gold}).totals.quotes
+    assert without.overlap.tp == 0
+    with_text = evaluate([pred], {"r": gold}, texts={gold.sha256: text}).totals.quotes
+    assert (with_text.exact.tp, with_text.overlap.tp) == (1, 1)
+
+
+# --------------------------------------------------------------------------- speakers / names
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "same"),
+    [
+        ("Meloni", "Giorgia Meloni", True),
+        ("Meloni", "Italian Prime Minister Giorgia Meloni", True),
+        ("Prime Minister Meloni", "Giorgia Meloni", True),
+        ("the Italian government", "Italian Government", True),
+        ("The Italian government.", "the Italian government", True),
+        ("Meloni's office", "meloni office", True),
+        ("François Bayrou", "Francois Bayrou", True),
+        ("the Prime Minister", "prime minister", True),
+        ("Meloni", "Macron", False),
+        ("Giorgia Meloni", "Emmanuel Macron", False),
+        ("the Italian government", "the French government", False),
+        ("the Prime Minister", "Meloni", False),
+        ("the", "Meloni", False),
+    ],
+)
+def test_names_match(a: str, b: str, same: bool) -> None:
+    assert names_match(a, b) is same
+    assert names_match(b, a) is same
+
+
+def test_normalize_name() -> None:
+    assert normalize_name("  The Prime Minister, Giorgia Meloni ") == ("giorgia", "meloni")
+    assert normalize_name("the President") == ("president",)
+
+
+def test_speaker_accuracy_on_matched_quotes() -> None:
+    gold = gold_article(quotes=[gq(QUOTE, "Giorgia Meloni"), gq(QUOTE2, "Emmanuel Macron")])
+    preds = [pq(at(QUOTE), "Prime Minister Meloni"), pq(at(QUOTE2), "Meloni")]
+    speaker = run(gold, result(preds)).totals.quotes.speaker
+    assert (speaker.correct, speaker.total, speaker.value) == (1, 2, 0.5)
+    # Unmatched quotes do not enter the speaker accuracy.
+    speaker = run(gold, result([pq(at("Paris"), "Emmanuel Macron")])).totals.quotes.speaker
+    assert (speaker.total, speaker.value) == (0, None)
+
+
+# --------------------------------------------------------------------------- events and dates
+
+MEETING = "The leaders met in Paris on January 6 and agreed on a plan for monitoring the ceasefire."
+
+
+@pytest.mark.parametrize(
+    ("predicted", "gold", "outcome"),
+    [
+        ("2026-01-06", "2026-01-06", "exact"),
+        (None, None, "exact"),
+        ("2026-01", "2026-01-06", "partial"),
+        ("2026", "2026-01-06", "partial"),
+        ("2026", "2026-01", "partial"),
+        (None, "2026-01-06", "missing"),
+        ("2026-01-06", "2026-01", "overprecise"),
+        ("2026-01-06", None, "overprecise"),
+        ("2026-01-07", "2026-01-06", "conflicting"),
+        ("2025-01", "2026-01-06", "conflicting"),
+        ("2026-02-06", "2026-01", "conflicting"),
+    ],
+)
+def test_classify_date(predicted: str | None, gold: str | None, outcome: str) -> None:
+    assert classify_date(predicted, gold) == outcome
+
+
+def test_event_type_and_date_accuracy() -> None:
+    clause_consult = "The leaders met in Paris on January 6"
+    clause_agree = "agreed on a plan for monitoring the ceasefire"
+    gold = gold_article(
+        events=[
+            ge(clause_consult, "CONSULT", "2026-01-06"),
+            ge(clause_agree, "AGREE", "2026-01-06"),
+            ge("Emmanuel Macron said", "OTHER", None),
+        ]
+    )
+    preds = [
+        pe(at(clause_consult), "CONSULT", "2026-01"),  # partial date
+        pe(at(clause_agree), "SUPPORT", "2026-01-06"),  # wrong type, exact date
+        pe(at("Emmanuel Macron said"), "OTHER", None),  # null = null
+    ]
+    events = run(gold, result(events=preds)).totals.events
+    assert (events.matched.tp, events.matched.fp, events.matched.fn) == (3, 0, 0)
+    assert (events.event_type.correct, events.event_type.total) == (2, 3)
+    assert (events.date.exact, events.date.partial) == (2, 1)
+    assert events.date.exact_accuracy.value == pytest.approx(2 / 3)
+    assert events.date.compatible_accuracy.value == 1.0
+
+    wrong = run(gold, result(events=[pe(at(clause_consult), "CONSULT", "2025-09-04")])).totals.events
+    assert wrong.date.conflicting == 1
+    assert wrong.date.compatible_accuracy.value == 0.0
+
+
+def test_event_evidence_may_be_clause_or_sentence() -> None:
+    clause = "agreed on a plan for monitoring the ceasefire"
+    gold = gold_article(events=[ge(clause, "AGREE")])
+    assert EVIDENCE_OVERLAP == 0.5
+    # The whole sentence contains the gold clause: IoU is low but the shorter span is fully covered.
+    sentence = run(gold, result(events=[pe(at(MEETING), "AGREE")])).totals.events
+    assert sentence.matched.tp == 1
+    # A different clause of the same sentence does not overlap the gold one.
+    other = run(gold, result(events=[pe(at("The leaders met in Paris"), "AGREE")])).totals.events
+    assert other.matched.tp == 0
+
+
+def test_same_evidence_events_pair_by_type() -> None:
+    gold = gold_article(events=[ge(MEETING, "CONSULT"), ge(MEETING, "AGREE")])
+    preds = [pe(at(MEETING), "AGREE"), pe(at(MEETING), "CONSULT"), pe(at(MEETING), "AGREE")]
+    events = run(gold, result(events=preds)).totals.events
+    assert (events.matched.tp, events.matched.fp) == (2, 1)
+    assert events.event_type.value == 1.0
+
+
+# --------------------------------------------------------------------------- stances
+
+OPPOSES = "Meloni opposes deploying Italian troops to Ukraine."
+SUPPORTS = "Macron supports a multinational force for Ukraine."
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "similar"),
+    [
+        ("deploying Italian troops to Ukraine", "Deploying the Italian troops in Ukraine.", True),
+        ("deploying Italian troops to Ukraine", "deployment of Italian troops in Ukraine", True),
+        ("deploying Italian troops to Ukraine", "Italian troops", True),
+        ("a mechanism to monitor a ceasefire in Ukraine", "mechanisms to monitor a ceasefire", True),
+        ("a ceasefire monitoring mechanism", "a mechanism to monitor a ceasefire in Ukraine", True),
+        ("Europe's weapons production", "the current level of weapons production in Europe", True),
+        ("deploying Italian troops to Ukraine", "sanctions on Russia", False),
+        ("deploying Italian troops to Ukraine", "a multinational force for Ukraine", False),
+    ],
+)
+def test_target_normalisation(a: str, b: str, similar: bool) -> None:
+    assert (target_similarity(a, b) >= TARGET_JACCARD) is similar
+
+
+def test_target_similarity_values() -> None:
+    assert target_similarity("deploying Italian troops to Ukraine", "the deploying of Italian troops") == 0.75
+    assert target_similarity("", "the") == 1.0
+    assert target_tokens("The monitoring of Ukraine's ceasefire mechanisms, as proposed") == {
+        "monitor",
+        "ukraine",
+        "ceasefire",
+        "mechanism",
+        "propos",
+    }
+    assert target_tokens("gas and speed press") == {"gas", "speed", "press"}
+
+
+def test_stance_holder_target_polarity() -> None:
+    gold = gold_article(
+        stances=[
+            gs("Giorgia Meloni", "deploying Italian troops to Ukraine", "oppose", OPPOSES),
+            gs("Emmanuel Macron", "a multinational force for Ukraine", "support", SUPPORTS),
+        ]
+    )
+    preds = [
+        ps("Meloni", "Deploying the Italian troops in Ukraine", "oppose", at(OPPOSES)),
+        # Right holder and target, wrong polarity, and evidence elsewhere.
+        ps("President Macron", "multinational force for Ukraine", "oppose", at(OPPOSES)),
+        # A holder that holds no such stance.
+        ps("Macron", "deploying Italian troops to Ukraine", "oppose", at(OPPOSES)),
+    ]
+    stances = run(gold, result(stances=preds)).totals.stances
+    assert (stances.strict.tp, stances.strict.fp, stances.strict.fn) == (1, 2, 1)
+    assert (stances.holder_target.tp, stances.holder_target.fp, stances.holder_target.fn) == (2, 1, 0)
+    assert (stances.polarity.correct, stances.polarity.total) == (1, 2)
+
+
+# --------------------------------------------------------------------------- empty cases and statuses
+
+
+def test_empty_gold_and_empty_predictions_score_one() -> None:
+    report = run(gold_article(), result())
+    totals = report.totals
+    for counts in (totals.quotes.exact, totals.quotes.overlap, totals.events.matched, totals.stances.strict):
+        assert (counts.precision, counts.recall, counts.f1) == (1.0, 1.0, 1.0)
+    assert totals.quotes.speaker.value is None
+    assert totals.events.date.exact_accuracy.value is None
+    assert "n/a" in render(render_table(report))
+
+
+def test_empty_gold_with_predictions_and_gold_without_predictions_score_zero() -> None:
+    spurious = run(gold_article(), result([pq(at(QUOTE), "Meloni")])).totals.quotes.exact
+    assert (spurious.fp, spurious.precision, spurious.recall, spurious.f1) == (1, 0.0, 0.0, 0.0)
+    missed = run(gold_article(quotes=[gq(QUOTE, "Meloni")]), result()).totals.quotes.exact
+    assert (missed.fn, missed.precision, missed.recall, missed.f1) == (1, 0.0, 0.0, 0.0)
+
+
+def test_micro_average_over_articles() -> None:
+    g1 = gold_article(quotes=[gq(QUOTE, "Meloni"), gq(QUOTE2, "Macron")], article_id="a1")
+    g2 = gold_article(article_id="a2")
+    r1 = result([pq(at(QUOTE), "Meloni")], article_id="a1")
+    r2 = result([pq(at(QUOTE2), "Macron"), pq(at("Paris"), "Macron")], article_id="a2")
+    report = evaluate([r1, r2], {"a1": g1, "a2": g2})
+    per = {row.article_id: row.quotes.exact for row in report.articles}
+    assert (per["a1"].precision, per["a1"].recall) == (1.0, 0.5)
+    assert (per["a2"].precision, per["a2"].recall) == (0.0, 0.0)
+    total = report.totals.quotes.exact
+    assert (total.tp, total.fp, total.fn) == (1, 2, 1)
+    assert total.precision == pytest.approx(1 / 3)
+    assert total.recall == 0.5
+
+
+def test_missing_error_unscored_and_repeated_results() -> None:
+    gold = {
+        "a1": gold_article(quotes=[gq(QUOTE, "Meloni")], article_id="a1"),
+        "a2": gold_article(quotes=[gq(QUOTE, "Meloni")], article_id="a2"),
+        "a3": gold_article(quotes=[gq(QUOTE, "Meloni")], article_id="a3"),
+    }
+    failed = result(
+        [pq(at(QUOTE), "Meloni")],
+        article_id="a2",
+        status="error",
+        error=ErrorInfo(type="ParseError", message="bad"),
+    )
+    results = [
+        result([pq(at(QUOTE2), "Meloni")], article_id="a1"),
+        result([pq(at(QUOTE), "Meloni")], article_id="a1"),  # the later result wins
+        failed,
+        result([pq(at(QUOTE), "Meloni")], article_id="zz", sha256="0" * 64),
+    ]
+    report = evaluate(results, gold)
+    assert report.unscored == ["zz"]
+    assert report.missing == ["a3"]
+    assert report.errors == ["a2"]
+    assert [r.status for r in report.articles] == ["ok", "error", "missing"]
+    assert any("a1" in w and "more than one result" in w for w in report.warnings)
+    exact = report.totals.quotes.exact
+    assert (exact.tp, exact.fp, exact.fn) == (1, 0, 2)  # error results count as empty predictions
+
+
+def test_sha256_mismatch_is_warned() -> None:
+    report = run(gold_article(), result(sha256="f" * 64))
+    assert any("sha256" in w for w in report.warnings)
+
+
+# --------------------------------------------------------------------------- grounding
+
+
+def test_grounding_shares() -> None:
+    s, e = at(QUOTE)
+    res = result(
+        [pq((s, e), "a"), pq((s, e), "b", "normalized"), pq((s, e), "c", "elided")],
+        events=[pe(at(MEETING))],
+        rejected=[
+            Rejected(kind="quote", field="text", item={"text": "made up"}, reason="not in the article"),
+        ],
+    )
+    other = result([pq((s, e), "d")], article_id="no-gold")
+    failed = result([pq((s, e), "x")], article_id="err", status="error")
+    grounding = evaluate([res, other, failed], {"a1": gold_article()}).grounding
+    assert grounding.counts == {"exact": 3, "normalized": 1, "elided": 1, "not_found": 0, "rejected": 1}
+    assert grounding.total == 6
+    assert grounding.shares["exact"] == 0.5
+    assert grounding.shares["rejected"] == pytest.approx(1 / 6)
+    assert grounding.by_kind["quote"]["exact"] == 2
+    assert grounding.by_kind["quote"]["rejected"] == 1
+    assert grounding.by_kind["event"]["exact"] == 1
+    assert evaluate([], {"a1": gold_article()}).grounding.shares["exact"] is None
+
+
+# --------------------------------------------------------------------------- self-evaluation
+
+
+def full_gold() -> GoldArticle:
+    return gold_article(
+        quotes=[gq(QUOTE, "Giorgia Meloni"), gq(QUOTE2, "Emmanuel Macron")],
+        events=[ge(MEETING, "CONSULT", "2026-01-06"), ge(MEETING, "AGREE", "2026-01"), ge(OPPOSES, "REJECT")],
+        stances=[gs("Giorgia Meloni", "deploying Italian troops to Ukraine", "oppose", OPPOSES)],
+    )
+
+
+def assert_perfect(report: EvalReport) -> None:
+    t = report.totals
+    for counts in (
+        t.quotes.exact,
+        t.quotes.overlap,
+        t.events.matched,
+        t.stances.strict,
+        t.stances.holder_target,
+    ):
+        assert counts.fp == counts.fn == 0
+        assert counts.f1 == 1.0
+    for accuracy in (
+        t.quotes.speaker,
+        t.events.event_type,
+        t.events.date.exact_accuracy,
+        t.stances.polarity,
+    ):
+        assert accuracy.value in (1.0, None)
+    assert report.grounding.shares["exact"] in (1.0, None)
+
+
+def test_gold_against_itself_is_perfect() -> None:
+    gold = full_gold()
+    report = evaluate([gold_as_result(gold)], {"a1": gold}, texts={SHA: TEXT})
+    assert_perfect(report)
+    assert report.warnings == []
+    assert report.totals.quotes.speaker.total == 2
+
+
+# --------------------------------------------------------------------------- report, JSON and rendering
+
+
+def test_report_json_round_trip() -> None:
+    report = run(full_gold(), result([pq(at(QUOTE), "Meloni")]))
+    data = json.loads(report.model_dump_json())
+    assert data["totals"]["quotes"]["exact"]["recall"] == 0.5
+    assert data["totals"]["events"]["date"]["exact_accuracy"]["value"] is None
+    assert data["thresholds"] == {"quote_iou": 0.5, "evidence_overlap": 0.5, "target_jaccard": 0.5}
+    assert EvalReport.model_validate_json(report.model_dump_json()) == report
+
+
+def test_render_table_single_run() -> None:
+    report = run(full_gold(), result([pq(at(QUOTE), "Meloni")]))
+    text = render(render_table(report))
+    assert "quotes exact R" in text
+    assert "0.500 1/2" in text
+    assert "grounding rejected" in text
+    assert "1 gold articles" in text
+    assert flat_metrics(report)["quotes exact R"] == 0.5
+
+
+def test_render_table_compare_shows_both_runs_and_delta() -> None:
+    gold = full_gold()
+    v1 = run(gold, result([pq(at(QUOTE), "Meloni")]))
+    v2 = run(gold, gold_as_result(gold))
+    text = render(render_table(v1, v2, labels=("prompt v1", "prompt v2")))
+    assert "prompt v1" in text
+    assert "prompt v2" in text
+    assert "Δ (prompt v2 − prompt v1)" in text
+    row = next(line for line in text.splitlines() if "quotes exact R" in line)
+    assert "0.500" in row
+    assert "1.000" in row
+    assert "+0.500" in row
+
+
+def test_render_articles() -> None:
+    report = evaluate(
+        [gold_as_result(full_gold())],
+        {"a1": full_gold(), "a9": gold_article(article_id="a9", quotes=[gq(QUOTE, "x")])},
+    )
+    text = render(render_articles(report), width=250)
+    assert "a1" in text
+    assert "a9" in text
+    assert "missing" in text
+
+
+# --------------------------------------------------------------------------- gold files
+
+
+def write_gold(folder: Path, gold: GoldArticle) -> Path:
+    path = folder / f"{gold.article_id}.json"
+    path.write_text(gold.model_dump_json(indent=2), encoding="utf-8")
+    return path
+
+
+def test_load_gold(tmp_path: Path) -> None:
+    write_gold(tmp_path, full_gold())
+    write_gold(tmp_path, gold_article(article_id="a2"))
+    (tmp_path / "notes.txt").write_text("not gold")
+    gold = load_gold(tmp_path)
+    assert sorted(gold) == ["a1", "a2"]
+    assert gold["a1"] == full_gold()
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        (json.dumps({"article_id": "bad", "sha256": SHA}), "does not match the file name"),
+        (json.dumps({"article_id": "bad", "sha256": "xyz"}), "sha256"),
+        (
+            json.dumps(
+                {"article_id": "bad", "sha256": SHA, "quotes": [{"text": "abc", "start": 0, "end": 3}]}
+            ),
+            "quotes[0].speaker",
+        ),
+        (
+            json.dumps(
+                {
+                    "article_id": "bad",
+                    "sha256": SHA,
+                    "quotes": [{"text": "abc", "speaker": "x", "start": 0, "end": 5}],
+                }
+            ),
+            "end - start = 5 but the text has 3 characters",
+        ),
+        (
+            json.dumps(
+                {
+                    "article_id": "bad",
+                    "sha256": SHA,
+                    "events": [
+                        {"event_type": "MEET", "date": "6 Jan", "evidence": "a", "start": 0, "end": 1}
+                    ],
+                }
+            ),
+            "events[0].event_type",
+        ),
+        (json.dumps({"article_id": "bad", "sha256": SHA, "stance": []}), "stance: Extra inputs"),
+    ],
+)
+def test_malformed_gold_names_the_file(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "mine.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(GoldError) as info:
+        load_gold(tmp_path)
+    assert str(path) in str(info.value)
+    assert message in str(info.value)
+
+
+def test_gold_folder_missing_or_empty(tmp_path: Path) -> None:
+    with pytest.raises(GoldError, match="not found"):
+        load_gold(tmp_path / "nope")
+    with pytest.raises(GoldError, match="no gold files"):
+        load_gold(tmp_path)
+
+
+def test_check_gold_offsets() -> None:
+    assert check_gold_offsets(full_gold(), TEXT) == []
+    shifted = full_gold().model_copy(
+        update={"quotes": [GoldQuote(text=QUOTE, speaker="Meloni", start=0, end=len(QUOTE))]}
+    )
+    assert check_gold_offsets(shifted, TEXT) == ["quotes[0]: text at 0:37 differs from the gold text"]
+    assert "sha256" in check_gold_offsets(full_gold(), TEXT + " ")[0]
+
+
+def test_evaluate_path_reads_run_folder(tmp_path: Path) -> None:
+    gold_dir = tmp_path / "gold"
+    gold_dir.mkdir()
+    bad = full_gold().model_copy(
+        update={
+            "article_id": "a2",
+            "quotes": [GoldQuote(text=QUOTE, speaker="Meloni", start=0, end=len(QUOTE))],
+        }
+    )
+    write_gold(gold_dir, full_gold())
+    write_gold(gold_dir, bad)
+    out = tmp_path / "run"
+    with ResultsWriter(out) as writer:
+        writer.write(gold_as_result(full_gold()))
+        writer.write(result(article_id="a2"))
+    write_article_text(out, SHA, TEXT)
+
+    report = evaluate_path(out, gold_dir)
+    assert report.results == str(out)
+    assert report.gold == str(gold_dir)
+    assert [row.article_id for row in report.articles] == ["a1", "a2"]
+    assert report.articles[0].quotes.exact.f1 == 1.0
+    assert report.warnings == ["a2: gold quotes[0]: text at 0:37 differs from the gold text"]
+    same = evaluate_path(out / "results.jsonl", gold_dir)
+    assert same.totals == report.totals
+
+
+# --------------------------------------------------------------------------- the project's gold
+
+GOLD_DIR = ROOT / "fixtures" / "gold"
+SEEDS_DIR = ROOT / "seeds"
+
+
+def _real_gold() -> dict[str, GoldArticle]:
+    if not GOLD_DIR.is_dir() or not any(GOLD_DIR.glob("*.json")):
+        pytest.skip("no gold files in fixtures/gold yet")
+    return load_gold(GOLD_DIR)
+
+
+def test_project_gold_loads_and_matches_the_seeds() -> None:
+    gold = _real_gold()
+    for article_id, article in gold.items():
+        seed = SEEDS_DIR / f"{article_id}.txt"
+        assert seed.exists(), f"gold {article_id} has no seed"
+        text = Article.from_text(seed.read_bytes().decode("utf-8"), id=article_id).text
+        assert check_gold_offsets(article, text) == [], article_id
+
+
+def test_project_gold_against_itself_is_perfect() -> None:
+    gold = _real_gold()
+    assert_perfect(evaluate([gold_as_result(g) for g in gold.values()], gold))

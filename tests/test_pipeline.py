@@ -1,0 +1,273 @@
+"""The extraction pipeline end to end at the HTTP level (respx): retries, re-asks, grounding, cache."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from extractor import Article, Extractor, Settings
+from extractor.llm import OpenAIProvider
+from extractor.prompts import load_prompts
+from tests import wire
+
+ARTICLE = (
+    "Italian Prime Minister Giorgia Meloni said that her country does not plan to send troops.\n\n"
+    "“Italy’s position is unchanged,” the statement reads. Meloni met leaders in Paris on January 6.\n"
+)
+QUOTE = "Italy’s position is unchanged,"
+EVIDENCE = "Meloni met leaders in Paris on January 6."
+SECRET = "sk-test-SECRET-0123456789abcdefghij"
+
+
+class Sleeps:
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)
+
+
+def make(tmp_path: Path, **overrides: Any) -> tuple[Extractor, Sleeps]:
+    settings = Settings(
+        api_key=SECRET,
+        base_url=wire.API,
+        model="gpt-test",
+        cache_dir=tmp_path / "cache",
+        **overrides,
+    )
+    sleeps = Sleeps()
+    return Extractor(settings, provider=OpenAIProvider(settings, sleep=sleeps)), sleeps
+
+
+def good() -> dict[str, Any]:
+    return wire.extraction(
+        quotes=[(QUOTE, "the statement")],
+        events=[wire.event(EVIDENCE)],
+        stances=[wire.stance("her country does not plan to send troops")],
+    )
+
+
+@pytest.fixture
+def article() -> Article:
+    return Article.from_text(ARTICLE, id="a1")
+
+
+@respx.mock
+def test_happy_path(tmp_path: Path, article: Article) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(good()))
+    ex, _ = make(tmp_path)
+    res = ex.extract(article)
+    assert res.status == "ok", res.error
+    assert [q.text for q in res.quotes] == [QUOTE]
+    q = res.quotes[0]
+    assert q.span.status == "exact"
+    assert ARTICLE[q.span.start : q.span.end] == QUOTE  # type: ignore[misc]
+    assert res.events[0].span.status == "exact"
+    assert res.usage.prompt_tokens == 100 and res.usage.completion_tokens == 40 and res.usage.http_calls == 1
+    assert res.cache_hit is False and res.model == "gpt-test"
+    assert res.prompt_version == load_prompts().version
+    sent = json.loads(route.calls[0].request.content)
+    assert sent["temperature"] == 0 and sent["model"] == "gpt-test"
+    assert sent["tools"][0]["function"]["name"] == "ArticleExtraction"
+    user = sent["messages"][1]["content"]
+    assert "<article_text>\n" + ARTICLE.rstrip("\n") in user
+    assert "Publication date: unknown" in user
+    ex.close()
+
+
+@respx.mock
+def test_429_then_success_honours_retry_after(tmp_path: Path, article: Article) -> None:
+    respx.post(wire.CHAT).mock(
+        side_effect=[
+            wire.error(429, {"retry-after": "7"}),
+            wire.error(429, {"retry-after-ms": "250"}),
+            wire.ok(good()),
+        ]
+    )
+    ex, sleeps = make(tmp_path)
+    res = ex.extract(article)
+    assert res.status == "ok"
+    assert sleeps.calls == [7.0, 0.25]
+    assert res.usage.http_calls == 3
+    ex.close()
+
+
+@respx.mock
+def test_5xx_until_retries_run_out_gives_error_result(tmp_path: Path, article: Article) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.error(503))
+    ex, sleeps = make(tmp_path, transport_attempts=4)
+    res = ex.extract(article)
+    assert res.status == "error"
+    assert res.error is not None and res.error.type == "TransportError"
+    assert "HTTP 503" in res.error.message
+    assert route.call_count == 4
+    assert len(sleeps.calls) == 3 and all(0 <= s <= 30 for s in sleeps.calls)
+    ex.close()
+
+
+@respx.mock
+def test_timeouts_and_connection_errors_are_retried(tmp_path: Path, article: Article) -> None:
+    respx.post(wire.CHAT).mock(
+        side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), wire.ok(good())]
+    )
+    ex, sleeps = make(tmp_path)
+    res = ex.extract(article)
+    assert res.status == "ok" and res.usage.http_calls == 3 and len(sleeps.calls) == 2
+    ex.close()
+
+
+@respx.mock
+def test_malformed_json_is_reasked(tmp_path: Path, article: Article) -> None:
+    route = respx.post(wire.CHAT).mock(side_effect=[wire.ok('{"events": [ oops'), wire.ok(good())])
+    ex, _ = make(tmp_path)
+    res = ex.extract(article)
+    assert res.status == "ok" and len(res.quotes) == 1
+    assert res.usage.prompt_tokens == 200 and res.usage.http_calls == 2
+    reask = json.loads(route.calls[1].request.content)["messages"]
+    assert len(reask) == 4 and "Validation Error" in reask[-1]["content"]
+    ex.close()
+
+
+@respx.mock
+def test_schema_invalid_output_is_reasked_then_fails_clearly(tmp_path: Path, article: Article) -> None:
+    bad = {"events": [], "quotes": [{"text": "x"}]}  # no speaker, no stances
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(bad))
+    ex, _ = make(tmp_path, reasks=1)
+    res = ex.extract(article)
+    assert route.call_count == 2
+    assert res.status == "error" and res.error is not None and res.error.type == "ParseError"
+    assert "2 attempt(s)" in res.error.message
+    assert res.usage.prompt_tokens == 200
+    ex.close()
+
+
+@respx.mock
+def test_invented_quote_is_reasked_then_rejected_with_reason(tmp_path: Path, article: Article) -> None:
+    invented = good()
+    invented["quotes"].append({"text": "Italy will never send troops", "speaker": "Meloni", "cue": None})
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(invented))
+    ex, _ = make(tmp_path)
+    res = ex.extract(article)
+    assert route.call_count == 2  # one re-ask listing the failure
+    reask = json.loads(route.calls[1].request.content)["messages"][-1]["content"]
+    assert "NOT IN ARTICLE" in reask and "Italy will never send troops" in reask
+    assert res.status == "ok"
+    assert [q.text for q in res.quotes] == [QUOTE]
+    assert len(res.rejected) == 1
+    rejected = res.rejected[0]
+    assert rejected.kind == "quote" and rejected.field == "text"
+    assert rejected.item["text"] == "Italy will never send troops" and rejected.reason
+    ex.close()
+
+
+@respx.mock
+def test_reask_fixes_an_invented_quote(tmp_path: Path, article: Article) -> None:
+    invented = good()
+    invented["quotes"][0]["text"] = "Italy’s position is unchanged and firm,"
+    respx.post(wire.CHAT).mock(side_effect=[wire.ok(invented), wire.ok(good())])
+    ex, _ = make(tmp_path)
+    res = ex.extract(article)
+    assert res.rejected == [] and [q.text for q in res.quotes] == [QUOTE]
+    ex.close()
+
+
+@respx.mock
+def test_straight_quotes_are_kept_as_normalized(tmp_path: Path, article: Article) -> None:
+    straight = good()
+    straight["quotes"][0]["text"] = "Italy's position is unchanged,"
+    respx.post(wire.CHAT).mock(return_value=wire.ok(straight))
+    ex, _ = make(tmp_path)
+    res = ex.extract(article)
+    q = res.quotes[0]
+    assert q.span.status == "normalized" and ARTICLE[q.span.start : q.span.end] == QUOTE  # type: ignore[misc]
+    assert res.rejected == []
+    ex.close()
+
+
+@respx.mock
+def test_truncated_output_retries_with_more_tokens_then_errors(tmp_path: Path, article: Article) -> None:
+    cut = json.dumps(good())[:40]
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(cut, finish_reason="length"))
+    ex, _ = make(tmp_path, max_tokens=1000, max_tokens_retry=3000)
+    res = ex.extract(article)
+    assert [json.loads(c.request.content)["max_tokens"] for c in route.calls] == [1000, 3000]
+    assert res.status == "error" and res.error is not None and res.error.type == "TruncatedOutputError"
+    assert "max_tokens=3000" in res.error.message
+    ex.close()
+
+
+@respx.mock
+def test_truncated_output_then_success_with_more_tokens(tmp_path: Path, article: Article) -> None:
+    cut = json.dumps(good())[:40]
+    respx.post(wire.CHAT).mock(side_effect=[wire.ok(cut, finish_reason="length"), wire.ok(good())])
+    ex, _ = make(tmp_path)
+    res = ex.extract(article)
+    assert res.status == "ok" and res.usage.http_calls == 2
+    ex.close()
+
+
+@respx.mock
+def test_cache_hit_makes_no_http_call_and_regrounds(tmp_path: Path, article: Article) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(good()))
+    ex, _ = make(tmp_path)
+    first = ex.extract(article)
+    second = ex.extract(article)
+    assert route.call_count == 1
+    assert second.cache_hit and not first.cache_hit
+    assert second.usage.http_calls == 0
+    assert second.quotes == first.quotes and second.events == first.events
+    ex.close()
+
+
+@respx.mock
+def test_prompt_edit_is_a_cache_miss(tmp_path: Path, article: Article) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(good()))
+    ex, _ = make(tmp_path)
+    ex.extract(article)
+    edited = tmp_path / "prompts"
+    edited.mkdir()
+    for name in ("system.j2", "user.j2"):
+        text = (load_prompts().directory / name).read_text(encoding="utf-8")
+        (edited / name).write_text(text + ("\nBe careful." if name == "system.j2" else ""), encoding="utf-8")
+    ex2 = Extractor(ex.settings, provider=OpenAIProvider(ex.settings), prompts=load_prompts(edited))
+    res = ex2.extract(article)
+    assert route.call_count == 2 and not res.cache_hit
+    assert res.prompt_version != load_prompts().version
+    ex.close()
+    ex2.close()
+
+
+@respx.mock
+def test_api_key_is_in_no_cache_file(tmp_path: Path, article: Article) -> None:
+    respx.post(wire.CHAT).mock(return_value=wire.ok(good()))
+    ex, _ = make(tmp_path)
+    ex.extract(article)
+    ex.close()
+    files = [p for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert files
+    for path in files:
+        assert SECRET.encode() not in path.read_bytes(), path
+
+
+def test_unauthorised_key_is_one_actionable_line(tmp_path: Path, article: Article) -> None:
+    with respx.mock:
+        respx.post(wire.CHAT).mock(return_value=wire.error(401))
+        ex, _ = make(tmp_path)
+        res = ex.extract(article)
+    assert res.error is not None and "API key was rejected" in res.error.message
+    assert "\n" not in res.error.message
+    ex.close()
+
+
+def test_missing_api_key_is_a_config_error(tmp_path: Path, article: Article) -> None:
+    from extractor import ConfigError
+
+    ex = Extractor(Settings(cache_dir=tmp_path / "c"))
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY"):
+        ex.extract(article)
+    ex.close()

@@ -1,0 +1,837 @@
+"""The HTML review page: escaping, overlapping highlights, run folder reading, and the page in Chromium."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import sys
+import time
+import types
+from collections import defaultdict
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.chrome.webdriver import WebDriver
+from selenium.webdriver.common.by import By
+
+from extractor.models import (
+    Article,
+    ArticleExtraction,
+    ArticleResult,
+    ErrorInfo,
+    GroundedEvent,
+    GroundedQuote,
+    GroundedStance,
+    Rejected,
+    Span,
+    Usage,
+)
+from extractor.report import CSP, Mark, Segment, build_segments, render_report, write_report
+from extractor.store import ResultsWriter, write_article_text, write_json_atomic
+from tests.browser import ARTIFACTS, SKIP_REASON, chromium
+
+ROOT = Path(__file__).resolve().parent.parent
+XSS = '<script>window.__pwned=1</script> and <img src=x onerror="window.__pwned=1"> & "quotes"'
+
+# --------------------------------------------------------------------------- building results
+
+
+def span_of(text: str, needle: str, status: str = "exact") -> Span:
+    start = text.index(needle)
+    return Span(status=status, start=start, end=start + len(needle), pieces=[(start, start + len(needle))])
+
+
+def elided_span(text: str, *parts: str) -> Span:
+    pieces = []
+    pos = 0
+    for part in parts:
+        start = text.index(part, pos)
+        pieces.append((start, start + len(part)))
+        pos = start + len(part)
+    return Span(status="elided", start=pieces[0][0], end=pieces[-1][1], pieces=pieces)
+
+
+def quote(text: str, q: str, speaker: str = "the minister", status: str = "exact") -> GroundedQuote:
+    return GroundedQuote(text=q, speaker=speaker, cue=None, span=span_of(text, q, status))
+
+
+def stance(
+    text: str, evidence: str, holder: str = "the minister", polarity: str = "oppose"
+) -> GroundedStance:
+    return GroundedStance(
+        holder=holder,
+        target="the plan",
+        polarity=polarity,
+        evidence=evidence,
+        span=span_of(text, evidence),
+    )
+
+
+def event(text: str, evidence: str, event_type: str = "CONSULT") -> GroundedEvent:
+    return GroundedEvent(
+        summary="Ministers met.",
+        event_type=event_type,
+        date="2026-01-06",
+        date_text="January 6",
+        location="Paris",
+        actors=["France", "Italy"],
+        evidence=evidence,
+        span=span_of(text, evidence),
+    )
+
+
+def result(article: Article, **fields: Any) -> ArticleResult:
+    base: dict[str, Any] = {
+        "article_id": article.id,
+        "source": f"{article.id}.txt",
+        "sha256": article.sha256,
+        "status": "ok",
+    }
+    return ArticleResult(**(base | fields))
+
+
+OVERLAP_TEXT = (
+    "\nMinisters met in Paris on January 6. 🇫🇷 The minister said: “We will not send troops, not now "
+    "and not ever, to that front.” He repeated it twice. Italy opposes the plan, officials said."
+)
+
+
+def overlap_result() -> tuple[Article, ArticleResult]:
+    """Overlaps of every kind: a quote inside a stance, an event and a stance on one span, elided pieces."""
+    text = OVERLAP_TEXT
+    article = Article.from_text(text, id="overlap")
+    ev_text = "Ministers met in Paris on January 6."
+    st_text = "The minister said: “We will not send troops, not now and not ever, to that front.”"
+    q_text = "We will not send troops, not now and not ever, to that front."
+    elided = GroundedQuote(
+        text="We will not send troops ... to that front",
+        speaker="the minister",
+        cue="said",
+        span=elided_span(text, "We will not send troops", "to that front"),
+    )
+    res = result(
+        article,
+        events=[event(text, ev_text), event(text, "Italy opposes the plan", "REJECT")],
+        quotes=[quote(text, q_text), elided, quote(text, "not now and not ever", status="normalized")],
+        stances=[stance(text, st_text), stance(text, "Italy opposes the plan", holder="Italy")],
+        rejected=[
+            Rejected(
+                kind="quote",
+                field="text",
+                item={"text": "We shall never surrender", "speaker": "<b>Churchill</b>", "cue": None},
+                reason="not found: no passage <script>alert(1)</script> matches",
+            )
+        ],
+        usage=Usage(prompt_tokens=1200, completion_tokens=300, http_calls=1),
+        model="gpt-test",
+        latency_s=1.25,
+    )
+    return article, res
+
+
+def xss_result() -> tuple[Article, ArticleResult]:
+    text = f"Breaking: {XSS}\nThe mayor said “no <b>bold</b> moves” today."
+    article = Article.from_text(text, id="xss-article", title='"><script>window.__pwned=1</script>')
+    res = result(
+        article,
+        title=article.title,
+        quotes=[
+            quote(
+                text,
+                "no <b>bold</b> moves",
+                speaker='<img src=x onerror="window.__pwned=1">',
+            )
+        ],
+        stances=[stance(text, XSS, holder="<script>window.__pwned=1</script>")],
+    )
+    return article, res
+
+
+def error_result() -> ArticleResult:
+    return ArticleResult(
+        article_id="broken-one",
+        source="in/broken.txt",
+        sha256="0" * 64,
+        status="error",
+        error=ErrorInfo(type="LLMError", message="model refused: <img src=x onerror=alert(1)>"),
+    )
+
+
+def make_run(
+    tmp: Path, pairs: list[tuple[Article | None, ArticleResult]], summary: dict[str, Any] | None
+) -> Path:
+    run = tmp / "run"
+    with ResultsWriter(run) as writer:
+        for article, res in pairs:
+            writer.write(res)
+            if article is not None:
+                write_article_text(run, article.sha256, article.text)
+    if summary is not None:
+        write_json_atomic(run / "run.json", summary)
+    return run
+
+
+def feature_run(tmp: Path) -> tuple[Path, dict[str, str]]:
+    """A run with overlaps, an XSS article, an error, a duplicate and a rejected item."""
+    over_article, over = overlap_result()
+    xss_article, xss = xss_result()
+    dup = result(over_article, article_id="overlap-copy", source="in/copy.txt", duplicate_of="overlap")
+    pairs: list[tuple[Article | None, ArticleResult]] = [
+        (over_article, over),
+        (xss_article, xss),
+        (None, error_result()),
+        (over_article, dup),
+    ]
+    summary = {"articles": 4, "ok": 3, "errors": 1, "duplicates": 1, "cost_usd": 0.0123, "wall_s": 2.5}
+    texts = {a.sha256: a.text for a, _ in pairs if a is not None}
+    return make_run(tmp, pairs, summary), texts
+
+
+# --------------------------------------------------------------------------- reading the HTML back
+
+
+class PageParser(HTMLParser):
+    """Collects, per article section, the text of the body and of every highlight piece."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.section: str | None = None
+        self.in_txt = False
+        self.stack: list[tuple[str, str, int, int]] = []
+        self.bodies: dict[str, str] = defaultdict(str)
+        self.pieces: dict[tuple[str, str, int, int, int], str] = defaultdict(str)
+        self.mark_attrs: list[dict[str, str | None]] = []
+        self.scripts: list[str] = []
+        self.styles: list[str] = []
+        self.all_attrs: list[tuple[str, str, str | None]] = []
+        self._raw: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.all_attrs.extend((tag, k, v) for k, v in attrs)
+        if tag == "section" and "art" in (a.get("class") or ""):
+            self.section = a.get("id")
+        elif tag == "div" and a.get("class") == "txt":
+            self.in_txt = True
+        elif tag == "mark" and self.in_txt:
+            self.mark_attrs.append(a)
+            self.stack.append(
+                (
+                    a["data-kind"] or "",
+                    a["data-item"] or "",
+                    int(a["data-start"] or 0),
+                    int(a["data-end"] or 0),
+                )
+            )
+        elif tag in ("script", "style"):
+            self._raw = tag
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "mark" and self.in_txt:
+            self.stack.pop()
+        elif tag == "div" and self.in_txt:
+            self.in_txt = False
+        elif tag in ("script", "style"):
+            self._raw = None
+
+    def handle_data(self, data: str) -> None:
+        if self._raw == "script":
+            self.scripts.append(data)
+        elif self._raw == "style":
+            self.styles.append(data)
+        if not self.in_txt or self.section is None:
+            return
+        self.bodies[self.section] += data
+        for kind, item, start, end in self.stack:
+            self.pieces[(self.section, kind, int(item), start, end)] += data
+
+
+def parse(page: str) -> PageParser:
+    parser = PageParser()
+    parser.feed(page)
+    parser.close()
+    return parser
+
+
+def expected_pieces(res: ArticleResult) -> set[tuple[str, int, int, int]]:
+    out: set[tuple[str, int, int, int]] = set()
+    spans = {
+        "event": [x.span for x in res.events],
+        "quote": [x.span for x in res.quotes],
+        "stance": [x.span for x in res.stances],
+    }
+    for kind, kind_spans in spans.items():
+        for i, span in enumerate(kind_spans):
+            ranges = span.pieces if span.status == "elided" and span.pieces else [(span.start, span.end)]
+            out.update((kind, i, a, b) for a, b in ranges if a is not None and b is not None)
+    return out
+
+
+# --------------------------------------------------------------------------- unit tests: segments
+
+
+def mk(kind: str, item: int, start: int, end: int) -> Mark:
+    return Mark(kind, item, start, end, "exact", f"{kind}{item}")
+
+
+def test_segments_split_at_every_boundary_with_outer_marks_first() -> None:
+    stance_mark, quote_mark, same = mk("stance", 0, 0, 10), mk("quote", 0, 5, 15), mk("event", 0, 5, 15)
+    segments = build_segments(20, [quote_mark, stance_mark, same])
+    assert segments == [
+        Segment(0, 5, (stance_mark,)),
+        Segment(5, 10, (stance_mark, same, quote_mark)),
+        Segment(10, 15, (same, quote_mark)),
+        Segment(15, 20, ()),
+    ]
+
+
+def test_segments_cover_the_text_exactly_once() -> None:
+    marks = [mk("quote", i, a, b) for i, (a, b) in enumerate([(3, 9), (0, 4), (4, 4), (9, 12), (2, 12)])]
+    segments = build_segments(12, marks)
+    assert [(s.start, s.end) for s in segments] == [(0, 2), (2, 3), (3, 4), (4, 9), (9, 12)]
+    for seg in segments:
+        assert {m.item for m in seg.marks} == {
+            m.item for m in marks if m.start <= seg.start and seg.end <= m.end
+        }
+    assert build_segments(0, []) == []
+    assert build_segments(5, []) == [Segment(0, 5, ())]
+
+
+def test_segments_reject_marks_outside_the_text() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        build_segments(10, [mk("quote", 0, 5, 11)])
+    with pytest.raises(ValueError, match="outside"):
+        build_segments(10, [mk("quote", 0, 6, 5)])
+
+
+# --------------------------------------------------------------------------- unit tests: page
+
+
+def test_overlapping_and_elided_highlights_reassemble_to_the_grounded_text() -> None:
+    article, res = overlap_result()
+    page = parse(render_report([res], {article.sha256: article.text}))
+    assert page.bodies["a1"] == article.text  # the leading newline and the flag survive
+    got = {(kind, item, a, b): text for (_sec, kind, item, a, b), text in page.pieces.items()}
+    assert set(got) == expected_pieces(res)
+    for (_kind, _item, a, b), text in got.items():
+        assert text == article.text[a:b]
+    # the elided quote is highlighted piece by piece, the gap between its pieces is not
+    (p1, p2) = res.quotes[1].span.pieces or []
+    assert got[("quote", 1, *p1)] == "We will not send troops"
+    assert got[("quote", 1, *p2)] == "to that front"
+    assert ("quote", 1, p1[0], p2[1]) not in got
+    elided = [m for m in page.mark_attrs if m["data-kind"] == "quote" and m["data-item"] == "1"]
+    assert elided
+    assert all("sl" in (m["class"] or "").split() for m in elided)
+    normalized = [m for m in page.mark_attrs if m["data-kind"] == "quote" and m["data-item"] == "2"]
+    assert normalized
+    assert all("sn" in (m["class"] or "").split() for m in normalized)
+    assert ">normalized</span>" in render_report([res], {article.sha256: article.text})
+    # an event and a stance on the very same span are both there
+    same = res.events[1].span
+    assert ("event", 1, same.start, same.end) in got
+    assert ("stance", 1, same.start, same.end) in got
+
+
+def test_hover_titles_name_speaker_type_and_polarity() -> None:
+    article, res = overlap_result()
+    page = parse(render_report([res], {article.sha256: article.text}))
+    titles = "\n".join(m.get("title") or "" for m in page.mark_attrs)
+    assert "speaker: the minister" in titles
+    assert "CONSULT" in titles
+    assert "Italy · oppose · the plan" in titles
+    assert "elided match" in titles
+
+
+def test_article_text_and_model_output_are_escaped() -> None:
+    article, res = xss_result()
+    html_page = render_report([res, error_result()], {article.sha256: article.text})
+    assert html_page.count("<script") == 1  # ours only
+    assert "<img" not in html_page
+    assert "<b>bold</b>" not in html_page
+    assert "no &lt;b&gt;bold&lt;/b&gt; moves" in html_page
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html_page
+    page = parse(html_page)
+    assert page.bodies["a1"] == article.text
+    assert not any(k.startswith("on") for _tag, k, _v in page.all_attrs)
+    assert not any(k == "style" for _tag, k, _v in page.all_attrs)
+    for (_sec, _kind, _item, a, b), text in page.pieces.items():
+        assert text == article.text[a:b]
+
+
+def test_csp_allows_exactly_the_inline_script_and_style_by_hash() -> None:
+    article, res = overlap_result()
+    html_page = render_report([res], {article.sha256: article.text})
+    page = parse(html_page)
+    assert len(page.scripts) == 1
+    assert len(page.styles) == 1
+
+    def digest(source: str) -> str:
+        return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode()).digest()).decode() + "'"
+
+    meta = re.search(r'<meta http-equiv="Content-Security-Policy" content="([^"]+)">', html_page)
+    assert meta
+    policy = meta.group(1).replace("&#x27;", "'")
+    assert policy == CSP
+    directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+    assert directives["default-src"] == "'none'"
+    assert directives["script-src"] == digest(page.scripts[0])
+    assert directives["style-src"] == digest(page.styles[0])
+    assert html_page.index("Content-Security-Policy") < html_page.index("<style>")
+    # no external resources of any kind
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:|//)""", html_page)
+    assert "@import" not in html_page
+    assert "url(" not in page.styles[0]
+
+
+def test_rejected_items_are_listed_under_their_article_with_the_reason() -> None:
+    article, res = overlap_result()
+    other = Article.from_text("Nothing to see.", id="other")
+    html_page = render_report([result(other), res], {article.sha256: article.text, other.sha256: other.text})
+    section = html_page[html_page.index('id="a2"') :]
+    assert "Rejected (1)" in section
+    assert "We shall never surrender" in section
+    assert "&lt;b&gt;Churchill&lt;/b&gt;" in section
+    assert "reason: not found: no passage &lt;script&gt;alert(1)&lt;/script&gt; matches" in section
+    assert "Rejected" not in html_page[html_page.index('id="a1"') : html_page.index('id="a2"')]
+
+
+def test_error_results_show_type_and_message_and_duplicates_link_to_the_first() -> None:
+    article, res = overlap_result()
+    dup = result(article, article_id="copy", duplicate_of="overlap")
+    lost = result(article, article_id="copy2", duplicate_of="gone-away")
+    html_page = render_report([res, error_result(), dup, lost], {article.sha256: article.text})
+    err = html_page[html_page.index('id="a2"') : html_page.index('id="a3"')]
+    assert "<b>LLMError</b>: model refused: &lt;img src=x onerror=alert(1)&gt;" in err
+    assert 'data-f="e"' in err
+    dup_section = html_page[html_page.index('id="a3"') : html_page.index('id="a4"')]
+    assert 'Duplicate of <a href="#a1">overlap</a>' in dup_section
+    assert "gone-away <span class='sm'>(not in this report)</span>" in html_page
+    assert "<td>error</td>" in html_page
+    assert "<td>duplicate</td>" in html_page
+
+
+def test_empty_results_render_a_valid_page() -> None:
+    html_page = render_report([], {})
+    assert "No results in this run." in html_page
+    assert "Articles (0)" in html_page
+    assert html_page.startswith("<!DOCTYPE html>")
+    assert html_page.endswith("</html>")
+
+
+def test_missing_text_and_bad_offsets_still_list_the_items() -> None:
+    article, res = overlap_result()
+    page = parse(render_report([res], lambda sha: None))
+    assert not page.pieces
+    html_page = render_report([res], lambda sha: None)
+    assert "The article text is not stored with this run" in html_page
+    assert "evidence:</span> <q>Ministers met in Paris on January 6.</q>" in html_page
+
+    bad = res.model_copy(deep=True)
+    bad.quotes[0].span.end = len(article.text) + 5
+    html_page = render_report([bad], {article.sha256: article.text})
+    assert "offsets outside the text" in html_page
+    page = parse(html_page)
+    assert all(kind != "quote" or item != 0 for (_s, kind, item, _a, _b) in page.pieces)
+    assert page.bodies["a1"] == article.text
+
+
+def test_summary_shows_every_key_that_is_there() -> None:
+    summary = {
+        "articles": 1200,
+        "cost_usd": 0.01234,
+        "wall_s": 12.5,
+        "tokens": {"prompt": 10, "completion": 5},
+        "some_new_key": "<i>x</i>",
+    }
+    html_page = render_report([], {}, summary)
+    assert "<td>articles</td><td>1,200</td>" in html_page
+    assert "<td>cost usd</td><td>$0.0123</td>" in html_page
+    assert "<td>wall s</td><td>12.50 s</td>" in html_page
+    assert "<td>tokens</td><td>prompt 10 · completion 5</td>" in html_page
+    assert "<td>some new key</td><td>&lt;i&gt;x&lt;/i&gt;</td>" in html_page
+    assert "run.json" not in render_report([], {})
+
+
+def test_chart_and_toc_count_grounded_and_rejected() -> None:
+    article, res = overlap_result()
+    html_page = render_report([res], {article.sha256: article.text})
+    assert "<title>quotes rejected: 1</title>" in html_page
+    assert "<title>quotes elided: 1</title>" in html_page
+    row = re.search(r"<tr><td class=\"n\">1</td>.*?</tr>", html_page)
+    assert row
+    cells = re.findall(r"<td class='n'>(\d+)</td>", row.group(0))
+    assert cells == ["2", "3", "2", "7", "1"]  # E Q S grounded rejected
+    assert '<rect class="r" x="7" width="1"' in row.group(0)
+
+
+def test_write_report_reads_the_run_folder(tmp_path: Path) -> None:
+    run, texts = feature_run(tmp_path)
+    out = write_report(run)
+    assert out == run / "report.html"
+    html_page = out.read_text(encoding="utf-8")
+    assert "<td>cost usd</td><td>$0.0123</td>" in html_page
+    page = parse(html_page)
+    assert set(page.bodies) == {"a1", "a2"}  # no text stored for the error; the duplicate links to a1
+    assert page.bodies["a2"] == next(t for t in texts.values() if t.startswith("Breaking"))
+    custom = write_report(str(run), tmp_path / "elsewhere" / "r.html")
+    assert custom.read_text(encoding="utf-8") == html_page
+
+
+def test_write_report_includes_the_digest_section_when_available(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, _ = feature_run(tmp_path)
+    seen: list[Any] = []
+
+    def digest_html_section(data: dict[str, Any]) -> str:
+        seen.append(data)
+        return '<section id="digest"><h2>Digest</h2><p>3 meetings</p></section>'
+
+    fake = types.ModuleType("extractor.digest")
+    fake.digest_html_section = digest_html_section  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "extractor.digest", fake)
+    assert '<section id="digest">' not in write_report(run).read_text(encoding="utf-8")  # no digest.json
+
+    (run / "digest.json").write_text(json.dumps({"meetings": 3}), encoding="utf-8")
+    html_page = write_report(run).read_text(encoding="utf-8")
+    assert seen == [{"meetings": 3}]
+    assert html_page.index('<section id="digest">') < html_page.index('<section id="articles">')
+
+    monkeypatch.setitem(sys.modules, "extractor.digest", types.ModuleType("extractor.digest"))
+    assert '<section id="digest">' not in write_report(run).read_text(encoding="utf-8")
+    monkeypatch.setitem(sys.modules, "extractor.digest", None)  # import fails
+    assert '<section id="digest">' not in write_report(run).read_text(encoding="utf-8")
+
+
+def test_render_report_takes_extra_sections_and_a_text_function() -> None:
+    article, res = overlap_result()
+    html_page = render_report(
+        iter([res]), lambda sha: article.text if sha == article.sha256 else None, None, ["<p>EXTRA</p>"]
+    )
+    assert "<p>EXTRA</p>" in html_page
+    assert parse(html_page).bodies["a1"] == article.text
+
+
+# --------------------------------------------------------------------------- seeds, without the pipeline
+
+
+@pytest.fixture
+def seeds_run_dir(tmp_path: Path) -> Path:
+    """A run folder for the five seeds: reference answers grounded with extractor.grounding."""
+    answers = ROOT / "fixtures" / "answers"
+    if not answers.is_dir():
+        pytest.skip("fixtures/answers/ does not exist yet")
+    grounding = pytest.importorskip("extractor.grounding", reason="extractor.grounding not written yet")
+    run = tmp_path / "seeds-run"
+    totals: dict[str, int] = defaultdict(int)
+    with ResultsWriter(run) as writer:
+        for path in sorted((ROOT / "seeds").glob("*.txt")):
+            article = Article.from_text(path.read_bytes().decode("utf-8"), id=path.stem)
+            answer = ArticleExtraction.model_validate_json((answers / f"{path.stem}.json").read_bytes())
+            grounded: dict[str, list[Any]] = {"events": [], "quotes": [], "stances": []}
+            rejected: list[Rejected] = []
+            items: list[tuple[str, str, Any, type[Any]]] = [
+                *(("event", "evidence", x, GroundedEvent) for x in answer.events),
+                *(("quote", "text", x, GroundedQuote) for x in answer.quotes),
+                *(("stance", "evidence", x, GroundedStance) for x in answer.stances),
+            ]
+            for kind, field, item, cls in items:
+                g = grounding.ground(getattr(item, field), article.text)
+                if not g.found:
+                    rejected.append(
+                        Rejected(
+                            kind=kind, field=field, item=item.model_dump(), reason=g.reason or "not found"
+                        )
+                    )
+                    totals["rejected"] += 1
+                    continue
+                span = Span(
+                    status=g.status,
+                    start=g.start,
+                    end=g.end,
+                    pieces=list(g.pieces),
+                    occurrences=g.occurrences,
+                )
+                grounded[f"{kind}s"].append(cls(**item.model_dump(), span=span))
+                totals[f"{kind}s"] += 1
+                totals[f"quotes_{g.status}"] += kind == "quote"
+            writer.write(result(article, source=f"seeds/{path.name}", **grounded, rejected=rejected))
+            write_article_text(run, article.sha256, article.text)
+            totals["articles"] += 1
+            totals["ok"] += 1
+    write_json_atomic(run / "run.json", dict(totals))
+    return run
+
+
+# --------------------------------------------------------------------------- in the browser
+
+MARKS_JS = """
+return [...document.querySelectorAll('.txt mark[data-kind]')].map(m => [m.closest('section.art').id,
+  m.dataset.kind, +m.dataset.item, +m.dataset.start, +m.dataset.end, m.textContent]);
+"""
+BODIES_JS = """
+return Object.fromEntries([...document.querySelectorAll('section.art')]
+  .filter(s => s.querySelector('.txt')).map(s => [s.id, s.querySelector('.txt').textContent]));
+"""
+VISIBLE_JS = "return [...document.querySelectorAll('section.art')].filter(s => !s.hidden).map(s => s.id);"
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[WebDriver]:
+    if SKIP_REASON:
+        pytest.skip(SKIP_REASON)
+    with chromium() as d:
+        yield d
+
+
+def load(driver: WebDriver, path: Path) -> float:
+    """Open a page and return the seconds until its load event."""
+    driver.get_log("browser")  # type: ignore[no-untyped-call]  # drop earlier messages
+    t0 = time.perf_counter()
+    driver.get(path.resolve().as_uri())
+    return time.perf_counter() - t0
+
+
+def check_highlights(driver: WebDriver, results: list[ArticleResult], texts: dict[str, str]) -> int:
+    """Every highlight piece, reassembled from its segments in the DOM, equals the source at its offsets."""
+    pieces: dict[tuple[str, str, int, int, int], str] = defaultdict(str)
+    for sec, kind, item, start, end, text in driver.execute_script(MARKS_JS):
+        pieces[(sec, kind, item, start, end)] += text
+    bodies = driver.execute_script(BODIES_JS)
+    expected: set[tuple[str, str, int, int, int]] = set()
+    for pos, res in enumerate(results, start=1):
+        text = texts.get(res.sha256)
+        if text is None or (res.duplicate_of and not expected_pieces(res)):
+            assert f"a{pos}" not in bodies  # no text, or a duplicate whose text is shown with the first
+            continue
+        assert bodies[f"a{pos}"] == text
+        expected.update((f"a{pos}", *p) for p in expected_pieces(res))
+    assert set(pieces) == expected
+    for (sec, _kind, _item, start, end), text in pieces.items():
+        pos = int(sec[1:])
+        assert text == texts[results[pos - 1].sha256][start:end]
+    return len(pieces)
+
+
+def severe_console_messages(driver: WebDriver) -> list[str]:
+    return [
+        str(e["message"])
+        for e in driver.get_log("browser")  # type: ignore[no-untyped-call]
+        if e["level"] == "SEVERE"
+    ]
+
+
+@pytest.mark.browser
+def test_page_in_chromium_highlights_escapes_filters_and_navigates(driver: WebDriver, tmp_path: Path) -> None:
+    run, texts = feature_run(tmp_path)
+    results = list(map(ArticleResult.model_validate_json, (run / "results.jsonl").read_text().splitlines()))
+    page = write_report(run)
+    load(driver, page)
+
+    # nothing from the article ran, and it is shown literally
+    assert driver.execute_script("return typeof window.__pwned") == "undefined"
+    assert driver.find_elements(By.CSS_SELECTOR, ".txt img, .txt script, .txt b, aside img, h3 script") == []
+    assert "<script>window.__pwned=1</script>" in driver.find_element(By.CSS_SELECTOR, "#a2 .txt").text
+    assert severe_console_messages(driver) == []  # our own script and style pass the CSP
+
+    assert check_highlights(driver, results, texts) == 10  # 8 pieces in overlap, 2 in the xss article
+    quote_bg = driver.execute_script(
+        "return getComputedStyle(document.querySelector('.txt mark.kq')).backgroundColor"
+    )
+    assert quote_bg not in ("rgba(0, 0, 0, 0)", "transparent")  # the hashed stylesheet applied
+    title = driver.find_element(By.CSS_SELECTOR, '#a2 mark[data-kind="quote"]').get_attribute("title")
+    assert title is not None
+    assert 'speaker: <img src=x onerror="window.__pwned=1">' in title
+
+    # the script ran: counter, filter box, kind filter
+    counter = driver.find_element(By.ID, "n")
+    assert counter.text == "4 of 4 articles shown"
+    box = driver.find_element(By.ID, "q")
+    box.send_keys("xss")
+    assert driver.execute_script(VISIBLE_JS) == ["a2"]
+    assert counter.text == "1 of 4 articles shown"
+    toc_rows = driver.find_elements(By.CSS_SELECTOR, "#toc tbody tr")
+    assert [r.is_displayed() for r in toc_rows] == [False, True, False, False]
+    box.clear()
+    box.send_keys("LLMError")
+    assert driver.execute_script(VISIBLE_JS) == ["a3"]
+    box.clear()
+    box.send_keys(" ")  # an 'input' event with an empty filter
+    assert driver.execute_script(VISIBLE_JS) == ["a1", "a2", "a3", "a4"]
+    driver.execute_script(
+        "const k = document.getElementById('k'); k.value = 'd'; k.dispatchEvent(new Event('change'))"
+    )
+    assert driver.execute_script(VISIBLE_JS) == ["a4"]
+    driver.execute_script(
+        "const k = document.getElementById('k'); k.value = ''; k.dispatchEvent(new Event('change'))"
+    )
+
+    # the duplicate links to the first; next/prev skip articles hidden by the filter
+    link = driver.find_element(By.CSS_SELECTOR, "#a4 .dup a")
+    driver.execute_script("arguments[0].click()", link)
+    assert driver.execute_script("return location.hash") == "#a1"
+    box.clear()
+    box.send_keys("overlap")  # a1 and a4 (its source id mentions overlap)
+    assert driver.execute_script(VISIBLE_JS) == ["a1", "a4"]
+    driver.execute_script(
+        "arguments[0].click()", driver.find_element(By.CSS_SELECTOR, '#a1 a[data-step="1"]')
+    )
+    assert driver.execute_script("return location.hash") == "#a4"
+    box.clear()
+    box.send_keys(" ")
+
+    # a side-list label jumps to its highlight
+    driver.execute_script(
+        "arguments[0].click()", driver.find_element(By.CSS_SELECTOR, '#a1 aside a[href="#a1-q1"]')
+    )
+    target = driver.execute_script("return document.querySelector(':target')")
+    assert target.get_attribute("data-kind") == "quote"
+    assert target.get_attribute("data-item") == "1"
+
+    driver.execute_script("window.scrollTo(0, 0); history.replaceState(null, '', location.pathname)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    driver.set_window_size(1400, 1600)
+    driver.get(page.resolve().as_uri())
+    assert driver.save_screenshot(str(ARTIFACTS / "report.png"))
+    driver.set_window_size(1400, 1000)
+    assert severe_console_messages(driver) == []
+
+
+@pytest.mark.browser
+def test_csp_blocks_markup_that_escaped_escaping(driver: WebDriver, tmp_path: Path) -> None:
+    article, res = overlap_result()
+    leak = '<script>window.__pwned=2</script><img src="x" onerror="window.__pwned=3"><div id="ok">shown</div>'
+    page = tmp_path / "leak.html"
+    page.write_text(render_report([res], {article.sha256: article.text}, None, [leak]), encoding="utf-8")
+    load(driver, page)
+    assert driver.find_element(By.ID, "ok").text == "shown"
+    assert driver.execute_script("return typeof window.__pwned") == "undefined"
+    messages = severe_console_messages(driver)
+    assert any("Content Security Policy" in m for m in messages), messages
+    assert driver.find_element(By.ID, "n").text == "1 of 1 articles shown"  # ours still ran
+
+
+def big_run(n: int) -> tuple[list[ArticleResult], dict[str, str]]:
+    paragraph = (
+        "Ministers from {n} countries met in City{i} on Tuesday to discuss the ceasefire plan. "
+        "“We will keep supporting them for as long as it takes,” said Minister{i}. "
+        "Officials said the talks were difficult but useful, and a declaration was signed. "
+        "Critics warned that “nothing has really changed on the ground” since the last meeting. "
+    )
+    results: list[ArticleResult] = []
+    texts: dict[str, str] = {}
+    for i in range(n):
+        text = "".join(paragraph.format(n=k + 3, i=i) for k in range(6))
+        article = Article.from_text(text, id=f"art-{i:04d}", title=f"Talks in City{i}")
+        if i % 97 == 5:
+            results.append(error_result().model_copy(update={"article_id": article.id}))
+            continue
+        quotes = []
+        for k, q in enumerate(re.finditer(r"“([^”]+)”", text)):
+            start, end = q.span(1)
+            status = "normalized" if k % 5 == 4 else "exact"
+            quotes.append(
+                GroundedQuote(
+                    text=q.group(1),
+                    speaker=f"Minister{i}",
+                    cue="said",
+                    span=Span(status=status, start=start, end=end, pieces=[(start, end)]),
+                )
+            )
+        sentence = re.search(r"“We will keep[^.]+\.", text)
+        assert sentence
+        stances = [
+            GroundedStance(
+                holder=f"Minister{i}",
+                target="supporting them",
+                polarity="support",
+                evidence=sentence.group(0),
+                span=Span(status="exact", start=sentence.start(), end=sentence.end()),
+            )
+        ]
+        evidence = f"Ministers from 3 countries met in City{i} on Tuesday"
+        events = [event(text, evidence)]
+        rejected = (
+            [
+                Rejected(
+                    kind="quote", field="text", item={"text": "invented", "speaker": "X"}, reason="not found"
+                )
+            ]
+            if i % 3 == 0
+            else []
+        )
+        res = result(
+            article, title=article.title, quotes=quotes, stances=stances, events=events, rejected=rejected
+        )
+        if i % 50 == 49:
+            res = res.model_copy(update={"duplicate_of": "art-0000"})
+        results.append(res)
+        texts[article.sha256] = text
+    return results, texts
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_500_article_page_renders_quickly(driver: WebDriver, tmp_path: Path) -> None:
+    results, texts = big_run(500)
+    t0 = time.perf_counter()
+    html_page = render_report(results, texts, {"articles": 500})
+    render_s = time.perf_counter() - t0
+    page = tmp_path / "big.html"
+    page.write_text(html_page, encoding="utf-8")
+    size_mb = page.stat().st_size / 1e6
+    load_s = load(driver, page)
+    nav = driver.execute_script(
+        "const e = performance.getEntriesByType('navigation')[0];"
+        "return [e.domContentLoadedEventEnd, e.loadEventEnd];"
+    )
+    print(
+        f"\n500 articles: render {render_s:.2f} s, {size_mb:.2f} MB, driver.get {load_s:.2f} s, "
+        f"DOMContentLoaded {nav[0] / 1000:.2f} s, load {nav[1] / 1000:.2f} s"
+    )
+    assert render_s < 5
+    assert size_mb < 8
+    assert load_s < 10
+    assert severe_console_messages(driver) == []
+    assert driver.find_element(By.ID, "n").text == "500 of 500 articles shown"
+    assert driver.execute_script("return document.querySelectorAll('section.art details[open]').length") == 0
+    pieces = check_highlights(driver, results, texts)
+    assert pieces > 500 * 10
+
+    box = driver.find_element(By.ID, "q")
+    t0 = time.perf_counter()
+    box.send_keys("art-0421")
+    assert driver.execute_script(VISIBLE_JS) == ["a422"]
+    filter_s = time.perf_counter() - t0
+    assert filter_s < 3
+    box.clear()
+    box.send_keys(" ")
+    assert len(driver.execute_script(VISIBLE_JS)) == 500
+    link = driver.find_element(By.CSS_SELECTOR, '#toc a[href="#a250"]')
+    driver.execute_script("arguments[0].click()", link)
+    assert driver.find_element(By.CSS_SELECTOR, "#a250 details").get_attribute("open") is not None
+    assert driver.find_element(By.CSS_SELECTOR, "#a250 .txt").is_displayed()
+
+
+@pytest.mark.browser
+def test_seed_report_in_chromium(driver: WebDriver, seeds_run_dir: Path) -> None:
+    page = write_report(seeds_run_dir)
+    results = [
+        ArticleResult.model_validate_json(line)
+        for line in (seeds_run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    ]
+    texts = {
+        r.sha256: (seeds_run_dir / "articles" / f"{r.sha256}.txt").read_bytes().decode() for r in results
+    }
+    assert len(results) == 5
+    load(driver, page)
+    assert check_highlights(driver, results, texts) >= sum(len(r.quotes) for r in results) > 0
+    assert severe_console_messages(driver) == []
+    ARTIFACTS.mkdir(exist_ok=True)
+    assert driver.save_screenshot(str(ARTIFACTS / "report-seeds.png"))
