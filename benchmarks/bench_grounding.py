@@ -19,6 +19,7 @@ import random
 import re
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,12 +29,30 @@ from extractor.grounding import SourceIndex, ground  # noqa: E402
 
 QUOTES = "'\"`‘’‚‛“”„‟«»‹›"
 DASHES = "-‐‑‒–—―−"
-SYLLABLES = "ba be bi bo ca co da de di do fa fe ga go la le li lo ma me mi mo na ne no pa pe po ra re ri ro sa se si so ta te ti to va ve vi vo za".split()
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def vocabulary(rng: random.Random, size: int = 30_000) -> list[str]:
+    """A Zipf-ranked vocabulary: the seed articles' words by frequency, then rarer made-up words
+    spliced from their halves (English-like letter statistics, and the long tail of rare words that
+    a real megabyte of news has)."""
+    text = " ".join(p.read_text(encoding="utf-8") for p in sorted((ROOT / "seeds").glob("*.txt")))
+    real = [w for w, _ in Counter(w.lower() for w in re.findall(r"[A-Za-z]+", text)).most_common()]
+    long = [w for w in real if len(w) >= 4]
+    seen = set(real)
+    words = list(real)
+    while len(words) < size:
+        a, b = rng.choice(long), rng.choice(long)
+        w = a[: len(a) // 2 + 1] + b[len(b) // 2 :]
+        if w not in seen:
+            seen.add(w)
+            words.append(w)
+    return words
 
 
 def make_article(size: int, rng: random.Random) -> str:
-    vocab = ["".join(rng.choices(SYLLABLES, k=rng.randint(1, 4))) for _ in range(8000)]
-    weights = [1 / (rank + 1) for rank in range(len(vocab))]
+    vocab = vocabulary(rng)
+    weights = [1 / rank for rank in range(1, len(vocab) + 1)]
     paragraphs: list[str] = []
     total = 0
     while total < size:

@@ -19,6 +19,7 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
+from extractor.errors import StoreError
 from extractor.models import (
     Article,
     ArticleExtraction,
@@ -481,6 +482,12 @@ def test_write_report_reads_the_run_folder(tmp_path: Path) -> None:
     assert page.bodies["a2"] == next(t for t in texts.values() if t.startswith("Breaking"))
     custom = write_report(str(run), tmp_path / "elsewhere" / "r.html")
     assert custom.read_text(encoding="utf-8") == html_page
+
+
+def test_write_report_without_results_raises_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot read results"):
+        write_report(tmp_path)
+    assert not (tmp_path / "report.html").exists()
 
 
 def test_write_report_includes_the_digest_section_when_available(

@@ -263,38 +263,54 @@ _VENUES: dict[str, str] = {
     "palazzo chigi": "rome",
 }
 
+
+def _words(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
 _REGIONS = frozenset(
-    {"europe", "asia", "africa", "middle east", "arctic", "the west", "west", "balkans", "baltics", "greenland"}
+    {
+        "europe",
+        "asia",
+        "africa",
+        "middle east",
+        "arctic",
+        "the west",
+        "west",
+        "balkans",
+        "baltics",
+        "greenland",
+    }
 )
 
-_TITLE_WORDS = frozenset(
+_TITLE_WORDS = _words(
     "prime minister ministers pm president presidents vice vice-president chancellor secretary-general "
     "secretary general state foreign defence defense interior finance deputy former ex acting mr mrs ms "
     "dr sir dame lord lady king queen prince princess pope envoy envoys special presidential commander "
     "ambassador senator governor mayor spokesperson spokesman spokeswoman chief head leader commission "
-    "european nato un eu of the premier adviser advisor national security council officer".split()
+    "european nato un eu of the premier adviser advisor national security council officer"
 )
-_ROLE_WORDS = frozenset(
+_ROLE_WORDS = _words(
     "minister pm president chancellor secretary-general secretary envoy commander ambassador senator "
-    "governor mayor spokesperson spokesman spokeswoman chief head leader premier king queen pope".split()
+    "governor mayor spokesperson spokesman spokeswoman chief head leader premier king queen pope"
 )
-_INSTITUTION_WORDS = frozenset(
+_INSTITUTION_WORDS = _words(
     "government governments officials official ministry administration cabinet delegation parliament "
-    "authorities presidency embassy military army navy leadership".split()
+    "authorities presidency embassy military army navy leadership"
 )
-_SOURCE_WORDS = frozenset(
-    "statement document declaration communique readout release website portal sources source".split()
+_SOURCE_WORDS = _words(
+    "statement document declaration communique readout release website portal sources source"
 )
-_GROUP_WORDS = frozenset(
+_GROUP_WORDS = _words(
     "participants leaders members allies partners delegates envoys ministers countries nations observers "
-    "protesters police troops forces analysts experts diplomats people players states".split()
+    "protesters police troops forces analysts experts diplomats people players states"
 )
-_ORG_WORDS = frozenset(
+_ORG_WORDS = _words(
     "coalition union council commission committee forces force party bureau office ministry government "
     "parliament agency organization organisation alliance nations court bank fund house palace "
-    "department army navy command group federation republic kingdom states willing".split()
+    "department army navy command group federation republic kingdom states willing"
 )
-_PARTICLES = frozenset("von van der den de da di del della du la le bin ibn al el dos das".split())
+_PARTICLES = _words("von van der den de da di del della du la le bin ibn al el dos das")
 _DETERMINERS = frozenset({"the", "a", "an"})
 
 _MONTHS: dict[str, int] = {
@@ -325,11 +341,11 @@ _MONTHS: dict[str, int] = {
 }
 _TYPE_FAMILY: dict[str, str] = {"COOPERATE": "CONSULT"}
 
-_STOPWORDS = frozenset(
+_STOPWORDS = _words(
     "a an the of in on at to for from by with and or but as is are was were be been being has have had "
     "will would shall should can could may might must that this these those which who whom whose it its "
     "their there than then so such also not no into over under between about after before when while if "
-    "what where how all any each other our we they he she his her them us i you your".split()
+    "what where how all any each other our we they he she his her them us i you your"
 )
 
 _NUMBER_WORDS: dict[str, int] = {
@@ -608,9 +624,9 @@ def _countries_in(text: str) -> list[str]:
             for m in re.finditer(rf"(?<![\w']){re.escape(name)}(?:'s)?(?![\w'])", key):
                 found.append((m.start(), country))
     for m in re.finditer(r"[\w'-]+", key):
-        country = _DEMONYMS.get(_strip_possessive(m.group()))
-        if country:
-            found.append((m.start(), country))
+        demonym = _DEMONYMS.get(_strip_possessive(m.group()))
+        if demonym:
+            found.append((m.start(), demonym))
     out: list[str] = []
     for _, country in sorted(found):
         if country not in out:
@@ -667,9 +683,10 @@ class _AliasTable:
             a, b = _norm_key(variant).split(), _norm_key(canonical).split()
             if not a or not b or a == b:
                 continue
-            if len(a) == len(b) == 1:
-                table.name_variants.add(frozenset({a[0], b[0]}))
-            elif len(a) >= 2 and len(b) >= 2 and a[0] != b[0] and _surname_match(a[-1], b[-1], table):
+            # "Zelenskyy" = "Zelensky" pairs name parts; so does "Vladimir X" = "Volodymyr X" (first names).
+            single = len(a) == len(b) == 1
+            first_names = len(a) >= 2 and len(b) >= 2 and a[0] != b[0] and _surname_match(a[-1], b[-1], table)
+            if single or first_names:
                 table.name_variants.add(frozenset({a[0], b[0]}))
         return table
 
@@ -732,6 +749,13 @@ def _strip_title(tokens: list[str]) -> tuple[list[str], list[str]]:
     """Split a leading run of title/role words off a name: (title tokens, rest)."""
     i = 0
     while i < len(tokens):
+        multi = next(
+            (n for n in (3, 2) if _strip_possessive(_norm_key(" ".join(tokens[i : i + n]))) in _COUNTRIES),
+            0,
+        )
+        if multi and i + multi <= len(tokens):
+            i += multi
+            continue
         raw = _norm_key(tokens[i])
         word = _strip_possessive(raw)
         possessive = raw != word
@@ -983,18 +1007,41 @@ class _Entities:
 
         clusters = uf.groups()
         self._cluster_name: dict[str, str] = {}
+        canonical: dict[str, str] = {}
         for root, names in clusters.items():
-            best = min(names, key=lambda k: (*_rank(full_counts, k), -_medoid(k, names), k))
+            # Most articles, then most mentions, then the most central spelling, then the first seen.
+            best = min(
+                names, key=lambda k: (*_rank(full_counts, k), -_medoid(k, names), _first(full_counts, k), k)
+            )
+            canonical[root] = best
             display = _display_form(mentions, best) or people[best].name
             self._cluster_name[root] = display
             build = _EntityBuild(f"person:{root}", "person", display)
             self.builds[build.key] = build
+        # Each merge edge is reported pointing towards the canonical name (a walk of the spanning tree).
+        neighbours: dict[str, list[tuple[str, _PairMatch]]] = defaultdict(list)
         for a, b, match in edges:
-            build = self.builds[f"person:{self._person_root[a]}"]
-            na, nb = _display_form(mentions, a) or a, _display_form(mentions, b) or b
-            build.merges.append(
-                MergeRecord(surface=nb, matched=na, rule=match.rule, score=match.score, reason=match.reason)
-            )
+            neighbours[a].append((b, match))
+            neighbours[b].append((a, match))
+        for root, best in canonical.items():
+            build = self.builds[f"person:{root}"]
+            stack, seen = [best], {best}
+            while stack:
+                parent = stack.pop()
+                for child, match in sorted(neighbours[parent], key=lambda nm: nm[0]):
+                    if child in seen:
+                        continue
+                    seen.add(child)
+                    stack.append(child)
+                    build.merges.append(
+                        MergeRecord(
+                            surface=_display_form(mentions, child) or child,
+                            matched=_display_form(mentions, parent) or parent,
+                            rule=match.rule,
+                            score=match.score,
+                            reason=match.reason,
+                        )
+                    )
         for m in mentions:
             if m.parsed.kind == "person":
                 self._attach(m, f"person:{self._person_root[m.parsed.key]}")
@@ -1031,8 +1078,8 @@ class _Entities:
                 build = self.builds.setdefault(key, _EntityBuild(key, "name", m.parsed.name))
                 self._attach(m, key)
                 if found:
-                    names = ", ".join(sorted(self._cluster_name[r] for r in found))
-                    note = f"'{m.parsed.name}' is ambiguous in the {scope}: {names}"
+                    candidates = ", ".join(sorted(self._cluster_name[r] for r in found))
+                    note = f"'{m.parsed.name}' is ambiguous in the {scope}: {candidates}"
                     if note not in build.notes:
                         build.notes.append(note)
 
@@ -1060,7 +1107,7 @@ class _Entities:
                 key = f"{p.kind}:{p.key}@{m.article_id}"
             else:
                 key = f"{p.kind}:{p.key}"
-            build = self.builds.setdefault(key, _EntityBuild(key, p.kind, p.name))
+            self.builds.setdefault(key, _EntityBuild(key, p.kind, p.name))
             self._attach(m, key)
 
     def _attach(self, m: _Mention, key: str) -> None:
@@ -1172,7 +1219,7 @@ class _Entities:
                     articles=sorted({m.article_id for m in build.mentions}),
                     mention_count=len(build.mentions),
                     mentions=mention_infos,
-                    merges=sorted(build.merges, key=lambda r: (r.rule, r.surface, r.matched)),
+                    merges=_unique_merges(build.merges),
                     linked_to=links,
                     notes=build.notes,
                 )
@@ -1181,18 +1228,28 @@ class _Entities:
         return out
 
 
-def _mention_stats(mentions: Iterable[_Mention]) -> dict[str, tuple[int, int]]:
+def _unique_merges(records: Iterable[MergeRecord]) -> list[MergeRecord]:
+    unique = {(r.rule, r.surface, r.matched, r.reason): r for r in records}
+    return [unique[k] for k in sorted(unique)]
+
+
+def _mention_stats(mentions: Iterable[_Mention]) -> dict[str, tuple[int, int, str]]:
+    """Per name key: (number of articles, number of mentions, first article id)."""
     articles: dict[str, set[str]] = defaultdict(set)
     counts: Counter[str] = Counter()
     for m in mentions:
         articles[m.parsed.key].add(m.article_id)
         counts[m.parsed.key] += 1
-    return {k: (len(articles[k]), counts[k]) for k in counts}
+    return {k: (len(articles[k]), counts[k], min(articles[k])) for k in counts}
 
 
-def _rank(stats: Mapping[str, tuple[int, int]], key: str) -> tuple[int, int]:
-    n_articles, n_mentions = stats.get(key, (0, 0))
+def _rank(stats: Mapping[str, tuple[int, int, str]], key: str) -> tuple[int, int]:
+    n_articles, n_mentions, _ = stats.get(key, (0, 0, ""))
     return -n_articles, -n_mentions
+
+
+def _first(stats: Mapping[str, tuple[int, int, str]], key: str) -> str:
+    return stats.get(key, (0, 0, ""))[2]
 
 
 def _medoid(key: str, names: Sequence[str]) -> float:
@@ -1239,10 +1296,11 @@ def _parse_date_text(text: str | None) -> _PartialDate:
         month, day = _MONTHS[md.group(1)], int(md.group(2))
     elif dm:
         month, day = _MONTHS[dm.group(2)], int(dm.group(1))
-    elif bare := re.search(rf"\b({_MONTH_RE})\b", t):
+    elif (bare := re.search(rf"\b({_MONTH_RE})\b", t)) and (
         # A bare month name counts when spelled out, or next to a year: "may" and "mar" are usually words.
-        if year is not None or (len(bare.group(1)) > 3 and bare.group(1) != "may"):
-            month = _MONTHS[bare.group(1)]
+        year is not None or (len(bare.group(1)) > 3 and bare.group(1) != "may")
+    ):
+        month = _MONTHS[bare.group(1)]
     if day is not None and not 1 <= day <= 31:
         day = None
     return (year, month, day)
@@ -1545,7 +1603,8 @@ def _conflicts(rs: list[_Report]) -> list[Conflict]:
 
 
 def _target_key(target: str) -> str:
-    words = [w for w in re.findall(r"[\w]+", _fold(target)) if w not in _DETERMINERS]
+    """Grouping key of a stance target: folded, no articles, possessives or punctuation."""
+    words = [w for w in re.findall(r"\w+", re.sub(r"'s\b", "", _fold(target))) if w not in _DETERMINERS]
     return " ".join(words)
 
 
@@ -1797,8 +1856,8 @@ def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
     for e in merged:
         forms = ", ".join(f"{m.surface!r}" for m in e.mentions)
         lines.append(f"  {e.name} [{e.kind}]: {forms}")
-        for r in e.merges:
-            lines.append(f"      {r.surface!r} -> {r.matched!r}: {r.reason}")
+        for merge in e.merges:
+            lines.append(f"      {merge.surface!r} -> {merge.matched!r}: {merge.reason}")
     linked = [e for e in d.entities if e.linked_to]
     if linked:
         lines.append("\nLinks (not merged):")
@@ -1834,8 +1893,9 @@ def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
 DIGEST_CSS = """
 .dg table{margin:6px 0 14px}.dg-kind,.dg-rule{font-size:11px;padding:0 5px;border-radius:8px;background:#eee}
 .dg-merge{color:#555;font-size:12px}.dg-conflict{background:#fff4e5}.dg-ok{color:#2e7d32}
-.dg-mixed{background:#fdecea}.dg-cluster{border:1px solid #ddd;border-radius:6px;padding:6px 10px;margin:8px 0;
-background:#fff}.dg-ev{font-size:12px;color:#555}.dg-quote{font-style:italic}
+.dg-mixed{background:#fdecea}
+.dg-cluster{border:1px solid #ddd;border-radius:6px;padding:6px 10px;margin:8px 0;background:#fff}
+.dg-ev{font-size:12px;color:#555}.dg-quote{font-style:italic}
 """
 
 

@@ -14,6 +14,7 @@ validated ``ArticleExtraction`` with its usage. What happens on failure:
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -68,6 +69,8 @@ class Provider(Protocol):
 
     async def aclose(self) -> None: ...
 
+
+logging.getLogger("instructor").setLevel(logging.CRITICAL)  # we report failures ourselves
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 

@@ -74,18 +74,22 @@ def _span(g: Grounding) -> Span:
     return Span(status=g.status, start=g.start, end=g.end, pieces=pieces, occurrences=g.occurrences)
 
 
-def _ground_next(index: SourceIndex, source: str, candidate: str, taken: set[tuple[int, int]]) -> Grounding:
-    """Ground ``candidate``; if its first occurrence is already taken by an identical item (a statement
-    quoted twice), use the next free occurrence."""
+def _ground_at(
+    index: SourceIndex, source: str, candidate: str, start_at: int, taken: set[tuple[int, int]]
+) -> Grounding:
+    """Ground ``candidate``: the first occurrence at or after ``start_at`` (its chunk) that no item with
+    the same text has taken yet, so a statement quoted twice gets both places; else the first."""
     first = index.ground(candidate)
-    if first.status not in ("exact", "normalized") or first.occurrences < 2:
+    if first.status not in ("exact", "normalized") or (first.occurrences < 2 and start_at == 0):
         return first
     found = first
-    while found.start is not None and found.end is not None and (found.start, found.end) in taken:
-        offset = found.end
+    while found.start is not None and found.end is not None:
+        if found.start >= start_at and (found.start, found.end) not in taken:
+            return found
+        offset = found.start + 1
         later = ground(candidate, source[offset:])
         if later.start is None or later.end is None or later.status not in ("exact", "normalized"):
-            return first
+            break
         found = Grounding(
             status=later.status,
             start=later.start + offset,
@@ -94,52 +98,65 @@ def _ground_next(index: SourceIndex, source: str, candidate: str, taken: set[tup
             occurrences=first.occurrences,
             reason=None,
         )
-    return found
+    return first
 
 
 def ground_extraction(
-    extractions: Iterable[ArticleExtraction], source: str, index: SourceIndex | None = None
+    extractions: Iterable[ArticleExtraction],
+    source: str,
+    index: SourceIndex | None = None,
+    windows: Iterable[tuple[int, int]] | None = None,
 ) -> tuple[list[GroundedEvent], list[GroundedQuote], list[GroundedStance], list[Rejected]]:
     """Ground every quote text and event/stance evidence in ``source``; split kept from rejected.
-    Items repeated verbatim (e.g. from overlapping chunks) are kept once."""
+
+    ``windows`` gives the (start, end) of the chunk each extraction came from, so an item is placed in
+    its own chunk; the same item from two overlapping chunks is kept once."""
     idx = index or SourceIndex(source)
     events: list[GroundedEvent] = []
     quotes: list[GroundedQuote] = []
     stances: list[GroundedStance] = []
     rejected: list[Rejected] = []
-    seen: set[str] = set()
-    taken: dict[str, set[tuple[int, int]]] = {}
+    rejected_seen: set[str] = set()
+    placed: set[tuple[str, int, int]] = set()
 
     def place(
-        kind: str, field: str, item: BaseModel, candidate: str, out: list[_Item], cls: type[_Item]
+        kind: str,
+        field: str,
+        item: BaseModel,
+        candidate: str,
+        out: list[_Item],
+        cls: type[_Item],
+        start_at: int,
+        taken: dict[tuple[str, str], set[tuple[int, int]]],
     ) -> None:
         data = item.model_dump()
         fingerprint = json.dumps([kind, data], sort_keys=True)
-        used = taken.setdefault(fingerprint, set())
-        g = _ground_next(idx, source, candidate, used)
-        if not g.found:
-            if fingerprint in seen:
-                return
-            seen.add(fingerprint)
-            rejected.append(
-                Rejected.model_validate(
-                    {"kind": kind, "field": field, "item": data, "reason": g.reason or "not in the article"}
+        used = taken.setdefault((kind, candidate), set())
+        g = _ground_at(idx, source, candidate, start_at, used)
+        if not g.found or g.start is None or g.end is None:
+            if fingerprint not in rejected_seen:
+                rejected_seen.add(fingerprint)
+                reason = g.reason or "not in the article"
+                rejected.append(
+                    Rejected.model_validate({"kind": kind, "field": field, "item": data, "reason": reason})
                 )
-            )
             return
-        assert g.start is not None and g.end is not None
-        if (g.start, g.end) in used:
-            return  # the same item at the same place: an overlap duplicate
         used.add((g.start, g.end))
+        if (fingerprint, g.start, g.end) in placed:
+            return  # the same item at the same place: an overlap duplicate
+        placed.add((fingerprint, g.start, g.end))
         out.append(cls(**data, span=_span(g)))
 
-    for extraction in extractions:
+    starts = [w[0] for w in windows] if windows is not None else None
+    for n, extraction in enumerate(extractions):
+        start_at = starts[n] if starts is not None else 0
+        taken: dict[tuple[str, str], set[tuple[int, int]]] = {}
         for event in extraction.events:
-            place("event", "evidence", event, event.evidence, events, GroundedEvent)
+            place("event", "evidence", event, event.evidence, events, GroundedEvent, start_at, taken)
         for quote in extraction.quotes:
-            place("quote", "text", quote, quote.text, quotes, GroundedQuote)
+            place("quote", "text", quote, quote.text, quotes, GroundedQuote, start_at, taken)
         for stance in extraction.stances:
-            place("stance", "evidence", stance, stance.evidence, stances, GroundedStance)
+            place("stance", "evidence", stance, stance.evidence, stances, GroundedStance, start_at, taken)
     return events, quotes, stances, rejected
 
 
@@ -264,7 +281,7 @@ class Extractor:
                     if self.cache is not None:
                         self.cache.set(key, self._cache_value(completion, article))
                 extractions.append(extraction)
-            events, quotes, stances, rejected = ground_extraction(extractions, article.text, index)
+            events, quotes, stances, rejected = ground_extraction(extractions, article.text, index, windows)
         except ConfigError:
             raise
         except ExtractorError as exc:

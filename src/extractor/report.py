@@ -31,6 +31,7 @@ from extractor.models import ArticleResult, GroundedEvent, GroundedQuote, Ground
 from extractor.store import RUN_FILE, iter_results, read_article_text
 
 __all__ = [
+    "CSP",
     "REPORT_FILE",
     "Mark",
     "Segment",
@@ -540,7 +541,7 @@ def _chart(results: Sequence[ArticleResult]) -> str:
     top = max((sum(v) for _, v in rows), default=0) or 1
     width, left, bar = 360, 60, 18
     out = [
-        f'<svg class="chart" width="{left + width + 130}" height="{len(rows) * (bar + 8) + 26}" '
+        f'<svg class="chart" width="{left + width + 170}" height="{len(rows) * (bar + 8) + 26}" '
         f'role="img" aria-label="grounded and rejected items per kind">'
     ]
     for n, (kind, values) in enumerate(rows):
@@ -555,9 +556,8 @@ def _chart(results: Sequence[ArticleResult]) -> str:
                     f"<title>{kind}s {name}: {v}</title></rect>"
                 )
                 x += w
-        out.append(
-            f'<text x="{x + 4:.1f}" y="{y + 13}">{sum(values[:3])} grounded, {values[3]} rejected</text>'
-        )
+        label = f"{sum(values[:3])} grounded, {values[3]} rejected"
+        out.append(f'<text x="{left + width + 6}" y="{y + 13}">{label}</text>')
     y = len(rows) * (bar + 8) + 12
     x = left
     for cls, name in zip(classes, names, strict=True):

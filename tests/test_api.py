@@ -1,0 +1,119 @@
+"""The public API surface, the layering rules and the network guard."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import respx
+
+import extractor
+from extractor import Article, Extractor, Settings
+from extractor.llm import OpenAIProvider
+from tests import wire
+from tests.conftest import NetworkBlocked
+
+SRC = Path(extractor.__file__).resolve().parent
+
+PUBLIC = [
+    "Article",
+    "ArticleExtraction",
+    "ArticleResult",
+    "CacheError",
+    "ConfigError",
+    "DuplicateTracker",
+    "Event",
+    "Extractor",
+    "ExtractorError",
+    "Grounding",
+    "LLMError",
+    "LoadError",
+    "ParseError",
+    "Quote",
+    "Rejected",
+    "ReplayError",
+    "RunSummary",
+    "Settings",
+    "SourceIndex",
+    "Span",
+    "Stance",
+    "StoreError",
+    "TransportError",
+    "TruncatedOutputError",
+    "Usage",
+    "__version__",
+    "ground",
+    "iter_results",
+    "load_articles",
+    "run_batch",
+    "watch",
+]
+
+
+def test_public_api_is_pinned() -> None:
+    assert extractor.__all__ == PUBLIC
+    for name in PUBLIC:
+        assert hasattr(extractor, name), name
+
+
+def test_error_family() -> None:
+    for name in ("CacheError", "ConfigError", "LLMError", "ReplayError", "StoreError"):
+        assert issubclass(getattr(extractor, name), extractor.ExtractorError)
+    for name in ("TransportError", "TruncatedOutputError", "ParseError"):
+        assert issubclass(getattr(extractor, name), extractor.LLMError)
+
+
+def _imports(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module.split(".")[0])
+    return found
+
+
+def test_openai_and_instructor_are_imported_by_llm_only() -> None:
+    importers = sorted(p.name for p in SRC.glob("*.py") if _imports(p) & {"openai", "instructor"})
+    assert importers == ["llm.py"]
+
+
+def test_grounding_is_pure_standard_library() -> None:
+    import sys
+
+    third_party = {m for m in _imports(SRC / "grounding.py") if m not in sys.stdlib_module_names}
+    assert third_party == set()
+
+
+def test_a_request_that_escapes_respx_hits_the_network_guard(tmp_path: Path) -> None:
+    """openai must send through httpx (so respx and our transports see it). If a client ever sends
+    through something else, the request bypasses respx and this guard is what stops it."""
+    settings = Settings(
+        api_key="sk-x", base_url="https://api.openai.com/v1", cache_dir=tmp_path, use_cache=False
+    )
+    with Extractor(settings, provider=OpenAIProvider(settings, sleep=_no_sleep)) as ex:
+        res = ex.extract(Article.from_text("Some text.", id="x"))
+    assert res.status == "error" and res.error is not None
+    assert "NetworkBlocked" in res.error.message or "tests must not use the network" in res.error.message
+
+
+async def _no_sleep(_: float) -> None:
+    return None
+
+
+@respx.mock
+def test_openai_sends_through_httpx_so_respx_sees_every_request(tmp_path: Path) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(wire.extraction()))
+    settings = Settings(api_key="sk-x", base_url=wire.API, cache_dir=tmp_path, use_cache=False)
+    with Extractor(settings) as ex:
+        assert ex.extract(Article.from_text("Some text.", id="x")).status == "ok"
+    assert route.call_count == 1
+    assert json.loads(route.calls[0].request.content)["model"] == settings.model
+
+
+def test_network_guard_blocks_plain_httpx() -> None:
+    with pytest.raises(NetworkBlocked):
+        httpx.get("https://example.com/")
