@@ -23,9 +23,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
-
-from extractor.grounding import SourceIndex, ground  # noqa: E402
+from extractor.grounding import SourceIndex, ground
 
 QUOTES = "'\"`‘’‚‛“”„‟«»‹›"
 DASHES = "-‐‑‒–—―−"

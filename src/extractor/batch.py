@@ -235,24 +235,58 @@ def render_summary_text(summary: RunSummary) -> str:
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in summary_rows(summary))
 
 
-def _load_error_result(error: LoadError) -> ArticleResult:
-    stem = Path(error.path).stem or "input"
+def _load_error_result(error: LoadError, article_id: str, model: str, version: str) -> ArticleResult:
     return ArticleResult(
-        article_id=f"{stem}{f'-{error.line}' if error.line is not None else ''}",
+        article_id=article_id,
         source=error.source,
         sha256="",
         status="error",
         error=ErrorInfo(type="LoadError", message=error.reason),
+        model=model,
+        prompt_version=version,
     )
+
+
+def _load_error_id(error: LoadError) -> str:
+    stem = sanitize_id(Path(error.path).stem, "") or "input"
+    return f"{stem}-{error.line}" if error.line is not None else stem
+
+
+_Key = tuple[str, str | None, str | None]  # (sha256, model, prompt version)
 
 
 @dataclass
 class _Index:
-    """What results.jsonl already holds: done texts and the line count per input source."""
+    """What results.jsonl already holds: done texts, first extractions and who owns each id."""
 
-    done: dict[tuple[str, str | None, str | None], str] = field(default_factory=dict)
-    first_id: dict[str, str] = field(default_factory=dict)
+    done: dict[_Key, set[str]] = field(default_factory=dict)  # ids with an ok result for the key
+    first_id: dict[_Key, str] = field(default_factory=dict)  # the id actually extracted (not a copy)
+    owners: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower id -> (source, sha256)
     lines: int = 0
+
+    def add(self, data: dict[str, Any]) -> None:
+        article_id = str(data.get("article_id") or "")
+        sha = str(data.get("sha256") or "")
+        if article_id:
+            self.owners[article_id.lower()] = (str(data.get("source") or ""), sha)
+        if data.get("status") == "ok" and sha and article_id:
+            key = (sha, data.get("model"), data.get("prompt_version"))
+            self.done.setdefault(key, set()).add(article_id)
+            if not data.get("duplicate_of"):
+                self.first_id.setdefault(key, article_id)
+
+    def claim(self, wanted: str, source: str, sha: str) -> str:
+        """An id for the input ``source`` that no other input of this folder uses: ``wanted`` unless a
+        different source with a different text holds it, else ``wanted-2``, ``wanted-3``, …"""
+        candidate, n = wanted, 1
+        while True:
+            owner = self.owners.get(candidate.lower())
+            if owner is None or owner[0] == source or (sha and owner[1] == sha):
+                self.owners[candidate.lower()] = (source, sha)
+                return candidate
+            n += 1
+            suffix = f"-{n}"
+            candidate = wanted[: MAX_ID_LENGTH - len(suffix)] + suffix
 
 
 def _read_index(path: Path) -> _Index:
@@ -268,38 +302,62 @@ def _read_index(path: Path) -> _Index:
                 data = json.loads(raw)
             except ValueError:
                 continue
-            sha = data.get("sha256") or ""
-            if data.get("status") == "ok" and sha:
-                index.done[(sha, data.get("model"), data.get("prompt_version"))] = data.get("article_id", "")
-                if not data.get("duplicate_of"):
-                    index.first_id.setdefault(sha, data.get("article_id", ""))
+            if isinstance(data, dict):
+                index.add(data)
     return index
 
 
 def _compact(path: Path) -> int:
-    """Keep only the last line per input source; return how many lines were dropped."""
+    """Keep only the last line per input source (and drop unreadable lines); return how many lines
+    were dropped. The file is replaced atomically."""
     last: dict[str, int] = {}
+    total = 0
     with path.open("rb") as fh:
         for number, raw in enumerate(fh):
+            total += 1
             with contextlib.suppress(ValueError):
-                last[json.loads(raw).get("source", f"#{number}")] = number
+                data = json.loads(raw)
+                if isinstance(data, dict):
+                    last[str(data.get("source", f"#{number}"))] = number
     keep = set(last.values())
-    with path.open("rb") as fh:
-        total = 0
-        tmp = path.with_name(f".{path.name}.compact")
-        with tmp.open("wb") as out:
-            for number, raw in enumerate(fh):
-                total += 1
-                if number in keep:
-                    out.write(raw)
-            out.flush()
-            os.fsync(out.fileno())
     dropped = total - len(keep)
-    if dropped:
-        os.replace(tmp, path)
-    else:
-        tmp.unlink()
+    if not dropped:
+        return 0
+    tmp = path.with_name(f".{path.name}.compact")
+    with path.open("rb") as fh, tmp.open("wb") as out:
+        for number, raw in enumerate(fh):
+            if number in keep:
+                out.write(raw)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
     return dropped
+
+
+async def _extract_one(extractor: Extractor, article: Article) -> ArticleResult:
+    """``extractor.aextract`` with any unexpected failure turned into this article's error result."""
+    try:
+        return await extractor.aextract(article)
+    except ConfigError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one article's bug must not stop the batch
+        message = " ".join(str(exc).split())[:500] or type(exc).__name__
+        return ArticleResult(
+            article_id=article.id,
+            source=article.source,
+            sha256=article.sha256,
+            status="error",
+            error=ErrorInfo(type=type(exc).__name__, message=message),
+            title=article.title,
+            published=article.published,
+            model=extractor.settings.model,
+            prompt_version=extractor.prompts.version,
+        )
+
+
+async def _next_item(items: Iterator[Article | LoadError]) -> Article | LoadError | None:
+    """The next input, loaded in a worker thread so that parsing never stalls the requests in flight."""
+    return await asyncio.to_thread(next, items, None)
 
 
 async def _run(
@@ -311,18 +369,19 @@ async def _run(
     reporter: BatchReporter,
     stop: asyncio.Event,
 ) -> RunSummary:
-    summary = RunSummary(model=extractor.settings.model, prompt_version=extractor.prompts.version)
+    """One pass over ``items`` into ``out_dir``; returns the counters (wall time not yet set)."""
+    model, version = extractor.settings.model, extractor.prompts.version
+    summary = RunSummary(model=model, prompt_version=version)
     price = extractor.settings.price()
-    started = time.perf_counter()
     writer = ResultsWriter(out_dir)
     summary.repaired_bytes = writer.repaired_bytes
     index = _read_index(writer.path)
-    sources_before = index.lines
-    model, version = extractor.settings.model, extractor.prompts.version
-    in_flight: dict[str, str] = {}  # sha256 -> article id, for duplicates within this drop
+    # This run's extractions by text: the id extracted, its result once done, copies waiting for it.
+    first_of: dict[str, str] = {}
+    outcome_of: dict[str, ArticleResult] = {}
+    waiting: dict[str, list[Article]] = {}
+    article_of: dict[asyncio.Task[ArticleResult], Article] = {}
     pending: set[asyncio.Task[ArticleResult]] = set()
-    outcome_of: dict[asyncio.Task[ArticleResult], str] = {}
-    reporter.start(out_dir)
 
     def emit(result: ArticleResult, outcome: str) -> None:
         if outcome != "skipped":
@@ -330,39 +389,78 @@ async def _run(
             summary.add(result, price)
         reporter.article(result, outcome, summary)
 
+    def emit_copy(article: Article, first: ArticleResult) -> None:
+        if first.status == "ok":
+            emit(_duplicate_result(article, first.article_id, model, version), "duplicate")
+            return
+        reason = f"{first.error.type}: {first.error.message}" if first.error else "failed"
+        failed = _duplicate_result(article, first.article_id, model, version).model_copy(
+            update={
+                "status": "error",
+                "error": ErrorInfo(
+                    type=first.error.type if first.error else "Error",
+                    message=f"same text as {first.article_id}, which failed ({reason})",
+                ),
+            }
+        )
+        emit(failed, "failed")
+
     def harvest(done: set[asyncio.Task[ArticleResult]]) -> None:
         for task in done:
+            article = article_of.pop(task)
             result = task.result()
+            if result.model != model:  # the incremental key is the configured model name
+                result = result.model_copy(update={"model": model})
+            outcome_of[article.sha256] = result
             if result.status == "ok":
-                index.first_id.setdefault(result.sha256, result.article_id)
-                index.done[(result.sha256, result.model, result.prompt_version)] = result.article_id
-            emit(result, outcome_of.pop(task))
+                index.add(result.model_dump(include={"article_id", "source", "sha256", "status"}) | {
+                    "model": model, "prompt_version": version
+                })
+            emit(result, "extracted" if result.status == "ok" else "failed")
+            for copy in waiting.pop(article.sha256, []):
+                emit_copy(copy, result)
 
+    source = iter(items)
     try:
-        for item in items:
+        while True:
             if stop.is_set():
                 summary.interrupted = True
+                break
+            item = await _next_item(source)
+            if item is None:
                 break
             summary.articles += 1
             if isinstance(item, LoadError):
                 summary.load_errors += 1
-                result = _load_error_result(item)
+                summary.error_types["LoadError"] = summary.error_types.get("LoadError", 0) + 1
+                article_id = index.claim(_load_error_id(item), item.source, "")
+                result = _load_error_result(item, article_id, model, version)
                 writer.write(result)
                 reporter.article(result, "failed", summary)
                 continue
+            article_id = index.claim(item.id, item.source, item.sha256)
+            if article_id != item.id:
+                item = item.model_copy(update={"id": article_id})
             write_article_text(out_dir, item.sha256, item.text)
-            done_id = None if force else index.done.get((item.sha256, model, version))
-            first = in_flight.get(item.sha256) or index.first_id.get(item.sha256)
-            if done_id == item.id:
+            key = (item.sha256, model, version)
+            if not force and item.id in index.done.get(key, ()):
                 summary.skipped += 1
                 emit(_skip_result(item, model, version), "skipped")
                 continue
+            first = first_of.get(item.sha256)
+            if first is None and not force:
+                first = index.first_id.get(key)
             if first is not None and first != item.id:
-                emit(_duplicate_result(item, first, model, version), "duplicate")
+                if item.sha256 in outcome_of:
+                    emit_copy(item, outcome_of[item.sha256])
+                elif item.sha256 in first_of:
+                    waiting.setdefault(item.sha256, []).append(item)
+                else:
+                    emit(_duplicate_result(item, first, model, version), "duplicate")
                 continue
-            in_flight[item.sha256] = item.id
-            task = asyncio.ensure_future(extractor.aextract(item))
-            outcome_of[task] = "extracted"
+            first_of[item.sha256] = item.id
+            task = asyncio.ensure_future(_extract_one(extractor, item))
+            article_of[task] = item
             pending.add(task)
             while len(pending) >= concurrency:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
@@ -375,13 +473,34 @@ async def _run(
             task.cancel()
         writer.close()
         await extractor.aclose()
-    if sources_before:
+    if index.lines:
         summary.compacted_lines = _compact(writer.path)
-    summary.wall_s = round(time.perf_counter() - started, 3)
-    summary.articles_per_min = round(summary.articles / summary.wall_s * 60, 1) if summary.wall_s else 0.0
+    return summary
+
+
+def _finish(out_dir: Path, summary: RunSummary, started: float, reporter: BatchReporter) -> RunSummary:
+    """Set the wall time, write run.json and let the reporter print its summary."""
+    wall = time.perf_counter() - started
+    summary.wall_s = round(wall, 3)
+    summary.articles_per_min = round(summary.articles / wall * 60, 1) if wall > 0 else 0.0
+    out_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out_dir / RUN_FILE, summary.as_dict())
     reporter.finish(summary)
     return summary
+
+
+def _merge(total: RunSummary, part: RunSummary) -> None:
+    """Add the counters of ``part`` (one watch round) to ``total``."""
+    for key, value in part.__dict__.items():
+        if isinstance(value, int) and not isinstance(value, bool):
+            setattr(total, key, getattr(total, key) + value)
+    for kind, count in part.error_types.items():
+        total.error_types[kind] = total.error_types.get(kind, 0) + count
+    if part.cost_usd is None or total.cost_usd is None:
+        total.cost_usd = None
+    else:
+        total.cost_usd += part.cost_usd
+    total.interrupted = total.interrupted or part.interrupted
 
 
 def _skip_result(article: Article, model: str, version: str) -> ArticleResult:
@@ -390,6 +509,8 @@ def _skip_result(article: Article, model: str, version: str) -> ArticleResult:
         source=article.source,
         sha256=article.sha256,
         status="ok",
+        title=article.title,
+        published=article.published,
         model=model,
         prompt_version=version,
     )
@@ -411,33 +532,38 @@ def run_batch(
 ) -> RunSummary:
     """Extract every article under ``paths`` into ``out_dir``; see the module docstring."""
     out = Path(out_dir)
+    limit = extractor.settings.concurrency if concurrency is None else concurrency
+    if limit < 1:
+        raise ConfigError(f"concurrency must be positive, got {limit}")
     extractor.check_ready()
-    return asyncio.run(
-        _with_sigint(
-            lambda stop: _run(
-                load_articles(paths),
-                out,
-                extractor,
-                force,
-                concurrency or extractor.settings.concurrency,
-                reporter or LogReporter(),
-                stop,
-            )
-        )
-    )
+    report = reporter or LogReporter()
+
+    async def once(stop: asyncio.Event) -> RunSummary:
+        started = time.perf_counter()
+        report.start(out)
+        summary = await _run(load_articles(paths), out, extractor, force, limit, report, stop)
+        return _finish(out, summary, started, report)
+
+    return asyncio.run(_with_sigint(once))
 
 
-async def _with_sigint(make: Any) -> RunSummary:
-    """Run ``make(stop_event)``; the first Ctrl-C sets the event (finish what is in flight)."""
+async def _with_sigint(make: Callable[[asyncio.Event], Awaitable[RunSummary]]) -> RunSummary:
+    """Run ``make(stop_event)``: the first Ctrl-C sets the event (the articles in flight finish, nothing
+    new starts); a second Ctrl-C aborts (KeyboardInterrupt)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def first_interrupt() -> None:
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)
+        print("stopping after the articles in flight (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
     installed = False
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGINT, first_interrupt)
         installed = True
     try:
-        summary: RunSummary = await make(stop)
-        return summary
+        return await make(stop)
     finally:
         if installed:
             loop.remove_signal_handler(signal.SIGINT)

@@ -427,6 +427,9 @@ class SourceIndex:
         needles = [_normalize(p) for p in pieces]
         placement, reason = self._place(needles, 0)
         if placement is None:
+            if not reason:  # the first piece is nowhere
+                what = "not in the article" if n == 1 else f"piece 1 of {n} not in the article"
+                reason = f"{what} ({self._hint(needles[0])})"
             return _missing(reason)
         count = 1
         again, _ = self._place(needles, placement[-1][1])
@@ -437,7 +440,10 @@ class SourceIndex:
         return Grounding("elided", spans[0][0], spans[-1][1], spans, count, None)
 
     def _place(self, needles: list[str], frm: int) -> tuple[list[_Occurrence] | None, str]:
-        """Earliest in-order, non-overlapping placement of the pieces within one paragraph."""
+        """Earliest in-order, non-overlapping placement of the pieces within one paragraph.
+
+        On failure the reason, or "" when the first piece does not occur at all.
+        """
         n = len(needles)
         crossed = False
         while True:
@@ -458,10 +464,7 @@ class SourceIndex:
                 frm = self._to_norm(brk)
                 break
             else:
-                if crossed:
-                    return None, "pieces span a paragraph break"
-                what = "not in the article" if n == 1 else f"piece 1 of {n} not in the article"
-                return None, f"{what} ({self._hint(needles[0])})"
+                return None, "pieces span a paragraph break" if crossed else ""
 
     # ----------------------------------------------------------------------- reasons
 
@@ -475,9 +478,12 @@ class SourceIndex:
         return f"longest prefix found: {self._longest_prefix(needle)} of {len(needle)} characters"
 
     def _longest_prefix(self, needle: str) -> int:
-        """Length of the longest prefix of ``needle`` in the normalised source, in about one pass."""
+        """Length of the longest prefix of ``needle`` in the normalised source, in at most one pass.
+
+        Invariant: ``needle[:best + 1]`` does not occur before ``pos``.
+        """
         norm = self._norm
-        best, pos = 0, 0
+        best, pos = self._prefix_jump(needle)
         while best < len(needle):
             prefix = needle[: best + 1]
             window = self._window(prefix)
@@ -489,6 +495,36 @@ class SourceIndex:
             best = _common_prefix(norm, p, needle, best + 1)
             pos = p + 1
         return best
+
+    def _prefix_jump(self, needle: str) -> tuple[int, int]:
+        """A head start for ``_longest_prefix``: ``(best, pos)`` from the longest prefix that ends at a
+        space and occurs, found by bisection over word boundaries with the word index; else ``(0, 0)``.
+        """
+        if self._words is None:
+            return 0, 0
+        known = self._words[0]
+        tokens = needle.split(" ")
+        ends = []  # ends[j]: length of the prefix through tokens[j + 1] and the space after it
+        end = len(tokens[0]) + 1
+        for token in tokens[1:-1]:
+            if token not in known:
+                break
+            end += len(token) + 1
+            ends.append(end)
+        norm = self._norm
+        found = 0, 0
+        lo, hi = 0, len(ends) - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            prefix = needle[: ends[mid]]
+            window = self._window(prefix)
+            p = -1 if window is None else norm.find(prefix, window[0], window[1])
+            if p < 0:
+                hi = mid - 1
+            else:
+                found = _common_prefix(norm, p, needle, ends[mid]), p + 1
+                lo = mid + 1
+        return found
 
 
 def ground(candidate: str, source: str) -> Grounding:

@@ -45,6 +45,13 @@ def _results_path(out_dir: Path | str) -> Path:
 
 def repair_results(path: Path) -> int:
     """Cut a torn (unterminated) last line off ``path``; return the number of bytes removed."""
+    try:
+        return _repair(path)
+    except OSError as exc:
+        raise StoreError(f"cannot repair results {path}: {exc.strerror or exc}") from exc
+
+
+def _repair(path: Path) -> int:
     if not path.exists():
         return 0
     with path.open("rb+") as fh:
@@ -94,6 +101,7 @@ def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
 
 
 def article_text_path(out_dir: Path | str, sha256: str) -> Path:
+    """Where an article's text is stored; ``sha256`` must be 64 lowercase hex digits (no path tricks)."""
     if not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
         raise StoreError(f"not a sha256: {sha256!r}")
     return Path(out_dir) / "articles" / f"{sha256}.txt"
@@ -106,6 +114,10 @@ def read_article_text(out_dir: Path | str, sha256: str) -> str | None:
         return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise StoreError(f"cannot read article text {path}: {exc.strerror or exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"article text {path} is not UTF-8 (byte {exc.start})") from exc
 
 
 def write_article_text(out_dir: Path | str, sha256: str, text: str) -> None:
@@ -113,17 +125,24 @@ def write_article_text(out_dir: Path | str, sha256: str, text: str) -> None:
     path = article_text_path(out_dir, sha256)
     if path.exists():
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(text.encode("utf-8"))
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(text.encode("utf-8"))
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StoreError(f"cannot write article text {path}: {exc.strerror or exc}") from exc
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` via a temporary file and rename, so readers never see half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n"
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 class ResultsWriter:
@@ -138,13 +157,20 @@ class ResultsWriter:
         self.path = self.dir / RESULTS_FILE
         self.repaired_bytes = repair_results(self.path)
         self._fsync = fsync
-        self._fh = self.path.open("ab")
+        try:
+            self._fh = self.path.open("ab")
+        except OSError as exc:
+            raise StoreError(f"cannot open {self.path}: {exc.strerror or exc}") from exc
 
     def write(self, result: ArticleResult) -> None:
-        self._fh.write(result.model_dump_json().encode("utf-8") + b"\n")
-        self._fh.flush()
-        if self._fsync:
-            os.fsync(self._fh.fileno())
+        """Append one result as one line and flush it (and fsync when asked)."""
+        try:
+            self._fh.write(result.model_dump_json().encode("utf-8") + b"\n")
+            self._fh.flush()
+            if self._fsync:
+                os.fsync(self._fh.fileno())
+        except OSError as exc:
+            raise StoreError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
 
     def close(self) -> None:
         if not self._fh.closed:
