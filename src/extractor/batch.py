@@ -6,12 +6,19 @@ results.jsonl and writes run.json at the end. Nothing is held per article beyond
 
 - Incremental: an article whose text was already extracted ``ok`` into this folder with the same model
   and prompt version is skipped (the manifest is results.jsonl itself: every line names its sha256, model
-  and prompt version). ``force=True`` redoes everything. Earlier error results are retried.
+  and prompt version). A line's ``model`` is the configured model name (``Settings.model``), not the
+  snapshot name an API may report, so that the key matches on the next run. ``force=True`` redoes
+  everything. Earlier error results are retried.
 - Crash-safe: a torn last line left by a kill is cut off on the next run, which then does the rest.
-  Lines superseded by a later result for the same input (a retried error) are compacted away at the end.
-- Failure isolation: a load error or a failed article becomes an error result; the batch goes on.
+  Lines superseded by a later result for the same input (a retried error) are compacted away at the end,
+  so the file ends with one line per input source.
+- Failure isolation: a load error or a failed article (even an unexpected exception) becomes an error
+  result; the batch goes on. Only a ConfigError stops it.
 - The same text twice (in this drop or an earlier one) is extracted once; later copies get a result with
-  ``duplicate_of`` = the first article's id.
+  ``duplicate_of`` = the first article's id (an error result if that extraction failed, so they are
+  retried with it).
+- Ids are unique within the folder: an article whose id is held by another input (different source and
+  text) of an earlier run gets ``-2``, ``-3``, … appended, stably from run to run.
 """
 
 from __future__ import annotations
@@ -23,12 +30,13 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from extractor.articles import load_articles
+from extractor.articles import MAX_ID_LENGTH, iter_input_files, load_articles, sanitize_id
+from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, ErrorInfo, LoadError
 from extractor.pipeline import Extractor
 from extractor.store import (
@@ -37,6 +45,9 @@ from extractor.store import (
     write_article_text,
     write_json_atomic,
 )
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["BatchReporter", "LogReporter", "RichReporter", "RunSummary", "run_batch", "watch"]
 
@@ -156,7 +167,7 @@ class LogReporter:
 class RichReporter:
     """A rich progress bar (done / failed / cached, tokens, ETA) and a summary table."""
 
-    def __init__(self, total: int | None = None) -> None:
+    def __init__(self, total: int | None = None, console: Console | None = None) -> None:
         from rich.console import Console
         from rich.progress import (
             BarColumn,
@@ -167,7 +178,7 @@ class RichReporter:
             TimeRemainingColumn,
         )
 
-        self.console = Console(stderr=True)
+        self.console = console or Console(stderr=True)
         self.progress = Progress(
             TextColumn("[bold]extract"),
             BarColumn(),
@@ -340,7 +351,7 @@ async def _extract_one(extractor: Extractor, article: Article) -> ArticleResult:
         return await extractor.aextract(article)
     except ConfigError:
         raise
-    except Exception as exc:  # noqa: BLE001 - one article's bug must not stop the batch
+    except Exception as exc:  # one article's bug must not stop the batch
         message = " ".join(str(exc).split())[:500] or type(exc).__name__
         return ArticleResult(
             article_id=article.id,
@@ -378,7 +389,7 @@ async def _run(
     index = _read_index(writer.path)
     # This run's extractions by text: the id extracted, its result once done, copies waiting for it.
     first_of: dict[str, str] = {}
-    outcome_of: dict[str, ArticleResult] = {}
+    outcome_of: dict[str, tuple[str, ErrorInfo | None]] = {}  # sha256 -> (id, error or None if ok)
     waiting: dict[str, list[Article]] = {}
     article_of: dict[asyncio.Task[ArticleResult], Article] = {}
     pending: set[asyncio.Task[ArticleResult]] = set()
@@ -389,21 +400,14 @@ async def _run(
             summary.add(result, price)
         reporter.article(result, outcome, summary)
 
-    def emit_copy(article: Article, first: ArticleResult) -> None:
-        if first.status == "ok":
-            emit(_duplicate_result(article, first.article_id, model, version), "duplicate")
+    def emit_copy(article: Article, first_id: str, error: ErrorInfo | None) -> None:
+        copy = _duplicate_result(article, first_id, model, version)
+        if error is None:
+            emit(copy, "duplicate")
             return
-        reason = f"{first.error.type}: {first.error.message}" if first.error else "failed"
-        failed = _duplicate_result(article, first.article_id, model, version).model_copy(
-            update={
-                "status": "error",
-                "error": ErrorInfo(
-                    type=first.error.type if first.error else "Error",
-                    message=f"same text as {first.article_id}, which failed ({reason})",
-                ),
-            }
-        )
-        emit(failed, "failed")
+        message = f"same text as {first_id}, which failed ({error.type}: {error.message})"
+        update = {"status": "error", "error": ErrorInfo(type=error.type, message=message)}
+        emit(copy.model_copy(update=update), "failed")
 
     def harvest(done: set[asyncio.Task[ArticleResult]]) -> None:
         for task in done:
@@ -411,14 +415,17 @@ async def _run(
             result = task.result()
             if result.model != model:  # the incremental key is the configured model name
                 result = result.model_copy(update={"model": model})
-            outcome_of[article.sha256] = result
+            error = None if result.status == "ok" else result.error or ErrorInfo(type="Error", message="")
+            outcome_of[article.sha256] = (result.article_id, error)
             if result.status == "ok":
-                index.add(result.model_dump(include={"article_id", "source", "sha256", "status"}) | {
-                    "model": model, "prompt_version": version
-                })
+                index.add(
+                    result.model_dump(
+                        include={"article_id", "source", "sha256", "status", "model", "prompt_version"}
+                    )
+                )
             emit(result, "extracted" if result.status == "ok" else "failed")
             for copy in waiting.pop(article.sha256, []):
-                emit_copy(copy, result)
+                emit_copy(copy, result.article_id, error)
 
     source = iter(items)
     try:
@@ -452,7 +459,7 @@ async def _run(
                 first = index.first_id.get(key)
             if first is not None and first != item.id:
                 if item.sha256 in outcome_of:
-                    emit_copy(item, outcome_of[item.sha256])
+                    emit_copy(item, *outcome_of[item.sha256])
                 elif item.sha256 in first_of:
                     waiting.setdefault(item.sha256, []).append(item)
                 else:
@@ -569,13 +576,16 @@ async def _with_sigint(make: Callable[[asyncio.Event], Awaitable[RunSummary]]) -
             loop.remove_signal_handler(signal.SIGINT)
 
 
-def _new_files(drop: Path, seen: dict[Path, tuple[int, float]], settle_s: float) -> Iterator[Path]:
-    """Files under ``drop`` that appeared or changed and have not changed for ``settle_s``."""
-    from extractor.articles import iter_input_files
-
+def _new_files(
+    drop: Path, seen: dict[Path, tuple[int, float]], settle_s: float, exclude: Path | None = None
+) -> Iterator[Path]:
+    """Files under ``drop`` (but not under ``exclude``) that appeared or changed and have not changed
+    for ``settle_s``."""
     now = time.time()
     for path in iter_input_files([drop]):
         if isinstance(path, LoadError):
+            continue
+        if exclude is not None and path.resolve().is_relative_to(exclude):
             continue
         try:
             stat = path.stat()
@@ -599,18 +609,24 @@ def watch(
     max_rounds: int | None = None,
 ) -> RunSummary:
     """Extract files as they appear in ``drop_dir`` (same incremental rules) until Ctrl-C, which lets
-    the articles in flight finish."""
+    the articles in flight finish. run.json holds the totals of the whole watch, rewritten each round."""
     drop, out = Path(drop_dir), Path(out_dir)
+    if interval_s <= 0:
+        raise ConfigError(f"watch interval must be positive, got {interval_s}")
+    if not drop.is_dir():
+        raise ConfigError(f"cannot watch {drop}: not a folder")
     extractor.check_ready()
-    reporter = reporter or LogReporter()
+    report = reporter or LogReporter()
 
     async def loop(stop: asyncio.Event) -> RunSummary:
+        started = time.perf_counter()
         total = RunSummary(model=extractor.settings.model, prompt_version=extractor.prompts.version)
         seen: dict[Path, tuple[int, float]] = {}
         rounds = 0
+        report.start(out)
         while not stop.is_set() and (max_rounds is None or rounds < max_rounds):
             rounds += 1
-            fresh = list(_new_files(drop, seen, settle_s))
+            fresh = list(_new_files(drop, seen, settle_s, exclude=out.resolve()))
             if fresh:
                 part = await _run(
                     load_articles(fresh),
@@ -618,15 +634,23 @@ def watch(
                     extractor,
                     False,
                     extractor.settings.concurrency,
-                    reporter,
+                    report,
                     stop,
                 )
-                for key, value in part.__dict__.items():
-                    if isinstance(value, int) and not isinstance(value, bool):
-                        setattr(total, key, getattr(total, key) + value)
-                total.interrupted = part.interrupted
+                _merge(total, part)
+                _write_progress(out, total, started)
+            if max_rounds is not None and rounds >= max_rounds:
+                break
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        return total
+        total.interrupted = total.interrupted or stop.is_set()
+        return _finish(out, total, started, report)
 
     return asyncio.run(_with_sigint(loop))
+
+
+def _write_progress(out_dir: Path, summary: RunSummary, started: float) -> None:
+    wall = time.perf_counter() - started
+    summary.wall_s = round(wall, 3)
+    summary.articles_per_min = round(summary.articles / wall * 60, 1) if wall > 0 else 0.0
+    write_json_atomic(out_dir / RUN_FILE, summary.as_dict())

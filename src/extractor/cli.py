@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from extractor.config import Settings
 from extractor.errors import ConfigError, ExtractorError
@@ -63,15 +63,23 @@ def _replay_settings(args: argparse.Namespace, settings: Settings, replay: Path)
     return Settings.load(getattr(args, "config", None), **{**settings.__dict__, **keep, "replay_dir": replay})
 
 
-def _extractor_for(args: argparse.Namespace, out: Any = sys.stderr) -> Any:
+def _extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Any:
     from extractor.pipeline import Extractor
 
     settings = _load_settings(args)
     replay = getattr(args, "replay", None)
     if replay is None and not settings.api_key:
         replay = str(DEFAULT_FIXTURES)
-        print(f"no OPENAI_API_KEY set: replaying recorded responses from {replay} (offline)", file=out)
+        if not Path(replay).is_dir():
+            raise ConfigError(
+                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR "
+                f"(no recorded fixtures at {replay})"
+            )
+        note = f"no OPENAI_API_KEY set: replaying recorded responses from {replay} (offline)"
+        print(note, file=out or sys.stderr, flush=True)
     if replay is not None:
+        if not Path(replay).is_dir():
+            raise ConfigError(f"--replay {replay}: no recordings folder there")
         settings = _replay_settings(args, settings, Path(replay))
     return Extractor(settings)
 

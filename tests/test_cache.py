@@ -1,0 +1,89 @@
+"""The content-addressed response cache: JSON text only, keys without secrets."""
+
+from __future__ import annotations
+
+import pickle
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from extractor.cache import ResponseCache, cache_key
+from extractor.config import Settings
+from extractor.errors import CacheError
+
+MESSAGES = [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]
+
+
+def test_key_covers_what_determines_the_answer_but_not_the_api_key() -> None:
+    base = Settings(api_key="sk-one")
+    key = cache_key(base, MESSAGES, "{}", "v1")
+    assert key == cache_key(base.replace(api_key="sk-two"), MESSAGES, "{}", "v1")
+    assert "sk-one" not in key
+    variants = [
+        cache_key(base.replace(model="other"), MESSAGES, "{}", "v1"),
+        cache_key(base.replace(base_url="http://127.0.0.1:1/v1"), MESSAGES, "{}", "v1"),
+        cache_key(base.replace(mode="json"), MESSAGES, "{}", "v1"),
+        cache_key(base.replace(temperature=0.5), MESSAGES, "{}", "v1"),
+        cache_key(base.replace(max_tokens=99), MESSAGES, "{}", "v1"),
+        cache_key(base, [*MESSAGES[:1], {"role": "user", "content": "v"}], "{}", "v1"),
+        cache_key(base, MESSAGES, '{"x":1}', "v1"),
+        cache_key(base, MESSAGES, "{}", "v2"),
+    ]
+    assert len({key, *variants}) == len(variants) + 1
+
+
+def test_round_trip_and_stats(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    assert cache.get("k") is None
+    cache.set("k", {"extraction": {"events": []}, "model": "m"})
+    assert cache.get("k") == {"extraction": {"events": []}, "model": "m"}
+    assert "k" in cache
+    assert cache.stats()["entries"] == 1
+    assert cache.clear() == 1 and cache.get("k") is None
+    cache.close()
+
+
+def test_only_json_text_is_stored(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    cache.set("k", {"a": 1})
+    con = sqlite3.connect(tmp_path / "cache.db")
+    mode, value = con.execute("SELECT mode, value FROM Cache WHERE key = 'k'").fetchone()
+    con.close()
+    assert isinstance(value, str) and value == '{"a":1}'
+    with pytest.raises(CacheError, match="JSON text"):
+        cache._cache.set("raw", {"not": "text"})  # the disk refuses anything but str
+    cache.close()
+
+
+def test_a_planted_pickle_is_never_unpickled(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    cache.set("k", {"a": 1})
+    cache.close()
+
+    class Boom:
+        def __reduce__(self) -> tuple[object, tuple[str]]:
+            return (print, ("pwned",))
+
+    con = sqlite3.connect(tmp_path / "cache.db")
+    con.execute("UPDATE Cache SET mode = 4, value = ? WHERE key = 'k'", (pickle.dumps(Boom()),))
+    con.commit()
+    con.close()
+    cache = ResponseCache(tmp_path)
+    assert cache.get("k") is None  # refused, dropped, counted as a miss
+    assert "k" not in cache
+    cache.close()
+
+
+def test_corrupt_json_entry_is_a_miss(tmp_path: Path) -> None:
+    cache = ResponseCache(tmp_path)
+    cache._cache.set("k", "{not json")
+    assert cache.get("k") is None
+    cache.close()
+
+
+def test_unusable_cache_dir_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(CacheError, match="cannot open the response cache"):
+        ResponseCache(blocker / "sub")

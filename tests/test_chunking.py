@@ -1,0 +1,95 @@
+"""Long articles: paragraph-boundary chunks with overlap, grounded against the whole article, merged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from extractor import Article, Extractor, Settings
+from extractor.models import ArticleExtraction
+from extractor.pipeline import ground_extraction, split_chunks
+from tests import wire
+from tests.conftest import FakeModel
+
+
+@given(
+    st.lists(st.text(alphabet="ab .\n", min_size=0, max_size=80), min_size=1, max_size=40),
+    st.integers(min_value=20, max_value=200),
+    st.integers(min_value=0, max_value=19),
+)
+@settings(max_examples=200, deadline=None)
+def test_chunks_cover_the_text_in_order_within_size(parts: list[str], size: int, overlap: int) -> None:
+    text = "\n\n".join(parts)
+    chunks = split_chunks(text, size, overlap)
+    assert chunks[0][0] == 0 and chunks[-1][1] == len(text)
+    for (s1, e1), (s2, e2) in zip(chunks, chunks[1:], strict=False):
+        assert s1 < s2 <= e1  # progress, no gap
+        assert e1 - s2 <= overlap
+    assert all(e - s <= size for s, e in chunks)
+
+
+def test_chunks_end_at_paragraph_breaks() -> None:
+    paragraphs = [f"Paragraph {i} " + "x" * 80 for i in range(30)]
+    text = "\n\n".join(paragraphs)
+    chunks = split_chunks(text, 500, 100)
+    assert len(chunks) > 3
+    for _, end in chunks[:-1]:
+        assert text[end - 2 : end] == "\n\n"
+
+
+def test_long_article_is_extracted_per_chunk_and_merged(tmp_path: Path) -> None:
+    paragraphs = [f"Paragraph {i} says “statement number {i}.” Filler " + "y" * 200 for i in range(12)]
+    text = "\n\n".join(paragraphs)
+    article = Article.from_text(text, id="long")
+    chunk_chars = 1200
+    windows = split_chunks(text, chunk_chars, 300)
+    assert len(windows) >= 3
+    fake = FakeModel()
+    for start, end in windows:
+        part = text[start:end]
+        quotes = [
+            (f"statement number {i}.", "Someone") for i in range(12) if f"statement number {i}." in part
+        ]
+        fake.enqueue(wire.extraction(quotes=quotes))
+    ex = Extractor(
+        Settings(chunk_chars=chunk_chars, chunk_overlap_chars=300, use_cache=False, cache_dir=tmp_path),
+        provider=fake,
+    )
+    res = ex.extract(article)
+    assert res.status == "ok" and res.chunks == len(windows)
+    assert len(fake.history) == len(windows)
+    assert "part 1 of" in fake.history[0]["messages"][1]["content"]
+    # every statement once, at its place in the whole article, despite the overlaps
+    assert sorted(q.text for q in res.quotes) == sorted(f"statement number {i}." for i in range(12))
+    for q in res.quotes:
+        assert text[q.span.start : q.span.end] == q.text  # type: ignore[misc]
+    assert res.usage.http_calls == len(windows)
+    ex.close()
+
+
+def test_same_statement_quoted_twice_gets_both_places() -> None:
+    text = "He said “we stay”. Later, the note read: “we stay”."
+    extraction = ArticleExtraction.model_validate(
+        wire.extraction(quotes=[("we stay", "He"), ("we stay", "the note")])
+    )
+    _, quotes, _, rejected = ground_extraction([extraction], text)
+    assert rejected == []
+    assert [(q.span.start, q.span.end) for q in quotes] == [(9, 16), (42, 49)]
+
+
+def test_an_identical_item_twice_is_kept_once_when_the_text_occurs_once() -> None:
+    text = "He said “we stay”."
+    extraction = ArticleExtraction.model_validate(
+        wire.extraction(quotes=[("we stay", "He"), ("we stay", "He")])
+    )
+    _, quotes, _, _ = ground_extraction([extraction], text)
+    assert len(quotes) == 1
+
+
+def test_fake_model_history_records_requests(tmp_path: Path) -> None:
+    fake = FakeModel().enqueue(wire.extraction())
+    with Extractor(Settings(use_cache=False, cache_dir=tmp_path), provider=fake) as ex:
+        assert ex.extract(Article.from_text("Plain.", id="p")).status == "ok"
+    assert [h["article_id"] for h in fake.history] == ["p"]
