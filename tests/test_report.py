@@ -22,7 +22,6 @@ from selenium.webdriver.common.by import By
 from extractor.errors import StoreError
 from extractor.models import (
     Article,
-    ArticleExtraction,
     ArticleResult,
     ErrorInfo,
     GroundedEvent,
@@ -525,54 +524,24 @@ def test_render_report_takes_extra_sections_and_a_text_function() -> None:
     assert parse(html_page).bodies["a1"] == article.text
 
 
-# --------------------------------------------------------------------------- seeds, without the pipeline
+# --------------------------------------------------------------------------- seeds, through the pipeline
 
 
 @pytest.fixture
 def seeds_run_dir(tmp_path: Path) -> Path:
-    """A run folder for the five seeds: reference answers grounded with extractor.grounding."""
-    answers = ROOT / "fixtures" / "answers"
-    if not answers.is_dir():
-        pytest.skip("fixtures/answers/ does not exist yet")
-    grounding = pytest.importorskip("extractor.grounding", reason="extractor.grounding not written yet")
+    """A real run folder for the five seeds: the offline main job (replayed recordings)."""
+    from extractor import Extractor, Settings, run_batch
+    from extractor.batch import LogReporter
+    from extractor.replay import load_recorded_settings
+
+    recorded = ROOT / "fixtures" / "recorded"
+    settings = Settings(
+        **load_recorded_settings(recorded), replay_dir=recorded, use_cache=False, cache_dir=tmp_path / "c"
+    )
     run = tmp_path / "seeds-run"
-    totals: dict[str, int] = defaultdict(int)
-    with ResultsWriter(run) as writer:
-        for path in sorted((ROOT / "seeds").glob("*.txt")):
-            article = Article.from_text(path.read_bytes().decode("utf-8"), id=path.stem)
-            answer = ArticleExtraction.model_validate_json((answers / f"{path.stem}.json").read_bytes())
-            grounded: dict[str, list[Any]] = {"events": [], "quotes": [], "stances": []}
-            rejected: list[Rejected] = []
-            items: list[tuple[str, str, Any, type[Any]]] = [
-                *(("event", "evidence", x, GroundedEvent) for x in answer.events),
-                *(("quote", "text", x, GroundedQuote) for x in answer.quotes),
-                *(("stance", "evidence", x, GroundedStance) for x in answer.stances),
-            ]
-            for kind, field, item, cls in items:
-                g = grounding.ground(getattr(item, field), article.text)
-                if not g.found:
-                    rejected.append(
-                        Rejected(
-                            kind=kind, field=field, item=item.model_dump(), reason=g.reason or "not found"
-                        )
-                    )
-                    totals["rejected"] += 1
-                    continue
-                span = Span(
-                    status=g.status,
-                    start=g.start,
-                    end=g.end,
-                    pieces=list(g.pieces),
-                    occurrences=g.occurrences,
-                )
-                grounded[f"{kind}s"].append(cls(**item.model_dump(), span=span))
-                totals[f"{kind}s"] += 1
-                totals[f"quotes_{g.status}"] += kind == "quote"
-            writer.write(result(article, source=f"seeds/{path.name}", **grounded, rejected=rejected))
-            write_article_text(run, article.sha256, article.text)
-            totals["articles"] += 1
-            totals["ok"] += 1
-    write_json_atomic(run / "run.json", dict(totals))
+    with Extractor(settings) as ex:
+        summary = run_batch([ROOT / "seeds"], run, ex, reporter=LogReporter(quiet=True))
+    assert summary.ok == 5
     return run
 
 

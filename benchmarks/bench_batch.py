@@ -1,0 +1,690 @@
+"""Benchmark run_batch end to end against the local fake OpenAI server (benchmarks/fake_server.py).
+
+    .venv/bin/python benchmarks/bench_batch.py [--quick] [--keep]
+
+One run measures, side by side, and prints a markdown table (also written, with every raw figure, to
+benchmarks/out/bench_batch.json):
+
+1. throughput: N articles through ``run_batch`` at 1.5 s server latency and a 600 RPM server limit
+   (client ``rpm=600``, ``concurrency=32``), against the ceiling min(RPM/60, concurrency/latency) (no
+   TPM limit on either side); 429s counted by the server. Next to it a naive sequential instructor loop
+   over the same articles, measured on a few and projected to N. The full run adds a sustained run
+   longer than the server's 60-s window, where a token bucket that starts full can overrun it.
+2. a cold fill of the cache at 0 latency, then a warm re-run of the same articles into a new folder with
+   the server stopped (so every answer must come from the cache), and a skip re-run into the same folder.
+3. peak RSS growth (and tracemalloc peak) of the warm path for a small and a large drop, each in a fresh
+   process: results stream to disk, so the ratio should be near 1, not near the size ratio.
+4. faults: the server fails 30 % of first attempts (429 with Retry-After, 500, 503, a timeout, malformed
+   and truncated JSON), client timeout 2 s; every article must end with exactly one result line. HTTP
+   calls and tokens are compared with a fault-free run of the same articles.
+
+The fake server runs as a separate process (its own GIL), bound to 127.0.0.1; nothing else is contacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import io
+import json
+import os
+import platform
+import random
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from extractor.articles import load_articles  # noqa: E402
+from extractor.batch import LogReporter, RunSummary, run_batch  # noqa: E402
+from extractor.config import Settings  # noqa: E402
+from extractor.models import Article, ArticleExtraction  # noqa: E402
+from extractor.pipeline import Extractor  # noqa: E402
+from extractor.prompts import load_prompts  # noqa: E402
+from extractor.ratelimit import RateLimiter  # noqa: E402
+
+FAKE_SERVER = ROOT / "benchmarks" / "fake_server.py"
+OUT_DIR = ROOT / "benchmarks" / "out"
+HOST = "127.0.0.1"
+MODEL = "bench-model"
+FAULTS = "429,500,503,timeout,malformed,truncated"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    throughput: int  # articles through run_batch at 600 RPM / 1.5 s
+    naive: int  # articles of the naive sequential loop (projected to ``throughput``)
+    sustained: int  # articles of the longer-than-60-s run (0: skipped)
+    warm: int  # articles filled, then re-run warm and skipped
+    memory_small: int  # the small drop of the memory comparison (the large one is ``warm``)
+    faults: int  # articles of the fault run and of its fault-free twin
+
+
+FULL = Sizes(throughput=500, naive=20, sustained=1200, warm=10_000, memory_small=1_000, faults=200)
+QUICK = Sizes(throughput=100, naive=5, sustained=0, warm=1_000, memory_small=100, faults=50)
+
+LATENCY_S = 1.5
+RPM = 600
+CONCURRENCY = 32
+FILL_CONCURRENCY = 64
+FAULT_RATE = 0.3
+FAULT_TIMEOUT_S = 2.0
+FAULT_HOLD_S = 5.0
+FAULT_LATENCY_S = 0.1
+FAULT_CONCURRENCY = 16
+
+
+# --------------------------------------------------------------------------- synthetic articles
+
+_FIRST = ("Anna", "Marco", "Sofia", "Lukas", "Elena", "Pierre", "Ingrid", "Tomas", "Aisha", "Kenji", "Maria")
+_LAST = ("Novak", "Rossi", "Dubois", "Schmidt", "Kowalska", "Okafor", "Lindqvist", "Tanaka", "Silva", "Moreau")
+_ROLES = ("foreign minister", "prime minister", "union leader", "central bank governor", "mayor", "spokesperson")
+_CITIES = ("Paris", "Rome", "Berlin", "Warsaw", "Madrid", "Lisbon", "Vienna", "Prague", "Oslo", "Athens")
+_TOPICS = (
+    "grain exports",
+    "a ceasefire proposal",
+    "energy prices",
+    "the port strike",
+    "border controls",
+    "a new trade agreement",
+    "pension reform",
+    "sanctions on steel imports",
+)
+_VERBS = ("met", "held talks with", "agreed with", "rejected a plan by", "protested against")
+_WORDS = (
+    "the government said its officials would review the figures before the vote while analysts "
+    "expected a narrow margin in parliament after weeks of negotiations between regional leaders "
+    "business groups warned that delays could raise costs for households and small firms across "
+    "the country as inflation stayed above target for a third quarter and unions demanded higher "
+    "wages opposition parties called for an independent inquiry into the contracts signed last year "
+    "diplomats described the meeting as constructive but cautioned that several questions remained "
+    "open including the timetable for implementation and the role of international observers"
+).split()
+
+
+def _name(rng: random.Random) -> str:
+    return f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
+
+
+def _sentence(rng: random.Random) -> str:
+    words = [rng.choice(_WORDS) for _ in range(rng.randint(9, 22))]
+    return " ".join(words).capitalize() + "."
+
+
+def make_text(i: int, rng: random.Random) -> str:
+    """A unique news-like article of 2-4 KB: a first sentence reporting an event, a quoted sentence."""
+    target = rng.randint(2_000, 4_000)
+    a, b = _name(rng), _name(rng)
+    city, topic = rng.choice(_CITIES), rng.choice(_TOPICS)
+    date = f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+    paragraphs = [
+        f"{a} {rng.choice(_VERBS)} {b} in {city} on {date} to discuss {topic} (report {i}).",
+        " ".join(_sentence(rng) for _ in range(rng.randint(2, 4))),
+        f"“{_sentence(rng)[:-1]},” {b}, the {rng.choice(_ROLES)}, told reporters after the talks.",
+    ]
+    size = sum(len(p) + 2 for p in paragraphs)
+    while size < target:
+        paragraph = " ".join(_sentence(rng) for _ in range(rng.randint(2, 5)))
+        paragraphs.append(paragraph)
+        size += len(paragraph) + 2
+    return "\n\n".join(paragraphs) + "\n"
+
+
+def write_articles(folder: Path, n: int, seed: int = 0) -> list[Path]:
+    """``n`` .txt articles ``a00000.txt`` ... in ``folder`` (deterministic)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    paths = []
+    for i in range(n):
+        path = folder / f"a{i:05d}.txt"
+        path.write_text(make_text(i, rng), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+def link_subset(paths: Sequence[Path], folder: Path) -> Path:
+    """A folder of hard links to ``paths`` (same names, same texts, so the same cache keys)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in paths:
+        os.link(path, folder / path.name)
+    return folder
+
+
+# --------------------------------------------------------------------------- the fake server
+
+
+@dataclass
+class Server:
+    port: int
+    proc: subprocess.Popen[str]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{HOST}:{self.port}/v1"
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = json.loads(_http(f"{self.base_url}/stats"))
+        return data
+
+    def reset(self) -> None:
+        _http(f"{self.base_url}/stats/reset", method="POST")
+
+
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through a proxy
+
+
+def _http(url: str, method: str = "GET") -> bytes:
+    assert url.startswith(f"http://{HOST}:")
+    with _OPENER.open(urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)) as r:
+        body: bytes = r.read()
+        return body
+
+
+@contextlib.contextmanager
+def fake_server(*args: str) -> Iterator[Server]:
+    """``benchmarks/fake_server.py`` in its own process on a free 127.0.0.1 port; stopped on exit."""
+    proc = subprocess.Popen(
+        [sys.executable, str(FAKE_SERVER), "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.match(rf"listening on http://{re.escape(HOST)}:(\d+)", line)
+        if match is None:
+            raise RuntimeError(f"fake server did not start: {line!r}")
+        yield Server(int(match.group(1)), proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------- running batches
+
+
+def settings(port: int, cache_dir: Path, **overrides: Any) -> Settings:
+    return Settings(
+        api_key="bench",
+        base_url=f"http://{HOST}:{port}/v1",
+        model=MODEL,
+        cache_dir=cache_dir,
+        **overrides,
+    )
+
+
+@dataclass
+class Batch:
+    summary: RunSummary
+    wall_s: float
+    check: dict[str, Any]
+
+    @property
+    def rate(self) -> float:
+        return self.summary.articles / self.wall_s if self.wall_s else 0.0
+
+
+def batch(
+    paths: Sequence[Path], out_dir: Path, config: Settings, limiter: RateLimiter | None = None
+) -> Batch:
+    """``run_batch`` with a quiet reporter; wall time around the whole call; output checked."""
+    extractor = Extractor(config, limiter=limiter)
+    try:
+        started = time.perf_counter()
+        summary = run_batch(paths, out_dir, extractor, reporter=LogReporter(stream=io.StringIO(), quiet=True))
+        wall = time.perf_counter() - started
+    finally:
+        extractor.close()
+    return Batch(summary, wall, check_results(out_dir, paths))
+
+
+def check_results(out_dir: Path, paths: Sequence[Path]) -> dict[str, Any]:
+    """Lines of results.jsonl vs input articles: one line per article, nothing lost or duplicated."""
+    expected = _expected_ids(paths)
+    ids: list[str] = []
+    statuses: Counter[str] = Counter()
+    with (out_dir / "results.jsonl").open("rb") as fh:
+        for raw in fh:
+            data = json.loads(raw)
+            ids.append(data["article_id"])
+            statuses[data["status"]] += 1
+    unique = set(ids)
+    return {
+        "inputs": len(expected),
+        "lines": len(ids),
+        "unique_ids": len(unique),
+        "missing": len(expected - unique),
+        "unexpected": len(unique - expected),
+        "duplicated": len(ids) - len(unique),
+        "ok": statuses["ok"],
+        "error": statuses["error"],
+        "intact": len(ids) == len(unique) == len(expected) and unique == expected,
+    }
+
+
+def _expected_ids(paths: Sequence[Path]) -> set[str]:
+    if len(paths) == 1 and paths[0].is_dir():
+        return {p.stem for p in paths[0].glob("*.txt")}
+    return {p.stem for p in paths}
+
+
+def naive_loop(articles: Sequence[Article], base_url: str) -> float:
+    """The simplest instructor loop, one request after the other; returns seconds."""
+    import httpx
+    import instructor
+    import openai
+
+    http = httpx.Client(trust_env=False)  # 127.0.0.1 only, never through a proxy
+    client = instructor.from_openai(openai.OpenAI(base_url=base_url, api_key="bench", http_client=http))
+    prompts = load_prompts()
+    started = time.perf_counter()
+    for article in articles:
+        answer = client.chat.completions.create(
+            model=MODEL,
+            response_model=ArticleExtraction,
+            messages=prompts.render(article),  # type: ignore[arg-type]
+            temperature=0.0,
+            max_tokens=4096,
+        )
+        assert answer.events
+    wall = time.perf_counter() - started
+    http.close()
+    return wall
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+def throughput(work: Path, paths: Sequence[Path], n_naive: int) -> dict[str, Any]:
+    """run_batch at 600 RPM / 1.5 s latency, and the naive loop on the first ``n_naive`` articles."""
+    with fake_server("--latency", str(LATENCY_S), "--rpm", str(RPM)) as server:
+        naive_articles = [a for a in load_articles(paths[:n_naive]) if isinstance(a, Article)]
+        naive_s = naive_loop(naive_articles, server.base_url)
+        naive_stats = server.stats()
+        server.reset()
+        config = settings(server.port, work / "cache-throughput", concurrency=CONCURRENCY, rpm=RPM)
+        limiter = RateLimiter(rpm=RPM)  # what Extractor builds from the settings; kept for its stats
+        run = batch(paths, work / "out-throughput", config, limiter=limiter)
+        stats = server.stats()
+    return _rate_figures(run, stats, len(paths)) | {
+        "limiter": dict(limiter.stats()),
+        "naive": {
+            "measured_articles": n_naive,
+            "wall_s": round(naive_s, 3),
+            "articles_per_s": round(n_naive / naive_s, 4),
+            "projected_articles": len(paths),
+            "projected_wall_s": round(naive_s / n_naive * len(paths), 1),
+            "server_requests": naive_stats["requests"],
+            "server_429": naive_stats["by_status"].get("429", 0),
+        },
+    }
+
+
+def sustained(work: Path, paths: Sequence[Path]) -> dict[str, Any]:
+    """The same setup over more than 60 s: does the first burst overrun the server's sliding window?"""
+    with fake_server("--latency", str(LATENCY_S), "--rpm", str(RPM)) as server:
+        config = settings(server.port, work / "cache-sustained", concurrency=CONCURRENCY, rpm=RPM)
+        limiter = RateLimiter(rpm=RPM)
+        run = batch(paths, work / "out-sustained", config, limiter=limiter)
+        stats = server.stats()
+    return _rate_figures(run, stats, len(paths)) | {"limiter": dict(limiter.stats())}
+
+
+def _rate_figures(run: Batch, stats: dict[str, Any], n: int) -> dict[str, Any]:
+    s = run.summary
+    ceiling = min(RPM / 60.0, CONCURRENCY / LATENCY_S)  # no TPM limit: that term is infinite
+    tokens = s.prompt_tokens + s.completion_tokens
+    # A bucket holding burst_seconds (2 s) of refill lets that many requests go at t=0.
+    burst = max(1.0, RPM / 60.0 * 2.0)
+    return {
+        "articles": n,
+        "wall_s": round(run.wall_s, 3),
+        "articles_per_s": round(run.rate, 3),
+        "ceiling_per_s": round(ceiling, 3),
+        "ratio": round(run.rate / ceiling, 4),
+        "finite_run_bound_s": round((n - burst) / ceiling + LATENCY_S, 2),
+        "server_requests": stats["requests"],
+        "server_429": stats["by_status"].get("429", 0),
+        "server_max_in_flight": stats["max_in_flight"],
+        "http_calls": s.http_calls,
+        "tokens": tokens,
+        "tokens_per_article": round(tokens / max(1, s.ok), 1),
+        "tpm_needed_at_ceiling": round(tokens / max(1, s.ok) * ceiling * 60),
+        "summary": s.as_dict(),
+        "check": run.check,
+    }
+
+
+def fill_and_rerun(work: Path, folder: Path, small: Path, n: int, n_small: int) -> dict[str, Any]:
+    """Fill the cache cold at 0 latency, then warm and skip re-runs (server stopped) in fresh processes."""
+    cache = work / "cache-warm"
+    with fake_server("--latency", "0") as server:
+        run = batch([folder], work / "out-fill", settings(server.port, cache, concurrency=FILL_CONCURRENCY))
+        stats = server.stats()
+        port = server.port
+    fill = {
+        "articles": n,
+        "wall_s": round(run.wall_s, 3),
+        "articles_per_s": round(run.rate, 1),
+        "server_requests": stats["requests"],
+        "http_calls": run.summary.http_calls,
+        "check": run.check,
+    }
+    # The server is stopped: a single request would fail and give an error result.
+    warm = _child("warm", folder, work / "out-warm", cache, port)
+    skip = _child("warm", folder, work / "out-warm", cache, port)
+    warm_small = _child("warm", small, work / "out-warm-small", cache, port)
+    traced = _child("warm", folder, work / "out-traced", cache, port, tracemalloc=True)
+    traced_small = _child("warm", small, work / "out-traced-small", cache, port, tracemalloc=True)
+    growth = warm["rss_growth_mb"] / warm_small["rss_growth_mb"] if warm_small["rss_growth_mb"] else None
+    traced_ratio = (
+        traced["tracemalloc_peak_mb"] / traced_small["tracemalloc_peak_mb"]
+        if traced_small["tracemalloc_peak_mb"]
+        else None
+    )
+    return {
+        "fill": fill,
+        "warm": warm,
+        "skip": skip,
+        "memory": {
+            "small_articles": n_small,
+            "large_articles": n,
+            "rss_growth_small_mb": warm_small["rss_growth_mb"],
+            "rss_growth_large_mb": warm["rss_growth_mb"],
+            "rss_ratio": None if growth is None else round(growth, 2),
+            "tracemalloc_peak_small_mb": traced_small["tracemalloc_peak_mb"],
+            "tracemalloc_peak_large_mb": traced["tracemalloc_peak_mb"],
+            "tracemalloc_ratio": None if traced_ratio is None else round(traced_ratio, 2),
+            "warm_small": warm_small,
+        },
+    }
+
+
+def _child(
+    kind: str, folder: Path, out_dir: Path, cache: Path, port: int, tracemalloc: bool = False
+) -> dict[str, Any]:
+    spec = {"folder": str(folder), "out": str(out_dir), "cache": str(cache), "port": port}
+    spec["tracemalloc"] = tracemalloc
+    done = subprocess.run(
+        [sys.executable, __file__, f"--child-{kind}", json.dumps(spec)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def child_warm(spec: dict[str, Any]) -> dict[str, Any]:
+    """In a fresh process: run_batch from the cache only; wall time, RSS growth, tracemalloc peak."""
+    import psutil
+
+    folder, out_dir = Path(spec["folder"]), Path(spec["out"])
+    config = settings(int(spec["port"]), Path(spec["cache"]), concurrency=CONCURRENCY)
+    extractor = Extractor(config)
+    gc.collect()
+    rss_before = psutil.Process().memory_info().rss
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    if spec["tracemalloc"]:
+        import tracemalloc
+
+        tracemalloc.start()
+    started = time.perf_counter()
+    try:
+        summary = run_batch([folder], out_dir, extractor, reporter=LogReporter(stream=io.StringIO(), quiet=True))
+    finally:
+        extractor.close()
+    wall = time.perf_counter() - started
+    traced_peak = None
+    if spec["tracemalloc"]:
+        import tracemalloc
+
+        traced_peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return {
+        "articles": summary.articles,
+        "wall_s": round(wall, 3),
+        "articles_per_s": round(summary.articles / wall, 1),
+        "ok": summary.ok,
+        "skipped": summary.skipped,
+        "cache_hits": summary.cache_hits,
+        "http_calls": summary.http_calls,
+        "errors": summary.failed,
+        "rss_before_mb": round(rss_before / 2**20, 1),
+        "rss_peak_mb": round(peak / 2**20, 1),
+        "rss_growth_mb": round((peak - max(rss_before, peak_before)) / 2**20, 1),
+        "tracemalloc_peak_mb": None if traced_peak is None else round(traced_peak / 2**20, 2),
+        "check": check_results(out_dir, [folder]),
+    }
+
+
+def faults(work: Path, paths: Sequence[Path]) -> dict[str, Any]:
+    """The same articles with 30 % of first attempts failing, and without faults."""
+    out: dict[str, Any] = {}
+    for name, args in (
+        (
+            "faulty",
+            ("--fault-rate", str(FAULT_RATE), "--faults", FAULTS, "--timeout-hold", str(FAULT_HOLD_S)),
+        ),
+        ("clean", ()),
+    ):
+        with fake_server("--latency", str(FAULT_LATENCY_S), *args) as server:
+            config = settings(
+                server.port,
+                work / f"cache-{name}",
+                use_cache=False,
+                timeout_s=FAULT_TIMEOUT_S,
+                concurrency=FAULT_CONCURRENCY,
+            )
+            limiter = RateLimiter()
+            run = batch(paths, work / f"out-{name}", config, limiter=limiter)
+            stats = server.stats()
+        s = run.summary
+        out[name] = {
+            "articles": len(paths),
+            "wall_s": round(run.wall_s, 3),
+            "ok": s.ok,
+            "errors": s.errors,
+            "error_types": s.error_types,
+            "http_calls": s.http_calls,
+            "prompt_tokens": s.prompt_tokens,
+            "completion_tokens": s.completion_tokens,
+            "tokens": s.prompt_tokens + s.completion_tokens,
+            "server_requests": stats["requests"],
+            "server_by_status": stats["by_status"],
+            "server_faults": stats["faults"],
+            "server_tokens": stats["tokens"]["total"],
+            "limiter": dict(limiter.stats()),
+            "check": run.check,
+        }
+    clean, faulty = out["clean"], out["faulty"]
+    out["extra_http_calls"] = faulty["http_calls"] - clean["http_calls"]
+    out["extra_tokens"] = faulty["tokens"] - clean["tokens"]
+    out["extra_tokens_pct"] = round(100.0 * out["extra_tokens"] / max(1, clean["tokens"]), 1)
+    return out
+
+
+# --------------------------------------------------------------------------- report
+
+
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "**NO**"
+
+
+def render(results: dict[str, Any]) -> str:
+    t, naive = results["throughput"], results["throughput"]["naive"]
+    fill, warm, skip, mem = (results["rerun"][k] for k in ("fill", "warm", "skip", "memory"))
+    f = results["faults"]
+    faulty, clean = f["faulty"], f["clean"]
+    rows: list[tuple[str, str, str, str]] = [
+        (
+            f"run_batch, {t['articles']} articles, {LATENCY_S:g} s latency, {RPM} RPM server + client, "
+            f"concurrency {CONCURRENCY}",
+            f"{t['articles_per_s']:.2f} articles/s ({t['wall_s']:.1f} s)",
+            f"ceiling {t['ceiling_per_s']:.2f}/s = min({RPM}/60, {CONCURRENCY}/{LATENCY_S:g}); no TPM limit",
+            f"ratio **{t['ratio']:.3f}** (target ≥ 0.95); {t['server_429']} × 429; "
+            f"{t['tokens_per_article']:.0f} tokens/article (a TPM limit binds below "
+            f"{t['tpm_needed_at_ceiling']:,}); intact {_yes(t['check']['intact'])}",
+        ),
+        (
+            "naive sequential instructor loop, same server",
+            f"{naive['articles_per_s']:.3f} articles/s",
+            f"measured on {naive['measured_articles']} ({naive['wall_s']:.1f} s)",
+            f"projected to {naive['projected_articles']}: {naive['projected_wall_s']:.0f} s; run_batch is "
+            f"{t['articles_per_s'] / naive['articles_per_s']:.1f}× faster",
+        ),
+    ]
+    if "sustained" in results:
+        s = results["sustained"]
+        lim = s["limiter"]
+        rows.append(
+            (
+                f"run_batch sustained, {s['articles']} articles (> 60-s window), same setup",
+                f"{s['articles_per_s']:.2f} articles/s ({s['wall_s']:.1f} s)",
+                f"ceiling {s['ceiling_per_s']:.2f}/s",
+                f"ratio **{s['ratio']:.3f}**; {s['server_429']} × 429 from the server; limiter: "
+                f"{lim['rate_decreases']} rate cuts, factor now {lim['rate_factor']:.2f}; "
+                f"intact {_yes(s['check']['intact'])}",
+            )
+        )
+    rows += [
+        (
+            f"cold fill, {fill['articles']:,} articles, 0 latency, no limit, concurrency {FILL_CONCURRENCY}",
+            f"{fill['articles_per_s']:.1f} articles/s ({fill['wall_s']:.1f} s)",
+            "client-side cost of a live request",
+            f"{fill['http_calls']:,} HTTP calls; intact {_yes(fill['check']['intact'])}",
+        ),
+        (
+            f"warm re-run, {warm['articles']:,} cached articles, new out dir, server stopped",
+            f"**{warm['articles_per_s']:.0f} articles/s** ({warm['wall_s']:.1f} s)",
+            "target ≥ 1,000/s",
+            f"{warm['cache_hits']:,} cache hits, {warm['http_calls']} HTTP calls, {warm['errors']} errors; "
+            f"intact {_yes(warm['check']['intact'])}",
+        ),
+        (
+            f"skip re-run, {skip['articles']:,} articles, same out dir",
+            f"{skip['articles_per_s']:.0f} articles/s ({skip['wall_s']:.2f} s)",
+            "manifest skip",
+            f"{skip['skipped']:,} skipped; results.jsonl still intact {_yes(skip['check']['intact'])}",
+        ),
+        (
+            f"peak RSS growth, warm path, {mem['small_articles']:,} vs {mem['large_articles']:,} articles",
+            f"{mem['rss_growth_small_mb']:.1f} MB vs {mem['rss_growth_large_mb']:.1f} MB",
+            "ratio should be ~1, not ~10",
+            f"ratio **{mem['rss_ratio']}**; tracemalloc peak {mem['tracemalloc_peak_small_mb']:.2f} MB vs "
+            f"{mem['tracemalloc_peak_large_mb']:.2f} MB (ratio {mem['tracemalloc_ratio']})",
+        ),
+        (
+            f"faults, {faulty['articles']} articles, {FAULT_RATE:.0%} of first attempts fail ({FAULTS}), "
+            f"client timeout {FAULT_TIMEOUT_S:g} s",
+            f"{faulty['ok']} ok, {faulty['errors']} errors ({faulty['wall_s']:.1f} s)",
+            "every article once",
+            f"{faulty['check']['lines']} lines, {faulty['check']['unique_ids']} unique ids, "
+            f"{faulty['check']['missing']} missing, {faulty['check']['duplicated']} duplicated; intact "
+            f"{_yes(faulty['check']['intact'])}; injected {sum(faulty['server_faults'].values())} faults",
+        ),
+        (
+            "cost of the faults vs a fault-free run of the same articles",
+            f"{faulty['http_calls']} vs {clean['http_calls']} HTTP calls",
+            f"{faulty['tokens']:,} vs {clean['tokens']:,} tokens",
+            f"+{f['extra_http_calls']} calls, +{f['extra_tokens']:,} tokens (+{f['extra_tokens_pct']}%); "
+            f"wall {faulty['wall_s']:.1f} s vs {clean['wall_s']:.1f} s",
+        ),
+    ]
+    lines = [
+        "| measurement | result | reference | notes |",
+        "|---|---|---|---|",
+        *(f"| {' | '.join(row)} |" for row in rows),
+    ]
+    return "\n".join(lines)
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+# --------------------------------------------------------------------------- main
+
+
+def run(sizes: Sizes, work: Path) -> dict[str, Any]:
+    """Every scenario at ``sizes`` under ``work``; the results as one JSON-able dict."""
+    step = time.perf_counter()
+
+    def note(message: str) -> None:
+        print(f"[{time.perf_counter() - step:7.1f} s] {message}", file=sys.stderr, flush=True)
+
+    note(f"writing {sizes.warm:,} articles")
+    n_articles = max(sizes.warm, sizes.throughput, sizes.sustained, sizes.faults)
+    paths = write_articles(work / "articles", n_articles)
+    warm_folder = link_subset(paths[: sizes.warm], work / "warm")
+    small_folder = link_subset(paths[: sizes.memory_small], work / "warm-small")
+    results: dict[str, Any] = {"sizes": sizes.__dict__, "machine": machine()}
+    note(f"throughput: {sizes.throughput} articles at {RPM} RPM, naive loop on {sizes.naive}")
+    results["throughput"] = throughput(work, paths[: sizes.throughput], sizes.naive)
+    if sizes.sustained:
+        note(f"sustained: {sizes.sustained} articles at {RPM} RPM")
+        results["sustained"] = sustained(work, paths[: sizes.sustained])
+    note(f"cold fill + warm/skip re-runs + memory: {sizes.warm:,} and {sizes.memory_small:,} articles")
+    results["rerun"] = fill_and_rerun(work, warm_folder, small_folder, sizes.warm, sizes.memory_small)
+    note(f"faults: {sizes.faults} articles")
+    results["faults"] = faults(work, paths[: sizes.faults])
+    note("done")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run of about a minute")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary work folder and print it")
+    ap.add_argument("--out", type=Path, default=OUT_DIR / "bench_batch.json", help="JSON results file")
+    ap.add_argument("--child-warm", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child_warm:
+        print(json.dumps(child_warm(json.loads(args.child_warm))))
+        return 0
+    sizes = QUICK if args.quick else FULL
+    work = Path(tempfile.mkdtemp(prefix="bench_batch-"))
+    try:
+        results = run(sizes, work)
+    finally:
+        if args.keep:
+            print(f"work folder kept: {work}", file=sys.stderr)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    results["mode"] = "quick" if args.quick else "full"
+    results["command"] = "benchmarks/bench_batch.py" + (" --quick" if args.quick else "")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    print(render(results))
+    print(f"\n(raw figures: {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
