@@ -294,7 +294,7 @@ class SourceIndex:
         """Ground one candidate by the rules in the module docstring."""
         self._queries += 1
         if self._queries == 2:
-            self._build_words()
+            self._word_index()
         core = candidate.strip(_STRIP)
         if not core:
             return _missing("empty candidate")
@@ -337,11 +337,14 @@ class SourceIndex:
         src = self._source
         return k <= 0 or k >= len(src) or not (_is_extender(src[k]) or src[k - 1] == _ZWJ)
 
-    def _build_words(self) -> None:
-        words = self._norm.split(" ")
-        starts = list(map(operator.add, accumulate(map(len, words), initial=0), range(len(words))))
-        first = dict(zip(reversed(words), reversed(starts), strict=False))
-        self._words = (first, dict(zip(words, starts, strict=False)))
+    def _word_index(self) -> tuple[dict[str, int], dict[str, int]]:
+        """Each word of the normalised source with its first and its last position (built once)."""
+        if self._words is None:
+            words = self._norm.split(" ")
+            starts = list(map(operator.add, accumulate(map(len, words), initial=0), range(len(words))))
+            first = dict(zip(reversed(words), reversed(starts), strict=False))
+            self._words = (first, dict(zip(words, starts, strict=False)))
+        return self._words
 
     def _window(self, needle: str) -> tuple[int, int] | None:
         """The part ``[lo, hi)`` of the normalised source that can hold ``needle``; None if none can.
@@ -428,8 +431,8 @@ class SourceIndex:
         placement, reason = self._place(needles, 0)
         if placement is None:
             if not reason:  # the first piece is nowhere
-                what = "not in the article" if n == 1 else f"piece 1 of {n} not in the article"
-                reason = f"{what} ({self._hint(needles[0])})"
+                reason = self._absent(needles[0])
+                reason = reason if n == 1 else f"piece 1 of {n} {reason}"
             return _missing(reason)
         count = 1
         again, _ = self._place(needles, placement[-1][1])
@@ -469,13 +472,15 @@ class SourceIndex:
     # ----------------------------------------------------------------------- reasons
 
     def _absent(self, needle: str) -> str:
+        """Why ``needle``, which has no valid occurrence, is not in the article."""
+        known = self._word_index()[0]
+        for token in needle.split(" ")[1:-1]:
+            if token not in known:
+                return f"not in the article ('{token}' never occurs in it as a separate word)"
         found = self._longest_prefix(needle)
         if found == len(needle):
-            return "only found inside a longer character sequence (before a combining mark or joiner)"
+            return "only found cutting through a unit of the article (e.g. a letter and its combining mark)"
         return f"not in the article (longest prefix found: {found} of {len(needle)} characters)"
-
-    def _hint(self, needle: str) -> str:
-        return f"longest prefix found: {self._longest_prefix(needle)} of {len(needle)} characters"
 
     def _longest_prefix(self, needle: str) -> int:
         """Length of the longest prefix of ``needle`` in the normalised source, in at most one pass.

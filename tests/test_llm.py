@@ -1,0 +1,115 @@
+"""The LLM client across instructor modes, re-ask caps and endpoint failures (respx, no network)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+
+from extractor import Article, Extractor, Settings
+from extractor.llm import OpenAIProvider
+from tests import wire
+from tests.conftest import FakeModel
+
+TEXT = "Rome said “no troops” on Tuesday. Leaders met in Paris.\n"
+ANSWER = wire.extraction(quotes=[("no troops", "Rome")], events=[wire.event("Leaders met in Paris.")])
+
+
+def content_completion(content: str) -> dict[str, Any]:
+    body = wire.tool_completion({})
+    body["choices"][0]["message"] = {"role": "assistant", "content": content, "refusal": None}
+    body["choices"][0]["finish_reason"] = "stop"
+    return body
+
+
+async def no_sleep(_: float) -> None:
+    return None
+
+
+def run(tmp_path: Path, **kw: Any) -> Any:
+    settings = Settings(api_key="sk-x", base_url=wire.API, cache_dir=tmp_path, use_cache=False, **kw)
+    with Extractor(settings, provider=OpenAIProvider(settings, sleep=no_sleep)) as ex:
+        return ex.extract(Article.from_text(TEXT, id="m"))
+
+
+@pytest.mark.parametrize(
+    ("mode", "content", "request_check"),
+    [
+        ("json_schema", json.dumps(ANSWER), lambda b: b["response_format"]["type"] == "json_schema"),
+        ("json", json.dumps(ANSWER), lambda b: b["response_format"]["type"] == "json_object"),
+        ("md_json", "Here:\n```json\n" + json.dumps(ANSWER) + "\n```", lambda b: "tools" not in b),
+    ],
+)
+@respx.mock
+def test_modes_for_servers_without_tool_calling(
+    tmp_path: Path, mode: str, content: str, request_check: Any
+) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=httpx.Response(200, json=content_completion(content)))
+    res = run(tmp_path, mode=mode)
+    assert res.status == "ok", res.error
+    assert [q.text for q in res.quotes] == ["no troops"]
+    assert request_check(json.loads(route.calls[0].request.content))
+
+
+@respx.mock
+def test_reask_lists_failures_with_a_cap(tmp_path: Path) -> None:
+    invented = wire.extraction(quotes=[(f"invented words number {i}", "X") for i in range(15)])
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(invented))
+    res = run(tmp_path, reasks=1, reask_max_listed=10)
+    assert route.call_count == 2
+    reask = json.loads(route.calls[1].request.content)["messages"][-1]["content"]
+    assert reask.count("invented words number") == 10 and "(and 5 more)" in reask
+    assert len(res.rejected) == 15
+
+
+@respx.mock
+def test_no_reasks_when_disabled(tmp_path: Path) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(wire.extraction(quotes=[("made up", "X")])))
+    res = run(tmp_path, reasks=0)
+    assert route.call_count == 1 and len(res.rejected) == 1
+
+
+@respx.mock
+def test_unreachable_endpoint_is_one_actionable_line(tmp_path: Path) -> None:
+    respx.post(wire.CHAT).mock(side_effect=httpx.ConnectError("connection refused"))
+    res = run(tmp_path, transport_attempts=3)
+    assert res.error is not None and res.error.type == "TransportError"
+    assert res.error.message.startswith(f"cannot reach {wire.API}")
+    assert "OPENAI_BASE_URL" in res.error.message and "\n" not in res.error.message
+    assert res.usage.http_calls == 3
+
+
+@respx.mock
+def test_usage_is_summed_over_every_attempt(tmp_path: Path) -> None:
+    respx.post(wire.CHAT).mock(
+        side_effect=[
+            wire.error(500),
+            wire.ok("{broken", prompt_tokens=1000, completion_tokens=10),
+            wire.ok(ANSWER, prompt_tokens=1200, completion_tokens=30),
+        ]
+    )
+    res = run(tmp_path)
+    assert res.status == "ok"
+    assert (res.usage.prompt_tokens, res.usage.completion_tokens, res.usage.http_calls) == (2200, 40, 3)
+
+
+def test_extract_many_yields_every_article(tmp_path: Path) -> None:
+    fake = FakeModel()
+    articles = [Article.from_text(f"Text {i}.", id=f"a{i}") for i in range(6)]
+    fake.enqueue(*[wire.extraction() for _ in articles])
+    with Extractor(Settings(use_cache=False, cache_dir=tmp_path), provider=fake) as ex:
+        results = list(ex.extract_many(articles, concurrency=3))
+    assert sorted(r.article_id for r in results) == [a.id for a in articles]
+    assert all(r.status == "ok" for r in results)
+
+
+async def test_aextract_in_the_callers_loop(tmp_path: Path) -> None:
+    fake = FakeModel().enqueue(ANSWER)
+    ex = Extractor(Settings(use_cache=False, cache_dir=tmp_path), provider=fake)
+    res = await ex.aextract(Article.from_text(TEXT, id="x"))
+    assert res.quotes[0].span.status == "exact"
+    await ex.aclose()
