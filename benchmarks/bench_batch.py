@@ -32,12 +32,12 @@ import os
 import platform
 import random
 import re
-import resource
 import shutil
 import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from collections import Counter
@@ -91,8 +91,26 @@ FAULT_CONCURRENCY = 16
 # --------------------------------------------------------------------------- synthetic articles
 
 _FIRST = ("Anna", "Marco", "Sofia", "Lukas", "Elena", "Pierre", "Ingrid", "Tomas", "Aisha", "Kenji", "Maria")
-_LAST = ("Novak", "Rossi", "Dubois", "Schmidt", "Kowalska", "Okafor", "Lindqvist", "Tanaka", "Silva", "Moreau")
-_ROLES = ("foreign minister", "prime minister", "union leader", "central bank governor", "mayor", "spokesperson")
+_LAST = (
+    "Novak",
+    "Rossi",
+    "Dubois",
+    "Schmidt",
+    "Kowalska",
+    "Okafor",
+    "Lindqvist",
+    "Tanaka",
+    "Silva",
+    "Moreau",
+)
+_ROLES = (
+    "foreign minister",
+    "prime minister",
+    "union leader",
+    "central bank governor",
+    "mayor",
+    "spokesperson",
+)
 _CITIES = ("Paris", "Rome", "Berlin", "Warsaw", "Madrid", "Lisbon", "Vienna", "Prague", "Oslo", "Athens")
 _TOPICS = (
     "grain exports",
@@ -105,7 +123,7 @@ _TOPICS = (
     "sanctions on steel imports",
 )
 _VERBS = ("met", "held talks with", "agreed with", "rejected a plan by", "protested against")
-_WORDS = (
+_PROSE = (
     "the government said its officials would review the figures before the vote while analysts "
     "expected a narrow margin in parliament after weeks of negotiations between regional leaders "
     "business groups warned that delays could raise costs for households and small firms across "
@@ -113,7 +131,8 @@ _WORDS = (
     "wages opposition parties called for an independent inquiry into the contracts signed last year "
     "diplomats described the meeting as constructive but cautioned that several questions remained "
     "open including the timetable for implementation and the role of international observers"
-).split()
+)
+_WORDS = tuple(_PROSE.split())
 
 
 def _name(rng: random.Random) -> str:
@@ -189,8 +208,9 @@ _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never 
 
 def _http(url: str, method: str = "GET") -> bytes:
     assert url.startswith(f"http://{HOST}:")
-    with _OPENER.open(urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)) as r:
-        body: bytes = r.read()
+    request = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
+    with _OPENER.open(request) as response:
+        body: bytes = response.read()
         return body
 
 
@@ -374,7 +394,9 @@ def _rate_figures(run: Batch, stats: dict[str, Any], n: int) -> dict[str, Any]:
     }
 
 
-def fill_and_rerun(work: Path, folder: Path, small: Path, n: int, n_small: int) -> dict[str, Any]:
+def fill_and_rerun(
+    work: Path, folder: Path, small: Path, n: int, n_small: int, profile: Path | None
+) -> dict[str, Any]:
     """Fill the cache cold at 0 latency, then warm and skip re-runs (server stopped) in fresh processes."""
     cache = work / "cache-warm"
     with fake_server("--latency", "0") as server:
@@ -389,18 +411,16 @@ def fill_and_rerun(work: Path, folder: Path, small: Path, n: int, n_small: int) 
         "http_calls": run.summary.http_calls,
         "check": run.check,
     }
-    # The server is stopped: a single request would fail and give an error result.
-    warm = _child("warm", folder, work / "out-warm", cache, port)
-    skip = _child("warm", folder, work / "out-warm", cache, port)
-    warm_small = _child("warm", small, work / "out-warm-small", cache, port)
-    traced = _child("warm", folder, work / "out-traced", cache, port, tracemalloc=True)
-    traced_small = _child("warm", small, work / "out-traced-small", cache, port, tracemalloc=True)
-    growth = warm["rss_growth_mb"] / warm_small["rss_growth_mb"] if warm_small["rss_growth_mb"] else None
-    traced_ratio = (
-        traced["tracemalloc_peak_mb"] / traced_small["tracemalloc_peak_mb"]
-        if traced_small["tracemalloc_peak_mb"]
-        else None
-    )
+    # The server is stopped from here on: a single request would fail and give an error result.
+    warm = _child(folder, work / "out-warm", cache, port)
+    skip = _child(folder, work / "out-warm", cache, port)
+    warm_small = _child(small, work / "out-warm-small", cache, port)
+    traced = _child(folder, work / "out-traced", cache, port, mode="tracemalloc")
+    traced_small = _child(small, work / "out-traced-small", cache, port, mode="tracemalloc")
+    if profile is not None:
+        _child(folder, work / "out-profiled", cache, port, mode="profile", profile=profile)
+    growth, small_growth = warm["rss_growth_mb"], warm_small["rss_growth_mb"]
+    traced_peak, small_peak = traced["tracemalloc_peak_mb"], traced_small["tracemalloc_peak_mb"]
     return {
         "fill": fill,
         "warm": warm,
@@ -408,24 +428,31 @@ def fill_and_rerun(work: Path, folder: Path, small: Path, n: int, n_small: int) 
         "memory": {
             "small_articles": n_small,
             "large_articles": n,
-            "rss_growth_small_mb": warm_small["rss_growth_mb"],
-            "rss_growth_large_mb": warm["rss_growth_mb"],
-            "rss_ratio": None if growth is None else round(growth, 2),
-            "tracemalloc_peak_small_mb": traced_small["tracemalloc_peak_mb"],
-            "tracemalloc_peak_large_mb": traced["tracemalloc_peak_mb"],
-            "tracemalloc_ratio": None if traced_ratio is None else round(traced_ratio, 2),
+            "rss_growth_small_mb": small_growth,
+            "rss_growth_large_mb": growth,
+            "rss_ratio": round(growth / small_growth, 2) if small_growth > 0 else None,
+            "tracemalloc_peak_small_mb": small_peak,
+            "tracemalloc_peak_large_mb": traced_peak,
+            "tracemalloc_ratio": round(traced_peak / small_peak, 2) if small_peak else None,
             "warm_small": warm_small,
         },
     }
 
 
 def _child(
-    kind: str, folder: Path, out_dir: Path, cache: Path, port: int, tracemalloc: bool = False
+    folder: Path, out_dir: Path, cache: Path, port: int, mode: str = "time", profile: Path | None = None
 ) -> dict[str, Any]:
-    spec = {"folder": str(folder), "out": str(out_dir), "cache": str(cache), "port": port}
-    spec["tracemalloc"] = tracemalloc
+    """``child_warm`` in a fresh interpreter; its JSON answer."""
+    spec = {
+        "folder": str(folder),
+        "out": str(out_dir),
+        "cache": str(cache),
+        "port": port,
+        "mode": mode,
+        "profile": None if profile is None else str(profile),
+    }
     done = subprocess.run(
-        [sys.executable, __file__, f"--child-{kind}", json.dumps(spec)],
+        [sys.executable, __file__, "--child-warm", json.dumps(spec)],
         check=True,
         capture_output=True,
         text=True,
@@ -435,45 +462,87 @@ def _child(
     return result
 
 
-def child_warm(spec: dict[str, Any]) -> dict[str, Any]:
-    """In a fresh process: run_batch from the cache only; wall time, RSS growth, tracemalloc peak."""
-    import psutil
+class _RssSampler:
+    """The highest RSS of this process seen every ``interval`` seconds (on a daemon thread)."""
 
-    folder, out_dir = Path(spec["folder"]), Path(spec["out"])
+    def __init__(self, interval: float = 0.005) -> None:
+        import psutil
+
+        self._process = psutil.Process()
+        self._interval = interval
+        self._stop = threading.Event()
+        self.peak = self.now()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def now(self) -> int:
+        rss: int = self._process.memory_info().rss
+        return rss
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.peak = max(self.peak, self.now())
+
+    def __enter__(self) -> _RssSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.now())
+
+
+def child_warm(spec: dict[str, Any]) -> dict[str, Any]:
+    """In a fresh process: run_batch from the cache only. ``mode`` "time": wall and CPU time and RSS
+    growth; "tracemalloc": the traced Python heap peak; "profile": cProfile into ``profile``."""
+    import cProfile
+    import pstats
+    import tracemalloc
+
+    folder, out_dir, mode = Path(spec["folder"]), Path(spec["out"]), spec["mode"]
     config = settings(int(spec["port"]), Path(spec["cache"]), concurrency=CONCURRENCY)
     extractor = Extractor(config)
+    reporter = LogReporter(stream=io.StringIO(), quiet=True)
+    profiler = cProfile.Profile()
     gc.collect()
-    rss_before = psutil.Process().memory_info().rss
-    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    if spec["tracemalloc"]:
-        import tracemalloc
-
+    if mode == "tracemalloc":
         tracemalloc.start()
-    started = time.perf_counter()
-    try:
-        summary = run_batch([folder], out_dir, extractor, reporter=LogReporter(stream=io.StringIO(), quiet=True))
-    finally:
-        extractor.close()
-    wall = time.perf_counter() - started
-    traced_peak = None
-    if spec["tracemalloc"]:
-        import tracemalloc
-
-        traced_peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    with _RssSampler() as rss:
+        before = rss.peak
+        started, cpu = time.perf_counter(), time.process_time()
+        if mode == "profile":
+            profiler.enable()
+        try:
+            summary = run_batch([folder], out_dir, extractor, reporter=reporter)
+        finally:
+            profiler.disable()
+            extractor.close()
+        wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    traced_peak = tracemalloc.get_traced_memory()[1] if mode == "tracemalloc" else None
+    tracemalloc.stop()
+    if mode == "profile":
+        path = Path(spec["profile"])
+        profiler.dump_stats(path.with_suffix(".prof"))
+        text = io.StringIO()
+        stats = pstats.Stats(profiler, stream=text).strip_dirs()
+        stats.sort_stats("tottime").print_stats(25)
+        stats.sort_stats("cumulative").print_stats(40)
+        path.write_text(text.getvalue(), encoding="utf-8")
     return {
+        "mode": mode,
         "articles": summary.articles,
         "wall_s": round(wall, 3),
+        "cpu_s": round(cpu, 3),
         "articles_per_s": round(summary.articles / wall, 1),
+        "articles_per_cpu_s": round(summary.articles / cpu, 1),
         "ok": summary.ok,
         "skipped": summary.skipped,
         "cache_hits": summary.cache_hits,
         "http_calls": summary.http_calls,
         "errors": summary.failed,
-        "rss_before_mb": round(rss_before / 2**20, 1),
-        "rss_peak_mb": round(peak / 2**20, 1),
-        "rss_growth_mb": round((peak - max(rss_before, peak_before)) / 2**20, 1),
+        "rss_before_mb": round(before / 2**20, 1),
+        "rss_peak_mb": round(rss.peak / 2**20, 1),
+        "rss_growth_mb": round((rss.peak - before) / 2**20, 1),
         "tracemalloc_peak_mb": None if traced_peak is None else round(traced_peak / 2**20, 2),
         "check": check_results(out_dir, [folder]),
     }
@@ -578,7 +647,7 @@ def render(results: dict[str, Any]) -> str:
         (
             f"warm re-run, {warm['articles']:,} cached articles, new out dir, server stopped",
             f"**{warm['articles_per_s']:.0f} articles/s** ({warm['wall_s']:.1f} s)",
-            "target ≥ 1,000/s",
+            f"target ≥ 1,000/s; {warm['articles_per_cpu_s']:.0f} articles per CPU-second",
             f"{warm['cache_hits']:,} cache hits, {warm['http_calls']} HTTP calls, {warm['errors']} errors; "
             f"intact {_yes(warm['check']['intact'])}",
         ),
@@ -612,12 +681,41 @@ def render(results: dict[str, Any]) -> str:
             f"wall {faulty['wall_s']:.1f} s vs {clean['wall_s']:.1f} s",
         ),
     ]
+    m = results["machine"]
     lines = [
+        f"Python {m['python']}, {m['cpus']} CPUs, load average {m['load_average_at_start'][0]:.1f} at start, "
+        f"{m['load_average_at_end'][0]:.1f} at end; fake server in its own process on 127.0.0.1.",
+        "",
         "| measurement | result | reference | notes |",
         "|---|---|---|---|",
         *(f"| {' | '.join(row)} |" for row in rows),
     ]
     return "\n".join(lines)
+
+
+def correctness_problems(results: dict[str, Any]) -> list[str]:
+    """What went wrong beyond speed: lost or duplicated articles, HTTP or errors on the warm path."""
+    runs = {
+        "throughput": results["throughput"]["check"],
+        "fill": results["rerun"]["fill"]["check"],
+        "warm": results["rerun"]["warm"]["check"],
+        "skip": results["rerun"]["skip"]["check"],
+        "faulty": results["faults"]["faulty"]["check"],
+        "clean": results["faults"]["clean"]["check"],
+    }
+    if "sustained" in results:
+        runs["sustained"] = results["sustained"]["check"]
+    problems = [
+        f"{name}: results.jsonl does not match the inputs {c}" for name, c in runs.items() if not c["intact"]
+    ]
+    for name in ("warm", "skip"):
+        child = results["rerun"][name]
+        if child["http_calls"] or child["errors"]:
+            problems.append(f"{name}: {child['http_calls']} HTTP calls, {child['errors']} errors (want 0)")
+    warm = results["rerun"]["warm"]
+    if warm["cache_hits"] != warm["articles"]:
+        problems.append(f"warm: {warm['cache_hits']} cache hits for {warm['articles']} articles")
+    return problems
 
 
 def machine() -> dict[str, Any]:
@@ -626,13 +724,14 @@ def machine() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
 # --------------------------------------------------------------------------- main
 
 
-def run(sizes: Sizes, work: Path) -> dict[str, Any]:
+def run(sizes: Sizes, work: Path, profile: Path | None = None) -> dict[str, Any]:
     """Every scenario at ``sizes`` under ``work``; the results as one JSON-able dict."""
     step = time.perf_counter()
 
@@ -651,7 +750,9 @@ def run(sizes: Sizes, work: Path) -> dict[str, Any]:
         note(f"sustained: {sizes.sustained} articles at {RPM} RPM")
         results["sustained"] = sustained(work, paths[: sizes.sustained])
     note(f"cold fill + warm/skip re-runs + memory: {sizes.warm:,} and {sizes.memory_small:,} articles")
-    results["rerun"] = fill_and_rerun(work, warm_folder, small_folder, sizes.warm, sizes.memory_small)
+    results["rerun"] = fill_and_rerun(
+        work, warm_folder, small_folder, sizes.warm, sizes.memory_small, profile
+    )
     note(f"faults: {sizes.faults} articles")
     results["faults"] = faults(work, paths[: sizes.faults])
     note("done")
@@ -663,6 +764,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run of about a minute")
     ap.add_argument("--keep", action="store_true", help="keep the temporary work folder and print it")
     ap.add_argument("--out", type=Path, default=OUT_DIR / "bench_batch.json", help="JSON results file")
+    ap.add_argument(
+        "--profile",
+        action="store_true",
+        help="also profile the warm re-run (cProfile) into benchmarks/out/bench_batch_warm_profile.txt",
+    )
     ap.add_argument("--child-warm", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_warm:
@@ -671,19 +777,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = QUICK if args.quick else FULL
     work = Path(tempfile.mkdtemp(prefix="bench_batch-"))
     try:
-        results = run(sizes, work)
+        profile = OUT_DIR / "bench_batch_warm_profile.txt" if args.profile else None
+        if profile is not None:
+            profile.parent.mkdir(parents=True, exist_ok=True)
+        results = run(sizes, work, profile)
     finally:
         if args.keep:
             print(f"work folder kept: {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
     results["mode"] = "quick" if args.quick else "full"
+    results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["command"] = "benchmarks/bench_batch.py" + (" --quick" if args.quick else "")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(render(results))
+    problems = correctness_problems(results)
+    for problem in problems:
+        print(f"CORRECTNESS: {problem}", file=sys.stderr)
     print(f"\n(raw figures: {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out})")
-    return 0
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":

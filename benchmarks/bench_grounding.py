@@ -17,7 +17,6 @@ import os
 import platform
 import random
 import re
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -108,7 +107,7 @@ def make_candidates(text: str, count: int, rng: random.Random) -> list[tuple[str
         kind = rng.choices(["exact", "normalized", "elided", "not_found"], [40, 25, 15, 20])[0]
         if kind == "elided":
             ps, pe = rng.choice(paragraphs)
-            pw = [w for w in word_spans(text[ps:pe])]
+            pw = word_spans(text[ps:pe])
             if len(pw) < 20:
                 continue
             i = rng.randrange(len(pw) - 16)

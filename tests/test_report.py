@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
+import html
 import re
-import sys
 import time
-import types
 from collections import defaultdict
 from collections.abc import Iterator
 from html.parser import HTMLParser
@@ -489,29 +487,17 @@ def test_write_report_without_results_raises_a_store_error(tmp_path: Path) -> No
     assert not (tmp_path / "report.html").exists()
 
 
-def test_write_report_includes_the_digest_section_when_available(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_write_report_embeds_extra_sections_with_their_css_under_the_csp(tmp_path: Path) -> None:
     run, _ = feature_run(tmp_path)
-    seen: list[Any] = []
-
-    def digest_html_section(data: dict[str, Any]) -> str:
-        seen.append(data)
-        return '<section id="digest"><h2>Digest</h2><p>3 meetings</p></section>'
-
-    fake = types.ModuleType("extractor.digest")
-    fake.digest_html_section = digest_html_section  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "extractor.digest", fake)
-    assert '<section id="digest">' not in write_report(run).read_text(encoding="utf-8")  # no digest.json
-
-    (run / "digest.json").write_text(json.dumps({"meetings": 3}), encoding="utf-8")
-    html_page = write_report(run).read_text(encoding="utf-8")
-    assert seen == [{"meetings": 3}]
+    section = '<section id="digest"><h2>Digest</h2><p class="dg-x">3 meetings</p></section>'
+    css = ".dg-x{color:red}"
+    html_page = write_report(run, extra_sections=[section], extra_css=css).read_text(encoding="utf-8")
     assert html_page.index('<section id="digest">') < html_page.index('<section id="articles">')
-
-    monkeypatch.setitem(sys.modules, "extractor.digest", types.ModuleType("extractor.digest"))
-    assert '<section id="digest">' not in write_report(run).read_text(encoding="utf-8")
-    monkeypatch.setitem(sys.modules, "extractor.digest", None)  # import fails
+    policy = html.unescape(re.search(r'Content-Security-Policy" content="([^"]+)"', html_page).group(1))  # type: ignore[union-attr]
+    style = re.search(r"<style>(.*?)</style>", html_page, re.S).group(1)  # type: ignore[union-attr]
+    assert style.endswith(css)
+    expected = "'sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() + "'"
+    assert f"style-src {expected}" in policy
     assert '<section id="digest">' not in write_report(run).read_text(encoding="utf-8")
 
 

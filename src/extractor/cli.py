@@ -164,21 +164,21 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     return 1 if stale or missing else 0
 
 
-def _write_report(run_dir: Path) -> Path:
+def _write_report(run_dir: Path, out: Path | None = None) -> Path:
+    """The review page, with the digest section when ``extractor digest`` has been run on the folder."""
+    from extractor import digest
     from extractor.report import write_report
 
-    return write_report(run_dir)
+    digest_file = run_dir / digest.DIGEST_FILE
+    if not digest_file.is_file():
+        return write_report(run_dir, out)
+    section = digest.digest_html_section(json.loads(digest_file.read_text(encoding="utf-8")))
+    return write_report(run_dir, out, [section], digest.DIGEST_CSS)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    print(_write_report(Path(args.dir)) if args.out is None else _report_to(Path(args.dir), Path(args.out)))
+    print(_write_report(Path(args.dir), Path(args.out) if args.out else None))
     return 0
-
-
-def _report_to(run_dir: Path, out: Path) -> Path:
-    from extractor.report import write_report
-
-    return write_report(run_dir, out)
 
 
 def cmd_digest(args: argparse.Namespace) -> int:

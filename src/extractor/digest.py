@@ -13,7 +13,8 @@ Entities
     "Secretary-General", ...) are stripped from person names (rule ``title-stripped``); a demonym among
     them becomes an ``affiliation`` link.
     Two full person names merge when the surnames are compatible (equal, an alias pair, or the same
-    phonetic key -- metaphone of a transliteration skeleton -- with Jaro-Winkler >= ``NAME_JW_MIN``) and
+    phonetic key -- metaphone of a transliteration skeleton that folds w/v, c/k, y/i, doubled letters --
+    and Jaro-Winkler >= ``NAME_JW_MIN`` on the names or their skeletons) and
     the first names are compatible (equal, an alias-derived variant pair such as Volodymyr/Vladimir, or the
     same phonetic key with Jaro-Winkler >= ``NAME_JW_MIN``). Merging is agglomerative, strongest pair first,
     with complete linkage: a merge only happens when every name of one cluster is compatible with every
@@ -35,7 +36,9 @@ Event clusters
     month and day agree -> same known location or one shared actor; only month/year agree -> one shared
     actor and (same known location or actor Jaccard >= 0.5); no common date component -> at least
     ``UNDATED_MIN_SHARED`` shared actors and Jaccard >= ``UNDATED_MIN_JACCARD``. Compatible pairs are merged
-    strongest first; two clusters only merge when every cross pair satisfies (1)-(3).
+    strongest first (score: date agreement 2 for day, 1 for partial, + 1 for the same known place, + actor
+    Jaccard); two clusters only merge when every cross pair satisfies (1)-(3), so an undated report never
+    bridges two dates, and when they hold no two reports of the same article (it reports an event once).
     Conflicts list, per cluster, the differing date, date precision, location and counts (number + noun
     phrase found in evidence/summary, e.g. "35 ... member countries") with the articles reporting each.
 
@@ -52,12 +55,14 @@ mere repeats and are left out.
 from __future__ import annotations
 
 import html
+import math
 import re
 import tomllib
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from itertools import combinations
 from pathlib import Path
 from typing import Any
@@ -109,6 +114,7 @@ WEAK_DATE_MIN_JACCARD = 0.5
 QUOTE_MIN_SIMILARITY = 0.4
 QUOTE_MIN_CONTAINMENT = 0.8
 QUOTE_MIN_CONTAINED_WORDS = 4
+SINGLE_CLUSTERS_SHOWN = 40  # the text summary lists one-report clusters up to this many
 
 DEFAULT_ALIASES: dict[str, str] = {
     "Vladimir Zelensky": "Volodymyr Zelensky",
@@ -562,6 +568,7 @@ class Digest(BaseModel):
 # --------------------------------------------------------------------------- text helpers
 
 
+@lru_cache(maxsize=65536)
 def _fold(text: str) -> str:
     """ASCII-fold and casefold ("Élysée" -> "elysee"), curly apostrophes made straight."""
     text = text.replace("’", "'").replace("‘", "'")
@@ -580,6 +587,7 @@ def _strip_possessive(token: str) -> str:
     return re.sub(r"'s$|'$", "", token)
 
 
+@lru_cache(maxsize=65536)
 def _skeleton(name: str) -> str:
     """Transliteration skeleton: w/v, ph/f, c/k/q, y/i, silent h and doubled letters folded together."""
     s = re.sub(r"[^a-z]", "", _fold(name))
@@ -589,6 +597,7 @@ def _skeleton(name: str) -> str:
     return re.sub(r"(.)\1+", r"\1", s)
 
 
+@lru_cache(maxsize=65536)
 def _phonetic_key(name: str) -> str:
     skel = _skeleton(name)
     return str(jellyfish.metaphone(skel)).upper() if skel else ""
@@ -980,7 +989,7 @@ class _Entities:
                 people.setdefault(m.parsed.key, m.parsed)
         keys = sorted(people)
         pairs: list[tuple[float, str, str, _PairMatch]] = []
-        for a, b in combinations(keys, 2):
+        for a, b in self._candidate_pairs(keys, people):
             match = _person_match(people[a], people[b], self.aliases)
             if match is not None:
                 pairs.append((match.score, a, b, match))
@@ -1006,6 +1015,7 @@ class _Entities:
         full_counts = _mention_stats(m for m in mentions if m.parsed.kind == "person")
 
         clusters = uf.groups()
+        display_forms = _display_forms(mentions)
         self._cluster_name: dict[str, str] = {}
         canonical: dict[str, str] = {}
         for root, names in clusters.items():
@@ -1014,7 +1024,7 @@ class _Entities:
                 names, key=lambda k: (*_rank(full_counts, k), -_medoid(k, names), _first(full_counts, k), k)
             )
             canonical[root] = best
-            display = _display_form(mentions, best) or people[best].name
+            display = display_forms.get(best, people[best].name)
             self._cluster_name[root] = display
             build = _EntityBuild(f"person:{root}", "person", display)
             self.builds[build.key] = build
@@ -1035,8 +1045,8 @@ class _Entities:
                     stack.append(child)
                     build.merges.append(
                         MergeRecord(
-                            surface=_display_form(mentions, child) or child,
-                            matched=_display_form(mentions, parent) or parent,
+                            surface=display_forms.get(child, child),
+                            matched=display_forms.get(parent, parent),
                             rule=match.rule,
                             score=match.score,
                             reason=match.reason,
@@ -1051,14 +1061,19 @@ class _Entities:
         for m in mentions:
             if m.parsed.kind == "person":
                 article_roots[m.article_id].add(self._person_root[m.parsed.key])
-        all_roots = set(clusters)
+        roots_by_block: dict[str, set[str]] = defaultdict(set)
+        for root, names in clusters.items():
+            for k in names:
+                for block in self._blocks_of(people[k].surname):
+                    roots_by_block[block].add(root)
         for m in mentions:
             if m.parsed.kind != "single":
                 continue
-            local = self._surname_candidates(m.parsed.surname, article_roots[m.article_id], clusters)
+            near = set().union(*(roots_by_block[b] for b in self._blocks_of(m.parsed.surname)))
+            local = self._surname_candidates(m.parsed.surname, near & article_roots[m.article_id], clusters)
             scope, found = "same article", local
             if not local:
-                scope, found = "corpus", self._surname_candidates(m.parsed.surname, all_roots, clusters)
+                scope, found = "corpus", self._surname_candidates(m.parsed.surname, near, clusters)
             if len(found) == 1:
                 root, score = next(iter(found.items()))
                 key = f"person:{root}"
@@ -1082,6 +1097,23 @@ class _Entities:
                     note = f"'{m.parsed.name}' is ambiguous in the {scope}: {candidates}"
                     if note not in build.notes:
                         build.notes.append(note)
+
+    def _blocks_of(self, surname: str) -> set[str]:
+        """Blocking keys: only surnames sharing one can match (same last-word phonetic key, or alias pair)."""
+        last = surname.split()[-1]
+        out = {_phonetic_key(last) or last}
+        for pair in self.aliases.name_variants:
+            if last in pair:
+                out.update(_phonetic_key(w) or w for w in pair)
+        return out
+
+    def _candidate_pairs(self, keys: Sequence[str], people: Mapping[str, _Parsed]) -> list[tuple[str, str]]:
+        blocks: dict[str, list[str]] = defaultdict(list)
+        for k in keys:
+            for block in self._blocks_of(people[k].surname):
+                blocks[block].append(k)
+        pairs = {(a, b) for names in blocks.values() for a, b in combinations(sorted(names), 2)}
+        return sorted(pairs)
 
     def _surname_candidates(
         self, surname: str, roots: Iterable[str], clusters: Mapping[str, list[str]]
@@ -1256,11 +1288,13 @@ def _medoid(key: str, names: Sequence[str]) -> float:
     return sum(_jw(key, other) for other in names if other != key)
 
 
-def _display_form(mentions: Iterable[_Mention], key: str) -> str | None:
-    forms = Counter(m.parsed.name for m in mentions if m.parsed.kind == "person" and m.parsed.key == key)
-    if not forms:
-        return None
-    return min(forms, key=lambda f: (-forms[f], f))
+def _display_forms(mentions: Iterable[_Mention]) -> dict[str, str]:
+    """Per person name key, its most frequent written form (ties: alphabetical)."""
+    forms: dict[str, Counter[str]] = defaultdict(Counter)
+    for m in mentions:
+        if m.parsed.kind == "person":
+            forms[m.parsed.key][m.parsed.name] += 1
+    return {key: min(c, key=lambda f: (-c[f], f)) for key, c in forms.items()}
 
 
 # --------------------------------------------------------------------------- dates and locations
@@ -1349,6 +1383,15 @@ class _Place:
     key: str
     country: str | None
 
+    @property
+    def country_key(self) -> str | None:
+        return _country_key(self.country) if self.country else None
+
+
+@lru_cache(maxsize=1024)
+def _country_key(country: str) -> str:
+    return _norm_key(country)
+
 
 def _location(value: str | None) -> _Place | None:
     """Normalised place: the city named (venues map to their city), else a country, else the folded text."""
@@ -1378,9 +1421,7 @@ def _locations_compatible(a: _Place | None, b: _Place | None) -> bool:
     if a is None or b is None or a.key == b.key:
         return True
     # A city is compatible with its own country ("Paris" / "France").
-    return (a.country is not None and _norm_key(a.country) == b.key) or (
-        b.country is not None and _norm_key(b.country) == a.key
-    )
+    return a.country_key == b.key or b.country_key == a.key
 
 
 # --------------------------------------------------------------------------- events
@@ -1459,11 +1500,25 @@ def _event_pair(a: _Report, b: _Report) -> tuple[float, str] | None:
     return round(score, 3), reason
 
 
+def _event_candidates(reports: Sequence[_Report]) -> list[tuple[str, str]]:
+    """Pairs that can pass ``_event_pair``: a shared actor, or the same type family, day and place."""
+    index: dict[tuple[str, ...], list[str]] = defaultdict(list)
+    for r in reports:
+        for actor in r.actors:
+            index[("actor", r.family, actor)].append(r.model.ref)
+        _, month, day = r.date
+        if month is not None and day is not None and r.place is not None:
+            where = r.place.country_key or r.place.key
+            index[("day", r.family, str(month), str(day), where)].append(r.model.ref)
+    pairs = {(a, b) for refs in index.values() for a, b in combinations(sorted(refs), 2)}
+    return sorted(pairs)
+
+
 def _cluster_events(reports: list[_Report], names: Mapping[str, str]) -> list[EventCluster]:
     by_ref = {r.model.ref: r for r in reports}
     refs = sorted(by_ref)
     pairs: list[tuple[float, str, str, str]] = []
-    for a, b in combinations(refs, 2):
+    for a, b in _event_candidates(reports):
         if by_ref[a].model.article_id == by_ref[b].model.article_id:
             continue  # one article reports each event once (prompt rule 4)
         result = _event_pair(by_ref[a], by_ref[b])
@@ -1657,7 +1712,10 @@ def _content_words(text: str) -> list[str]:
 
 
 def _quote_similarity(a: str, b: str) -> tuple[float, str]:
-    wa, wb = set(_content_words(a)), set(_content_words(b))
+    return _set_similarity(frozenset(_content_words(a)), frozenset(_content_words(b)), a, b)
+
+
+def _set_similarity(wa: frozenset[str], wb: frozenset[str], a: str, b: str) -> tuple[float, str]:
     if not wa or not wb:
         return (1.0, "identical") if _norm_key(a) == _norm_key(b) else (0.0, "no content words")
     shared = len(wa & wb)
@@ -1669,12 +1727,49 @@ def _quote_similarity(a: str, b: str) -> tuple[float, str]:
     return round(dice, 3), f"content-word dice {dice:.2f}"
 
 
-def _speakers_compatible(a: str, b: str, ents: _Entities, kinds: Mapping[str, str]) -> str | None:
+def _quote_candidates(words: Mapping[str, frozenset[str]], texts: Mapping[str, str]) -> list[tuple[str, str]]:
+    """Every pair that can reach the quote thresholds, found without comparing all pairs (prefix filtering).
+
+    Words are ordered rarest first. Dice >= 0.4 implies an overlap >= a quarter of each set, so the two
+    sets' prefixes (all but that quarter, minus one) share a word; containment >= 0.8 of a set S implies
+    S's prefix of |S| - ceil(0.8|S|) + 1 words meets the other set. Common words thus never pair quotes.
+    """
+    df: Counter[str] = Counter(w for ws in words.values() for w in ws)
+    order = {ref: sorted(ws, key=lambda w: (df[w], w)) for ref, ws in words.items()}
+    dice_index: dict[str, list[str]] = defaultdict(list)
+    full_index: dict[str, list[str]] = defaultdict(list)
+    pairs: set[tuple[str, str]] = set()
+    by_text: dict[str, list[str]] = defaultdict(list)
+    for ref, ws in order.items():
+        if not ws:
+            by_text[_norm_key(texts[ref])].append(ref)
+            continue
+        overlap = math.ceil(len(ws) * QUOTE_MIN_SIMILARITY / (2 - QUOTE_MIN_SIMILARITY))
+        for w in ws[: len(ws) - overlap + 1]:
+            dice_index[w].append(ref)
+        for w in ws:
+            full_index[w].append(ref)
+    for postings in (*dice_index.values(), *by_text.values()):
+        pairs.update(combinations(sorted(postings), 2))
+    for ref, ws in order.items():
+        if len(ws) < QUOTE_MIN_CONTAINED_WORDS:
+            continue
+        need = math.ceil(len(ws) * QUOTE_MIN_CONTAINMENT)
+        for w in ws[: len(ws) - need + 1]:
+            for other in full_index[w]:
+                if other != ref and len(order[other]) >= len(ws):
+                    pairs.add((min(ref, other), max(ref, other)))
+    return sorted(pairs)
+
+
+def _speakers_compatible(
+    a: str, b: str, countries: Mapping[str, frozenset[str]], kinds: Mapping[str, str]
+) -> str | None:
     if a == b:
         return "same speaker"
     if kinds[a] == "person" and kinds[b] == "person":
         return None
-    shared = ents.countries_by_id(a) & ents.countries_by_id(b)
+    shared = countries[a] & countries[b]
     return f"speakers linked via {', '.join(sorted(shared))}" if shared else None
 
 
@@ -1698,26 +1793,41 @@ def _quote_groups(
                 end=q.span.end,
             )
     refs = sorted(members)
+    words = {ref: frozenset(_content_words(members[ref].text)) for ref in refs}
+    all_speakers = {m.speaker_id for m in members.values()}
+    countries = {ident: frozenset(ents.countries_by_id(ident)) for ident in all_speakers}
     uf = _UnionFind(refs)
     links: list[ClusterLink] = []
-    for a, b in combinations(refs, 2):
+    # Speakers must be compatible, so only quotes sharing a speaker or a linked country are compared.
+    blocks: dict[str, list[str]] = defaultdict(list)
+    for ref in refs:
+        speaker = members[ref].speaker_id
+        for block in (f"s:{speaker}", *(f"c:{c}" for c in countries[speaker])):
+            blocks[block].append(ref)
+    texts = {ref: m.text for ref, m in members.items()}
+    candidates: set[tuple[str, str]] = set()
+    for block_refs in blocks.values():
+        candidates.update(_quote_candidates({ref: words[ref] for ref in block_refs}, texts))
+    for a, b in sorted(candidates):
         ma, mb = members[a], members[b]
-        score, how = _quote_similarity(ma.text, mb.text)
-        if score < QUOTE_MIN_SIMILARITY:
-            continue
-        speakers = _speakers_compatible(ma.speaker_id, mb.speaker_id, ents, kinds)
+        speakers = _speakers_compatible(ma.speaker_id, mb.speaker_id, countries, kinds)
         if speakers is None:
+            continue
+        score, how = _set_similarity(words[a], words[b], ma.text, mb.text)
+        if score < QUOTE_MIN_SIMILARITY:
             continue
         uf.union(a, b)
         links.append(ClusterLink(a=a, b=b, score=score, reason=f"{how}; {speakers}"))
+    links_by_root: dict[str, list[ClusterLink]] = defaultdict(list)
+    for link in links:
+        links_by_root[uf.find(link.a)].append(link)
     groups: list[QuoteGroup] = []
-    for refs_in in uf.groups().values():
+    for root, refs_in in uf.groups().items():
         ms = [members[r] for r in refs_in]
         articles = sorted({m.article_id for m in ms})
         wordings = len({_norm_key(m.text) for m in ms})
         if len(ms) < 2 or (wordings < 2 and len(articles) < 2):
             continue
-        in_group = set(refs_in)
         speaker_ids = sorted({m.speaker_id for m in ms})
         groups.append(
             QuoteGroup(
@@ -1727,7 +1837,7 @@ def _quote_groups(
                 articles=articles,
                 wordings=wordings,
                 members=ms,
-                links=[link for link in links if link.a in in_group],
+                links=links_by_root[root],
             )
         )
     groups.sort(key=lambda g: (-len(g.articles), g.members[0].ref))
@@ -1864,15 +1974,16 @@ def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
         for e in linked:
             targets = ", ".join(f"{link.relation} {link.target_name}" for link in e.linked_to)
             lines.append(f"  {e.name} [{e.kind}]: {targets}")
-    lines.append(f"\nEvent clusters: {len(d.event_clusters)}")
+    singles = [c for c in d.event_clusters if len(c.reports) == 1]
+    lines.append(f"\nEvent clusters: {len(d.event_clusters)} ({len(singles)} reported by one article)")
     for c in d.event_clusters:
-        if len(c.reports) < 2 and len(d.event_clusters) > 20:
-            continue
         where = c.location or "?"
-        lines.append(
-            f"  {c.id} {'/'.join(c.event_types)} {c.date_value} ({c.date_precision}) at {where}: "
-            f"{len(c.reports)} report(s) from {', '.join(c.articles)}"
-        )
+        head = f"  {c.id} {'/'.join(c.event_types)} {c.date_value} ({c.date_precision}) at {where}"
+        if len(c.reports) == 1:
+            if len(singles) <= SINGLE_CLUSTERS_SHOWN:
+                lines.append(f"{head}: {c.reports[0].ref}: {c.reports[0].summary}")
+            continue
+        lines.append(f"{head}: {len(c.reports)} reports from {', '.join(c.articles)}")
         for r in c.reports:
             lines.append(f"      {r.ref}: {r.summary}")
         for conflict in c.conflicts:

@@ -6,7 +6,8 @@ A candidate string is checked against the article text (the *source*) by these r
    span covers the remaining core only. An empty core is ``not_found`` ("empty candidate").
 1. **exact** — the core is a substring of the source.
 2. **normalized** — the core equals part of the source under these typographic equivalences only:
-   all quotation marks and apostrophes alike (``' " ` ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›``, also ``ʼ ＂ ＇ 「 」 『 』``);
+   all quotation marks and apostrophes alike (``' " ` ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›``, also
+   ``ʼ ＂ ＇ 「 」 『 』``);
    any run of dashes alike — hyphen-minus, U+2010 hyphen, U+2011 non-breaking hyphen, figure dash, en
    dash, em dash, horizontal bar, minus sign (and small/full-width hyphen-minus, small em dash) — so
    ``--`` equals ``—``; any run of whitespace alike (space, tab, line breaks, NBSP U+00A0, thin space
@@ -29,8 +30,9 @@ A candidate string is checked against the article text (the *source*) by these r
 Offsets are Python ``str`` indices (code points) into the original source, end-exclusive. For
 ``normalized`` and ``elided`` they cover whole original units: a collapsed whitespace or dash run, an
 ``…`` matched by ``...``, a base letter with its combining marks. A match never starts or ends inside a
-character sequence: not before a combining mark, emoji modifier or after a zero-width joiner, and not
-inside a sequence that NFC composes (``e`` is not found in ``e\\u0301``).
+character sequence: not before a combining mark or emoji modifier, not after a zero-width joiner, not
+inside a flag (a pair of regional indicators), and not inside a sequence that NFC composes (``e`` is not
+found in ``e\\u0301``).
 
 When the text occurs more than once, the first occurrence is reported and ``occurrences`` counts the
 non-overlapping occurrences under the rule that matched (literal ones for ``exact``, typographically
@@ -49,7 +51,7 @@ import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Literal
 
 __all__ = ["Grounding", "SourceIndex", "ground"]
@@ -159,7 +161,7 @@ def _nfc_clusters(chunk: str) -> Iterator[tuple[int, int]]:
     starts.append(len(chunk))
     nfc = unicodedata.normalize
     cur_s, cur_e = starts[0], starts[1]
-    for s, e in zip(starts[1:-1], starts[2:], strict=True):
+    for s, e in pairwise(starts[1:]):
         a, b = chunk[cur_s:cur_e], chunk[s:e]
         if nfc("NFC", a + b) == nfc("NFC", a) + nfc("NFC", b):
             yield cur_s, cur_e
@@ -250,6 +252,10 @@ def _is_extender(c: str) -> bool:
     )
 
 
+def _is_regional(c: str) -> bool:
+    return "\U0001f1e6" <= c <= "\U0001f1ff"
+
+
 def _first_non_overlapping(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     kept: list[tuple[int, int]] = []
     for s, e in spans:
@@ -335,7 +341,17 @@ class SourceIndex:
     def _cut_ok(self, k: int) -> bool:
         """Whether a match may start or end at original boundary ``k``."""
         src = self._source
-        return k <= 0 or k >= len(src) or not (_is_extender(src[k]) or src[k - 1] == _ZWJ)
+        if k <= 0 or k >= len(src):
+            return True
+        if _is_extender(src[k]) or src[k - 1] == _ZWJ:
+            return False
+        if _is_regional(src[k]) and _is_regional(src[k - 1]):
+            # Flags are pairs of regional indicators: k splits one after an odd number of them.
+            i = k - 1
+            while i > 0 and _is_regional(src[i - 1]):
+                i -= 1
+            return (k - i) % 2 == 0
+        return True
 
     def _word_index(self) -> tuple[dict[str, int], dict[str, int]]:
         """Each word of the normalised source with its first and its last position (built once)."""
@@ -483,7 +499,7 @@ class SourceIndex:
         return f"not in the article (longest prefix found: {found} of {len(needle)} characters)"
 
     def _longest_prefix(self, needle: str) -> int:
-        """Length of the longest prefix of ``needle`` in the normalised source, in at most one pass.
+        """Length of the longest prefix of ``needle`` in the normalised source, in about one pass.
 
         Invariant: ``needle[:best + 1]`` does not occur before ``pos``.
         """
@@ -505,9 +521,7 @@ class SourceIndex:
         """A head start for ``_longest_prefix``: ``(best, pos)`` from the longest prefix that ends at a
         space and occurs, found by bisection over word boundaries with the word index; else ``(0, 0)``.
         """
-        if self._words is None:
-            return 0, 0
-        known = self._words[0]
+        known = self._word_index()[0]
         tokens = needle.split(" ")
         ends = []  # ends[j]: length of the prefix through tokens[j + 1] and the space after it
         end = len(tokens[0]) + 1

@@ -16,7 +16,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import importlib
 import json
 import os
 from collections import defaultdict
@@ -41,7 +40,6 @@ __all__ = [
 ]
 
 REPORT_FILE = "report.html"
-DIGEST_FILE = "digest.json"
 
 KINDS: tuple[str, ...] = ("event", "quote", "stance")
 _KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
@@ -184,12 +182,17 @@ def _csp_hash(source: str) -> str:
     return "'sha256-" + base64.b64encode(hashlib.sha256(source.encode("utf-8")).digest()).decode() + "'"
 
 
-CSP = (
-    "default-src 'none'; "
-    f"script-src {_csp_hash(_JS)}; "
-    f"style-src {_csp_hash(_CSS)}; "
-    "img-src data:; base-uri 'none'; form-action 'none'"
-)
+def content_security_policy(css: str = _CSS) -> str:
+    """The page's CSP: only our own inline script and the given inline style may run."""
+    return (
+        "default-src 'none'; "
+        f"script-src {_csp_hash(_JS)}; "
+        f"style-src {_csp_hash(css)}; "
+        "img-src data:; base-uri 'none'; form-action 'none'"
+    )
+
+
+CSP = content_security_policy()
 
 
 # --------------------------------------------------------------------------- helpers
@@ -629,6 +632,7 @@ def render_report(
     summary: Mapping[str, Any] | None = None,
     extra_sections: Sequence[str] = (),
     *,
+    extra_css: str = "",
     title: str = "Extraction report",
     open_limit: int = OPEN_LIMIT,
 ) -> str:
@@ -636,8 +640,9 @@ def render_report(
 
     ``texts`` maps an article's sha256 to its text (a mapping or a lookup function returning None when
     unknown). ``summary`` is the run summary (run.json); every key is optional and all are shown.
-    ``extra_sections`` are trusted, already-escaped HTML fragments inserted after the summary. Article
-    bodies start open when there are at most ``open_limit`` articles.
+    ``extra_sections`` are trusted, already-escaped HTML fragments inserted after the summary (e.g. the
+    digest), styled by ``extra_css``. Article bodies start open when there are at most ``open_limit``
+    articles.
     """
     lookup: Callable[[str], str | None] = texts.get if isinstance(texts, Mapping) else texts
     items = list(results)
@@ -655,12 +660,13 @@ def render_report(
     ]
     run_rows = ((k.replace("_", " "), _fmt(k, v)) for k, v in (summary or {}).items())
     run_table = f"<div><h3>run.json</h3>{_kv_table(run_rows)}</div>" if summary else ""
+    css = _CSS + extra_css
     head = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-        f'<meta http-equiv="Content-Security-Policy" content="{_e(CSP)}">'
+        f'<meta http-equiv="Content-Security-Policy" content="{_e(content_security_policy(css))}">'
         '<meta name="referrer" content="no-referrer">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body>"
+        f"<title>{_e(title)}</title><style>{css}</style></head><body>"
     )
     body = [
         f"<h1>{_e(title)}</h1>",
@@ -678,21 +684,6 @@ def render_report(
     return head + "".join(body)
 
 
-def _digest_section(run_dir: Path) -> str | None:
-    path = run_dir / DIGEST_FILE
-    if not path.is_file():
-        return None
-    try:
-        module = importlib.import_module("extractor.digest")
-    except ImportError:
-        return None
-    render = getattr(module, "digest_html_section", None)
-    if not callable(render):
-        return None
-    section = render(json.loads(path.read_text(encoding="utf-8")))
-    return section if isinstance(section, str) else None
-
-
 def _read_summary(run_dir: Path) -> dict[str, Any] | None:
     path = run_dir / RUN_FILE
     try:
@@ -704,11 +695,16 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {"run.json": data}
 
 
-def write_report(run_dir: Path | str, out_path: Path | str | None = None) -> Path:
+def write_report(
+    run_dir: Path | str,
+    out_path: Path | str | None = None,
+    extra_sections: Sequence[str] = (),
+    extra_css: str = "",
+) -> Path:
     """Write the review page for a run folder (default ``run_dir/report.html``) and return its path.
 
-    Reads results.jsonl, run.json (if present) and articles/<sha256>.txt; includes the digest section
-    when ``run_dir/digest.json`` exists and ``extractor.digest.digest_html_section`` is available.
+    Reads results.jsonl, run.json (if present) and articles/<sha256>.txt; ``extra_sections`` /
+    ``extra_css`` as in ``render_report`` (the CLI passes the digest section when there is one).
     """
     run_dir = Path(run_dir)
     out = Path(out_path) if out_path is not None else run_dir / REPORT_FILE
@@ -719,12 +715,12 @@ def write_report(run_dir: Path | str, out_path: Path | str | None = None) -> Pat
         except StoreError:
             return None
 
-    digest = _digest_section(run_dir)
     page = render_report(
         iter_results(run_dir),
         lookup,
         _read_summary(run_dir),
-        [digest] if digest else (),
+        extra_sections,
+        extra_css=extra_css,
         title=f"Extraction report — {run_dir.resolve().name}",
     )
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,383 @@
+"""The ``extractor`` command: the offline main job, exit codes, flags and env, schemas, cache, fixtures,
+and Ctrl-C on a live ``watch``."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extractor import cli
+from extractor.batch import LogReporter, RichReporter
+from extractor.cache import ResponseCache
+from extractor.models import ArticleResult
+from extractor.store import RESULTS_FILE, iter_results
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+RECORDED = ROOT / "fixtures" / "recorded"
+COMMANDS = ("run", "watch", "record", "fixtures", "report", "digest", "eval", "cache", "schemas")
+OFFLINE_NOTE = "no OPENAI_API_KEY set: replaying recorded responses from"
+
+
+def run_json(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    return data
+
+
+def settings_of(*argv: str) -> Any:
+    return cli._load_settings(cli.build_parser().parse_args(list(argv)))
+
+
+# --------------------------------------------------------------------------- help and exit codes
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for command in COMMANDS:
+        assert f"\n    {command} " in text, command
+    flat = " ".join(text.split())
+    assert "Exit codes: 0 ok, 1 some articles or checks failed, 2 usage or configuration error" in flat
+
+
+def test_python_dash_m_extractor_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "extractor", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert all(command in done.stdout for command in COMMANDS)
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["run", str(SEEDS), "--bogus"],
+        ["run"],  # no paths
+        ["frobnicate"],
+        ["run", str(SEEDS), "--mode", "xml"],
+        ["run", str(SEEDS), "--concurrency", "many"],
+    ],
+)
+def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(argv)
+    assert exit_info.value.code == 2
+    assert "usage: extractor" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--rpm", "-5"], "rpm must be positive, got -5"),
+        (["--tpm", "0"], "tpm must be positive, got 0"),
+        (["--concurrency", "0"], "concurrency must be positive"),
+        (["--temperature", "3"], "temperature must be between 0 and 2"),
+        (["--config", "/nonexistent/extractor.toml"], "cannot read config file"),
+        (["--replay", "/nonexistent/recordings"], "--replay /nonexistent/recordings: no recordings folder"),
+    ],
+)
+def test_configuration_errors_exit_2(
+    flags: list[str], message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["run", str(SEEDS), "--out", str(tmp_path / "out"), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("extractor: configuration error: ") and message in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "out" / RESULTS_FILE).exists()
+
+
+def test_no_key_and_no_recordings_is_a_clear_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(cli, "DEFAULT_FIXTURES", tmp_path / "no-fixtures")
+    assert cli.main(["run", str(SEEDS), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert "no API key: set OPENAI_API_KEY" in err and OFFLINE_NOTE not in err
+
+
+def test_watch_interval_must_be_positive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["watch", str(tmp_path), "--out", str(tmp_path / "o"), "--interval", "0"]) == 2
+    assert "watch interval must be positive" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- flags and env reach Settings
+
+
+def test_limits_from_flags_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    s = settings_of("run", "x", "--rpm", "60", "--tpm", "90000", "--concurrency", "3", "--no-cache")
+    assert (s.rpm, s.tpm, s.concurrency, s.use_cache) == (60, 90000, 3, False)
+
+    monkeypatch.setenv("EXTRACTOR_RPM", "500")
+    monkeypatch.setenv("EXTRACTOR_TPM", "200000")
+    monkeypatch.setenv("EXTRACTOR_CONCURRENCY", "16")
+    s = settings_of("watch", "drop")
+    assert (s.rpm, s.tpm, s.concurrency) == (500, 200000, 16)
+    s = settings_of("run", "x", "--rpm", "7")  # a flag beats the env var
+    assert (s.rpm, s.tpm) == (7, 200000)
+
+    cfg = tmp_path / "x.toml"
+    cfg.write_text('[extractor]\nrpm = 30\nmodel = "house"\n[extractor.prices]\nhouse = [1.5, 3]\n')
+    monkeypatch.delenv("EXTRACTOR_RPM")
+    s = settings_of("run", "x", "--config", str(cfg), "--cache-dir", str(tmp_path / "c"))
+    assert (s.rpm, s.model, s.price(), s.cache_dir) == (30, "house", (1.5, 3.0), tmp_path / "c")
+
+
+def test_run_uses_the_rate_limits_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    ex = cli._extractor_for(cli.build_parser().parse_args(["run", "x", "--rpm", "60", "--tpm", "1000"]))
+    assert (ex.settings.rpm, ex.settings.tpm) == (60, 1000)
+    ex.close()
+
+
+def test_reporter_choice(monkeypatch: pytest.MonkeyPatch) -> None:
+    parse = cli.build_parser().parse_args
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr(sys, "stderr", Tty())
+    assert isinstance(cli._reporter(parse(["run", "x"])), RichReporter)
+    quiet = cli._reporter(parse(["run", "x", "--quiet"]))
+    assert isinstance(quiet, LogReporter) and quiet.quiet
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    plain = cli._reporter(parse(["run", "x"]))
+    assert isinstance(plain, LogReporter) and not plain.quiet
+
+
+# --------------------------------------------------------------------------- the offline main job
+
+
+def test_offline_run_of_the_seeds_replays_the_recordings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["run", str(SEEDS), "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count(OFFLINE_NOTE) == 1
+    assert f"{OFFLINE_NOTE} {RECORDED} (offline)\n" in captured.err
+    assert f"results: {out / RESULTS_FILE}" in captured.out
+    assert captured.err.count("[extracted] ") == 5  # not a TTY: plain log lines
+    results = list(iter_results(out))
+    assert sorted(r.article_id for r in results) == sorted(p.stem for p in SEEDS.glob("*.txt"))
+    assert {r.status for r in results} == {"ok"}
+    data = run_json(out)
+    assert (data["articles"], data["ok"], data["failed"], data["skipped"]) == (5, 5, 0, 0)
+    assert (data["quotes_exact"], data["quotes_normalized"], data["quotes_elided"]) == (14, 1, 0)
+    assert (data["rejected"], data["rejected_quotes"]) == (1, 1)
+    assert data["model"] == "reference-fixture" and data["cost_usd"] == 0.0
+    assert data["http_calls"] >= 5 and data["tokens"] > 0
+    for r in results:
+        assert (out / "articles" / f"{r.sha256}.txt").read_bytes() == (
+            SEEDS / f"{r.article_id}.txt"
+        ).read_bytes()
+
+    assert cli.main(["run", str(SEEDS), "--out", str(out), "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert (
+        "[skipped]" not in captured.err and "[extracted]" not in captured.err
+    )  # --quiet: no per-article lines
+    assert "5 (5 skipped as done, 0 duplicates)" in captured.err  # but the summary
+    data = run_json(out)
+    assert (data["articles"], data["skipped"], data["ok"], data["http_calls"]) == (5, 5, 0, 0)
+    assert len((out / RESULTS_FILE).read_bytes().splitlines()) == 5
+
+
+def test_offline_run_with_an_unloadable_file_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inputs = tmp_path / "in"
+    shutil.copytree(SEEDS, inputs)
+    (inputs / "broken.txt").write_bytes(b"\xff\xfe\x00broken")
+    out = tmp_path / "out"
+    assert cli.main(["run", str(inputs), "--out", str(out), "-q"]) == 1
+    by_id = {r.article_id: r for r in iter_results(out)}
+    assert len(by_id) == 6 and by_id["broken"].error is not None and by_id["broken"].error.type == "LoadError"
+    assert run_json(out)["load_errors"] == 1 and run_json(out)["ok"] == 5
+
+
+def test_replay_of_a_folder_without_the_recording_fails_those_articles(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    recordings = tmp_path / "rec"
+    recordings.mkdir()
+    shutil.copy(RECORDED / "settings.json", recordings)
+    out = tmp_path / "out"
+    assert (
+        cli.main(
+            ["run", str(SEEDS / "000_2b0579c4498e7e08.txt"), "--out", str(out), "--replay", str(recordings)]
+        )
+        == 1
+    )
+    [result] = list(iter_results(out))
+    assert result.error is not None and result.error.type == "ReplayError"
+    assert "no recorded response for 000_2b0579c4498e7e08" in result.error.message
+
+
+# --------------------------------------------------------------------------- schemas
+
+
+def test_schemas_check_passes_on_the_repo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["schemas", "--check"]) == 0
+
+
+def test_schemas_write_then_check_then_drift(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "schemas"
+    assert cli.main(["schemas", "--check", "--out", str(out)]) == 1  # nothing there yet
+    assert cli.main(["schemas", "--out", str(out)]) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "article_extraction.schema.json",
+        "article_result.schema.json",
+    ]
+    for path in out.iterdir():
+        assert path.read_text() == (ROOT / "schemas" / path.name).read_text()
+    assert cli.main(["schemas", "--check", "--out", str(out)]) == 0
+    capsys.readouterr()
+
+    path = out / "article_result.schema.json"
+    schema = json.loads(path.read_text())
+    schema["properties"]["article_id"]["type"] = "integer"
+    path.write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    assert cli.main(["schemas", "--check", "--out", str(out)]) == 1
+    assert "schemas out of date: article_result.schema.json" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def test_cache_stats_and_clear(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("EXTRACTOR_CACHE_DIR", str(cache_dir))
+    cache = ResponseCache(cache_dir)
+    cache.set("k1", {"extraction": {}})
+    cache.set("k2", {"extraction": {}})
+    cache.close()
+    assert cli.main(["cache", "stats"]) == 0
+    assert capsys.readouterr().out.startswith("2 cached answer(s), ")
+    assert cli.main(["cache", "clear"]) == 0
+    assert capsys.readouterr().out == f"removed 2 cached answer(s) from {cache_dir}\n"
+    assert cli.main(["cache", "stats", "--cache-dir", str(cache_dir)]) == 0
+    assert capsys.readouterr().out.startswith("0 cached answer(s), ")
+
+
+def test_offline_runs_fill_and_use_the_cache(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cache_dir = tmp_path / "cache"
+    seed = str(SEEDS / "001_7026c964f11f0189.txt")
+    assert cli.main(["run", seed, "--out", str(tmp_path / "a"), "--cache-dir", str(cache_dir), "-q"]) == 0
+    assert cli.main(["run", seed, "--out", str(tmp_path / "b"), "--cache-dir", str(cache_dir), "-q"]) == 0
+    assert run_json(tmp_path / "b")["cache_hits"] == 1 and run_json(tmp_path / "b")["http_calls"] == 0
+    assert cli.main(["cache", "stats", "--cache-dir", str(cache_dir)]) == 0
+    assert "1 cached answer(s)" in capsys.readouterr().out
+    nocache = tmp_path / "nocache"
+    assert (
+        cli.main(["run", seed, "--out", str(tmp_path / "c"), "--cache-dir", str(nocache), "--no-cache", "-q"])
+        == 0
+    )
+    assert run_json(tmp_path / "c")["cache_hits"] == 0 and not nocache.exists()
+
+
+# --------------------------------------------------------------------------- fixtures check
+
+
+def test_fixtures_check_passes_on_the_repo(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["fixtures", "check"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith("request(s) checked: 0 stale recording(s), 0 missing\n")
+    assert "stale:" not in out and "missing:" not in out
+
+
+def test_fixtures_check_reports_stale_and_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    copy = tmp_path / "recorded"
+    shutil.copytree(RECORDED, copy)
+    victim = sorted(p for p in copy.glob("*.json") if p.name != "settings.json")[0]
+    article_id = json.loads(victim.read_text(encoding="utf-8"))["article_id"]
+    victim.rename(copy / ("f" * 64 + ".json"))
+    assert cli.main(["fixtures", "check", "--fixtures", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert f"stale: {copy / ('f' * 64 + '.json')}" in out
+    assert f"missing: no recording for {article_id} with the current prompt" in out
+    assert "1 stale recording(s), 1 missing" in out
+
+
+# --------------------------------------------------------------------------- Ctrl-C on a live watch
+
+
+@pytest.fixture
+def slow_server() -> Iterator[str]:
+    """The project's fake OpenAI-compatible server on 127.0.0.1, 0.3 s per request."""
+    import importlib
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        fs: Any = importlib.import_module("fake_server")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    manager = fs.run_in_thread(fs.ServerConfig(latency=0.3))
+    url = manager.__enter__()
+    try:
+        yield str(url)
+    finally:
+        manager.__exit__(None, None, None)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_watch_cleanly(tmp_path: Path, slow_server: str) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    past = time.time() - 60  # settled long ago
+    for i in range(16):
+        path = drop / f"w{i:02d}.txt"
+        path.write_text(f"Item {i}. The minister said “we will act” on Monday. Leaders met in Paris.\n")
+        os.utime(path, (past, past))
+    out = tmp_path / "out"
+    env = dict(
+        os.environ,
+        OPENAI_API_KEY="test",
+        OPENAI_BASE_URL=slow_server,
+        EXTRACTOR_CACHE_DIR=str(tmp_path / "c"),
+    )
+    command = [sys.executable, "-m", "extractor", "watch", str(drop), "--out", str(out)]
+    command += ["--interval", "0.1", "--concurrency", "2", "--no-cache"]
+    log_path = tmp_path / "watch.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            deadline = time.monotonic() + 15
+            while (
+                not (out / RESULTS_FILE).exists() or len((out / RESULTS_FILE).read_bytes().splitlines()) < 2
+            ):
+                assert proc.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "the watch wrote no results in time"
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGINT)
+            code = proc.wait(timeout=15)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    log_text = log_path.read_text()
+    assert code in (0, 1), log_text
+    assert "stopping after the articles in flight" in log_text and "Traceback" not in log_text
+    raw = (out / RESULTS_FILE).read_bytes()
+    assert raw.endswith(b"\n")  # no torn line
+    results = [ArticleResult.model_validate_json(x) for x in raw.splitlines()]
+    ids = [r.article_id for r in results]
+    assert len(ids) == len(set(ids)) and 2 <= len(ids) < 16
+    assert {r.status for r in results} == {"ok"}
+    data = run_json(out)
+    assert data["interrupted"] is True and data["articles"] == data["ok"] == len(ids)
