@@ -21,11 +21,17 @@ from extractor.errors import CacheError
 
 __all__ = ["CACHE_FORMAT", "ResponseCache", "cache_key"]
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def cache_key(settings: Settings, messages: list[dict[str, str]], schema: str, prompt_version: str) -> str:
-    """The content address of one request."""
+    """The content address of one request: sha256 over the settings that shape the answer, the schema,
+    the prompt version and every message (each part hashed on its own, so the same article text under
+    another role or order gives another key)."""
     material = {
         "format": CACHE_FORMAT,
         "model": settings.model,
@@ -33,12 +39,11 @@ def cache_key(settings: Settings, messages: list[dict[str, str]], schema: str, p
         "mode": settings.mode,
         "temperature": settings.temperature,
         "max_tokens": settings.max_tokens,
-        "messages": messages,
-        "schema": schema,
+        "messages": [[m["role"], _digest(m["content"])] for m in messages],
+        "schema": _digest(schema),
         "prompt_version": prompt_version,
     }
-    blob = json.dumps(material, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+    return _digest(json.dumps(material, sort_keys=True, separators=(",", ":")))
 
 
 class _JSONDisk(diskcache.Disk):  # type: ignore[misc]

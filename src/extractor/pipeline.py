@@ -129,8 +129,7 @@ def ground_extraction(
         start_at: int,
         taken: dict[tuple[str, str], set[tuple[int, int]]],
     ) -> None:
-        data = item.model_dump()
-        fingerprint = json.dumps([kind, data], sort_keys=True)
+        fingerprint = kind + item.model_dump_json()
         used = taken.setdefault((kind, candidate), set())
         g = _ground_at(idx, source, candidate, start_at, used)
         if not g.found or g.start is None or g.end is None:
@@ -138,14 +137,16 @@ def ground_extraction(
                 rejected_seen.add(fingerprint)
                 reason = g.reason or "not in the article"
                 rejected.append(
-                    Rejected.model_validate({"kind": kind, "field": field, "item": data, "reason": reason})
+                    Rejected.model_validate(
+                        {"kind": kind, "field": field, "item": item.model_dump(), "reason": reason}
+                    )
                 )
             return
         used.add((g.start, g.end))
         if (fingerprint, g.start, g.end) in placed:
             return  # the same item at the same place: an overlap duplicate
         placed.add((fingerprint, g.start, g.end))
-        out.append(cls(**data, span=_span(g)))
+        out.append(cls(**item.model_dump(), span=_span(g)))
 
     starts = [w[0] for w in windows] if windows is not None else None
     for n, extraction in enumerate(extractions):
