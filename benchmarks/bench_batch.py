@@ -1,6 +1,10 @@
 """Benchmark run_batch end to end against the local fake OpenAI server (benchmarks/fake_server.py).
 
-    .venv/bin/python benchmarks/bench_batch.py [--quick] [--keep]
+    .venv/bin/python benchmarks/bench_batch.py [--quick] [--profile] [--keep]
+
+(--quick: about 1.5 min, small sizes; the full run takes about 12 min. --profile: also cProfile the warm
+re-run into benchmarks/out/bench_batch_warm_profile.txt. The exit status is 1 when an article was lost or
+duplicated, or the warm re-run made an HTTP call; speed never fails the run.)
 
 One run measures, side by side, and prints a markdown table (also written, with every raw figure, to
 benchmarks/out/bench_batch.json):
@@ -19,6 +23,7 @@ benchmarks/out/bench_batch.json):
    calls and tokens are compared with a fault-free run of the same articles.
 
 The fake server runs as a separate process (its own GIL), bound to 127.0.0.1; nothing else is contacted.
+Timings depend on what else the machine runs: the table's first line gives the load average.
 """
 
 from __future__ import annotations

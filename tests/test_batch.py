@@ -193,6 +193,29 @@ def test_same_name_in_another_drop_gets_its_own_stable_id(tmp_path: Path) -> Non
     assert by_source == {"one": "story", "two": "story-2"}
 
 
+def test_the_output_folder_is_never_read_back_as_input(tmp_path: Path) -> None:
+    src = drop(tmp_path / "in", ["a", "b"])
+    out = src / "out"  # inside the input folder
+    run_batch([src], out, make(tmp_path, FakeModel().enqueue(*answers(2))), reporter=quiet())
+    (out / "report.html").write_text("<html><body><p>" + body("report") + "</p></body></html>")
+    (out / "digest.json").write_text(json.dumps({"text": body("digest")}))
+    (out / "notes.txt").write_text(body("notes"))
+    idle = FakeModel()
+    again = run_batch([src], out, make(tmp_path, idle), reporter=quiet())
+    assert (again.articles, again.skipped, again.failed, again.duplicates) == (2, 2, 0, 0)
+    assert idle.history == [] and len(lines(out)) == 2
+
+    # walking the output folder itself (or a folder inside it) reads only what the run did not write
+    fake = FakeModel().enqueue(answer())
+    inside = run_batch([out], out, make(tmp_path, fake), reporter=quiet())
+    assert [h["article_id"] for h in fake.history] == ["notes"] and inside.articles == 1
+    # a file named explicitly is always read
+    fake = FakeModel().enqueue(answer())
+    run_batch([out / "digest.json"], out, make(tmp_path, fake), reporter=quiet())
+    assert [h["article_id"] for h in fake.history] == ["digest"]
+    assert sorted(r["article_id"] for r in lines(out)) == ["a", "b", "digest", "notes"]
+
+
 # --------------------------------------------------------------------------- retries and failure isolation
 
 

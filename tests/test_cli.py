@@ -196,6 +196,19 @@ def test_offline_run_of_the_seeds_replays_the_recordings(
     assert len((out / RESULTS_FILE).read_bytes().splitlines()) == 5
 
 
+def test_offline_run_of_the_current_folder_into_the_default_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for seed in SEEDS.glob("*.txt"):
+        shutil.copy(seed, tmp_path)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["run", ".", "-q"]) == 0  # --out defaults to ./out, inside the folder being read
+    assert cli.main(["run", ".", "-q"]) == 0
+    data = run_json(tmp_path / "out")
+    assert (data["articles"], data["skipped"], data["failed"], data["duplicates"]) == (5, 5, 0, 0)
+    assert len((tmp_path / "out" / RESULTS_FILE).read_bytes().splitlines()) == 5
+
+
 def test_offline_run_with_an_unloadable_file_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

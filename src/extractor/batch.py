@@ -17,6 +17,8 @@ results.jsonl and writes run.json at the end. Nothing is held per article beyond
 - The same text twice (in this drop or an earlier one) is extracted once; later copies get a result with
   ``duplicate_of`` = the first article's id (an error result if that extraction failed, so they are
   retried with it).
+- The output folder is never read as input, even when it lies inside an input folder (the default
+  ``--out out`` with ``extractor run .``).
 - Ids are unique within the folder: an article whose id is held by another input (different source and
   text) of an earlier run gets ``-2``, ``-3``, … appended, stably from run to run.
 """
@@ -40,6 +42,7 @@ from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, ErrorInfo, LoadError
 from extractor.pipeline import Extractor
 from extractor.store import (
+    RESULTS_FILE,
     RUN_FILE,
     ResultsWriter,
     write_article_text,
@@ -366,6 +369,34 @@ async def _extract_one(extractor: Extractor, article: Article) -> ArticleResult:
         )
 
 
+# What the project writes into a run folder (extractor.report.REPORT_FILE, extractor.digest.DIGEST_FILE).
+_OWN_FILES = (RESULTS_FILE, RUN_FILE, "report.html", "digest.json")
+
+
+def _input_files(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Path]:
+    """The input files under ``paths``, without the output folder: a folder walk skips everything under
+    ``out_dir`` (or, when the walked folder is itself inside ``out_dir``, the run's own files), so a run
+    never reads its results back as articles. Files named explicitly are always kept. An entry that
+    cannot be listed is passed on as its path, for ``load_articles`` to report."""
+    out = out_dir.resolve()
+    own = {out / name for name in _OWN_FILES}
+    for given in paths:
+        if not os.path.isdir(given):
+            yield Path(given)
+            continue
+        walked_inside_out = Path(given).resolve().is_relative_to(out)
+        for item in iter_input_files([given]):
+            if isinstance(item, LoadError):
+                yield Path(item.path)
+                continue
+            real = item.resolve()
+            if real in own or real.is_relative_to(out / "articles"):
+                continue
+            if not walked_inside_out and real.is_relative_to(out):
+                continue
+            yield item
+
+
 async def _next_item(items: Iterator[Article | LoadError]) -> Article | LoadError | None:
     """The next input, loaded in a worker thread so that parsing never stalls the requests in flight."""
     return await asyncio.to_thread(next, items, None)
@@ -548,7 +579,8 @@ def run_batch(
     async def once(stop: asyncio.Event) -> RunSummary:
         started = time.perf_counter()
         report.start(out)
-        summary = await _run(load_articles(paths), out, extractor, force, limit, report, stop)
+        inputs = load_articles(_input_files(paths, out))
+        summary = await _run(inputs, out, extractor, force, limit, report, stop)
         return _finish(out, summary, started, report)
 
     return asyncio.run(_with_sigint(once))
@@ -577,16 +609,12 @@ async def _with_sigint(make: Callable[[asyncio.Event], Awaitable[RunSummary]]) -
 
 
 def _new_files(
-    drop: Path, seen: dict[Path, tuple[int, float]], settle_s: float, exclude: Path | None = None
+    drop: Path, seen: dict[Path, tuple[int, float]], settle_s: float, out_dir: Path
 ) -> Iterator[Path]:
-    """Files under ``drop`` (but not under ``exclude``) that appeared or changed and have not changed
+    """Input files under ``drop`` (not the output folder) that appeared or changed and have not changed
     for ``settle_s``."""
     now = time.time()
-    for path in iter_input_files([drop]):
-        if isinstance(path, LoadError):
-            continue
-        if exclude is not None and path.resolve().is_relative_to(exclude):
-            continue
+    for path in _input_files([drop], out_dir):
         try:
             stat = path.stat()
         except OSError:
@@ -626,7 +654,7 @@ def watch(
         report.start(out)
         while not stop.is_set() and (max_rounds is None or rounds < max_rounds):
             rounds += 1
-            fresh = list(_new_files(drop, seen, settle_s, exclude=out.resolve()))
+            fresh = list(_new_files(drop, seen, settle_s, out))
             if fresh:
                 part = await _run(
                     load_articles(fresh),

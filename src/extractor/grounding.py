@@ -6,26 +6,28 @@ A candidate string is checked against the article text (the *source*) by these r
    span covers the remaining core only. An empty core is ``not_found`` ("empty candidate").
 1. **exact** — the core is a substring of the source.
 2. **normalized** — the core equals part of the source under these typographic equivalences only:
-   all quotation marks and apostrophes alike (``' " ` ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›``, also
-   ``ʼ ＂ ＇ 「 」 『 』``);
-   any run of dashes alike — hyphen-minus, U+2010 hyphen, U+2011 non-breaking hyphen, figure dash, en
-   dash, em dash, horizontal bar, minus sign (and small/full-width hyphen-minus, small em dash) — so
-   ``--`` equals ``—``; any run of whitespace alike (space, tab, line breaks, NBSP U+00A0, thin space
-   U+2009, narrow NBSP U+202F and every other character ``str.isspace`` accepts); ``…`` and ``...``
-   alike; Unicode NFC. Offsets are mapped back to the original characters.
+   all quotation marks and apostrophes alike (``' " ` ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›``, also ``ʼ ＂ ＇ 「 」
+   『 』``); any run of dashes alike — hyphen-minus, U+2010 hyphen, U+2011 non-breaking hyphen, figure
+   dash, en dash, em dash, horizontal bar, minus sign (and small/full-width hyphen-minus, small em
+   dash) — so ``--`` equals ``—``; any run of whitespace alike (space, tab, line breaks, NBSP U+00A0,
+   thin space U+2009, narrow NBSP U+202F and every other character ``str.isspace`` accepts); ``…`` and
+   ``...`` alike; Unicode NFC. Offsets are mapped back to the original characters.
 3. **elided** — otherwise, if the core contains ellipses (``...``, ``…``, ``[...]``, ``[…]``, ``(...)``,
-   ``(…)``; a run of more than three dots counts as one), the pieces between them must each be found by
-   rules 1-2, non-empty, in order, without overlapping, and within one paragraph: no blank line (a
-   ``\\n``, optional whitespace, another ``\\n``; or U+2029) between the start of the first piece and
-   the end of the last. The earliest placement wins: each piece is searched after the end of the
-   previous one; when that placement crosses a blank line, later occurrences of the first piece are
-   tried. An ellipsis at the very start or end of the core only marks omitted context and is dropped
-   (so ``…ruled out deploying`` is one elided piece); two ellipses with nothing between them are
-   ``not_found``.
+   ``(…)``; a run of more than three dots counts as one), the pieces between them (stripped as in
+   rule 0) must each be found by rules 1-2, non-empty, in order, without overlapping, and within one
+   paragraph: no blank line (a ``\\n``, optional whitespace, another ``\\n``; or U+2029) between the
+   start of the first piece and the end of the last. The earliest placement wins: each piece is
+   searched after the end of the previous one; when that placement crosses a blank line, later
+   occurrences of the first piece are tried. An ellipsis at the very start or end of the core only
+   marks omitted context and is dropped (so ``…ruled out deploying`` is one elided piece); two
+   ellipses with nothing between them are ``not_found``.
 4. **not_found** — everything else, with a one-line ``reason``. There is no case folding, fuzzy or
    edit-distance matching, word reordering, stemming or translation: one changed letter, a capital
    where the article has a small letter, a dropped or added word without an ellipsis, or a piece
-   stitched from two places without an ellipsis is ``not_found``.
+   stitched from two places without an ellipsis is ``not_found``. Reasons: "empty candidate";
+   "not in the article (...)", naming an inner word that never occurs as a separate word, else giving
+   the longest prefix found; "piece k of n not found after piece k-1"; "pieces span a paragraph break";
+   "piece k of n is empty (...)"; "only found cutting through a unit of the article (...)".
 
 Offsets are Python ``str`` indices (code points) into the original source, end-exclusive. For
 ``normalized`` and ``elided`` they cover whole original units: a collapsed whitespace or dash run, an
@@ -83,6 +85,8 @@ _BLANK_LINES = (re.compile(r"\n[^\S\n]*\n"), re.compile("\u2029"))
 # A non-ASCII run with the ASCII character before it (which may be a base for combining marks).
 # ASCII characters never compose with what precedes them, so NFC can be applied run by run.
 _NON_ASCII = re.compile(r"[\x00-\x7f]?[^\x00-\x7f]+")
+# Block size (characters of the normalised source) of the word index.
+_BLOCK = 1 << 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,11 +275,13 @@ _Occurrence = tuple[int, int, int, int]
 class SourceIndex:
     """A source normalised once, for grounding many candidates against it.
 
-    From the second candidate on, searches are narrowed by a word index (each word of the normalised
-    source with its first and last position), built then in one C-speed pass.
+    From the second candidate on (or when a ``not_found`` reason needs it), searches are narrowed by a
+    word index: for each block of the normalised source, each word in it with its first and last
+    position, built with C-speed passes. Results never depend on whether it exists yet.
     """
 
     __slots__ = (
+        "_blocks",
         "_break_ends",
         "_break_starts",
         "_collapse",
@@ -283,7 +289,7 @@ class SourceIndex:
         "_norm",
         "_queries",
         "_source",
-        "_words",
+        "_spans",
     )
 
     def __init__(self, source: str) -> None:
@@ -293,7 +299,8 @@ class SourceIndex:
         breaks = sorted(m.span() for pattern in _BLANK_LINES for m in pattern.finditer(source))
         self._break_starts = [s for s, _ in breaks]
         self._break_ends = [e for _, e in breaks]
-        self._words: tuple[dict[str, int], dict[str, int]] | None = None
+        self._blocks: list[tuple[dict[str, int], dict[str, int]]] | None = None
+        self._spans: dict[str, tuple[int, tuple[tuple[int, int], ...]]] = {}
         self._queries = 0
 
     def ground(self, candidate: str) -> Grounding:
@@ -353,52 +360,85 @@ class SourceIndex:
             return (k - i) % 2 == 0
         return True
 
-    def _word_index(self) -> tuple[dict[str, int], dict[str, int]]:
-        """Each word of the normalised source with its first and its last position (built once)."""
-        if self._words is None:
+    def _word_index(self) -> list[tuple[dict[str, int], dict[str, int]]]:
+        """Per block of the normalised source: each word starting in it with its first and last position."""
+        if self._blocks is None:
             words = self._norm.split(" ")
             starts = list(map(operator.add, accumulate(map(len, words), initial=0), range(len(words))))
-            first = dict(zip(reversed(words), reversed(starts), strict=False))
-            self._words = (first, dict(zip(words, starts, strict=False)))
-        return self._words
+            self._blocks = []
+            i = 0
+            while i < len(words):
+                j = bisect_left(starts, starts[i] + _BLOCK, i + 1)
+                block, where = words[i:j], starts[i:j]
+                first = dict(zip(reversed(block), reversed(where), strict=False))
+                self._blocks.append((first, dict(zip(block, where, strict=False))))
+                i = j
+        return self._blocks
 
-    def _window(self, needle: str) -> tuple[int, int] | None:
-        """The part ``[lo, hi)`` of the normalised source that can hold ``needle``; None if none can.
+    def _word_spans(self, word: str) -> tuple[int, tuple[tuple[int, int], ...]]:
+        """Where ``word`` occurs as a whole word: ``(first, last)`` per block holding it, and their total
+        width; ``()`` if it never does."""
+        hit = self._spans.get(word)
+        if hit is None:
+            spans = tuple(
+                (at, last[word]) for first, last in self._word_index() if (at := first.get(word)) is not None
+            )
+            hit = sum(e - s for s, e in spans), spans
+            self._spans[word] = hit
+        return hit
+
+    def _windows(self, needle: str) -> list[tuple[int, int]]:
+        """Disjoint parts ``[lo, hi)`` of the normalised source, in order, that can hold ``needle``.
 
         Every space-delimited inner word of ``needle`` is a whole word of the normalised source wherever
-        ``needle`` occurs, so the occurrence lies between that word's first and last position.
+        ``needle`` occurs; the inner word whose occurrences are least spread out bounds the search.
         """
         size, total = len(needle), len(self._norm)
-        if self._words is None or needle.count(" ") < 2:
-            return 0, total
-        first, last = self._words
+        if self._blocks is None or needle.count(" ") < 2:
+            return [(0, total)]
         tokens = needle.split(" ")
-        lo, hi = 0, total
-        offset = len(tokens[0]) + 1
+        best: tuple[int, tuple[tuple[int, int], ...]] | None = None
+        offset = best_offset = len(tokens[0]) + 1
         for token in tokens[1:-1]:
-            at = first.get(token)
-            if at is None:
-                return None
-            lo = max(lo, at - offset)
-            hi = min(hi, last[token] - offset + size)
+            width, spans = self._word_spans(token)
+            if not spans:
+                return []
+            if best is None or width < best[0]:
+                best, best_offset = (width, spans), offset
             offset += len(token) + 1
-        return (lo, hi) if hi - lo >= size else None
+        assert best is not None
+        windows: list[tuple[int, int]] = []
+        for first, last in best[1]:
+            lo, hi = max(0, first - best_offset), min(total, last - best_offset + size)
+            if windows and lo <= windows[-1][1]:
+                windows[-1] = windows[-1][0], max(windows[-1][1], hi)
+            else:
+                windows.append((lo, hi))
+        return windows
+
+    def _find_first(self, needle: str, frm: int) -> int:
+        """First occurrence of ``needle`` in the normalised source at or after ``frm`` (valid or not)."""
+        for lo, hi in self._windows(needle):
+            if hi > frm:
+                p = self._norm.find(needle, max(lo, frm), hi)
+                if p >= 0:
+                    return p
+        return -1
 
     def _find_all(self, needle: str, frm: int) -> Iterator[_Occurrence]:
         """Valid occurrences of ``needle`` in the normalised source from ``frm``, overlapping allowed."""
-        window = self._window(needle)
-        if window is None:
-            return
-        lo, hi = window
         norm = self._norm
         size = len(needle)
-        p = norm.find(needle, max(lo, frm), hi)
-        while p >= 0:
-            s = self._to_source(p)
-            e = self._to_source(p + size)
-            if s is not None and e is not None and self._cut_ok(s) and self._cut_ok(e):
-                yield p, p + size, s, e
-            p = norm.find(needle, p + 1, hi)
+        for lo, hi in self._windows(needle):
+            if hi <= frm:
+                continue
+            p = norm.find(needle, max(lo, frm), hi)
+            while p >= 0:
+                s = self._to_source(p)
+                e = self._to_source(p + size)
+                if s is not None and e is not None and self._cut_ok(s) and self._cut_ok(e):
+                    yield p, p + size, s, e
+                p = norm.find(needle, p + 1, hi)
 
     def _is_literal(self, occ: _Occurrence, core: str) -> bool:
         s, e = occ[2], occ[3]
@@ -489,9 +529,9 @@ class SourceIndex:
 
     def _absent(self, needle: str) -> str:
         """Why ``needle``, which has no valid occurrence, is not in the article."""
-        known = self._word_index()[0]
+        self._word_index()
         for token in needle.split(" ")[1:-1]:
-            if token not in known:
+            if not self._word_spans(token)[1]:
                 return f"not in the article ('{token}' never occurs in it as a separate word)"
         found = self._longest_prefix(needle)
         if found == len(needle):
@@ -506,11 +546,7 @@ class SourceIndex:
         norm = self._norm
         best, pos = self._prefix_jump(needle)
         while best < len(needle):
-            prefix = needle[: best + 1]
-            window = self._window(prefix)
-            if window is None:
-                break
-            p = norm.find(prefix, max(pos, window[0]), window[1])
+            p = self._find_first(needle[: best + 1], pos)
             if p < 0:
                 break
             best = _common_prefix(norm, p, needle, best + 1)
@@ -521,12 +557,12 @@ class SourceIndex:
         """A head start for ``_longest_prefix``: ``(best, pos)`` from the longest prefix that ends at a
         space and occurs, found by bisection over word boundaries with the word index; else ``(0, 0)``.
         """
-        known = self._word_index()[0]
+        self._word_index()
         tokens = needle.split(" ")
         ends = []  # ends[j]: length of the prefix through tokens[j + 1] and the space after it
         end = len(tokens[0]) + 1
         for token in tokens[1:-1]:
-            if token not in known:
+            if not self._word_spans(token)[1]:
                 break
             end += len(token) + 1
             ends.append(end)
@@ -535,9 +571,7 @@ class SourceIndex:
         lo, hi = 0, len(ends) - 1
         while lo <= hi:
             mid = (lo + hi) // 2
-            prefix = needle[: ends[mid]]
-            window = self._window(prefix)
-            p = -1 if window is None else norm.find(prefix, window[0], window[1])
+            p = self._find_first(needle[: ends[mid]], 0)
             if p < 0:
                 hi = mid - 1
             else:
