@@ -306,8 +306,8 @@ class SourceIndex:
     def ground(self, candidate: str) -> Grounding:
         """Ground one candidate by the rules in the module docstring."""
         self._queries += 1
-        if self._queries == 2:
-            self._word_index()
+        if self._queries == 2 and len(self._norm) > _BLOCK:
+            self._word_index()  # pays off only once the source spans several blocks
         core = candidate.strip(_STRIP)
         if not core:
             return _missing("empty candidate")
