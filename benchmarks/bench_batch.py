@@ -458,11 +458,12 @@ def _child(
     }
     done = subprocess.run(
         [sys.executable, __file__, "--child-warm", json.dumps(spec)],
-        check=True,
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"warm re-run ({mode}) failed:\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     return result
 
@@ -505,8 +506,19 @@ def child_warm(spec: dict[str, Any]) -> dict[str, Any]:
     import tracemalloc
 
     folder, out_dir, mode = Path(spec["folder"]), Path(spec["out"]), spec["mode"]
-    config = settings(int(spec["port"]), Path(spec["cache"]), concurrency=CONCURRENCY)
+    # One attempt, short timeout: a cache miss (the server is stopped) fails at once instead of backing off.
+    # Neither setting enters the cache key.
+    config = settings(
+        int(spec["port"]), Path(spec["cache"]), concurrency=CONCURRENCY, transport_attempts=1, timeout_s=5.0
+    )
     extractor = Extractor(config)
+    first = next(a for a in load_articles([folder]) if isinstance(a, Article))
+    cache = extractor.cache
+    if cache is None or not all(key in cache for key in extractor.request_keys(first)):
+        raise SystemExit(
+            f"bench_batch: {first.id} is not in the cache filled moments ago: the cache key (prompts, "
+            "pipeline or cache code) changed during the benchmark; run it again"
+        )
     reporter = LogReporter(stream=io.StringIO(), quiet=True)
     profiler = cProfile.Profile()
     gc.collect()

@@ -697,3 +697,16 @@ def test_watch_rejects_bad_arguments(tmp_path: Path) -> None:
         watch(tmp_path / "missing", tmp_path / "out", make(tmp_path, FakeModel()), max_rounds=1)
     with pytest.raises(ConfigError, match="interval"):
         watch(tmp_path, tmp_path / "out", make(tmp_path, FakeModel()), interval_s=0, max_rounds=1)
+
+
+def test_count_inputs_gives_the_progress_bar_its_total(tmp_path: Path) -> None:
+    from extractor.batch import count_inputs
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.txt").write_text("one", encoding="utf-8")
+    (drop / "b.jsonl").write_text('{"text": "x"}\n\n{"text": "y"}\n{"text": "z"}\n', encoding="utf-8")
+    out = drop / "out"
+    out.mkdir()
+    (out / "results.jsonl").write_text("{}\n", encoding="utf-8")
+    assert count_inputs([drop], out) == 4

@@ -40,7 +40,7 @@ def test_every_seed_replays_ok_without_network(replayed: dict[str, tuple[Article
     assert sorted(replayed) == sorted(p.stem for p in SEEDS.glob("*.txt"))
     for article_id, (_, result) in replayed.items():
         assert result.status == "ok", (article_id, result.error)
-        assert result.model == "reference-fixture"
+        assert result.model == "reference-fixture" and result.served_model == "reference-fixture"
         assert result.usage.http_calls >= 1 and result.usage.prompt_tokens > 0
 
 

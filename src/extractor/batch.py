@@ -52,7 +52,7 @@ from extractor.store import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["BatchReporter", "LogReporter", "RichReporter", "RunSummary", "run_batch", "watch"]
+__all__ = ["BatchReporter", "LogReporter", "RichReporter", "RunSummary", "count_inputs", "run_batch", "watch"]
 
 
 @dataclass
@@ -397,6 +397,21 @@ def _input_files(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Path]:
             yield item
 
 
+def count_inputs(paths: Iterable[str | Path], out_dir: str | Path) -> int:
+    """How many articles ``paths`` hold (JSONL: its non-blank lines), for a progress bar's total/ETA."""
+    total = 0
+    for path in _input_files(paths, Path(out_dir)):
+        if path.suffix.lower() != ".jsonl":
+            total += 1
+            continue
+        try:
+            with path.open("rb") as fh:
+                total += sum(1 for line in fh if line.strip())
+        except OSError:
+            total += 1
+    return total
+
+
 async def _next_item(items: Iterator[Article | LoadError]) -> Article | LoadError | None:
     """The next input, loaded in a worker thread so that parsing never stalls the requests in flight."""
     return await asyncio.to_thread(next, items, None)
@@ -444,8 +459,6 @@ async def _run(
         for task in done:
             article = article_of.pop(task)
             result = task.result()
-            if result.model != model:  # the incremental key is the configured model name
-                result = result.model_copy(update={"model": model})
             error = None if result.status == "ok" else result.error or ErrorInfo(type="Error", message="")
             outcome_of[article.sha256] = (result.article_id, error)
             if result.status == "ok":

@@ -85,10 +85,11 @@ def _extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Any:
 
 
 def _reporter(args: argparse.Namespace) -> Any:
-    from extractor.batch import LogReporter, RichReporter
+    from extractor.batch import LogReporter, RichReporter, count_inputs
 
     if not args.quiet and sys.stderr.isatty():
-        return RichReporter()
+        paths = getattr(args, "paths", None)
+        return RichReporter(total=count_inputs(paths, args.out) if paths else None)
     return LogReporter(quiet=args.quiet)
 
 

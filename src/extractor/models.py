@@ -266,7 +266,8 @@ class ArticleResult(BaseModel):
     rejected: list[Rejected] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     cache_hit: bool = False
-    model: str | None = None
+    model: str | None = None  # the configured model name (part of the incremental key)
+    served_model: str | None = None  # the name the endpoint reported (e.g. a dated snapshot)
     prompt_version: str | None = None
     latency_s: float = 0.0
     duplicate_of: str | None = None
