@@ -85,6 +85,7 @@ class RunSummary:
     compacted_lines: int = 0
     interrupted: bool = False
     error_types: dict[str, int] = field(default_factory=dict)
+    rate_limiter: dict[str, Any] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -526,6 +527,7 @@ async def _run(
         await extractor.aclose()
     if index.lines:
         summary.compacted_lines = _compact(writer.path)
+    summary.rate_limiter = dict(extractor.limiter.stats())
     return summary
 
 
@@ -552,6 +554,7 @@ def _merge(total: RunSummary, part: RunSummary) -> None:
     else:
         total.cost_usd += part.cost_usd
     total.interrupted = total.interrupted or part.interrupted
+    total.rate_limiter = part.rate_limiter
 
 
 def _skip_result(article: Article, model: str, version: str) -> ArticleResult:
