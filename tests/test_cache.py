@@ -49,6 +49,7 @@ def test_only_json_text_is_stored(tmp_path: Path) -> None:
     cache.set("k", {"a": 1})
     con = sqlite3.connect(tmp_path / "cache.db")
     mode, value = con.execute("SELECT mode, value FROM Cache WHERE key = 'k'").fetchone()
+    assert mode == 1  # diskcache MODE_RAW: the text itself, no pickle
     con.close()
     assert isinstance(value, str) and value == '{"a":1}'
     with pytest.raises(CacheError, match="JSON text"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -24,7 +25,7 @@ def test_chunks_cover_the_text_in_order_within_size(parts: list[str], size: int,
     text = "\n\n".join(parts)
     chunks = split_chunks(text, size, overlap)
     assert chunks[0][0] == 0 and chunks[-1][1] == len(text)
-    for (s1, e1), (s2, e2) in zip(chunks, chunks[1:], strict=False):
+    for (s1, e1), (s2, _) in pairwise(chunks):
         assert s1 < s2 <= e1  # progress, no gap
         assert e1 - s2 <= overlap
     assert all(e - s <= size for s, e in chunks)
