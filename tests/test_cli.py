@@ -196,6 +196,26 @@ def test_offline_run_of_the_seeds_replays_the_recordings(
     assert len((out / RESULTS_FILE).read_bytes().splitlines()) == 5
 
 
+def test_digest_then_report_embeds_the_digest_and_eval_scores_the_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    assert cli.main(["run", str(SEEDS), "--out", str(out), "--quiet", "--html"]) == 0
+    assert '<section id="digest"' not in (out / "report.html").read_text(encoding="utf-8")
+    assert cli.main(["digest", str(out)]) == 0
+    digest = json.loads((out / "digest.json").read_text(encoding="utf-8"))
+    assert digest
+    assert cli.main(["report", str(out)]) == 0
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "dg-" in page and page.index("dg-") < page.index('<section id="articles"')
+    assert cli.main(["eval", str(out), "--json", str(tmp_path / "scores.json")]) == 0
+    scores = json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))
+    assert scores["a"]["totals"]
+    assert cli.main(["eval", str(out), "--compare", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "quotes exact F1" in captured.out
+
+
 def test_offline_run_of_the_current_folder_into_the_default_out(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
