@@ -113,3 +113,25 @@ async def test_aextract_in_the_callers_loop(tmp_path: Path) -> None:
     res = await ex.aextract(Article.from_text(TEXT, id="x"))
     assert res.quotes[0].span.status == "exact"
     await ex.aclose()
+
+
+@respx.mock
+def test_article_text_reaches_the_model_unchanged_even_with_template_syntax(tmp_path: Path) -> None:
+    """instructor renders messages as Jinja when given a context; our context must not trigger that."""
+    text = "Deal: “We will write {{ price }} in the contract,” he said.\n{% if x %}\n    indented line\n"
+    answer = wire.extraction(quotes=[("We will write {{ price }} in the contract,", "he")])
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(answer))
+    settings = Settings(api_key="sk-x", base_url=wire.API, cache_dir=tmp_path, use_cache=False)
+    with Extractor(settings, provider=OpenAIProvider(settings, sleep=no_sleep)) as ex:
+        res = ex.extract(Article.from_text(text, id="t"))
+    sent = json.loads(route.calls[0].request.content)["messages"][1]["content"]
+    assert text.rstrip("\n") in sent
+    assert res.status == "ok" and res.rejected == []
+    assert res.quotes[0].span.status == "exact"
+
+
+@respx.mock
+def test_grounding_reask_still_works_through_the_context(tmp_path: Path) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(wire.extraction(quotes=[("made up", "X")])))
+    res = run(tmp_path, reasks=2)
+    assert route.call_count == 3 and len(res.rejected) == 1

@@ -72,6 +72,16 @@ class Provider(Protocol):
 
 logging.getLogger("instructor").setLevel(logging.CRITICAL)  # we report failures ourselves
 
+
+class ValidationContext(dict[str, Any]):
+    """What the validators need (``context=``), falsy on purpose: instructor 1.17 renders every message
+    as a Jinja template when ``context`` is truthy, which would rewrite article text (``{{ x }}``,
+    ``{% ... %}``, dedented lines). tests/test_llm.py guards this."""
+
+    def __bool__(self) -> bool:
+        return False
+
+
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
 
 
@@ -213,7 +223,9 @@ class OpenAIProvider:
                     messages=list(messages),  # type: ignore[arg-type]
                     response_model=ArticleExtraction,
                     max_retries=self.settings.reasks,
-                    context={"grounding_check": check, "max_listed": self.settings.reask_max_listed},
+                    context=ValidationContext(
+                        grounding_check=check, max_listed=self.settings.reask_max_listed
+                    ),
                     temperature=self.settings.temperature,
                     max_tokens=max_tokens,
                     extra_headers={"x-extractor-key": key, "x-extractor-article": article_id},
