@@ -26,7 +26,9 @@ results.jsonl and writes run.json at the end. Nothing is held per article beyond
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -267,37 +269,62 @@ def _load_error_id(error: LoadError) -> str:
     return f"{stem}-{error.line}" if error.line is not None else stem
 
 
-_Key = tuple[str, str | None, str | None]  # (sha256, model, prompt version)
+_Key = tuple[bytes, str | None, str | None]  # (sha256 digest prefix, model, prompt version)
+
+
+def _digest(sha256: str) -> bytes:
+    """A compact key for a text: the first 16 bytes of its sha256 (the index holds one per article)."""
+    return bytes.fromhex(sha256[:32]) if sha256 else b""
+
+
+def _key(sha256: str, model: str | None, version: str | None) -> _Key:
+    return (
+        _digest(sha256),
+        sys.intern(model) if model is not None else None,
+        sys.intern(version) if version is not None else None,
+    )
 
 
 @dataclass
 class _Index:
     """What results.jsonl already holds: done texts, first extractions and who owns each id."""
 
-    done: dict[_Key, set[str]] = field(default_factory=dict)  # ids with an ok result for the key
+    # Kept small on purpose (it holds an entry per article): digests, not hex; one id, not a set.
+    done: dict[_Key, str | set[str]] = field(default_factory=dict)  # ids with an ok result for the key
     first_id: dict[_Key, str] = field(default_factory=dict)  # the id actually extracted (not a copy)
-    owners: dict[str, tuple[str, str]] = field(default_factory=dict)  # lower id -> (source, sha256)
+    owners: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # lower id -> (hash(source), text)
     lines: int = 0
 
     def add(self, data: dict[str, Any]) -> None:
         article_id = str(data.get("article_id") or "")
         sha = str(data.get("sha256") or "")
         if article_id:
-            self.owners[article_id.lower()] = (str(data.get("source") or ""), sha)
+            self.owners[article_id.lower()] = (hash(str(data.get("source") or "")), _digest(sha))
         if data.get("status") == "ok" and sha and article_id:
-            key = (sha, data.get("model"), data.get("prompt_version"))
-            self.done.setdefault(key, set()).add(article_id)
+            key = _key(sha, data.get("model"), data.get("prompt_version"))
+            ids = self.done.get(key)
+            if ids is None or ids == article_id:
+                self.done[key] = article_id
+            elif isinstance(ids, set):
+                ids.add(article_id)
+            else:
+                self.done[key] = {ids, article_id}
             if not data.get("duplicate_of"):
                 self.first_id.setdefault(key, article_id)
+
+    def is_done(self, key: _Key, article_id: str) -> bool:
+        ids = self.done.get(key)
+        return ids == article_id if isinstance(ids, str) else ids is not None and article_id in ids
 
     def claim(self, wanted: str, source: str, sha: str) -> str:
         """An id for the input ``source`` that no other input of this folder uses: ``wanted`` unless a
         different source with a different text holds it, else ``wanted-2``, ``wanted-3``, …"""
         candidate, n = wanted, 1
+        mine = (hash(source), _digest(sha))
         while True:
             owner = self.owners.get(candidate.lower())
-            if owner is None or owner[0] == source or (sha and owner[1] == sha):
-                self.owners[candidate.lower()] = (source, sha)
+            if owner is None or owner[0] == mine[0] or (sha and owner[1] == mine[1]):
+                self.owners[candidate.lower()] = mine
                 return candidate
             n += 1
             suffix = f"-{n}"
@@ -413,9 +440,22 @@ def count_inputs(paths: Iterable[str | Path], out_dir: str | Path) -> int:
     return total
 
 
-async def _next_item(items: Iterator[Article | LoadError]) -> Article | LoadError | None:
-    """The next input, loaded in a worker thread so that parsing never stalls the requests in flight."""
-    return await asyncio.to_thread(next, items, None)
+class _Inputs:
+    """Inputs loaded in a worker thread, a block at a time, so that parsing never stalls the requests
+    in flight and the hand-off to the thread is paid once per block, not once per article."""
+
+    def __init__(self, items: Iterable[Article | LoadError], block: int = 32) -> None:
+        self._items = iter(items)
+        self._block = block
+        self._buffer: collections.deque[Article | LoadError] = collections.deque()
+        self._done = False
+
+    async def next(self) -> Article | LoadError | None:
+        if not self._buffer and not self._done:
+            chunk = await asyncio.to_thread(lambda: list(itertools.islice(self._items, self._block)))
+            self._done = len(chunk) < self._block
+            self._buffer.extend(chunk)
+        return self._buffer.popleft() if self._buffer else None
 
 
 async def _run(
@@ -435,9 +475,9 @@ async def _run(
     summary.repaired_bytes = writer.repaired_bytes
     index = _read_index(writer.path)
     # This run's extractions by text: the id extracted, its result once done, copies waiting for it.
-    first_of: dict[str, str] = {}
-    outcome_of: dict[str, tuple[str, ErrorInfo | None]] = {}  # sha256 -> (id, error or None if ok)
-    waiting: dict[str, list[Article]] = {}
+    first_of: dict[bytes, str] = {}
+    outcome_of: dict[bytes, tuple[str, ErrorInfo | None]] = {}  # text -> (id, error or None if ok)
+    waiting: dict[bytes, list[Article]] = {}
     article_of: dict[asyncio.Task[ArticleResult], Article] = {}
     pending: set[asyncio.Task[ArticleResult]] = set()
 
@@ -461,7 +501,7 @@ async def _run(
             article = article_of.pop(task)
             result = task.result()
             error = None if result.status == "ok" else result.error or ErrorInfo(type="Error", message="")
-            outcome_of[article.sha256] = (result.article_id, error)
+            outcome_of[_digest(article.sha256)] = (result.article_id, error)
             if result.status == "ok":
                 index.add(
                     result.model_dump(
@@ -469,16 +509,16 @@ async def _run(
                     )
                 )
             emit(result, "extracted" if result.status == "ok" else "failed")
-            for copy in waiting.pop(article.sha256, []):
+            for copy in waiting.pop(_digest(article.sha256), []):
                 emit_copy(copy, result.article_id, error)
 
-    source = iter(items)
+    source = _Inputs(items)
     try:
         while True:
             if stop.is_set():
                 summary.interrupted = True
                 break
-            item = await _next_item(source)
+            item = await source.next()
             if item is None:
                 break
             summary.articles += 1
@@ -494,23 +534,24 @@ async def _run(
             if article_id != item.id:
                 item = item.model_copy(update={"id": article_id})
             write_article_text(out_dir, item.sha256, item.text)
-            key = (item.sha256, model, version)
-            if not force and item.id in index.done.get(key, ()):
+            key = _key(item.sha256, model, version)
+            text = key[0]
+            if not force and index.is_done(key, item.id):
                 summary.skipped += 1
                 emit(_skip_result(item, model, version), "skipped")
                 continue
-            first = first_of.get(item.sha256)
+            first = first_of.get(text)
             if first is None and not force:
                 first = index.first_id.get(key)
             if first is not None and first != item.id:
-                if item.sha256 in outcome_of:
-                    emit_copy(item, *outcome_of[item.sha256])
-                elif item.sha256 in first_of:
-                    waiting.setdefault(item.sha256, []).append(item)
+                if text in outcome_of:
+                    emit_copy(item, *outcome_of[text])
+                elif text in first_of:
+                    waiting.setdefault(text, []).append(item)
                 else:
                     emit(_duplicate_result(item, first, model, version), "duplicate")
                 continue
-            first_of[item.sha256] = item.id
+            first_of[text] = item.id
             task = asyncio.ensure_future(_extract_one(extractor, item))
             article_of[task] = item
             pending.add(task)

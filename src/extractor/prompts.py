@@ -37,6 +37,7 @@ class PromptSet:
     user: jinja2.Template
     version: str
     directory: Path
+    system_text: str  # the system message takes no variables: rendered once
 
     def render(
         self, article: Article, text: str | None = None, chunk_index: int = 1, chunk_total: int = 1
@@ -51,7 +52,7 @@ class PromptSet:
             chunk_total=chunk_total,
         )
         return [
-            {"role": "system", "content": self.system.render().strip()},
+            {"role": "system", "content": self.system_text},
             {"role": "user", "content": user.strip("\n")},
         ]
 
@@ -73,8 +74,10 @@ def load_prompts(directory: Path | str | None = None) -> PromptSet:
             digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
         except OSError as exc:
             raise ConfigError(f"prompt template {path} is missing or unreadable") from exc
+    system = env.get_template("system.j2")
     return PromptSet(
-        system=env.get_template("system.j2"),
+        system=system,
+        system_text=system.render().strip(),
         user=env.get_template("user.j2"),
         version=digest.hexdigest()[:12],
         directory=folder,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -100,9 +101,12 @@ def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
                 ) from exc
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def article_text_path(out_dir: Path | str, sha256: str) -> Path:
     """Where an article's text is stored; ``sha256`` must be 64 lowercase hex digits (no path tricks)."""
-    if not (len(sha256) == 64 and all(c in "0123456789abcdef" for c in sha256)):
+    if _SHA256.fullmatch(sha256) is None:
         raise StoreError(f"not a sha256: {sha256!r}")
     return Path(out_dir) / "articles" / f"{sha256}.txt"
 
@@ -122,13 +126,19 @@ def read_article_text(out_dir: Path | str, sha256: str) -> str | None:
 
 def write_article_text(out_dir: Path | str, sha256: str, text: str) -> None:
     """Store an article's text once (content-addressed by its sha256)."""
-    path = article_text_path(out_dir, sha256)
-    if path.exists():
+    path = os.fspath(article_text_path(out_dir, sha256))
+    if os.path.exists(path):
         return
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp = f"{path}.{os.getpid()}.tmp"
+    data = text.encode("utf-8")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(text.encode("utf-8"))
+        try:
+            fh = open(tmp, "wb")  # noqa: SIM115 - the folder is created only when missing
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fh = open(tmp, "wb")  # noqa: SIM115
+        with fh:
+            fh.write(data)
         os.replace(tmp, path)
     except OSError as exc:
         raise StoreError(f"cannot write article text {path}: {exc.strerror or exc}") from exc
