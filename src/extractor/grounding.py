@@ -87,6 +87,7 @@ _BLANK_LINES = (re.compile(r"\n[^\S\n]*\n"), re.compile("\u2029"))
 _NON_ASCII = re.compile(r"[\x00-\x7f]?[^\x00-\x7f]+")
 # Block size (characters of the normalised source) of the word index.
 _BLOCK = 1 << 16
+_HINT_STEPS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -405,6 +406,8 @@ class SourceIndex:
                 return []
             if best is None or width < best[0]:
                 best, best_offset = (width, spans), offset
+                if width == 0 and len(spans) == 1:
+                    break  # a word that occurs in one place: no other word can narrow the search more
             offset += len(token) + 1
         assert best is not None
         windows: list[tuple[int, int]] = []
@@ -533,25 +536,31 @@ class SourceIndex:
         for token in needle.split(" ")[1:-1]:
             if not self._word_spans(token)[1]:
                 return f"not in the article ('{token}' never occurs in it as a separate word)"
-        found = self._longest_prefix(needle)
+        found, complete = self._longest_prefix(needle)
         if found == len(needle):
             return "only found cutting through a unit of the article (e.g. a letter and its combining mark)"
+        if not complete:
+            return f"not in the article (a prefix of {found} of {len(needle)} characters occurs)"
         return f"not in the article (longest prefix found: {found} of {len(needle)} characters)"
 
-    def _longest_prefix(self, needle: str) -> int:
-        """Length of the longest prefix of ``needle`` in the normalised source, in about one pass.
+    def _longest_prefix(self, needle: str) -> tuple[int, bool]:
+        """Length of a long prefix of ``needle`` in the normalised source, and whether it is the longest.
 
-        Invariant: ``needle[:best + 1]`` does not occur before ``pos``.
+        The hint only explains a rejection, so its search is bounded (``_HINT_STEPS`` finds, about one
+        pass over the source) to keep rejections as cheap as matches. Invariant: ``needle[:best + 1]``
+        does not occur before ``pos``.
         """
         norm = self._norm
         best, pos = self._prefix_jump(needle)
-        while best < len(needle):
+        for _ in range(_HINT_STEPS):
+            if best >= len(needle):
+                return best, True
             p = self._find_first(needle[: best + 1], pos)
             if p < 0:
-                break
+                return best, True
             best = _common_prefix(norm, p, needle, best + 1)
             pos = p + 1
-        return best
+        return best, best >= len(needle)
 
     def _prefix_jump(self, needle: str) -> tuple[int, int]:
         """A head start for ``_longest_prefix``: ``(best, pos)`` from the longest prefix that ends at a
