@@ -135,3 +135,12 @@ def test_grounding_reask_still_works_through_the_context(tmp_path: Path) -> None
     route = respx.post(wire.CHAT).mock(return_value=wire.ok(wire.extraction(quotes=[("made up", "X")])))
     res = run(tmp_path, reasks=2)
     assert route.call_count == 3 and len(res.rejected) == 1
+
+
+@respx.mock
+def test_a_reask_that_fails_in_transport_is_a_transport_error(tmp_path: Path) -> None:
+    respx.post(wire.CHAT).mock(side_effect=[wire.ok("{broken"), *[wire.error(503)] * 3])
+    res = run(tmp_path, transport_attempts=3)
+    assert res.error is not None and res.error.type == "TransportError"
+    assert "HTTP 503" in res.error.message
+    assert res.usage.http_calls == 4 and res.usage.prompt_tokens == 100

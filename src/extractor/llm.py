@@ -249,6 +249,9 @@ class OpenAIProvider:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _accept_or_fail(self, exc: InstructorRetryException, calls: CallStats) -> Completion:
+        final = exc.__cause__
+        if isinstance(final, openai.APIError | httpx.HTTPError | ExtractorError):
+            raise final  # the last attempt failed in transport (e.g. a re-ask got a 503 after retries)
         failures = exc.failed_attempts or []
         last = failures[-1] if failures else None
         if last is not None and _only_grounding_failures(last.exception):
@@ -265,9 +268,7 @@ class OpenAIProvider:
                         model=str(getattr(last.completion, "model", None) or self.settings.model),
                         attempts=exc.n_attempts,
                     )
-        cause = last.exception if last is not None else exc.__cause__
-        if isinstance(cause, openai.APIError | httpx.HTTPError | ExtractorError):
-            raise cause
+        cause = last.exception if last is not None else final
         summary = str(cause).splitlines()[0] if cause else str(exc)
         raise ParseError(
             f"no valid answer after {exc.n_attempts} attempt(s) ({self.settings.reasks} re-ask(s)): "
