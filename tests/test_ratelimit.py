@@ -526,3 +526,17 @@ async def test_server_limit_replaces_an_inferred_one() -> None:
     assert limiter.stats()["limit_rpm"] == pytest.approx(1800)  # 30 requests in (at least) 1 s
     limiter.observe_headers({"x-ratelimit-limit-requests": "3000"})
     assert limiter.stats()["limit_rpm"] == 3000
+
+
+# -- window_safe (what the Extractor uses) --------------------------------------------------------------
+
+
+async def test_window_safe_never_exceeds_a_sliding_60s_window() -> None:
+    ft = FakeTime()
+    plain = await demand(make(ft, rpm=600), until=START + 300)
+    assert max_in_window(plain, 60.0) > 600  # a full bucket plus a minute of refill overruns the window
+    ft = FakeTime()
+    safe_limiter = RateLimiter(600, None, window_safe=True, clock=ft.clock, sleep=ft.sleep)
+    safe = await demand(safe_limiter, until=START + 300)
+    assert max_in_window(safe, 60.0) <= 600
+    assert len(safe) >= 0.95 * 600 * 5  # still within ~3 % of the limit over five minutes

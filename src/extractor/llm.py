@@ -139,7 +139,7 @@ class OpenAIProvider:
                 "for local OpenAI-compatible servers"
             )
         self.settings = settings
-        self.limiter = limiter or RateLimiter(rpm=settings.rpm, tpm=settings.tpm)
+        self.limiter = limiter or RateLimiter(rpm=settings.rpm, tpm=settings.tpm, window_safe=True)
         retrying = RetryingTransport(
             transport or httpx.AsyncHTTPTransport(),
             self.limiter,

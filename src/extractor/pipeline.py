@@ -199,7 +199,7 @@ class Extractor:
         if cache is None and self.settings.use_cache:
             cache = ResponseCache(self.settings.cache_dir)
         self.cache = cache
-        self.limiter = limiter or RateLimiter(rpm=self.settings.rpm, tpm=self.settings.tpm)
+        self.limiter = limiter or RateLimiter(rpm=self.settings.rpm, tpm=self.settings.tpm, window_safe=True)
         self._injected = provider
         self._providers: dict[int, Provider] = {}
         self._loop: asyncio.AbstractEventLoop | None = None

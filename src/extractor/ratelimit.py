@@ -131,6 +131,7 @@ class RateLimiter:
         tpm: float | None = None,
         *,
         burst_seconds: float = 2.0,
+        window_safe: bool = False,
         decrease: float = 0.8,
         min_factor: float = 0.05,
         decrease_cooldown_s: float = 5.0,
@@ -154,6 +155,9 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._burst_s = burst_seconds
+        # window_safe: refill over 60 s + the burst, so a full bucket plus a minute of refill is exactly
+        # the limit and a server's sliding 60-s window is never exceeded (costs burst/60, ~3 %).
+        self._refill_window_s = _WINDOW_S + (burst_seconds if window_safe else 0.0)
         self._decrease = decrease
         self._min_factor = min_factor
         self._cooldown_s = decrease_cooldown_s
@@ -353,14 +357,18 @@ class RateLimiter:
         to_knee = (knee - self._f0) / self._recovery_per_s
         return min(1.0, knee + (elapsed - to_knee) * self._recovery_per_s * _SLOW_RECOVERY)
 
+    def _rate(self, limit: float, factor: float) -> float:
+        """Refill per second of a per-minute ``limit`` at the current rate factor."""
+        return limit * factor / self._refill_window_s
+
     def _capacity(self, limit: float, factor: float) -> float:
-        return max(1.0, limit * factor / 60.0 * self._burst_s)
+        return max(1.0, self._rate(limit, factor) * self._burst_s)
 
     def _refill_all(self, now: float) -> None:
         factor = self._factor(now)
         for bucket in (self._requests, self._tokens):
             if bucket.limit is not None and now > bucket.updated:
-                refill = (now - bucket.updated) * bucket.limit * factor / 60.0
+                refill = (now - bucket.updated) * self._rate(bucket.limit, factor)
                 bucket.level = min(self._capacity(bucket.limit, factor), bucket.level + refill)
             bucket.updated = max(bucket.updated, now)
 
@@ -396,7 +404,7 @@ class RateLimiter:
                 continue
             need = min(need, self._capacity(bucket.limit, factor))
             if bucket.level < need:
-                wait = max(wait, (need - bucket.level) / (bucket.limit * factor / 60.0))
+                wait = max(wait, (need - bucket.level) / self._rate(bucket.limit, factor))
         return wait
 
     def _take(self, tokens: int) -> None:
