@@ -347,7 +347,7 @@ def throughput(work: Path, paths: Sequence[Path], n_naive: int) -> dict[str, Any
         naive_stats = server.stats()
         server.reset()
         config = settings(server.port, work / "cache-throughput", concurrency=CONCURRENCY, rpm=RPM)
-        limiter = RateLimiter(rpm=RPM)  # what Extractor builds from the settings; kept for its stats
+        limiter = RateLimiter(rpm=RPM, window_safe=True)  # what Extractor builds; kept for its stats
         run = batch(paths, work / "out-throughput", config, limiter=limiter)
         stats = server.stats()
     return _rate_figures(run, stats, len(paths)) | {
@@ -368,7 +368,7 @@ def sustained(work: Path, paths: Sequence[Path]) -> dict[str, Any]:
     """The same setup over more than 60 s: does the first burst overrun the server's sliding window?"""
     with fake_server("--latency", str(LATENCY_S), "--rpm", str(RPM)) as server:
         config = settings(server.port, work / "cache-sustained", concurrency=CONCURRENCY, rpm=RPM)
-        limiter = RateLimiter(rpm=RPM)
+        limiter = RateLimiter(rpm=RPM, window_safe=True)
         run = batch(paths, work / "out-sustained", config, limiter=limiter)
         stats = server.stats()
     return _rate_figures(run, stats, len(paths)) | {"limiter": dict(limiter.stats())}
@@ -583,7 +583,7 @@ def faults(work: Path, paths: Sequence[Path]) -> dict[str, Any]:
                 timeout_s=FAULT_TIMEOUT_S,
                 concurrency=FAULT_CONCURRENCY,
             )
-            limiter = RateLimiter()
+            limiter = RateLimiter(window_safe=True)
             run = batch(paths, work / f"out-{name}", config, limiter=limiter)
             stats = server.stats()
         s = run.summary

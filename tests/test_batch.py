@@ -710,3 +710,17 @@ def test_count_inputs_gives_the_progress_bar_its_total(tmp_path: Path) -> None:
     out.mkdir()
     (out / "results.jsonl").write_text("{}\n", encoding="utf-8")
     assert count_inputs([drop], out) == 4
+
+
+def test_the_scratch_index_is_removed_and_a_stale_one_is_rebuilt(tmp_path: Path) -> None:
+    from extractor.batch import INDEX_FILE
+
+    src = drop(tmp_path / "in", range(3))
+    out = tmp_path / "out"
+    fake = FakeModel().enqueue(*answers(3))
+    run_batch([src], out, make(tmp_path, fake), reporter=quiet())
+    assert not (out / INDEX_FILE).exists()
+    (out / INDEX_FILE).write_bytes(b"garbage left by a killed run")
+    summary = run_batch([src], out, make(tmp_path, fake), reporter=quiet())
+    assert (summary.skipped, len(fake.history)) == (3, 3)
+    assert not (out / INDEX_FILE).exists()

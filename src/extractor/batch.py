@@ -32,6 +32,7 @@ import itertools
 import json
 import os
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -269,7 +270,7 @@ def _load_error_id(error: LoadError) -> str:
     return f"{stem}-{error.line}" if error.line is not None else stem
 
 
-_Key = tuple[bytes, str | None, str | None]  # (sha256 digest prefix, model, prompt version)
+_Key = tuple[bytes, str, str]  # (sha256 digest prefix, model, prompt version)
 
 
 def _digest(sha256: str) -> bytes:
@@ -278,61 +279,113 @@ def _digest(sha256: str) -> bytes:
 
 
 def _key(sha256: str, model: str | None, version: str | None) -> _Key:
-    return (
-        _digest(sha256),
-        sys.intern(model) if model is not None else None,
-        sys.intern(version) if version is not None else None,
-    )
+    return (_digest(sha256), model or "", version or "")
 
 
-@dataclass
 class _Index:
-    """What results.jsonl already holds: done texts, first extractions and who owns each id."""
+    """What results.jsonl already holds (done texts, first extractions, who owns each id) and what this
+    run has extracted so far. It holds an entry per article, so it lives in a scratch sqlite file in the
+    output folder (``.index.sqlite``, removed at the end) with a small page cache: memory does not grow
+    with the drop. It is rebuilt from results.jsonl every run."""
 
-    # Kept small on purpose (it holds an entry per article): digests, not hex; one id, not a set.
-    done: dict[_Key, str | set[str]] = field(default_factory=dict)  # ids with an ok result for the key
-    first_id: dict[_Key, str] = field(default_factory=dict)  # the id actually extracted (not a copy)
-    owners: dict[str, tuple[int, bytes]] = field(default_factory=dict)  # lower id -> (hash(source), text)
-    lines: int = 0
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()  # left by a killed run: the index is always rebuilt
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.executescript(
+            """
+            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
+            CREATE TABLE done (text BLOB, model TEXT, version TEXT, id TEXT,
+                               PRIMARY KEY (text, model, version, id)) WITHOUT ROWID;
+            CREATE TABLE first (text BLOB, model TEXT, version TEXT, id TEXT,
+                                PRIMARY KEY (text, model, version)) WITHOUT ROWID;
+            CREATE TABLE owners (id TEXT PRIMARY KEY, source INTEGER, text BLOB) WITHOUT ROWID;
+            CREATE TABLE run (text BLOB PRIMARY KEY, id TEXT, finished INTEGER,
+                              error_type TEXT, error_message TEXT) WITHOUT ROWID;
+            BEGIN;
+            """
+        )
+        self.lines = 0
+
+    def close(self) -> None:
+        self._db.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self._path)
+
+    def _one(self, sql: str, *args: Any) -> Any:
+        row = self._db.execute(sql, args).fetchone()
+        return None if row is None else row[0]
 
     def add(self, data: dict[str, Any]) -> None:
         article_id = str(data.get("article_id") or "")
         sha = str(data.get("sha256") or "")
         if article_id:
-            self.owners[article_id.lower()] = (hash(str(data.get("source") or "")), _digest(sha))
+            self._db.execute(
+                "INSERT OR REPLACE INTO owners VALUES (?, ?, ?)",
+                (article_id.lower(), hash(str(data.get("source") or "")), _digest(sha)),
+            )
         if data.get("status") == "ok" and sha and article_id:
             key = _key(sha, data.get("model"), data.get("prompt_version"))
-            ids = self.done.get(key)
-            if ids is None or ids == article_id:
-                self.done[key] = article_id
-            elif isinstance(ids, set):
-                ids.add(article_id)
-            else:
-                self.done[key] = {ids, article_id}
+            self._db.execute("INSERT OR IGNORE INTO done VALUES (?, ?, ?, ?)", (*key, article_id))
             if not data.get("duplicate_of"):
-                self.first_id.setdefault(key, article_id)
+                self._db.execute("INSERT OR IGNORE INTO first VALUES (?, ?, ?, ?)", (*key, article_id))
 
     def is_done(self, key: _Key, article_id: str) -> bool:
-        ids = self.done.get(key)
-        return ids == article_id if isinstance(ids, str) else ids is not None and article_id in ids
+        sql = "SELECT 1 FROM done WHERE text = ? AND model = ? AND version = ? AND id = ?"
+        return self._one(sql, *key, article_id) is not None
+
+    def first_id(self, key: _Key) -> str | None:
+        first: str | None = self._one(
+            "SELECT id FROM first WHERE text = ? AND model = ? AND version = ?", *key
+        )
+        return first
 
     def claim(self, wanted: str, source: str, sha: str) -> str:
         """An id for the input ``source`` that no other input of this folder uses: ``wanted`` unless a
         different source with a different text holds it, else ``wanted-2``, ``wanted-3``, …"""
         candidate, n = wanted, 1
-        mine = (hash(source), _digest(sha))
+        mine, text = hash(source), _digest(sha)
         while True:
-            owner = self.owners.get(candidate.lower())
-            if owner is None or owner[0] == mine[0] or (sha and owner[1] == mine[1]):
-                self.owners[candidate.lower()] = mine
+            owner = self._db.execute("SELECT source, text FROM owners WHERE id = ?", (candidate.lower(),))
+            row = owner.fetchone()
+            if row is None or row[0] == mine or (sha and row[1] == text):
+                self._db.execute(
+                    "INSERT OR REPLACE INTO owners VALUES (?, ?, ?)", (candidate.lower(), mine, text)
+                )
                 return candidate
             n += 1
             suffix = f"-{n}"
             candidate = wanted[: MAX_ID_LENGTH - len(suffix)] + suffix
 
+    # this run: the id extracted for a text, and its outcome once done
+
+    def started(self, text: bytes) -> str | None:
+        started: str | None = self._one("SELECT id FROM run WHERE text = ?", text)
+        return started
+
+    def start(self, text: bytes, article_id: str) -> None:
+        self._db.execute("INSERT OR REPLACE INTO run VALUES (?, ?, 0, NULL, NULL)", (text, article_id))
+
+    def finish(self, text: bytes, article_id: str, error: ErrorInfo | None) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO run VALUES (?, ?, 1, ?, ?)",
+            (text, article_id, error.type if error else None, error.message if error else None),
+        )
+
+    def outcome(self, text: bytes) -> tuple[str, ErrorInfo | None] | None:
+        row = self._db.execute(
+            "SELECT id, finished, error_type, error_message FROM run WHERE text = ?", (text,)
+        )
+        found = row.fetchone()
+        if found is None or not found[1]:
+            return None
+        error = None if found[2] is None else ErrorInfo(type=found[2], message=found[3] or "")
+        return found[0], error
+
 
 def _read_index(path: Path) -> _Index:
-    index = _Index()
+    index = _Index(path.parent / INDEX_FILE)
     if not path.exists():
         return index
     with path.open("rb") as fh:
@@ -397,8 +450,10 @@ async def _extract_one(extractor: Extractor, article: Article) -> ArticleResult:
         )
 
 
+INDEX_FILE = ".index.sqlite"
+
 # What the project writes into a run folder (extractor.report.REPORT_FILE, extractor.digest.DIGEST_FILE).
-_OWN_FILES = (RESULTS_FILE, RUN_FILE, "report.html", "digest.json")
+_OWN_FILES = (RESULTS_FILE, RUN_FILE, INDEX_FILE, "report.html", "digest.json")
 
 
 def _input_files(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Path]:
@@ -474,9 +529,7 @@ async def _run(
     writer = ResultsWriter(out_dir)
     summary.repaired_bytes = writer.repaired_bytes
     index = _read_index(writer.path)
-    # This run's extractions by text: the id extracted, its result once done, copies waiting for it.
-    first_of: dict[bytes, str] = {}
-    outcome_of: dict[bytes, tuple[str, ErrorInfo | None]] = {}  # text -> (id, error or None if ok)
+    # Copies of a text whose extraction is still in flight (bounded by what is in flight).
     waiting: dict[bytes, list[Article]] = {}
     article_of: dict[asyncio.Task[ArticleResult], Article] = {}
     pending: set[asyncio.Task[ArticleResult]] = set()
@@ -501,7 +554,7 @@ async def _run(
             article = article_of.pop(task)
             result = task.result()
             error = None if result.status == "ok" else result.error or ErrorInfo(type="Error", message="")
-            outcome_of[_digest(article.sha256)] = (result.article_id, error)
+            index.finish(_digest(article.sha256), result.article_id, error)
             if result.status == "ok":
                 index.add(
                     result.model_dump(
@@ -540,18 +593,20 @@ async def _run(
                 summary.skipped += 1
                 emit(_skip_result(item, model, version), "skipped")
                 continue
-            first = first_of.get(text)
+            started = index.started(text)
+            first = started
             if first is None and not force:
-                first = index.first_id.get(key)
+                first = index.first_id(key)
             if first is not None and first != item.id:
-                if text in outcome_of:
-                    emit_copy(item, *outcome_of[text])
-                elif text in first_of:
+                outcome = index.outcome(text)
+                if outcome is not None:
+                    emit_copy(item, *outcome)
+                elif started is not None:
                     waiting.setdefault(text, []).append(item)
                 else:
                     emit(_duplicate_result(item, first, model, version), "duplicate")
                 continue
-            first_of[text] = item.id
+            index.start(text, item.id)
             task = asyncio.ensure_future(_extract_one(extractor, item))
             article_of[task] = item
             pending.add(task)
@@ -565,6 +620,7 @@ async def _run(
         for task in pending:
             task.cancel()
         writer.close()
+        index.close()
         await extractor.aclose()
     if index.lines:
         summary.compacted_lines = _compact(writer.path)

@@ -66,7 +66,10 @@ class ResponseCache:
     def __init__(self, directory: Path | str) -> None:
         self.directory = Path(directory)
         try:
-            self._cache = diskcache.Cache(str(self.directory), disk=_JSONDisk)
+            # A bounded sqlite page cache and no mmap: a run over many articles keeps a flat footprint.
+            self._cache = diskcache.Cache(
+                str(self.directory), disk=_JSONDisk, sqlite_cache_size=2**9, sqlite_mmap_size=0
+            )
         except (OSError, sqlite3.Error) as exc:
             raise CacheError(f"cannot open the response cache at {self.directory}: {exc}") from exc
 
