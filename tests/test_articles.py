@@ -495,6 +495,41 @@ def test_same_file_twice_is_loaded_once(tmp_path: Path) -> None:
     assert [a.id for a in articles(items)] == ["a"]
 
 
+def test_a_symlink_into_an_earlier_folder_is_not_loaded_again(tmp_path: Path) -> None:
+    first = write(tmp_path / "first" / "a.txt", "A.")
+    second = tmp_path / "second"
+    write(second / "b.txt", "B.")
+    (second / "link.txt").symlink_to(first)
+    (second / "dangling.txt").symlink_to(tmp_path / "missing.txt")
+    (second / "linked-dir").symlink_to(tmp_path / "first", target_is_directory=True)
+    assert [a.id for a in articles(load(tmp_path / "first", second))] == ["a", "b"]
+    assert [a.id for a in articles(load(second))] == ["b", "link"]
+
+
+def test_exclude_sees_resolved_paths_of_walked_files_only(tmp_path: Path) -> None:
+    named = write(tmp_path / "named.txt", "Named.")
+    write(tmp_path / "dir" / "keep.txt", "Keep.")
+    write(tmp_path / "dir" / "drop.txt", "Drop.")
+    asked: list[tuple[str, str]] = []
+
+    def exclude(real: str, folder: str) -> bool:
+        asked.append((real, folder))
+        return real.endswith("drop.txt") or real.endswith("named.txt")
+
+    items = list(load_articles([named, tmp_path / "dir"], exclude=exclude))
+    assert [a.id for a in articles(items)] == ["named", "keep"]
+    real_dir = os.path.realpath(tmp_path / "dir")
+    assert asked == [
+        (os.path.join(real_dir, "drop.txt"), real_dir),
+        (os.path.join(real_dir, "keep.txt"), real_dir),
+    ]
+
+
+def test_ids_can_be_left_for_the_caller_to_make_unique(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", '{"id": "x", "text": "1"}\n{"id": "x", "text": "2"}\n')
+    assert [a.id for a in articles(load_articles([path], unique_ids=False))] == ["x", "x"]
+
+
 def test_loading_streams_one_file_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for i in range(3):
         write(tmp_path / f"{i}.txt", f"Article {i}.")

@@ -193,6 +193,40 @@ def test_same_name_in_another_drop_gets_its_own_stable_id(tmp_path: Path) -> Non
     assert by_source == {"one": "story", "two": "story-2"}
 
 
+def test_one_text_under_one_name_in_two_folders_of_one_run(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    one = drop(tmp_path / "one", ["story"], text=lambda n: body("same"))
+    two = drop(tmp_path / "two", ["story", "other"], text=lambda n: body("same"))
+    fake = FakeModel().enqueue(answer())
+    run_batch([one, two], out, make(tmp_path, fake), reporter=quiet())
+    assert len(fake.history) == 1
+    first = {(Path(r["source"]).parent.name, r["article_id"], r["duplicate_of"]) for r in lines(out)}
+    assert first == {("one", "story", None), ("two", "story-2", "story"), ("two", "other", "story")}
+    again = FakeModel()
+    summary = run_batch([one, two], out, make(tmp_path, again), reporter=quiet())
+    assert summary.skipped == 3 and again.history == []
+    assert {(Path(r["source"]).parent.name, r["article_id"], r["duplicate_of"]) for r in lines(out)} == first
+
+
+def test_a_moved_file_keeps_its_id_and_a_renamed_one_is_a_duplicate(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    src = drop(tmp_path / "in", ["story"], text=lambda n: body("kept"))
+    run_batch([src], out, make(tmp_path, FakeModel().enqueue(answer())), reporter=quiet())
+    moved = tmp_path / "elsewhere"
+    moved.mkdir()
+    (src / "story.txt").rename(moved / "story.txt")
+    again = FakeModel()
+    summary = run_batch([moved], out, make(tmp_path, again), reporter=quiet())
+    assert again.history == [] and summary.skipped == 1
+    (moved / "story.txt").rename(moved / "renamed.txt")
+    summary = run_batch([moved], out, make(tmp_path, again), reporter=quiet())
+    assert again.history == [] and summary.duplicates == 1
+    assert [(r["article_id"], r["duplicate_of"]) for r in lines(out)] == [
+        ("story", None),
+        ("renamed", "story"),
+    ]
+
+
 def test_the_output_folder_is_never_read_back_as_input(tmp_path: Path) -> None:
     src = drop(tmp_path / "in", ["a", "b"])
     out = src / "out"  # inside the input folder
@@ -500,7 +534,9 @@ def test_run_json_of_a_crafted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     src = crafted_drop(tmp_path)
     out = tmp_path / "out"
     fake = FakeModel().enqueue(rich_answer(), answer(), TransportError("HTTP 503 after 6 attempts"))
-    monkeypatch.setattr(batch, "time", SimpleNamespace(perf_counter=FakeClock(), time=time.time))
+    monkeypatch.setattr(
+        batch, "time", SimpleNamespace(perf_counter=FakeClock(), time=time.time, monotonic=time.monotonic)
+    )
     summary = run_batch([src], out, make(tmp_path, fake), concurrency=1, reporter=quiet())
     data = run_json(out)
     expected = {
@@ -724,3 +760,32 @@ def test_the_scratch_index_is_removed_and_a_stale_one_is_rebuilt(tmp_path: Path)
     summary = run_batch([src], out, make(tmp_path, fake), reporter=quiet())
     assert (summary.skipped, len(fake.history)) == (3, 3)
     assert not (out / INDEX_FILE).exists()
+
+
+@pytest.mark.parametrize("slow_s", [60.0, -1.0], ids=["on the loop", "in a thread"])
+def test_inputs_come_in_order_with_each_text_stored_once_loaded(slow_s: float) -> None:
+    import threading
+
+    from extractor.articles import LoadError
+    from extractor.models import Article
+
+    items: list[Article | LoadError] = [Article.from_text(f"Text {i}.") for i in range(40)]
+    items.insert(7, LoadError(path="bad.txt", reason="empty file"))
+    prepared: list[tuple[str, bool]] = []
+
+    def prepare(article: Article) -> None:
+        prepared.append((article.text, threading.current_thread() is threading.main_thread()))
+
+    async def drain() -> list[Article | LoadError]:
+        source = batch._Inputs(iter(items), prepare, block=8, slow_s=slow_s)
+        got: list[Article | LoadError] = []
+        while (item := await source.next()) is not None:
+            got.append(item)
+        await source.aclose()
+        return got
+
+    assert asyncio.run(drain()) == items
+    assert [text for text, _ in prepared] == [a.text for a in items if isinstance(a, Article)]
+    on_loop = {on_main for _, on_main in prepared}
+    # A slow first block moves loading off the loop from the second block on.
+    assert on_loop == ({True} if slow_s > 0 else {True, False})

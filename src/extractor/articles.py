@@ -4,7 +4,8 @@ Inputs are files or folders. A folder is walked recursively in a stable order (e
 depth first, so the order is that of the sorted relative paths); hidden entries (name starting with ".")
 are skipped, symlinked folders inside it are not followed, and files with other extensions are ignored.
 A file named explicitly is always loaded, hidden or not; an unsupported extension or a missing path is a
-``LoadError``. The same file reached twice (e.g. named and inside a named folder) is loaded once.
+``LoadError``. The same file reached twice (e.g. named and inside a named folder) is loaded once; a
+symlink inside a folder to another file of that folder is an input of its own.
 
 Formats (extensions are case-insensitive):
 
@@ -38,7 +39,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,24 +103,34 @@ class DuplicateTracker:
         return len(self._first)
 
 
-def iter_input_files(paths: Iterable[str | Path]) -> Iterator[Path | LoadError]:
+def iter_input_files(
+    paths: Iterable[str | Path], *, exclude: Callable[[str, str], bool] | None = None
+) -> Iterator[Path | LoadError]:
     """Yield the files to load, in order: explicit paths as given (even if missing or unsupported, so
     ``load_file`` can report them), folders walked as the module docstring says. A folder that cannot
-    be listed is yielded as a ``LoadError``. Each file (by resolved path) is yielded once."""
-    seen: set[str] = set()
+    be listed is yielded as a ``LoadError``. A file already reached through an earlier path (the same
+    file, or one inside an earlier folder, compared by resolved path) is not yielded again.
+
+    ``exclude(real_path, real_folder)`` is asked about each file found by walking a folder; files named
+    explicitly are always yielded. Memory does not grow with the number of files."""
+    roots: list[str] = []  # resolved folders walked so far, each with a trailing separator
+    files: set[str] = set()  # resolved explicit files so far
     for given in paths:
         path = Path(given)
         if os.path.isdir(path):
-            items: Iterator[Path | LoadError] = _walk(path)
-        else:
-            items = iter((path,))
-        for item in items:
-            if isinstance(item, Path):
-                key = os.path.realpath(item)
-                if key in seen:
-                    continue
-                seen.add(key)
-            yield item
+            root = os.path.realpath(path)
+            if not _reached(root, roots, files):
+                yield from _walk(path, root, roots, files, exclude)
+            roots.append(os.path.join(root, ""))
+            continue
+        real = os.path.realpath(path)
+        if not _reached(real, roots, files):
+            yield path
+        files.add(real)
+
+
+def _reached(real: str, roots: list[str], files: set[str]) -> bool:
+    return real in files or any(real.startswith(root) or real + os.sep == root for root in roots)
 
 
 def load_file(path: str | Path) -> Iterator[Article | LoadError]:
@@ -157,18 +168,25 @@ def load_file(path: str | Path) -> Iterator[Article | LoadError]:
         yield from _load_json(path, data)
 
 
-def load_articles(paths: Iterable[str | Path]) -> Iterator[Article | LoadError]:
+def load_articles(
+    paths: Iterable[str | Path],
+    *,
+    exclude: Callable[[str, str], bool] | None = None,
+    unique_ids: bool = True,
+) -> Iterator[Article | LoadError]:
     """Stream the articles of files and folders (see the module docstring), one file at a time.
 
-    Yields every article with a sanitised id unique within this call, and a ``LoadError`` in place of
-    each input that could not be loaded. Never raises for bad input."""
-    ids = _UniqueIds()
-    for item in iter_input_files(paths):
+    Yields every article with a sanitised id, and a ``LoadError`` in place of each input that could not
+    be loaded. Never raises for bad input. Ids are made unique within this call unless ``unique_ids`` is
+    False (the caller then does it, as the batch runner does in its on-disk index: the set of ids taken
+    is the only state that grows with the number of articles). ``exclude``: see ``iter_input_files``."""
+    ids = _UniqueIds() if unique_ids else None
+    for item in iter_input_files(paths, exclude=exclude):
         if isinstance(item, LoadError):
             yield item
             continue
         for loaded in load_file(item):
-            if isinstance(loaded, Article):
+            if ids is not None and isinstance(loaded, Article):
                 unique = ids.claim(loaded.id)
                 if unique != loaded.id:
                     loaded = loaded.model_copy(update={"id": unique})
@@ -178,26 +196,45 @@ def load_articles(paths: Iterable[str | Path]) -> Iterator[Article | LoadError]:
 # --------------------------------------------------------------------------- walking
 
 
-def _walk(folder: Path) -> Iterator[Path | LoadError]:
+def _walk(
+    folder: Path,
+    real_folder: str,
+    roots: list[str],
+    files: set[str],
+    exclude: Callable[[str, str], bool] | None,
+    top: str | None = None,
+) -> Iterator[Path | LoadError]:
+    """The files under ``folder`` (whose resolved path is ``real_folder``), skipping what ``roots`` and
+    ``files`` already reached and what ``exclude`` refuses. Only symlinks are resolved one by one: any
+    other entry's resolved path is its folder's plus its name."""
+    top = real_folder if top is None else top
     try:
         with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda e: e.name)
+            # Names only (not DirEntry objects): a drop folder can hold very many files.
+            names = sorted(entry.name for entry in listing if not entry.name.startswith("."))
     except OSError as exc:
         yield LoadError(path=str(folder), reason=f"cannot list folder: {_os_reason(exc)}")
         return
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        path = folder / entry.name
+    for name in names:
+        path = folder / name
         try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-            is_file = entry.is_file()
+            mode = os.lstat(path).st_mode
+            link = stat.S_ISLNK(mode)
+            if link:
+                try:
+                    mode = os.stat(path).st_mode
+                except FileNotFoundError:
+                    continue  # a dangling symlink is not an input
         except OSError as exc:
             yield LoadError(path=str(path), reason=_os_reason(exc))
             continue
-        if is_dir:
-            yield from _walk(path)
-        elif is_file and Path(entry.name).suffix.lower() in SUPPORTED_SUFFIXES:
+        real = os.path.realpath(path) if link else os.path.join(real_folder, name)
+        if stat.S_ISDIR(mode):
+            if not link:
+                yield from _walk(path, real, roots, files, exclude, top)
+        elif stat.S_ISREG(mode) and os.path.splitext(name)[1].lower() in SUPPORTED_SUFFIXES:
+            if _reached(real, roots, files) or (exclude is not None and exclude(real, top)):
+                continue
             yield path
 
 
