@@ -94,3 +94,41 @@ def test_fake_model_history_records_requests(tmp_path: Path) -> None:
     with Extractor(Settings(use_cache=False, cache_dir=tmp_path), provider=fake) as ex:
         assert ex.extract(Article.from_text("Plain.", id="p")).status == "ok"
     assert [h["article_id"] for h in fake.history] == ["p"]
+
+
+def test_one_item_from_two_overlapping_chunks_is_kept_once_in_its_fuller_wording() -> None:
+    text = "Intro.\n\nMeloni said “no troops” in Paris. Leaders met in Paris.\n\nEnd."
+    middle = text.index("Meloni")
+    windows = [(0, len(text) - 5), (middle, len(text))]
+    first = wire.extraction(
+        quotes=[("no troops", "Meloni")],
+        events=[wire.event("Leaders met in Paris.")],
+        stances=[wire.stance("Meloni said “no troops”", holder="Meloni")],
+    )
+    second = wire.extraction(
+        quotes=[("no troops", "Giorgia Meloni")],
+        events=[
+            {**wire.event("Leaders met in Paris."), "summary": "Leaders met in Paris to discuss Ukraine."},
+            wire.event("Leaders met in Paris.", event_type="AGREE"),  # another event from the same clause
+        ],
+        stances=[
+            {**wire.stance("Meloni said “no troops”", holder="Giorgia Meloni"), "target": "sending troops"},
+            wire.stance("Meloni said “no troops”", holder="Italy"),  # another holder: kept
+        ],
+    )
+    events, quotes, stances, rejected = ground_extraction(
+        [ArticleExtraction.model_validate(first), ArticleExtraction.model_validate(second)],
+        text,
+        None,
+        windows,
+    )
+    assert rejected == []
+    assert [(q.text, q.speaker) for q in quotes] == [("no troops", "Giorgia Meloni")]
+    assert [(e.event_type, e.summary) for e in events] == [
+        ("CONSULT", "Leaders met in Paris to discuss Ukraine."),
+        ("AGREE", "Something happened."),
+    ]
+    assert [(s.holder, s.target) for s in stances] == [
+        ("Giorgia Meloni", "sending troops"),  # the fuller wording of the same stance
+        ("Italy", "deploying troops"),
+    ]

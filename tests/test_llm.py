@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,57 @@ def test_extract_many_yields_every_article(tmp_path: Path) -> None:
         results = list(ex.extract_many(articles, concurrency=3))
     assert sorted(r.article_id for r in results) == [a.id for a in articles]
     assert all(r.status == "ok" for r in results)
+
+
+class _SlowModel(FakeModel):
+    """Counts articles in flight; the article with id "boom" hits an unexpected bug."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = 0
+        self.peak = 0
+
+    async def complete(self, messages: list[dict[str, str]], *, key: str, article_id: str, check: Any) -> Any:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0.01)
+            if article_id == "boom":
+                raise RuntimeError("provider bug")
+            self.enqueue(wire.extraction())
+            return await super().complete(messages, key=key, article_id=article_id, check=check)
+        finally:
+            self.in_flight -= 1
+
+
+def test_extract_many_bounds_concurrency_and_isolates_a_failing_article(tmp_path: Path) -> None:
+    fake = _SlowModel()
+    ids = ["a0", "a1", "boom", "a3", "a4", "a5", "a6", "a7"]
+    articles = [Article.from_text(f"Text {i}.", id=i) for i in ids]
+    with Extractor(Settings(use_cache=False, cache_dir=tmp_path), provider=fake) as ex:
+        results = {r.article_id: r for r in ex.extract_many(articles, concurrency=3)}
+    assert sorted(results) == sorted(ids)
+    assert fake.peak == 3
+    failed = results.pop("boom")
+    assert failed.status == "error" and failed.error is not None
+    assert (failed.error.type, failed.error.message) == ("RuntimeError", "provider bug")
+    assert all(r.status == "ok" for r in results.values())
+
+
+def test_from_env_and_extract_of_plain_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXTRACTOR_MODEL", "model-from-env")
+    monkeypatch.setenv("EXTRACTOR_CACHE_DIR", str(tmp_path / "envcache"))
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    ex = Extractor.from_env(temperature=0.5)
+    got = (ex.settings.model, ex.settings.api_key, ex.settings.temperature)
+    assert got == ("model-from-env", "sk-env", 0.5)
+    assert ex.settings.cache_dir == tmp_path / "envcache"
+    ex.close()
+    fake = FakeModel().enqueue(ANSWER)
+    with Extractor(Settings(use_cache=False, cache_dir=tmp_path), provider=fake) as ex:
+        res = ex.extract(TEXT)
+    assert res.status == "ok" and res.quotes[0].text == "no troops"
+    assert TEXT[res.quotes[0].span.start : res.quotes[0].span.end] == "no troops"  # type: ignore[misc]
 
 
 async def test_aextract_in_the_callers_loop(tmp_path: Path) -> None:

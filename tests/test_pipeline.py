@@ -13,6 +13,8 @@ import respx
 from extractor import Article, Extractor, Settings
 from extractor.llm import OpenAIProvider
 from extractor.prompts import load_prompts
+from extractor.ratelimit import RateLimiter
+from extractor.transport import parse_retry_after
 from tests import wire
 
 ARTICLE = (
@@ -25,11 +27,19 @@ SECRET = "sk-test-SECRET-0123456789abcdefghij"
 
 
 class Sleeps:
+    """Simulated time: ``calls`` records the transport's retry waits; the limiter's waits only advance
+    ``now`` (a 429 pauses the shared limiter too, which would otherwise sleep for real)."""
+
     def __init__(self) -> None:
         self.calls: list[float] = []
+        self.now = 0.0
 
     async def __call__(self, seconds: float) -> None:
         self.calls.append(seconds)
+        self.now += seconds
+
+    async def limiter_sleep(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def make(tmp_path: Path, **overrides: Any) -> tuple[Extractor, Sleeps]:
@@ -41,7 +51,9 @@ def make(tmp_path: Path, **overrides: Any) -> tuple[Extractor, Sleeps]:
         **overrides,
     )
     sleeps = Sleeps()
-    return Extractor(settings, provider=OpenAIProvider(settings, sleep=sleeps)), sleeps
+    limiter = RateLimiter(window_safe=True, clock=lambda: sleeps.now, sleep=sleeps.limiter_sleep)
+    provider = OpenAIProvider(settings, sleep=sleeps, limiter=limiter)
+    return Extractor(settings, provider=provider), sleeps
 
 
 def good() -> dict[str, Any]:
@@ -111,6 +123,44 @@ def test_5xx_until_retries_run_out_gives_error_result(tmp_path: Path, article: A
 
 
 @respx.mock
+def test_backoff_without_retry_after_is_jittered_and_grows(tmp_path: Path, article: Article) -> None:
+    respx.post(wire.CHAT).mock(return_value=wire.error(503))
+    ex, sleeps = make(tmp_path, transport_attempts=6)
+    runs = []
+    for n in range(12):
+        sleeps.calls.clear()
+        ex.extract(Article.from_text(ARTICLE + f"run {n}", id=f"a{n}"))
+        assert len(sleeps.calls) == 5
+        runs.append(list(sleeps.calls))
+    ex.close()
+    # full jitter: uniform in [0, 0.5 * 2**n] (capped at 30 s), so the draws differ and the bound grows
+    assert len({tuple(r) for r in runs}) == len(runs)
+    for run in runs:
+        assert all(0 <= w <= min(30.0, 0.5 * 2 ** (i + 1)) for i, w in enumerate(run)), run
+    assert max(r[4] for r in runs) > max(r[0] for r in runs)
+
+
+@respx.mock
+def test_retries_stop_before_a_wait_would_pass_the_total_time_bound(tmp_path: Path, article: Article) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.error(429, {"retry-after": "250"}))
+    ex, sleeps = make(tmp_path, transport_attempts=6, transport_max_wait_s=300)
+    res = ex.extract(article)
+    ex.close()
+    assert route.call_count == 2 and sleeps.calls == [250.0]  # a second 250-s wait would end at 500 s
+    assert res.status == "error" and res.error is not None and "HTTP 429" in res.error.message
+
+
+def test_retry_after_as_seconds_milliseconds_or_http_date() -> None:
+    assert parse_retry_after(httpx.Headers({"retry-after": "7"})) == 7.0
+    assert parse_retry_after(httpx.Headers({"retry-after-ms": "250", "retry-after": "9"})) == 0.25
+    date = "Wed, 02 Dec 2026 12:00:30 GMT"
+    now = 1796212800.0  # 2026-12-02 12:00:00 UTC
+    assert parse_retry_after(httpx.Headers({"retry-after": date}), now=now) == 30.0
+    assert parse_retry_after(httpx.Headers({"retry-after": "soon"})) is None
+    assert parse_retry_after(httpx.Headers({})) is None
+
+
+@respx.mock
 def test_timeouts_and_connection_errors_are_retried(tmp_path: Path, article: Article) -> None:
     respx.post(wire.CHAT).mock(
         side_effect=[httpx.ReadTimeout("slow"), httpx.ConnectError("refused"), wire.ok(good())]
@@ -147,6 +197,37 @@ def test_schema_invalid_output_is_reasked_then_fails_clearly(tmp_path: Path, art
 
 
 @respx.mock
+def test_schema_invalid_output_is_reasked_with_the_error_then_ok(tmp_path: Path, article: Article) -> None:
+    bad = {"events": [], "quotes": [{"text": QUOTE}], "stances": []}  # quote without speaker and cue
+    route = respx.post(wire.CHAT).mock(side_effect=[wire.ok(bad), wire.ok(good())])
+    ex, _ = make(tmp_path)
+    res = ex.extract(article)
+    ex.close()
+    assert res.status == "ok" and [q.text for q in res.quotes] == [QUOTE]
+    reask = json.loads(route.calls[1].request.content)["messages"][-1]["content"]
+    assert "quotes.0.speaker" in reask and "Field required" in reask
+    assert res.usage.http_calls == 2 and res.usage.prompt_tokens == 200
+
+
+@respx.mock
+def test_schema_errors_in_a_reask_are_capped(tmp_path: Path, article: Article) -> None:
+    bad = {"events": [], "stances": [], "quotes": [{"text": f"q{i}"} for i in range(300)]}  # 600 errors
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(bad))
+    ex, _ = make(tmp_path, reasks=3, reask_max_listed=10)
+    res = ex.extract(article)
+    ex.close()
+    assert res.status == "error" and res.error is not None and res.error.type == "ParseError"
+    assert route.call_count == 4
+    sent = [json.loads(c.request.content)["messages"] for c in route.calls]
+    assert [len(m) for m in sent] == [2, 4, 4, 4]  # prompt + only the latest failed answer and its errors
+    assert len({json.dumps(m) for m in sent[1:]}) == 1
+    errors = [m[-1]["content"] for m in sent[1:]]
+    for error in errors:
+        assert "600 schema errors; the first 10:" in error and "(and 590 more" in error
+        assert len(error) < 1500, len(error)
+
+
+@respx.mock
 def test_invented_quote_is_reasked_then_rejected_with_reason(tmp_path: Path, article: Article) -> None:
     invented = good()
     invented["quotes"].append({"text": "Italy will never send troops", "speaker": "Meloni", "cue": None})
@@ -161,7 +242,8 @@ def test_invented_quote_is_reasked_then_rejected_with_reason(tmp_path: Path, art
     assert len(res.rejected) == 1
     rejected = res.rejected[0]
     assert rejected.kind == "quote" and rejected.field == "text"
-    assert rejected.item["text"] == "Italy will never send troops" and rejected.reason
+    assert rejected.item["text"] == "Italy will never send troops"
+    assert rejected.reason.startswith("not in the article"), rejected.reason
     ex.close()
 
 
@@ -222,6 +304,27 @@ def test_cache_hit_makes_no_http_call_and_regrounds(tmp_path: Path, article: Art
     assert second.usage.http_calls == 0
     assert second.quotes == first.quotes and second.events == first.events
     ex.close()
+
+
+@respx.mock
+def test_a_cache_hit_is_grounded_again_against_the_article(tmp_path: Path, article: Article) -> None:
+    """Cached answers are re-parsed and re-grounded, so a validator change applies to old answers."""
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(good()))
+    ex, _ = make(tmp_path)
+    ex.extract(article)
+    assert ex.cache is not None
+    [key] = ex.request_keys(article)
+    entry = ex.cache.get(key)
+    assert entry is not None
+    entry["extraction"]["quotes"].append({"text": "Italy will send troops", "speaker": "Meloni", "cue": None})
+    entry["extraction"]["quotes"][0]["text"] = "Italy's position is unchanged,"  # straight apostrophe
+    ex.cache.set(key, entry)
+    res = ex.extract(article)
+    ex.close()
+    assert route.call_count == 1 and res.cache_hit and res.usage.http_calls == 0
+    assert [(q.text, q.span.status) for q in res.quotes] == [("Italy's position is unchanged,", "normalized")]
+    assert [(r.kind, r.item["text"]) for r in res.rejected] == [("quote", "Italy will send troops")]
+    assert res.rejected[0].reason.startswith("not in the article")
 
 
 @respx.mock

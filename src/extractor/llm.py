@@ -4,11 +4,12 @@
 validated ``ArticleExtraction`` with its usage. What happens on failure:
 
 - transport (429, 5xx, timeouts, connection errors): retried below the openai client by
-  extraction.transport.RetryingTransport (openai's own retries are off);
+  extractor.transport.RetryingTransport (openai's own retries are off);
 - schema / JSON errors, and grounding failures reported by the caller's ``check``: re-asked by instructor
-  (``max_retries=settings.reasks``; the failures travel in the validation ``context=``). If only grounding
-  failures remain after the last re-ask, the last answer is returned anyway and the caller rejects the
-  ungrounded items — they are never silently dropped;
+  (``max_retries=settings.reasks``; the failures travel in the validation ``context=``). A re-ask lists
+  at most ``reask_max_listed`` failures and carries only the latest failed answer, so its size is capped.
+  If only grounding failures remain after the last re-ask, the last answer is returned anyway and the
+  caller rejects the ungrounded items — they are never silently dropped;
 - ``finish_reason == "length"``: one retry with ``settings.max_tokens_retry``, then TruncatedOutputError.
 """
 
@@ -112,6 +113,20 @@ def _only_grounding_failures(exc: BaseException | None) -> bool:
     return all(GROUNDING_ERROR_PREFIX in str(err.get("msg", "")) for err in exc.errors())
 
 
+def _keep_last_reask_only(*_: Any, **kwargs: Any) -> None:
+    """Before each attempt: keep the prompt and only the latest failed answer with its errors.
+
+    instructor appends (answer, errors) for every re-ask; without this the context grows with each one.
+    The list is trimmed in place because it is the very list instructor is about to send.
+    """
+    messages = kwargs.get("messages")
+    if not isinstance(messages, list):
+        return
+    first_user = next((i for i, m in enumerate(messages) if m.get("role") == "user"), None)
+    if first_user is not None and len(messages) > first_user + 3:
+        del messages[first_user + 1 : -2]
+
+
 def _explain_status(exc: openai.APIStatusError, endpoint: str) -> str:
     status = exc.status_code
     detail = exc.message.splitlines()[0][:300] if exc.message else ""
@@ -159,6 +174,7 @@ class OpenAIProvider:
             max_retries=0,
         )
         self._client = instructor.from_openai(self._openai, mode=MODES[settings.mode])
+        self._client.on("completion:kwargs", _keep_last_reask_only)
 
     async def aclose(self) -> None:
         await self._openai.close()

@@ -14,7 +14,15 @@ import datetime as dt
 import hashlib
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
 
 __all__ = [
     "EVENT_TYPES",
@@ -168,6 +176,28 @@ class ArticleExtraction(BaseModel):
     events: list[Event]
     quotes: list[Quote]
     stances: list[Stance]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _capped(
+        cls, data: Any, handler: ModelWrapValidatorHandler[ArticleExtraction], info: ValidationInfo
+    ) -> ArticleExtraction:
+        """In a re-ask (``max_listed`` in the context), list at most ``max_listed`` schema errors so the
+        error sent back to the model stays small however broken the answer was."""
+        try:
+            return handler(data)
+        except ValidationError as exc:
+            context = info.context if isinstance(info.context, dict) else {}
+            listed = int(context.get("max_listed", 0))
+            errors = exc.errors(include_url=False, include_input=False)
+            if not listed or len(errors) <= listed:
+                raise
+            lines = [f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}"[:200] for e in errors[:listed]]
+            raise ValueError(
+                f"{len(errors)} schema errors; the first {listed}:\n"
+                + "\n".join(lines)
+                + f"\n(and {len(errors) - listed} more of the same kinds)"
+            ) from None
 
     @model_validator(mode="after")
     def _grounded(self, info: ValidationInfo) -> ArticleExtraction:

@@ -26,11 +26,13 @@ from extractor.models import (
     ArticleExtraction,
     ArticleResult,
     ErrorInfo,
+    Event,
     GroundedEvent,
     GroundedQuote,
     GroundedStance,
     Rejected,
     Span,
+    Stance,
     Usage,
 )
 from extractor.prompts import PromptSet, load_prompts
@@ -110,7 +112,8 @@ def ground_extraction(
     """Ground every quote text and event/stance evidence in ``source``; split kept from rejected.
 
     ``windows`` gives the (start, end) of the chunk each extraction came from, so an item is placed in
-    its own chunk; the same item from two overlapping chunks is kept once."""
+    its own chunk. Items from two overlapping chunks at the same span are one item, kept once in its
+    fuller wording: quotes by span, events by span and type, stances by span, polarity and holder."""
     idx = index or SourceIndex(source)
     events: list[GroundedEvent] = []
     quotes: list[GroundedQuote] = []
@@ -118,6 +121,7 @@ def ground_extraction(
     rejected: list[Rejected] = []
     rejected_seen: set[str] = set()
     placed: set[tuple[str, int, int]] = set()
+    by_span: dict[tuple[str, int, int, str], tuple[int, int]] = {}  # -> (chunk, position in its list)
 
     def place(
         kind: str,
@@ -146,10 +150,20 @@ def ground_extraction(
         if (fingerprint, g.start, g.end) in placed:
             return  # the same item at the same place: an overlap duplicate
         placed.add((fingerprint, g.start, g.end))
-        out.append(cls(**item.model_dump(), span=_span(g)))
+        grounded = cls(**item.model_dump(), span=_span(g))
+        same = (kind, g.start, g.end, _identity(item))
+        earlier = by_span.get(same)
+        if earlier is not None and earlier[0] != chunk:
+            if _fullness(grounded) > _fullness(out[earlier[1]]):
+                out[earlier[1]] = grounded
+            return
+        by_span.setdefault(same, (chunk, len(out)))
+        out.append(grounded)
 
     starts = [w[0] for w in windows] if windows is not None else None
+    chunk = 0
     for n, extraction in enumerate(extractions):
+        chunk = n
         start_at = starts[n] if starts is not None else 0
         taken: dict[tuple[str, str], set[tuple[int, int]]] = {}
         for event in extraction.events:
@@ -159,6 +173,24 @@ def ground_extraction(
         for stance in extraction.stances:
             place("stance", "evidence", stance, stance.evidence, stances, GroundedStance, start_at, taken)
     return events, quotes, stances, rejected
+
+
+def _identity(item: BaseModel) -> str:
+    """What, besides the span, makes two items one: a quote has one speaker; an event its type; a
+    stance its polarity and holder (by last word, so "Meloni" and "Giorgia Meloni" are one holder)."""
+    if isinstance(item, Event):
+        return item.event_type
+    if isinstance(item, Stance):
+        words = item.holder.casefold().split()
+        return f"{item.polarity}:{words[-1] if words else ''}"
+    return ""
+
+
+def _fullness(item: BaseModel) -> tuple[int, int]:
+    """Which of two wordings of one item says more: non-empty fields, then characters."""
+    values = [v for k, v in item.model_dump().items() if k != "span"]
+    filled = [v for v in values if v not in (None, "", [])]
+    return len(filled), sum(len(str(v)) for v in filled)
 
 
 def _grounding_check(index: SourceIndex) -> Any:
@@ -248,7 +280,7 @@ class Extractor:
         return [self._answer_key(article, w, i, len(windows))[1] for i, w in enumerate(windows, start=1)]
 
     async def aextract(self, article: Article | str) -> ArticleResult:
-        """Extract one article. LLM failures give an error result; only ConfigError is raised."""
+        """Extract one article. Any failure gives an error result; only ConfigError is raised."""
         if isinstance(article, str):
             article = Article.from_text(article)
         started = time.perf_counter()
@@ -288,6 +320,8 @@ class Extractor:
         except ExtractorError as exc:
             spent = exc.usage if isinstance(exc.usage, Usage) else Usage()
             return self._error_result(article, exc, usage + spent, model, started, len(windows))
+        except Exception as exc:  # an unexpected failure in one article must not end extract_many
+            return self._error_result(article, exc, usage, model, started, len(windows))
         return ArticleResult(
             article_id=article.id,
             source=article.source,

@@ -8,7 +8,8 @@ wraps the real one (or the replay/recording transports of extractor.replay):
 - waits for the shared ``RateLimiter`` before each attempt and feeds it every response's headers;
 - retries 408/409/429/5xx responses, timeouts and connection errors with tenacity: ``retry-after-ms`` /
   ``Retry-After`` when the server sends one, otherwise exponential backoff with full jitter; bounded by
-  attempts and by total time. After the last attempt the last response (or error) goes up unchanged.
+  attempts and by total time (a retry whose wait would end past ``max_wait_s`` is not made). After the
+  last attempt the last response (or error) goes up unchanged.
 - counts HTTP calls into the ``CallStats`` of the current article (a context variable).
 """
 
@@ -28,8 +29,6 @@ from tenacity import (
     AsyncRetrying,
     RetryCallState,
     retry_if_exception_type,
-    stop_after_attempt,
-    stop_after_delay,
     wait_random_exponential,
 )
 
@@ -143,6 +142,11 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             return min(exc.retry_after, self.max_wait_s)
         return float(self._backoff(state))
 
+    def _stop(self, state: RetryCallState) -> bool:
+        # idle_for counts the waits already slept, so the bound holds with an injected (fake) sleep too.
+        elapsed = max(state.seconds_since_start or 0.0, state.idle_for)
+        return state.attempt_number >= self.attempts or elapsed + state.upcoming_sleep > self.max_wait_s
+
     async def _send_once(self, request: httpx.Request, tokens: int) -> httpx.Response:
         stats = _CALLS.get()
         sent_at = await self.limiter.acquire(tokens) if self.limiter is not None else None
@@ -178,7 +182,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
                 stats.waits.append(state.next_action.sleep)
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.max_wait_s),
+            stop=self._stop,
             wait=self._wait,
             retry=retry_if_exception_type((_RetryableResponse, *_RETRY_EXCEPTIONS)),
             before_sleep=note_wait,
