@@ -14,8 +14,11 @@ benchmarks/out/bench_batch.json):
    TPM limit on either side); 429s counted by the server. Next to it a naive sequential instructor loop
    over the same articles, measured on a few and projected to N. The full run adds a sustained run
    longer than the server's 60-s window, where a token bucket that starts full can overrun it.
+   A third run adds a 600,000 tokens/min limit on both sides, so the TPM term of the ceiling
+   min(RPM/60, TPM/60/tokens-per-article, concurrency/latency) binds.
 2. a cold fill of the cache at 0 latency, then a warm re-run of the same articles into a new folder with
-   the server stopped (so every answer must come from the cache), and a skip re-run into the same folder.
+   the server stopped (so every answer must come from the cache), a skip re-run into the same folder,
+   and 10 new articles dropped on top of the ones done (must cost exactly 10 HTTP calls).
 3. peak RSS growth (and tracemalloc peak) of the warm path for a small and a large drop, each in a fresh
    process: results stream to disk, so the ratio should be near 1, not near the size ratio.
 4. faults: the server fails 30 % of first attempts (429 with Retry-After, 500, 503, a timeout, malformed
@@ -78,15 +81,17 @@ class Sizes:
     memory_small: int  # the small drop of the memory comparison (the large one is ``warm``)
     memory_mid: int  # a middle point, to show where the curve flattens
     faults: int  # articles of the fault run and of its fault-free twin
+    tpm_bound: int  # articles of the run where the tokens/min limit binds
 
 
-FULL = Sizes(
-    throughput=500, naive=20, sustained=1200, warm=10_000, memory_small=1_000, memory_mid=4_000, faults=200
-)
-QUICK = Sizes(throughput=100, naive=5, sustained=0, warm=1_000, memory_small=100, memory_mid=400, faults=50)
+# throughput, naive, sustained, warm, memory_small, memory_mid, faults, tpm_bound
+FULL = Sizes(500, 20, 1200, 10_000, 1_000, 4_000, 200, 300)
+QUICK = Sizes(100, 5, 0, 1_000, 100, 400, 50, 60)
+NEW_ON_TOP = 10  # new articles dropped on top of the ``warm`` ones already done
 
 LATENCY_S = 1.5
 RPM = 600
+TPM = 600_000  # the tokens/min-bound run: ~2,900 tokens/article makes this ~3.4 articles/s, below RPM/60
 CONCURRENCY = 32
 FILL_CONCURRENCY = 64
 FAULT_RATE = 0.3
@@ -377,17 +382,39 @@ def sustained(work: Path, paths: Sequence[Path]) -> dict[str, Any]:
     return _rate_figures(run, stats, len(paths)) | {"limiter": dict(limiter.stats())}
 
 
-def _rate_figures(run: Batch, stats: dict[str, Any], n: int) -> dict[str, Any]:
+def tpm_bound(work: Path, paths: Sequence[Path]) -> dict[str, Any]:
+    """The same setup with a tokens/min limit (server and client) that binds before the RPM one."""
+    with fake_server("--latency", str(LATENCY_S), "--rpm", str(RPM), "--tpm", str(TPM)) as server:
+        config = settings(server.port, work / "cache-tpm", concurrency=CONCURRENCY, rpm=RPM, tpm=TPM)
+        limiter = RateLimiter(rpm=RPM, tpm=TPM, window_safe=True)
+        run = batch(paths, work / "out-tpm", config, limiter=limiter)
+        stats = server.stats()
+    return _rate_figures(run, stats, len(paths), tpm=TPM) | {
+        "limiter": dict(limiter.stats()),
+        "server_tokens": stats["tokens"]["total"],
+    }
+
+
+def _rate_figures(run: Batch, stats: dict[str, Any], n: int, tpm: int | None = None) -> dict[str, Any]:
     s = run.summary
-    ceiling = min(RPM / 60.0, CONCURRENCY / LATENCY_S)  # no TPM limit: that term is infinite
     tokens = s.prompt_tokens + s.completion_tokens
+    per_article = tokens / max(1, s.ok)
+    terms = {
+        "rpm": RPM / 60.0,
+        "tpm": tpm / 60.0 / per_article if tpm else float("inf"),  # no TPM limit: that term is infinite
+        "concurrency": CONCURRENCY / LATENCY_S,
+    }
+    ceiling = min(terms.values())
     # A bucket holding burst_seconds (2 s) of refill lets that many requests go at t=0.
-    burst = max(1.0, RPM / 60.0 * 2.0)
+    burst = max(1.0, ceiling * 2.0)
     return {
         "articles": n,
         "wall_s": round(run.wall_s, 3),
         "articles_per_s": round(run.rate, 3),
         "ceiling_per_s": round(ceiling, 3),
+        "ceiling_terms_per_s": {k: (None if v == float("inf") else round(v, 3)) for k, v in terms.items()},
+        "binding": min(terms, key=lambda k: terms[k]),
+        "tpm": tpm,
         "ratio": round(run.rate / ceiling, 4),
         "finite_run_bound_s": round((n - burst) / ceiling + LATENCY_S, 2),
         "server_requests": stats["requests"],
@@ -406,12 +433,19 @@ WARM_REPEATS = 3
 
 
 def fill_and_rerun(
-    work: Path, folder: Path, small: Path, mid: Path, sizes: Sizes, profile: Path | None
+    work: Path,
+    folder: Path,
+    small: Path,
+    mid: Path,
+    sizes: Sizes,
+    profile: Path | None,
+    extra: Sequence[Path],
 ) -> dict[str, Any]:
     """Fill the cache cold at 0 latency, then warm re-runs (``WARM_REPEATS`` of them, each into a new
     folder: this machine's vCPUs are shared, so the median and the best are reported with the CPU time
     stolen by the hypervisor during each) and a skip re-run, server stopped, each in a fresh process;
-    then the memory of the warm path at three sizes."""
+    then the memory of the warm path at three sizes; last, ``extra`` new articles dropped on top of the
+    ones done."""
     n = sizes.warm
     cache = work / "cache-warm"
     with fake_server("--latency", "0") as server:
@@ -448,11 +482,13 @@ def fill_and_rerun(
         )
     if profile is not None:
         _child(folder, work / "out-profiled", cache, port, mode="profile", profile=profile)
+    on_top = _new_on_top(folder, work / "out-warm-0", cache, extra)
     first, last = memory[0], memory[-1]
     return {
         "fill": fill,
         "warm": warm,
         "skip": skip,
+        "new_on_top": on_top,
         "memory": {
             "points": memory,
             "rss_ratio": round(last["rss_growth_mb"] / first["rss_growth_mb"], 2)
@@ -462,6 +498,24 @@ def fill_and_rerun(
             if first["tracemalloc_peak_mb"]
             else None,
         },
+    }
+
+
+def _new_on_top(folder: Path, out_dir: Path, cache: Path, extra: Sequence[Path]) -> dict[str, Any]:
+    """Drop ``extra`` new articles into ``folder`` (all done in ``out_dir``) and run again, live."""
+    link_subset(extra, folder)
+    with fake_server("--latency", "0") as server:
+        run = batch([folder], out_dir, settings(server.port, cache, concurrency=CONCURRENCY))
+        stats = server.stats()
+    s = run.summary
+    return {
+        "new": len(extra),
+        "done_before": s.skipped,
+        "wall_s": round(run.wall_s, 3),
+        "http_calls": s.http_calls,
+        "server_requests": stats["requests"],
+        "extracted": s.ok,
+        "check": run.check,
     }
 
 
@@ -662,7 +716,8 @@ def render(results: dict[str, Any]) -> str:
             f"run_batch, {t['articles']} articles, {LATENCY_S:g} s latency, {RPM} RPM server + client, "
             f"concurrency {CONCURRENCY}",
             f"{t['articles_per_s']:.2f} articles/s ({t['wall_s']:.1f} s)",
-            f"ceiling {t['ceiling_per_s']:.2f}/s = min({RPM}/60, {CONCURRENCY}/{LATENCY_S:g}); no TPM limit",
+            f"ceiling {t['ceiling_per_s']:.2f}/s = min(RPM {RPM}/60, TPM ∞ (no limit), "
+            f"concurrency {CONCURRENCY}/{LATENCY_S:g})",
             f"ratio **{t['ratio']:.3f}** (target ≥ 0.95); {t['server_429']} × 429; "
             f"{t['tokens_per_article']:.0f} tokens/article (a TPM limit binds below "
             f"{t['tpm_needed_at_ceiling']:,}); intact {_yes(t['check']['intact'])}",
@@ -688,6 +743,20 @@ def render(results: dict[str, Any]) -> str:
                 f"intact {_yes(s['check']['intact'])}",
             )
         )
+    tb = results["tpm_bound"]
+    terms = tb["ceiling_terms_per_s"]
+    rows.append(
+        (
+            f"run_batch, {tb['articles']} articles, same setup + {TPM:,} TPM server + client",
+            f"{tb['articles_per_s']:.2f} articles/s ({tb['wall_s']:.1f} s)",
+            f"ceiling {tb['ceiling_per_s']:.2f}/s = min(RPM {terms['rpm']:.2f}, TPM {TPM:,}/60/"
+            f"{tb['tokens_per_article']:.0f} tokens = {terms['tpm']:.2f}, "
+            f"concurrency {terms['concurrency']:.2f})",
+            f"ratio **{tb['ratio']:.3f}** ({tb['binding']} binds); {tb['server_429']} × 429; intact "
+            f"{_yes(tb['check']['intact'])}",
+        )
+    )
+    on_top = results["rerun"]["new_on_top"]
     rows += [
         (
             f"cold fill, {fill['articles']:,} articles, 0 latency, no limit, concurrency {FILL_CONCURRENCY}",
@@ -711,6 +780,13 @@ def render(results: dict[str, Any]) -> str:
             f"{skip['articles_per_s']:.0f} articles/s ({skip['wall_s']:.2f} s)",
             "manifest skip",
             f"{skip['skipped']:,} skipped; results.jsonl still intact {_yes(skip['check']['intact'])}",
+        ),
+        (
+            f"{on_top['new']} new articles dropped on top of {on_top['done_before']:,} done",
+            f"{on_top['http_calls']} HTTP calls ({on_top['wall_s']:.2f} s)",
+            f"want {on_top['new']} calls",
+            f"{on_top['extracted']} extracted, {on_top['done_before']:,} skipped; intact "
+            f"{_yes(on_top['check']['intact'])}",
         ),
         (
             "peak RSS growth over the warm path, "
@@ -763,6 +839,8 @@ def correctness_problems(results: dict[str, Any]) -> list[str]:
     }
     if "sustained" in results:
         runs["sustained"] = results["sustained"]["check"]
+    runs["tpm_bound"] = results["tpm_bound"]["check"]
+    runs["new_on_top"] = results["rerun"]["new_on_top"]["check"]
     for i, repeat in enumerate(results["rerun"]["warm"]["repeats"]):
         runs[f"warm #{i + 1}"] = repeat["check"]
     problems = [
@@ -772,6 +850,9 @@ def correctness_problems(results: dict[str, Any]) -> list[str]:
         child = results["rerun"][name]
         if child["http_calls"] or child["errors"]:
             problems.append(f"{name}: {child['http_calls']} HTTP calls, {child['errors']} errors (want 0)")
+    on_top = results["rerun"]["new_on_top"]
+    if on_top["http_calls"] != on_top["new"]:
+        problems.append(f"new on top: {on_top['http_calls']} HTTP calls for {on_top['new']} new articles")
     warm = results["rerun"]["warm"]
     if warm["cache_hits"] != warm["articles"]:
         problems.append(f"warm: {warm['cache_hits']} cache hits for {warm['articles']} articles")
@@ -799,7 +880,9 @@ def run(sizes: Sizes, work: Path, profile: Path | None = None) -> dict[str, Any]
         print(f"[{time.perf_counter() - step:7.1f} s] {message}", file=sys.stderr, flush=True)
 
     note(f"writing {sizes.warm:,} articles")
-    n_articles = max(sizes.warm, sizes.throughput, sizes.sustained, sizes.faults)
+    n_articles = max(
+        sizes.warm + NEW_ON_TOP, sizes.throughput, sizes.sustained, sizes.faults, sizes.tpm_bound
+    )
     paths = write_articles(work / "articles", n_articles)
     warm_folder = link_subset(paths[: sizes.warm], work / "warm")
     small_folder = link_subset(paths[: sizes.memory_small], work / "warm-small")
@@ -810,8 +893,11 @@ def run(sizes: Sizes, work: Path, profile: Path | None = None) -> dict[str, Any]
     if sizes.sustained:
         note(f"sustained: {sizes.sustained} articles at {RPM} RPM")
         results["sustained"] = sustained(work, paths[: sizes.sustained])
+    note(f"tokens/min-bound: {sizes.tpm_bound} articles at {TPM:,} TPM")
+    results["tpm_bound"] = tpm_bound(work, paths[: sizes.tpm_bound])
     note(f"cold fill + warm/skip re-runs + memory: {sizes.warm:,} and {sizes.memory_small:,} articles")
-    results["rerun"] = fill_and_rerun(work, warm_folder, small_folder, mid_folder, sizes, profile)
+    extra = paths[sizes.warm : sizes.warm + NEW_ON_TOP]
+    results["rerun"] = fill_and_rerun(work, warm_folder, small_folder, mid_folder, sizes, profile, extra)
     note(f"faults: {sizes.faults} articles")
     results["faults"] = faults(work, paths[: sizes.faults])
     note("done")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 from collections.abc import Sequence
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from extractor.digest import (
     build_digest,
     digest_html_section,
     load_aliases,
+    load_current_digest,
     render_digest_text,
     write_digest,
 )
@@ -134,10 +137,115 @@ def test_two_people_sharing_a_surname_stay_apart() -> None:
     assert {m.surface for m in ambiguous.mentions} == {"Smith", "Ms Smith"}
 
 
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("Alexander Smith", "Alexandra Smith"),
+        ("John Smith", "Joan Smith"),
+        ("Jean Smith", "Joan Smith"),
+        ("Daniel Smith", "Danielle Smith"),
+        ("Eric Smith", "Erica Smith"),
+        ("Paul Smith", "Paula Smith"),
+        ("Robert Smith", "Roberta Smith"),
+        ("Francis Smith", "Frances Smith"),
+        ("Louis Smith", "Louise Smith"),
+        ("Antoine Smith", "Antoinette Smith"),
+    ],
+)
+def test_similar_given_names_are_different_people(first: str, second: str) -> None:
+    # Surnames may differ in spelling (Smith/Smyth); given names may not merely look or sound alike.
+    for a, b in ((first, second), (first, second.replace("Smith", "Smyth"))):
+        digest = build_digest([res("a1", [ev([a])]), res("a2", [ev([b])]), res("a3", [ev([a, b])])])
+        one, other = entity_with(digest, a), entity_with(digest, b)
+        assert one.id != other.id, one.merges
+        assert (one.articles, other.articles) == (["a1", "a3"], ["a2", "a3"])
+        assert not one.merges and not other.merges
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "rule", "why"),
+    [
+        ("Steve Witkoff", "Steven Witkoff", "name-variant", "known given-name variants steve/steven"),
+        ("S. Witkoff", "Steve Witkoff", "initial", "initial s. of steve"),
+        ("Stephen Whitcoff", "Steve Witkoff", "name-variant+phonetic+similarity", "key=FTKF"),
+        ("Wolodymyr Zelensky", "Volodymyr Zelensky", "name-variant", "volodymyr/wolodymyr"),
+        ("Vladimir Zelenskiy", "Volodymyr Zelensky", "alias+phonetic+similarity", "vladimir/volodymyr"),
+        ("Eric Larsen", "Erik Larsen", "skeleton", "eric/erik share the skeleton erik"),
+    ],
+)
+def test_given_name_variants_initials_and_transliterations_merge_with_their_rule(
+    a: str, b: str, rule: str, why: str
+) -> None:
+    digest = build_digest([res("a1", [ev([a])]), res("a2", [ev([b])])])
+    person = entity_with(digest, a)
+    assert person.id == entity_with(digest, b).id and person.articles == ["a1", "a2"]
+    (record,) = person.merges
+    assert {record.surface, record.matched} == {a, b}
+    assert record.rule == rule and why in record.reason and 0.75 <= record.score <= 1
+
+
+def test_an_initial_that_fits_two_people_merges_with_neither() -> None:
+    digest = build_digest(
+        [
+            res("a1", [ev(["Steve Witkoff"])]),
+            res("a2", [ev(["Sarah Witkoff"])]),
+            res("a3", [ev(["S. Witkoff"])]),
+        ]
+    )
+    steve, sarah, initial = (entity_with(digest, n) for n in ("Steve Witkoff", "Sarah Witkoff", "S. Witkoff"))
+    assert len({steve.id, sarah.id, initial.id}) == 3
+    assert {x.target for x in initial.possible_same_as} == {steve.id, sarah.id}
+    assert any("ambiguous" in n for n in initial.notes)
+
+
+def test_a_bare_surname_never_attaches_to_a_full_name_from_another_article() -> None:
+    digest = build_digest(
+        [
+            res("a1", [ev(["John Smith", "Ana Lopez"])]),
+            res("a2", [ev(["Jane Smith"])]),
+            res("a3", [ev(["Smith"])]),
+            res("b1", [ev(["Mark Rutte"])]),
+            res("b2", [ev(["Rutte"])]),
+        ]
+    )
+    john, jane = entity_with(digest, "John Smith"), entity_with(digest, "Jane Smith")
+    assert john.id != jane.id and john.articles == ["a1"] and jane.articles == ["a2"]
+    bare = next(e for e in digest.entities if e.articles == ["a3"])
+    assert bare.id not in {john.id, jane.id} and bare.kind == "name"
+    assert {(x.target, x.rule) for x in bare.possible_same_as} == {
+        (john.id, "surname-ambiguous"),
+        (jane.id, "surname-ambiguous"),
+    }
+    # Even a surname with one full-name match in the whole corpus is only linked, never merged.
+    rutte = entity_with(digest, "Mark Rutte")
+    assert rutte.articles == ["b1"]
+    (bare_rutte,) = [e for e in digest.entities if e.articles == ["b2"]]
+    (link,) = bare_rutte.possible_same_as
+    assert (link.target, link.rule) == (rutte.id, "surname-in-other-article")
+    assert "named only in b1" in link.reason and "not merged" in link.reason
+    assert "Possibly the same (not merged):" in render_digest_text(digest)
+
+
+def test_quote_variants_still_group_a_bare_surname_speaker_with_its_only_full_name() -> None:
+    said = "We will keep supporting Ukraine for as long as it takes, whatever happens"
+    digest = build_digest(
+        [
+            res("a1", quotes=[qt(said, "Mark Rutte")]),
+            res("a2", quotes=[qt("We will keep supporting Ukraine for as long as it takes", "Rutte")]),
+            res("a3", quotes=[qt(said, "Jane Smith")]),
+            res("a4", quotes=[qt(said, "Smith")], events=[ev(["John Smith"])]),
+        ]
+    )
+    groups = {tuple(m.article_id for m in g.members): g for g in digest.quote_groups}
+    assert set(groups) == {("a1", "a2")}
+    assert "possibly the same person" in groups[("a1", "a2")].links[0].reason
+    assert entity_with(digest, "Rutte").id != entity_with(digest, "Mark Rutte").id
+
+
 def test_witkoff_spellings_merge_with_recorded_reasons() -> None:
     digest = build_digest(
         [
-            res("a1", [ev(["Steve Witkoff", "Jared Kushner"])]),
+            res("a1", [ev(["Steve Witkoff", "Jared Kushner"]), ev(["Witkoff"])]),
             res("a2", [ev(["Steve Vitkoff"])]),
             res("a3", [ev(["U.S. envoy Steve Whitcoff"])]),
             res("a4", [ev(["Witkoff"])]),
@@ -151,7 +259,11 @@ def test_witkoff_spellings_merge_with_recorded_reasons() -> None:
         "U.S. envoy Steve Whitcoff",
         "Witkoff",
     }
-    assert person.articles == ["a1", "a2", "a3", "a4"]
+    # "Witkoff" merges in a1, where Steve Witkoff is named; a4 names no Witkoff in full: a link, no merge.
+    assert person.articles == ["a1", "a2", "a3"]
+    (bare,) = [e for e in digest.entities if e.articles == ["a4"] and e.kind == "name"]
+    assert [(x.target, x.rule) for x in bare.possible_same_as] == [(person.id, "surname-in-other-article")]
+    assert "not merged" in bare.possible_same_as[0].reason
     phonetic = [r for r in person.merges if r.rule == "phonetic+similarity"]
     assert {r.surface for r in phonetic} | {r.matched for r in phonetic} >= {
         "Steve Witkoff",
@@ -162,7 +274,9 @@ def test_witkoff_spellings_merge_with_recorded_reasons() -> None:
         assert "jw=" in record.reason and "key=" in record.reason
         assert record.score >= 0.85
     assert any(r.rule == "title-stripped" and r.surface == "U.S. envoy Steve Whitcoff" for r in person.merges)
-    assert any(r.rule == "surname-of-unique" and r.surface == "Witkoff" for r in person.merges)
+    assert any(
+        r.rule == "surname-of-unique" and r.surface == "Witkoff" and "(a1)" in r.reason for r in person.merges
+    )
     assert entity_with(digest, "Jared Kushner").id != person.id
     # The envoy title names a country: an affiliation link, not a merge.
     assert [(link.target_name, link.relation) for link in person.linked_to] == [
@@ -188,8 +302,10 @@ def test_zelensky_variants_are_one_person_and_putin_is_not() -> None:
         "Zelensky",
         "Ukrainian President Volodymyr Zelenskyy",
         "Vladimir Zelenskiy",
-        "Zelenskyy",
     }
+    # a5 only says "Zelenskyy" (an alias of "Zelensky"): linked to the one full name, not merged.
+    (bare,) = [e for e in digest.entities if e.articles == ["a5"]]
+    assert (bare.kind, [x.target for x in bare.possible_same_as]) == ("name", [zelensky.id])
     rules = {r.surface: r.rule for r in zelensky.merges if r.rule != "title-stripped"}
     assert rules["Vladimir Zelensky"] == "alias"
     assert rules["Zelensky"] == "surname-of-unique"
@@ -228,6 +344,12 @@ def test_meloni_variants_merge_but_the_italian_government_is_only_linked() -> No
     assert ("Italian Prime Minister Giorgia Meloni", "title-stripped") in by_rule
     assert ("Meloni", "surname-of-unique") in by_rule
     assert ("Prime Minister Meloni", "title-stripped") in by_rule
+    # Merged where the article names her in full (a1, a2); a3 says only "Meloni": kept apart, but linked.
+    assert meloni.articles == ["a1", "a2"]
+    (bare,) = [e for e in digest.entities if e.kind == "name" and e.articles == ["a3"]]
+    assert [(x.target_name, x.rule) for x in bare.possible_same_as] == [
+        ("Giorgia Meloni", "surname-in-other-article")
+    ]
 
     government = entity_with(digest, "the Italian government")
     assert government.kind == "institution" and government.id != meloni.id
@@ -397,6 +519,7 @@ def test_stance_table_groups_holders_and_targets_and_flags_mixed_polarity() -> N
             ),
             res(
                 "a2",
+                [ev(["Giorgia Meloni"])],
                 stances=[st("Meloni", "deploying the Italian troops to Ukraine", "oppose", "rules out", 9)],
             ),
             res(
@@ -544,8 +667,146 @@ def test_html_section_escapes_everything() -> None:
     classes = {c for chunk in page.split('class="')[1:] for c in chunk.split('"', 1)[0].split()}
     assert classes and all(c == "dg" or c.startswith("dg-") for c in classes)
     assert "http" not in page and "<link" not in page and "<style" not in page
+    linked = digest_html_section(digest, {"<a1>": '"><script>x'})
+    assert (
+        "<script" not in linked
+        and '<a class="dg-art" href="#&quot;&gt;&lt;script&gt;x">&lt;a1&gt;</a>' in linked
+    )
     # A dict (digest.json as loaded) renders the same.
     assert digest_html_section(digest.model_dump(mode="json")) == page
+
+
+class _SectionParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.ids: set[str] = set()
+        self.hrefs: list[str] = []
+        self.details: dict[str, bool] = {}  # id -> open
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        self.tags.add(tag)
+        if a.get("id"):
+            self.ids.add(a["id"] or "")
+        if tag == "a" and a.get("href"):
+            self.hrefs.append(a["href"] or "")
+        if tag == "details":
+            self.details[a.get("id") or f"#{len(self.details)}"] = "open" in a
+
+
+def section_of(html_text: str) -> _SectionParser:
+    parser = _SectionParser()
+    parser.feed(html_text)
+    parser.close()
+    return parser
+
+
+def clustered_results() -> list[ArticleResult]:
+    return [
+        res(
+            "a1",
+            [
+                ev(
+                    ["Emmanuel Macron", "Keir Starmer"],
+                    date="2026-01-06",
+                    location="Paris",
+                    evidence="27 leaders",
+                )
+            ],
+        ),
+        res("a2", [ev(["Giorgia Meloni"], date_text="on January 6", location="the Elysee Palace")]),
+        res(
+            "a3",
+            [
+                ev(["Emmanuel Macron", "Keir Starmer"], location="Paris", evidence="Around 30 leaders met."),
+                ev(["Mark Rutte"], event_type="ACCUSE", date_text="March 3"),
+            ],
+        ),
+        res("a4", [ev(["Ana Lopez"], event_type="REJECT")]),
+    ]
+
+
+def test_text_summary_says_whether_a_conflict_is_compatible() -> None:
+    text = render_digest_text(build_digest(clustered_results()))
+    assert (
+        "conflict location: Paris (a1, a3); the Elysee Palace (a2) [compatible: same place once normalised]"
+        in text
+    )
+    assert "conflict date: --01-06 (a2); 2026-01-06 (a1) [compatible: dates differ only in" in text
+    assert "conflict count:leaders: 27 (a1); ~30 (a3) [disagree: reports give different numbers" in text
+
+
+def test_html_section_is_collapsible_and_links_articles_to_their_anchors() -> None:
+    digest = build_digest(clustered_results())
+    anchors = {"a1": "a1", "a2": "a2", "a3": "a3", "a4": "a4"}
+    page = digest_html_section(digest, anchors, note="rebuilt <because>")
+    parsed = section_of(page)
+    (multi,) = [c for c in digest.event_clusters if len(c.articles) > 1]
+    singles = [c for c in digest.event_clusters if len(c.articles) == 1]
+    assert len(singles) == 2
+    # Multi-article clusters are open details, one-article clusters are rows of one collapsed details.
+    assert parsed.details[f"dg-{multi.id}"] is True
+    assert all(f"dg-{c.id}" in parsed.ids and f"dg-{c.id}" not in parsed.details for c in singles)
+    assert [o for i, o in parsed.details.items() if i.startswith("#")] == [False]
+    assert parsed.details["dg-entities"] and parsed.details["dg-events"]
+    # Every link points at an anchor of the page: an article section or an element of the digest.
+    targets = {h[1:] for h in parsed.hrefs}
+    assert all(h.startswith("#") for h in parsed.hrefs)
+    assert targets <= parsed.ids | set(anchors.values())
+    assert set(anchors.values()) <= targets
+    assert '<a class="dg-art" href="#a2">a2#e0</a>' in page
+    assert '<p class="dg-note">rebuilt &lt;because&gt;</p>' in page
+    # Without anchors (an article not on the page) the id is plain text, never a dangling link.
+    bare = section_of(digest_html_section(digest))
+    assert not {h for h in bare.hrefs if h[1:] not in bare.ids}
+    assert "script" not in parsed.tags and "style" not in parsed.tags
+
+
+def test_write_digest_records_the_results_it_was_built_from(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with ResultsWriter(run) as writer:
+        writer.write(res("a1", [ev(["Ana Lopez"])]))
+    digest = Digest.model_validate_json(write_digest(run).read_text(encoding="utf-8"))
+    data = (run / "results.jsonl").read_bytes()
+    assert digest.source is not None
+    assert (digest.source.results_sha256, digest.source.results_bytes, digest.source.results) == (
+        hashlib.sha256(data).hexdigest(),
+        len(data),
+        1,
+    )
+    assert load_current_digest(run) == (digest, None)
+    # A torn last line (a run still writing) is not part of the fingerprint, as it is not read.
+    with (run / "results.jsonl").open("ab") as fh:
+        fh.write(b'{"article_id": "a2", "sou')
+    assert load_current_digest(run) == (digest, None)
+    with ResultsWriter(run) as writer:  # repairs the torn line, then appends
+        writer.write(res("a2", [ev(["Ben Ode"])]))
+    rebuilt, note = load_current_digest(run)
+    assert rebuilt is not None and rebuilt.articles == ["a1", "a2"]
+    assert note is not None and "built from 1 result(s)" in note and "rebuilt" in note
+    assert Digest.model_validate_json((run / "digest.json").read_text(encoding="utf-8")) == rebuilt
+    assert load_current_digest(run) == (rebuilt, None)
+    assert load_current_digest(tmp_path / "elsewhere") == (None, None)
+
+
+def test_a_stale_digest_is_rebuilt_with_the_aliases_it_recorded(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with ResultsWriter(run) as writer:
+        writer.write(res("a1", [ev(["The Boss"])]))
+    aliases = tmp_path / "aliases.toml"
+    aliases.write_text('[aliases]\n"The Boss" = "Bruce Springsteen"\n', encoding="utf-8")
+    write_digest(run, aliases_file=aliases)
+    aliases.unlink()  # the recorded table is used, not the file
+    with ResultsWriter(run) as writer:
+        writer.write(res("a2", [ev(["Bruce Springsteen"])]))
+    rebuilt, note = load_current_digest(run)
+    assert rebuilt is not None and note is not None and "recorded aliases" in note
+    assert entity_with(rebuilt, "The Boss").articles == ["a1", "a2"]
+    # A digest.json from before fingerprints (or unreadable) is rebuilt too.
+    (run / "digest.json").write_text('{"articles": []}', encoding="utf-8")
+    rebuilt, note = load_current_digest(run)
+    assert rebuilt is not None and rebuilt.articles == ["a1", "a2"] and note and "could not be read" in note
 
 
 # --------------------------------------------------------------------------- seeds

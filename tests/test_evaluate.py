@@ -8,6 +8,8 @@ import pytest
 from rich.console import Console
 
 from extractor.evaluate import (
+    DATE_OUTCOMES,
+    EVIDENCE_MIN_SHARE,
     EVIDENCE_OVERLAP,
     QUOTE_IOU,
     TARGET_JACCARD,
@@ -74,9 +76,13 @@ def gq(needle: str, speaker: str) -> GoldQuote:
     return GoldQuote(text=needle, speaker=speaker, start=start, end=end)
 
 
-def ge(needle: str, event_type: EventType = "CONSULT", date: str | None = None) -> GoldEvent:
+def ge(
+    needle: str, event_type: EventType = "CONSULT", date: str | None = None, date_text: str | None = None
+) -> GoldEvent:
     start, end = at(needle)
-    return GoldEvent(event_type=event_type, date=date, evidence=needle, start=start, end=end)
+    return GoldEvent(
+        event_type=event_type, date=date, date_text=date_text, evidence=needle, start=start, end=end
+    )
 
 
 def gs(holder: str, target: str, polarity: Polarity, needle: str) -> GoldStance:
@@ -103,12 +109,17 @@ def pq(where: tuple[int, int], speaker: str, status: SpanStatus = "exact") -> Gr
     return GroundedQuote(text=TEXT[where[0] : where[1]], speaker=speaker, cue=None, span=span(*where, status))
 
 
-def pe(where: tuple[int, int], event_type: EventType = "CONSULT", date: str | None = None) -> GroundedEvent:
+def pe(
+    where: tuple[int, int],
+    event_type: EventType = "CONSULT",
+    date: str | None = None,
+    date_text: str | None = None,
+) -> GroundedEvent:
     return GroundedEvent(
         summary="s",
         event_type=event_type,
         date=date,
-        date_text=None,
+        date_text=date_text,
         location=None,
         actors=[],
         evidence=TEXT[where[0] : where[1]],
@@ -284,6 +295,22 @@ def test_repeated_quote_may_match_any_occurrence_when_the_text_is_known() -> Non
         ("the Italian government", "the French government", False),
         ("the Prime Minister", "Meloni", False),
         ("the", "Meloni", False),
+        # Surname alone, initials, and descriptors before a title.
+        ("Smith", "Jane Smith", True),
+        ("G. Meloni", "Giorgia Meloni", True),
+        ("Italian Prime Minister Giorgia Meloni", "Giorgia Meloni", True),
+        ("French President Emmanuel Macron", "Macron", True),
+        ("Poland's Prime Minister", "Poland’s Prime Minister", True),
+        # Word subsets that are different names.
+        ("John Smith", "Jane Smith", False),
+        ("J. Smith", "Jane Smith", True),
+        ("John Smith", "Smith John", False),
+        ("the government", "the Italian government", False),
+        ("Italian officials", "officials", False),
+        ("Giorgia Meloni", "Giorgia Meloni's office", False),
+        ("Meloni", "Meloni's office", False),
+        ("Giorgia Meloni", "Giorgia", False),
+        ("Poland's Prime Minister", "the Prime Minister", False),
     ],
 )
 def test_names_match(a: str, b: str, same: bool) -> None:
@@ -294,6 +321,17 @@ def test_names_match(a: str, b: str, same: bool) -> None:
 def test_normalize_name() -> None:
     assert normalize_name("  The Prime Minister, Giorgia Meloni ") == ("giorgia", "meloni")
     assert normalize_name("the President") == ("president",)
+    assert normalize_name("Italian Prime Minister Giorgia Meloni") == ("giorgia", "meloni")
+    assert normalize_name("Poland’s Prime Minister") == ("poland",)
+    assert normalize_name("the Italian government") == ("italian", "government")
+
+
+def test_speaker_surname_matches_but_a_different_first_name_does_not() -> None:
+    gold = gold_article(quotes=[gq(QUOTE, "Giorgia Meloni"), gq(QUOTE2, "the Italian government")])
+    preds = [pq(at(QUOTE), "Meloni"), pq(at(QUOTE2), "the government")]
+    assert run(gold, result(preds)).totals.quotes.speaker.correct == 1
+    preds = [pq(at(QUOTE), "Alessandra Meloni"), pq(at(QUOTE2), "the Italian Government")]
+    assert run(gold, result(preds)).totals.quotes.speaker.correct == 1
 
 
 def test_speaker_accuracy_on_matched_quotes() -> None:
@@ -314,21 +352,89 @@ MEETING = "The leaders met in Paris on January 6 and agreed on a plan for monito
 @pytest.mark.parametrize(
     ("predicted", "gold", "outcome"),
     [
-        ("2026-01-06", "2026-01-06", "exact"),
-        (None, None, "exact"),
-        ("2026-01", "2026-01-06", "partial"),
-        ("2026", "2026-01-06", "partial"),
-        ("2026", "2026-01", "partial"),
+        ("2026-01-06", "2026-01-06", "correct"),
+        (None, None, "correct"),
+        ("2026-01", "2026-01-06", "compatible"),
+        ("2026", "2026-01-06", "compatible"),
+        ("2026", "2026-01", "compatible"),
         (None, "2026-01-06", "missing"),
-        ("2026-01-06", "2026-01", "overprecise"),
-        ("2026-01-06", None, "overprecise"),
-        ("2026-01-07", "2026-01-06", "conflicting"),
-        ("2025-01", "2026-01-06", "conflicting"),
-        ("2026-02-06", "2026-01", "conflicting"),
+        ("2026-01-06", "2026-01", "invented"),
+        ("2026-01-06", None, "invented"),
+        ("2026-01-07", "2026-01-06", "wrong"),
+        ("2025-01", "2026-01-06", "wrong"),
+        ("2026-02-06", "2026-01", "wrong"),
     ],
 )
 def test_classify_date(predicted: str | None, gold: str | None, outcome: str) -> None:
     assert classify_date(predicted, gold) == outcome
+
+
+@pytest.mark.parametrize(
+    ("predicted", "predicted_text", "gold_text", "outcome"),
+    [
+        (None, "January 6", "on January 6", "correct"),
+        (None, "On January 6,", "on January 6", "correct"),
+        (None, "on the 6th of January", "January 6", "correct"),
+        (None, "January 2026", "on January 6", "wrong"),
+        (None, "on 6 January", "6 January", "correct"),
+        (None, None, None, "correct"),
+        (None, "", None, "correct"),
+        (None, None, "on January 6", "missing"),
+        (None, "on January 7", "on January 6", "wrong"),
+        (None, "on January 6", None, "wrong"),
+        ("2026-01-06", "on January 6", "on January 6", "invented"),  # the text gives no year
+        ("2026", None, None, "invented"),
+    ],
+)
+def test_classify_date_for_a_null_gold_date_uses_date_text(
+    predicted: str | None, predicted_text: str | None, gold_text: str | None, outcome: str
+) -> None:
+    assert classify_date(predicted, None, predicted_text, gold_text) == outcome
+
+
+def test_date_text_is_not_scored_when_gold_has_a_date() -> None:
+    assert classify_date("2025-03", "2025-03", None, "in March 2025") == "correct"
+    assert classify_date("2025", "2025-03", "last year", "in March 2025") == "compatible"
+    assert classify_date(None, "2025-03", "in March 2025", "in March 2025") == "missing"
+
+
+def test_date_outcomes_counted_and_shown() -> None:
+    sentences = [
+        "The leaders met in Paris on January 6",
+        "agreed on a plan for monitoring the ceasefire",
+        "Emmanuel Macron said",
+        "Meloni opposes deploying Italian troops to Ukraine.",
+        "Macron supports a multinational force for Ukraine.",
+    ]
+    gold = gold_article(
+        events=[
+            ge(sentences[0], date=None, date_text="on January 6"),  # no year in the text
+            ge(sentences[1], date=None, date_text="on January 6"),
+            ge(sentences[2], date="2026-01"),
+            ge(sentences[3], date=None, date_text="on January 6"),
+            ge(sentences[4], date="2026-01-06"),
+        ]
+    )
+    preds = [
+        pe(at(sentences[0]), date=None, date_text="January 6"),  # correct: the text's own words
+        pe(at(sentences[1]), date="2026-01-06", date_text="on January 6"),  # invented: a year from outside
+        pe(at(sentences[2]), date="2026"),  # compatible
+        pe(at(sentences[3]), date=None, date_text=None),  # missing
+        pe(at(sentences[4]), date="2025-01-06"),  # wrong
+    ]
+    report = run(gold, result(events=preds))
+    date = report.totals.events.date
+    assert (date.correct, date.compatible, date.missing, date.invented, date.wrong) == (1, 1, 1, 1, 1)
+    assert (date.accuracy.correct, date.accuracy.total) == (1, 5)
+    assert date.compatible_accuracy.value == pytest.approx(2 / 5)
+    dumped = json.loads(report.model_dump_json())["totals"]["events"]["date"]
+    assert {k: dumped[k] for k in DATE_OUTCOMES} == dict.fromkeys(DATE_OUTCOMES, 1)
+    assert dumped["total"] == 5
+    text = render(render_table(report))
+    for outcome in DATE_OUTCOMES:
+        row = next(line for line in text.splitlines() if f"events dates {outcome} " in line)
+        assert "0.200 1/5" in row
+    assert flat_metrics(report)["events dates invented"] == pytest.approx(0.2)
 
 
 def test_event_type_and_date_accuracy() -> None:
@@ -342,32 +448,56 @@ def test_event_type_and_date_accuracy() -> None:
         ]
     )
     preds = [
-        pe(at(clause_consult), "CONSULT", "2026-01"),  # partial date
-        pe(at(clause_agree), "SUPPORT", "2026-01-06"),  # wrong type, exact date
+        pe(at(clause_consult), "CONSULT", "2026-01"),  # compatible date
+        pe(at(clause_agree), "SUPPORT", "2026-01-06"),  # wrong type, correct date
         pe(at("Emmanuel Macron said"), "OTHER", None),  # null = null
     ]
     events = run(gold, result(events=preds)).totals.events
     assert (events.matched.tp, events.matched.fp, events.matched.fn) == (3, 0, 0)
     assert (events.event_type.correct, events.event_type.total) == (2, 3)
-    assert (events.date.exact, events.date.partial) == (2, 1)
-    assert events.date.exact_accuracy.value == pytest.approx(2 / 3)
+    assert (events.date.correct, events.date.compatible) == (2, 1)
+    assert events.date.accuracy.value == pytest.approx(2 / 3)
     assert events.date.compatible_accuracy.value == 1.0
 
     wrong = run(gold, result(events=[pe(at(clause_consult), "CONSULT", "2025-09-04")])).totals.events
-    assert wrong.date.conflicting == 1
+    assert wrong.date.wrong == 1
     assert wrong.date.compatible_accuracy.value == 0.0
 
 
 def test_event_evidence_may_be_clause_or_sentence() -> None:
     clause = "agreed on a plan for monitoring the ceasefire"
+    assert len(clause) / len(MEETING) > 0.5
     gold = gold_article(events=[ge(clause, "AGREE")])
-    assert EVIDENCE_OVERLAP == 0.5
-    # The whole sentence contains the gold clause: IoU is low but the shorter span is fully covered.
+    assert EVIDENCE_OVERLAP == 0.5 and EVIDENCE_MIN_SHARE == 0.25
+    # The whole sentence contains the gold clause, which is over half of it: both spans half covered.
     sentence = run(gold, result(events=[pe(at(MEETING), "AGREE")])).totals.events
     assert sentence.matched.tp == 1
     # A different clause of the same sentence does not overlap the gold one.
     other = run(gold, result(events=[pe(at("The leaders met in Paris"), "AGREE")])).totals.events
     assert other.matched.tp == 0
+    # And the other way round: a predicted clause that is over half of the gold sentence.
+    gold_sentence = gold_article(events=[ge(MEETING, "AGREE")])
+    part = run(gold_sentence, result(events=[pe(at(clause), "AGREE")])).totals.events
+    assert part.matched.tp == 1
+
+
+def test_event_evidence_may_be_a_clause_but_not_a_word_or_two() -> None:
+    gold = gold_article(events=[ge(MEETING, "CONSULT")])
+    # A single word inside the gold sentence is fully covered by it, but covers a tiny part of it.
+    paris = at("Paris", nth=1)
+    assert at(MEETING)[0] < paris[0] < at(MEETING)[1]
+    one_word = run(gold, result(events=[pe(paris, "CONSULT")])).totals.events
+    assert (one_word.matched.tp, one_word.matched.fp, one_word.matched.fn) == (0, 1, 1)
+    # A clause of the gold sentence, under half of it but over a quarter, reports the same event.
+    clause = "The leaders met in Paris on January 6"
+    assert 0.25 < len(clause) / len(MEETING) < 0.5
+    assert run(gold, result(events=[pe(at(clause), "CONSULT")])).totals.events.matched.tp == 1
+    # A gold clause inside a predicted span more than four times its length does not match.
+    short = gold_article(events=[ge("The leaders met", "CONSULT")])
+    s, e = at(MEETING)
+    assert (e - s) / len("The leaders met") > 4
+    wide = run(short, result(events=[pe((s, e), "CONSULT")])).totals.events
+    assert wide.matched.tp == 0
 
 
 def test_same_evidence_events_pair_by_type() -> None:
@@ -443,7 +573,7 @@ def test_empty_gold_and_empty_predictions_score_one() -> None:
     for counts in (totals.quotes.exact, totals.quotes.overlap, totals.events.matched, totals.stances.strict):
         assert (counts.precision, counts.recall, counts.f1) == (1.0, 1.0, 1.0)
     assert totals.quotes.speaker.value is None
-    assert totals.events.date.exact_accuracy.value is None
+    assert totals.events.date.accuracy.value is None
     assert "n/a" in render(render_table(report))
 
 
@@ -552,7 +682,7 @@ def assert_perfect(report: EvalReport) -> None:
     for accuracy in (
         t.quotes.speaker,
         t.events.event_type,
-        t.events.date.exact_accuracy,
+        t.events.date.accuracy,
         t.stances.polarity,
     ):
         assert accuracy.value in (1.0, None)
@@ -574,8 +704,13 @@ def test_report_json_round_trip() -> None:
     report = run(full_gold(), result([pq(at(QUOTE), "Meloni")]))
     data = json.loads(report.model_dump_json())
     assert data["totals"]["quotes"]["exact"]["recall"] == 0.5
-    assert data["totals"]["events"]["date"]["exact_accuracy"]["value"] is None
-    assert data["thresholds"] == {"quote_iou": 0.5, "evidence_overlap": 0.5, "target_jaccard": 0.5}
+    assert data["totals"]["events"]["date"]["accuracy"]["value"] is None
+    assert data["thresholds"] == {
+        "quote_iou": 0.5,
+        "evidence_overlap": 0.5,
+        "evidence_min_share": 0.25,
+        "target_jaccard": 0.5,
+    }
     assert EvalReport.model_validate_json(report.model_dump_json()) == report
 
 
@@ -745,3 +880,115 @@ def test_project_gold_loads_and_matches_the_seeds() -> None:
 def test_project_gold_against_itself_is_perfect() -> None:
     gold = _real_gold()
     assert_perfect(evaluate([gold_as_result(g) for g in gold.values()], gold))
+
+
+# --------------------------------------------------------------------------- the eval command
+
+
+def two_runs(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A gold folder and two run folders: A gets every quote, B misses one of the two."""
+    gold_dir = tmp_path / "gold"
+    gold_dir.mkdir()
+    write_gold(gold_dir, full_gold())
+    run_a, run_b = tmp_path / "run_a", tmp_path / "run_b"
+    perfect = gold_as_result(full_gold())
+    with ResultsWriter(run_a) as writer:
+        writer.write(perfect)
+    with ResultsWriter(run_b) as writer:
+        writer.write(perfect.model_copy(update={"quotes": perfect.quotes[:1]}))
+    for folder in (run_a, run_b):
+        write_article_text(folder, SHA, TEXT)
+    return gold_dir, run_a, run_b
+
+
+def cli_row(text: str, metric: str) -> list[str]:
+    row = next(line for line in text.splitlines() if f" {metric} " in line)
+    return [cell.strip() for cell in row.strip("│┃ ").split("│")]
+
+
+def test_cli_eval_compare_shows_both_runs_and_the_delta(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from extractor import cli
+
+    monkeypatch.setenv("COLUMNS", "200")
+    gold_dir, run_a, run_b = two_runs(tmp_path)
+    argv = ["eval", str(run_a), "--gold", str(gold_dir), "--compare", str(run_b / "results.jsonl")]
+    assert cli.main([*argv, "--json", str(tmp_path / "scores.json")]) == 0
+    out = capsys.readouterr().out
+    assert cli_row(out, "quotes exact R") == ["quotes exact R", "1.000 2/2", "0.500 1/2", "-0.500"]
+    assert cli_row(out, "quotes exact P") == ["quotes exact P", "1.000 2/2", "1.000 1/1", "+0.000"]
+    assert cli_row(out, "events R") == ["events R", "1.000 3/3", "1.000 3/3", "+0.000"]
+    assert f"A: 1 gold articles ({run_a})" in out
+    assert f"B: 1 gold articles ({run_b / 'results.jsonl'})" in out
+    scores = json.loads((tmp_path / "scores.json").read_text(encoding="utf-8"))
+    assert scores["a"]["totals"]["quotes"]["exact"]["recall"] == 1.0
+    assert scores["b"]["totals"]["quotes"]["exact"]["recall"] == 0.5
+
+
+def test_cli_eval_per_article(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from extractor import cli
+
+    monkeypatch.setenv("COLUMNS", "250")
+    gold_dir, run_a, run_b = two_runs(tmp_path)
+    assert cli.main(["eval", str(run_b), "--gold", str(gold_dir)]) == 0
+    assert "Per article" not in capsys.readouterr().out
+    assert cli.main(["eval", str(run_b), "--gold", str(gold_dir), "--per-article"]) == 0
+    out = capsys.readouterr().out
+    assert "Per article" in out
+    row = next(line for line in out.splitlines() if line.split()[:1] == ["a1"])
+    assert row.split()[1] == "0.667"  # quote exact F1 of B: P = 1, R = 1/2
+    argv = ["eval", str(run_a), "--gold", str(gold_dir), "--compare", str(run_b), "--per-article"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "Per article, A" in out and "Per article, B" in out
+
+
+@pytest.mark.parametrize("problem", ["missing", "malformed", "empty", "no results"])
+def test_cli_eval_gold_or_results_problems_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], problem: str
+) -> None:
+    from extractor import cli
+
+    gold_dir, run_a, _ = two_runs(tmp_path)
+    if problem == "missing":
+        gold_dir = tmp_path / "nope"
+    elif problem == "malformed":
+        (gold_dir / "a1.json").write_text('{"article_id": "a1",\n "sha256": "xyz"}', encoding="utf-8")
+    elif problem == "empty":
+        (gold_dir / "a1.json").unlink()
+    else:
+        run_a = tmp_path / "no-run"
+    assert cli.main(["eval", str(run_a), "--gold", str(gold_dir)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    lines = captured.err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("extractor: configuration error: "), lines
+
+
+def test_seed_replay_scores_are_pinned(tmp_path: Path) -> None:
+    """The offline replay of the seeds against fixtures/gold (after the gold date contract: date = what the
+    text supports, date_text = its words). A change here is a change in extraction quality."""
+    from extractor import cli
+
+    gold = _real_gold()
+    out = tmp_path / "out"
+    assert cli.main(["run", str(SEEDS_DIR), "--out", str(out), "--quiet"]) == 0
+    report = evaluate_path(out, GOLD_DIR)
+    assert len(report.articles) == len(gold) == 5
+    assert (report.missing, report.errors, report.warnings) == ([], [], [])
+    t = report.totals
+    assert t.quotes.exact.recall == 1.0
+    assert (t.quotes.exact.tp, t.quotes.exact.fp, t.quotes.exact.fn) == (15, 0, 0)
+    assert (t.quotes.exact.precision, t.quotes.exact.f1) == (1.0, 1.0)
+    assert (t.quotes.speaker.correct, t.quotes.speaker.total) == (15, 15)
+    assert (t.events.matched.tp, t.events.matched.fp, t.events.matched.fn) == (23, 2, 2)
+    assert (t.events.matched.precision, t.events.matched.recall) == (0.92, 0.92)
+    assert (t.events.event_type.correct, t.events.event_type.total) == (23, 23)
+    date = t.events.date
+    assert (date.correct, date.compatible, date.missing, date.invented, date.wrong) == (23, 0, 0, 0, 0)
+    assert (t.stances.strict.tp, t.stances.strict.fp, t.stances.strict.fn) == (32, 4, 4)
+    assert t.stances.strict.precision == t.stances.strict.recall == 32 / 36
+    assert (t.stances.polarity.correct, t.stances.polarity.total) == (32, 32)

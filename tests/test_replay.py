@@ -123,3 +123,71 @@ def test_recorded_settings_round_trip(tmp_path: Path) -> None:
     save_recorded_settings(tmp_path, {"model": "m", "mode": "json"})
     assert load_recorded_settings(tmp_path) == {"model": "m", "mode": "json"}
     assert load_recorded_settings(tmp_path / "none") == {}
+
+
+def test_cli_record_leaves_no_key_from_the_base_url_in_the_fixtures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from extractor import cli
+
+    url_secret = "sk-in-url-SECRET-0123456789"
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://tok:{url_secret}@127.0.0.1:9/v1")
+    monkeypatch.setenv("EXTRACTOR_MODEL", "gpt-test")
+    (tmp_path / "a.txt").write_text(TEXT, encoding="utf-8")
+    fixtures = tmp_path / "rec"
+    with respx.mock:
+        route = respx.post(path__regex=r"/v1/chat/completions$").mock(return_value=wire.ok(answer()))
+        argv = ["record", str(tmp_path / "a.txt"), "--fixtures", str(fixtures), "--out", str(tmp_path / "o")]
+        assert cli.main([*argv, "-q"]) == 0
+    assert route.call_count == 1
+    files = sorted(p for p in fixtures.rglob("*") if p.is_file())
+    assert {p.name for p in files} >= {"settings.json"} and len(files) == 2
+    for path in [*files, tmp_path / "o" / "results.jsonl"]:
+        raw = path.read_text(encoding="utf-8")
+        assert url_secret not in raw and SECRET not in raw and "tok:" not in raw, path
+    assert load_recorded_settings(fixtures)["base_url"] == "http://127.0.0.1:9/v1"
+    # the scrubbed endpoint is what enters the key, so the recording replays under it
+    monkeypatch.delenv("OPENAI_API_KEY")
+    monkeypatch.delenv("OPENAI_BASE_URL")
+    out = tmp_path / "replayed"
+    assert cli.main(["run", str(tmp_path / "a.txt"), "--replay", str(fixtures), "--out", str(out), "-q"]) == 0
+
+
+def test_fixtures_check_finds_a_recording_whose_request_was_edited(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from extractor import cli
+
+    copy = tmp_path / "recorded"
+    shutil.copytree(FIXTURES / "recorded", copy)
+    victim = sorted(p for p in copy.glob("*.json") if p.name != "settings.json")[0]
+    data = json.loads(victim.read_text(encoding="utf-8"))
+    data["exchanges"][0]["request"]["body"]["messages"][1]["content"] += " (an older prompt)"
+    victim.write_text(json.dumps(data), encoding="utf-8")
+    assert cli.main(["fixtures", "check", "--fixtures", str(copy)]) == 1
+    out = capsys.readouterr().out
+    assert f"stale: {victim} ({data['article_id']}: its first request differs" in out
+    assert "at message 2" in out and "1 stale recording(s), 0 missing" in out
+
+
+def test_a_replay_never_answers_from_the_response_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A warm cache must not hide a recording that changed (or went stale) since the last replay."""
+    from extractor import cli
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    cache_dir = tmp_path / "cache"
+    copy = tmp_path / "recorded"
+    shutil.copytree(FIXTURES / "recorded", copy)
+    seed = sorted(SEEDS.glob("001_*.txt"))[0]
+    common = ["--replay", str(copy), "--cache-dir", str(cache_dir), "-q"]
+    assert cli.main(["run", str(seed), "--out", str(tmp_path / "a"), *common]) == 0
+    assert not cache_dir.exists()
+    for path in copy.glob("*.json"):
+        if path.name != "settings.json":
+            path.unlink()
+    assert cli.main(["run", str(seed), "--out", str(tmp_path / "b"), *common]) == 1
+    [line] = (tmp_path / "b" / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    assert "no recorded response for 001_" in json.loads(line)["error"]["message"]

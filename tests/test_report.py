@@ -5,7 +5,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import re
+import shutil
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -17,7 +20,9 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
+from extractor.cli import main
 from extractor.errors import StoreError
+from extractor.grounding import _STRIP as GROUNDING_STRIP
 from extractor.models import (
     Article,
     ArticleResult,
@@ -29,7 +34,15 @@ from extractor.models import (
     Span,
     Usage,
 )
-from extractor.report import CSP, Mark, Segment, build_segments, render_report, write_report
+from extractor.report import (
+    CSP,
+    Mark,
+    Segment,
+    article_anchors,
+    build_segments,
+    render_report,
+    write_report,
+)
 from extractor.store import ResultsWriter, write_article_text, write_json_atomic
 from tests.browser import ARTIFACTS, SKIP_REASON, chromium
 
@@ -531,6 +544,61 @@ def seeds_run_dir(tmp_path: Path) -> Path:
     return run
 
 
+def page_ids_and_links(html_page: str) -> tuple[set[str], list[str]]:
+    """Every element id of a page, and every in-page link target (``href="#..."``) of its digest section."""
+    ids = {html.unescape(i) for i in re.findall(r' id="([^"]+)"', html_page)}
+    start, end = html_page.index('<section id="digest"'), html_page.index('<section id="articles"')
+    links = [html.unescape(h) for h in re.findall(r' href="#([^"]*)"', html_page[start:end])]
+    return ids, links
+
+
+def test_report_rebuilds_a_digest_built_before_more_results_arrived(
+    seeds_run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = tmp_path / "growing"
+    run.mkdir()
+    shutil.copytree(seeds_run_dir / "articles", run / "articles")
+    lines = (seeds_run_dir / "results.jsonl").read_bytes().splitlines(keepends=True)
+    (run / "results.jsonl").write_bytes(b"".join(lines[:3]))
+    assert main(["digest", str(run)]) == 0
+    assert len(json.loads((run / "digest.json").read_text(encoding="utf-8"))["articles"]) == 3
+    with (run / "results.jsonl").open("ab") as fh:
+        fh.write(b"".join(lines[3:]))
+    capsys.readouterr()
+
+    assert main(["report", str(run)]) == 0
+    assert "rebuilt" in capsys.readouterr().err
+    html_page = (run / "report.html").read_text(encoding="utf-8")
+    digest_part = html_page[
+        html_page.index('<section id="digest"') : html_page.index('<section id="articles"')
+    ]
+    assert "<h2>Digest (5 articles)</h2>" in digest_part
+    assert "was built from 3 result(s) of an earlier results.jsonl; rebuilt" in digest_part
+    assert len(json.loads((run / "digest.json").read_text(encoding="utf-8"))["articles"]) == 5
+    # Every digest link lands on an anchor of the page, and each article's links on its own section.
+    ids, links = page_ids_and_links(html_page)
+    assert links and set(links) <= ids
+    results = [ArticleResult.model_validate_json(line) for line in lines]
+    anchors = article_anchors(results)
+    assert anchors == {r.article_id: f"a{i}" for i, r in enumerate(results, start=1)}
+    for pos, r in enumerate(results, start=1):
+        assert f'<a class="dg-art" href="#a{pos}">{r.article_id}</a>' in digest_part
+        assert f'<section class="art" id="a{pos}"' in html_page
+        assert f'<h3><a href="#a{pos}">{pos}. {r.article_id}</a>' in html_page
+    # The seeds' 6 January meeting (3 articles) is an open cluster; one-article events are collapsed.
+    assert re.search(
+        r'<details class="dg-cluster" id="dg-E1" open><summary><strong>E1</strong> CONSULT', digest_part
+    )
+    assert re.search(r'<details class="dg-more"><summary>\d+ events reported by one article', digest_part)
+
+    # Up to date now: written again without a rebuild or a note.
+    before = (run / "digest.json").read_bytes()
+    assert main(["report", str(run)]) == 0
+    assert "rebuilt" not in capsys.readouterr().err
+    assert (run / "digest.json").read_bytes() == before
+    assert 'class="dg-note"' not in (run / "report.html").read_text(encoding="utf-8")
+
+
 # --------------------------------------------------------------------------- in the browser
 
 MARKS_JS = """
@@ -579,6 +647,69 @@ def check_highlights(driver: WebDriver, results: list[ArticleResult], texts: dic
         pos = int(sec[1:])
         assert text == texts[results[pos - 1].sha256][start:end]
     return len(pieces)
+
+
+def check_exact_texts(driver: WebDriver, results: list[ArticleResult]) -> int:
+    """Each ``exact`` item's highlight reads exactly as the quote's text / the evidence the model gave.
+
+    (Grounding rule 0 strips surrounding whitespace and quotation marks from the candidate first.)
+    """
+    pieces: dict[tuple[str, str, int, int, int], str] = defaultdict(str)
+    for sec, kind, item, start, end, text in driver.execute_script(MARKS_JS):
+        pieces[(sec, kind, item, start, end)] += text
+    checked = 0
+    for pos, res in enumerate(results, start=1):
+        groups: list[tuple[str, list[GroundedEvent] | list[GroundedQuote] | list[GroundedStance]]] = [
+            ("event", res.events),
+            ("quote", res.quotes),
+            ("stance", res.stances),
+        ]
+        for kind, items in groups:
+            for i, x in enumerate(items):
+                if x.span.status != "exact":
+                    continue
+                claimed = x.text if isinstance(x, GroundedQuote) else x.evidence
+                key = (f"a{pos}", kind, i, x.span.start or 0, x.span.end or 0)
+                assert pieces.get(key) == claimed.strip(GROUNDING_STRIP), key
+                checked += 1
+    return checked
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", path
+    width, height = struct.unpack(">II", data[16:24])
+    return width, height
+
+
+def full_page_screenshot(driver: WebDriver, path: Path, width: int = 1400) -> tuple[int, int]:
+    """The whole page in one PNG: the viewport is grown to the document's height until that is stable.
+
+    (Article sections use ``content-visibility:auto``, so a capture beyond the viewport would show the
+    off-screen ones blank; with everything inside the viewport everything is rendered.)
+    """
+    height = 0
+    try:
+        for _ in range(8):
+            now = min(int(driver.execute_script("return document.documentElement.scrollHeight")), 40000)
+            if now == height:
+                break
+            height = now
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+            )
+        else:
+            raise AssertionError(f"page height never settled (last {height}px)")
+        last = driver.execute_script(
+            "return [...document.querySelectorAll('section.art')].pop().getBoundingClientRect().bottom"
+        )
+        assert last <= height, (last, height)  # the last article is inside the capture
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png"})
+    finally:
+        driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    path.write_bytes(base64.b64decode(shot["data"]))
+    return png_size(path)
 
 
 def severe_console_messages(driver: WebDriver) -> list[str]:
@@ -781,9 +912,20 @@ def test_500_article_page_renders_quickly(driver: WebDriver, tmp_path: Path) -> 
     assert driver.find_element(By.CSS_SELECTOR, "#a250 .txt").is_displayed()
 
 
+DIGEST_LINKS_JS = """
+return [...document.querySelectorAll('#digest a[href^="#"]')].map(a => {
+  const t = document.getElementById(decodeURIComponent(a.hash.slice(1)));
+  return [a.getAttribute('href'), t ? t.tagName + (t.matches('section.art') ? '.art' : '') : null];
+});
+"""
+
+
 @pytest.mark.browser
 def test_seed_report_in_chromium(driver: WebDriver, seeds_run_dir: Path) -> None:
-    page = write_report(seeds_run_dir)
+    # Through the CLI, as a reviewer makes it: the digest, then the page with its digest section.
+    assert main(["digest", str(seeds_run_dir)]) == 0
+    assert main(["report", str(seeds_run_dir)]) == 0
+    page = seeds_run_dir / "report.html"
     results = [
         ArticleResult.model_validate_json(line)
         for line in (seeds_run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines()
@@ -794,6 +936,44 @@ def test_seed_report_in_chromium(driver: WebDriver, seeds_run_dir: Path) -> None
     assert len(results) == 5
     load(driver, page)
     assert check_highlights(driver, results, texts) >= sum(len(r.quotes) for r in results) > 0
+    exact = sum(x.span.status == "exact" for r in results for x in (*r.events, *r.quotes, *r.stances))
+    assert check_exact_texts(driver, results) == exact > 0
+    # Nothing from an article or the model ran or became markup; our own script did run.
+    assert driver.execute_script("return typeof window.__pwned") == "undefined"
+    assert (
+        driver.execute_script("return document.querySelectorAll('.txt :not(mark), aside script').length") == 0
+    )
+    assert driver.execute_script("return document.scripts.length") == 1
+    assert driver.find_element(By.ID, "n").text == "5 of 5 articles shown"
     assert severe_console_messages(driver) == []
+
+    # The digest's links all land on the page: article references on the article's section.
+    links = driver.execute_script(DIGEST_LINKS_JS)
+    assert links and all(target is not None for _href, target in links), links
+    article_links = [href for href, target in links if target == "SECTION.art"]
+    assert set(article_links) == {f"#a{i}" for i in range(1, 6)}
+    assert driver.execute_script("return document.querySelector('#dg-E1').open") is True
+    link = driver.find_elements(By.CSS_SELECTOR, "#dg-E1 summary a.dg-art")[-1]
+    href = link.get_attribute("href") or ""
+    driver.execute_script("arguments[0].click()", link)
+    target = href[href.index("#") :]
+    assert driver.execute_script("return location.hash") == target
+    assert driver.find_element(By.CSS_SELECTOR, f"{target} details").get_attribute("open") is not None
+    assert link.text in driver.find_element(By.CSS_SELECTOR, f"{target} h3").text
+
+    # Artefacts that show the highlights: the whole page, and the viewport at the first article.
     ARTIFACTS.mkdir(exist_ok=True)
-    assert driver.save_screenshot(str(ARTIFACTS / "report-seeds.png"))
+    driver.execute_script("history.replaceState(null, '', location.pathname); window.scrollTo(0, 0)")
+    full = ARTIFACTS / "report-seeds.png"
+    width, height = full_page_screenshot(driver, full)
+    assert width == 1400 and height > 3000
+    assert full.stat().st_size > 200_000  # five article texts with their highlights, not a blank page
+    driver.execute_script("location.hash = 'a1'")
+    assert (
+        driver.execute_script("return document.querySelector('#a1 .txt mark').getBoundingClientRect().top")
+        < 1000
+    )
+    first = ARTIFACTS / "report-seeds-a1.png"
+    assert driver.save_screenshot(str(first))
+    assert png_size(first)[1] > 500 and first.stat().st_size > 50_000
+    assert severe_console_messages(driver) == []

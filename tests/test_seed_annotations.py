@@ -32,7 +32,17 @@ STRAIGHTEN = str.maketrans({"‘": "'", "’": "'", "“": '"', "”": '"'})
 
 GOLD_KEYS = {"article_id", "sha256", "quotes", "events", "stances"}
 QUOTE_KEYS = {"text", "speaker", "start", "end"}
-EVENT_KEYS = {"event_type", "date", "date_text", "location", "actors", "evidence", "start", "end"}
+EVENT_KEYS = {
+    "event_type",
+    "date",
+    "date_text",
+    "true_date",
+    "location",
+    "actors",
+    "evidence",
+    "start",
+    "end",
+}
 STANCE_KEYS = {"holder", "target", "polarity", "evidence", "start", "end"}
 
 
@@ -106,6 +116,7 @@ def test_gold_literals_and_dates(article_id: str) -> None:
     for event in gold["events"]:
         assert event["event_type"] in EVENT_TYPES
         assert event["date"] is None or ISO_DATE.match(event["date"]), event["date"]
+        assert event["true_date"] is None or ISO_DATE.match(event["true_date"]), event["true_date"]
         assert event["date_text"] is None or event["date_text"] in text
         assert event["location"] is None or event["location"] in text
         assert event["actors"]
@@ -136,15 +147,34 @@ def test_gold_ignores_page_footer() -> None:
     assert footers == 1  # seed 003
 
 
+# Per seed, each gold event's (date, true_date) in file order. `date` is what the article itself supports
+# (the seeds have no publication date and only 003 states a year, "in March 2025"); `true_date` is the
+# real-world date known from outside the text (fixtures/README.md, "Dates"), never scored.
+JAN_6 = (None, "2026-01-06")
+GOLD_DATES: dict[str, list[tuple[str | None, str | None]]] = {
+    # meeting, Rome's limits, Zelensky "ahead of" it, technical talks "in parallel", pressure, Greenland
+    "000_2b0579c4498e7e08": [JAN_6, JAN_6, (None, None), (None, None), JAN_6, JAN_6],
+    "001_7026c964f11f0189": [JAN_6, JAN_6, JAN_6],
+    # the rejection, the meeting, Zelensky's criticism "during the gathering", the allies' later debate
+    "002_0277cc05516288b5": [(None, "2025-09-04")] * 3 + [(None, None)],
+    "003_7ee454be139f98c4": [JAN_6, JAN_6, ("2025-03", "2025-03"), ("2025-03", "2025-03"), JAN_6],
+    "004_50c378a0aef4af03": [(None, "2025-03")] * 7,
+}
+
+
 def test_gold_dates_per_seed() -> None:
-    dates = {a: sorted({e["date"] or "-" for e in load_gold(a)["events"]}) for a in SEED_IDS}
-    assert dates == {
-        "000_2b0579c4498e7e08": ["-"],
-        "001_7026c964f11f0189": ["2026-01-06"],
-        "002_0277cc05516288b5": ["-", "2025-09-04"],
-        "003_7ee454be139f98c4": ["2025-03", "2026-01-06"],
-        "004_50c378a0aef4af03": ["2025-03"],
-    }
+    dates = {a: [(e["date"], e["true_date"]) for e in load_gold(a)["events"]] for a in SEED_IDS}
+    assert dates == GOLD_DATES
+    for article_id in SEED_IDS:
+        text = seed_text(article_id)
+        for event in load_gold(article_id)["events"]:
+            # Nothing the text does not say: a gold date's year is printed in the article ...
+            assert event["date"] is None or event["date"][:4] in text, (article_id, event["date"])
+            # ... and its date words are the article's own.
+            assert event["date_text"] is None or event["date_text"] in text, (article_id, event["date_text"])
+            if event["date"] is not None:
+                assert event["date_text"] is not None, (article_id, event["evidence"])
+                assert event["true_date"] is not None and event["true_date"].startswith(event["date"])
 
 
 # --------------------------------------------------------------------------- reference answers

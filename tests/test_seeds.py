@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import json
 from pathlib import Path
 
@@ -100,10 +101,20 @@ def test_nothing_is_extracted_from_the_similar_news_footer(
 
 
 def test_no_year_is_invented(replayed: dict[str, tuple[Article, ArticleResult]]) -> None:
+    """A replayed date says only what the article says: its year is printed in the article, and its month
+    (if it has one) is named in the event's own date words or evidence."""
+    dated = 0
     for article, result in replayed.values():
         for event in result.events:
-            if event.date is not None:
-                assert event.date[:4] in article.text, (article.id, event.date)
+            if event.date is None:
+                continue
+            dated += 1
+            assert event.date[:4] in article.text, (article.id, event.date)
+            if len(event.date) >= 7:
+                month = calendar.month_name[int(event.date[5:7])]
+                said = f"{event.date_text or ''} {event.evidence}".casefold()
+                assert month.casefold() in said, (article.id, event.date, event.date_text, event.evidence)
+    assert dated, "003's two March 2025 events carry a date"
 
 
 def test_recordings_hold_no_secret() -> None:

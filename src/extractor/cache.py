@@ -35,7 +35,7 @@ def cache_key(settings: Settings, messages: list[dict[str, str]], schema: str, p
     material = {
         "format": CACHE_FORMAT,
         "model": settings.model,
-        "endpoint": settings.endpoint,
+        "endpoint": settings.public_endpoint,
         "mode": settings.mode,
         "temperature": settings.temperature,
         "max_tokens": settings.max_tokens,

@@ -34,7 +34,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-tokens", dest="max_tokens", type=int)
     g.add_argument("--timeout", dest="timeout_s", type=float, help="request timeout in seconds")
     g.add_argument("--reasks", type=int, help="re-asks on schema/grounding failure (default 1)")
-    g.add_argument("--concurrency", type=int, help="articles in flight ($EXTRACTOR_CONCURRENCY, default 8)")
+    g.add_argument("--concurrency", type=int, help="articles in flight ($EXTRACTOR_CONCURRENCY, default 16)")
     g.add_argument("--rpm", type=int, help="requests/min limit ($EXTRACTOR_RPM)")
     g.add_argument("--tpm", type=int, help="tokens/min limit ($EXTRACTOR_TPM)")
     g.add_argument("--chunk-chars", dest="chunk_chars", type=int, help="split articles longer than this")
@@ -60,7 +60,9 @@ def _replay_settings(args: argparse.Namespace, settings: Settings, replay: Path)
 
     recorded = load_recorded_settings(replay)
     keep = {k: v for k, v in recorded.items() if getattr(args, k, None) is None}
-    return Settings.load(getattr(args, "config", None), **{**settings.__dict__, **keep, "replay_dir": replay})
+    # Replays never use the response cache: it could answer with something the recordings no longer say.
+    replay_only = {"replay_dir": replay, "use_cache": False}
+    return Settings.load(getattr(args, "config", None), **{**settings.__dict__, **keep, **replay_only})
 
 
 def _extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Any:
@@ -102,6 +104,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"results: {Path(args.out) / 'results.jsonl'}  summary: {Path(args.out) / 'run.json'}")
     if args.html:
         print(f"review page: {_write_report(Path(args.out))}")
+    if summary.interrupted:
+        print("extractor: interrupted; run the same command again to finish the rest", file=sys.stderr)
+        return 130
     return 1 if summary.failed else 0
 
 
@@ -129,7 +134,7 @@ def cmd_record(args: argparse.Namespace) -> int:
         args.fixtures,
         {
             "model": settings.model,
-            "base_url": settings.endpoint,
+            "base_url": settings.public_endpoint,
             "mode": settings.mode,
             "temperature": settings.temperature,
             "max_tokens": settings.max_tokens,
@@ -145,20 +150,25 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     from extractor.articles import load_articles
     from extractor.models import Article
     from extractor.pipeline import Extractor
-    from extractor.replay import stale_recordings
+    from extractor.replay import mismatched_recordings, stale_recordings
 
     fixtures = Path(args.fixtures)
     settings = _replay_settings(args, _load_settings(args, use_cache=False), fixtures)
     extractor = Extractor(settings)
     keys: dict[str, str] = {}
+    rendered: dict[str, tuple[str, list[dict[str, str]]]] = {}
     for item in load_articles(args.paths):
         if isinstance(item, Article):
-            for key in extractor.request_keys(item):
+            for messages, key in extractor.requests(item):
                 keys[key] = item.id
+                rendered[key] = (settings.model, messages)
     missing = sorted({aid for key, aid in keys.items() if not (fixtures / f"{key}.json").exists()})
     stale = stale_recordings(fixtures, keys)
     for path in stale:
         print(f"stale: {path} (no current request renders key {path.stem[:12]}…)")
+    for path, reason in mismatched_recordings(fixtures, rendered):
+        print(f"stale: {path} ({keys[path.stem]}: {reason})")
+        stale.append(path)
     for aid in missing:
         print(f"missing: no recording for {aid} with the current prompt {extractor.prompts.version}")
     print(f"{len(keys)} request(s) checked: {len(stale)} stale recording(s), {len(missing)} missing")
@@ -166,14 +176,21 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
 
 
 def _write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """The review page, with the digest section when ``extractor digest`` has been run on the folder."""
-    from extractor import digest
-    from extractor.report import write_report
+    """The review page, with the digest section when ``extractor digest`` has been run on the folder.
 
-    digest_file = run_dir / digest.DIGEST_FILE
-    if not digest_file.is_file():
+    A digest.json built from other results than the folder's current ones is rebuilt first (the page
+    says so), so the page never shows a digest of fewer or other articles than it lists.
+    """
+    from extractor import digest
+    from extractor.report import article_anchors, write_report
+    from extractor.store import iter_results
+
+    current, note = digest.load_current_digest(run_dir)
+    if current is None:
         return write_report(run_dir, out)
-    section = digest.digest_html_section(json.loads(digest_file.read_text(encoding="utf-8")))
+    if note:
+        print(f"note: {note}", file=sys.stderr)
+    section = digest.digest_html_section(current, article_anchors(iter_results(run_dir)), note)
     return write_report(run_dir, out, [section], digest.DIGEST_CSS)
 
 
@@ -195,12 +212,32 @@ def cmd_digest(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from extractor.evaluate import evaluate_path, render_table
+    from extractor.evaluate import GoldError, evaluate_path, render_articles, render_table, summary_lines
 
-    report = evaluate_path(args.results, args.gold)
-    other = evaluate_path(args.compare, args.gold) if args.compare else None
-    labels = (str(args.results), str(args.compare)) if other else (str(args.results), "")
-    Console().print(render_table(report, other, labels=labels))
+    for given in (args.results, args.compare):
+        if given is not None and not Path(given).exists():
+            raise ConfigError(f"no run folder or results file at {given}")
+    try:
+        report = evaluate_path(args.results, args.gold)
+        other = evaluate_path(args.compare, args.gold) if args.compare else None
+    except GoldError as exc:  # missing or malformed gold: a configuration error (exit 2), one line
+        raise ConfigError(" ".join(str(exc).split())) from exc
+    console = Console()
+    # The runs are labelled A and B in the table; the lines under it name their files.
+    console.print(render_table(report, other, labels=("A", "B"), caption=False))
+    for line in summary_lines(report, other, labels=("A", "B")):
+        console.print(line, highlight=False, soft_wrap=True)
+    for label, scored in (("A", report), ("B", other)):
+        prefix = f"{label}: " if other is not None else ""
+        for warning in scored.warnings if scored is not None else []:
+            print(f"warning: {prefix}{warning}", file=sys.stderr)
+    if args.per_article:
+        for label, scored in (("A", report), ("B", other)):
+            if scored is not None:
+                table = render_articles(scored)
+                if other is not None:
+                    table.title = f"Per article, {label}"
+                console.print(table)
     if args.json:
         payload = {"a": report.model_dump(mode="json")}
         if other is not None:
@@ -310,9 +347,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score a run against gold annotations")
     p.add_argument("results", help="run folder or results.jsonl")
-    p.add_argument("--gold", default=str(PROJECT_ROOT / "fixtures" / "gold"))
+    p.add_argument(
+        "--gold", default=str(PROJECT_ROOT / "fixtures" / "gold"), help="gold folder (default: %(default)s)"
+    )
     p.add_argument("--compare", metavar="OTHER_RESULTS", help="a second run to show side by side")
     p.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
+    p.add_argument(
+        "--per-article", dest="per_article", action="store_true", help="also print one row per gold article"
+    )
     p.set_defaults(func=cmd_eval)
 
     p = sub.add_parser("cache", help="response cache: stats or clear")

@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import platformdirs
 
 from extractor.errors import ConfigError
 
-__all__ = ["DEFAULT_PRICES", "Mode", "Settings"]
+__all__ = ["DEFAULT_PRICES", "Mode", "Settings", "scrub_url"]
 
 Mode = Literal["tools", "json_schema", "json", "md_json"]
 
@@ -52,6 +54,22 @@ def _default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("extractor"))
 
 
+_SECRET_PARAM = re.compile(r"(key|token|secret|signature|sig|password|auth)", re.IGNORECASE)
+
+
+def scrub_url(url: str) -> str:
+    """The URL without user:password or secret-looking query parameters (``?api-key=...``)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{parts.port}" if parts.port is not None else host
+    query = urlencode(
+        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _SECRET_PARAM.search(k)]
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that configures an extraction run. Build with ``Settings.load()`` to read env/file."""
@@ -74,7 +92,9 @@ class Settings:
     record_dir: Path | None = None
     chunk_chars: int = 300_000
     chunk_overlap_chars: int = 2_000
-    concurrency: int = 8
+    # Enough in flight for ~10 requests/s at 1.5 s latency; --rpm/--tpm and the server's 429s and
+    # x-ratelimit-* headers then set the pace, so a high default does not mean a storm of 429s.
+    concurrency: int = 16
     rpm: int | None = None
     tpm: int | None = None
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
@@ -100,6 +120,12 @@ class Settings:
     def endpoint(self) -> str:
         """The base URL requests go to (OpenAI's when none is set)."""
         return (self.base_url or "https://api.openai.com/v1").rstrip("/")
+
+    @property
+    def public_endpoint(self) -> str:
+        """``endpoint`` without credentials or secret query parameters: what keys, recordings and
+        messages show."""
+        return scrub_url(self.endpoint)
 
     def price(self) -> tuple[float, float] | None:
         """(input, output) USD per 1M tokens for this model, user overrides first."""

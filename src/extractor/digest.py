@@ -14,13 +14,24 @@ Entities
     them becomes an ``affiliation`` link.
     Two full person names merge when the surnames are compatible (equal, an alias pair, or the same
     phonetic key -- metaphone of a transliteration skeleton that folds w/v, c/k, y/i, doubled letters --
-    and Jaro-Winkler >= ``NAME_JW_MIN`` on the names or their skeletons) and
-    the first names are compatible (equal, an alias-derived variant pair such as Volodymyr/Vladimir, or the
-    same phonetic key with Jaro-Winkler >= ``NAME_JW_MIN``). Merging is agglomerative, strongest pair first,
-    with complete linkage: a merge only happens when every name of one cluster is compatible with every
-    name of the other, so John Smith and Jane Smith never meet through a chain. A bare surname ("Meloni")
-    attaches to the unique full-name cluster with a compatible surname mentioned in the same article, else
-    to the unique one in the corpus (rule ``surname-of-unique``); otherwise it stays a separate entity.
+    and Jaro-Winkler >= ``NAME_JW_MIN`` on the names or their skeletons) and the given names are
+    compatible. Given names never match by similarity alone (John/Joan, Alexander/Alexandra): they must
+    be equal, an initial of the other ("S. Witkoff", rule ``initial``; only when every full name the
+    initial fits is one person), a known variant pair (the small built-in ``_GIVEN_NAME_VARIANTS`` table:
+    Steve/Steven/Stephen, Volodymyr/Vladimir/Wolodymyr ...; rule ``name-variant``; or a pair derived
+    from the alias table, rule ``alias``), or equal as transliteration skeletons (Eric/Erik, rule
+    ``skeleton``); a pair where one is the other plus a feminine/diminutive ending (Paul/Paula,
+    Daniel/Danielle) never matches. A merge's rule joins the given-name and surname rules
+    ("name-variant+phonetic+similarity"); its score is the weaker of the two parts. Merging is
+    agglomerative, strongest pair first, with complete linkage: a merge only happens when every name of
+    one cluster is compatible with every name of the other, so John Smith and Jane Smith never meet
+    through a chain. A bare surname ("Meloni") merges only with the unique full-name person with a
+    compatible surname in the same article (rule ``surname-of-unique``). Otherwise it stays an
+    article-local entity of kind ``name``: a surname alone says nothing about who another article's
+    "Smith" is, so a full name found only in other articles becomes a ``possible_same_as`` link (rule
+    ``surname-in-other-article``, or ``surname-ambiguous`` with a note when several full names fit),
+    never a merge. (On the seeds every bare "Meloni", "Zelensky", "Trump" has its full name in the same
+    article.) Quote variants may still group a bare surname's quote with its unique linked full name's.
     Institutions, places, roles, groups and sources are never merged with people: they get ``linked_to``
     relations to a country. A speaker like "the statement" with no country is article-local; it is linked
     to the country its article's voices (stance holders and quote speakers) point to, when that country is
@@ -42,6 +53,9 @@ Event clusters
     Conflicts list, per cluster, the differing date, date precision, location and counts (number + noun
     phrase found in evidence/summary, e.g. "35 ... member countries") with the articles reporting each.
 
+digest.json records (``source``) the sha256 and size of the results.jsonl it was built from and the user's
+aliases; ``load_current_digest`` rebuilds a digest whose results have changed since (the review page does).
+
 Stances are grouped by canonical holder and normalised target (casefold, no articles or punctuation); a row
 whose articles disagree on polarity is flagged ``mixed_across_articles``.
 
@@ -54,6 +68,7 @@ mere repeats and are left out.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
 import re
@@ -70,9 +85,9 @@ from typing import Any
 import jellyfish
 from pydantic import BaseModel
 
-from extractor.errors import ConfigError
+from extractor.errors import ConfigError, StoreError
 from extractor.models import ArticleResult
-from extractor.store import iter_results, write_json_atomic
+from extractor.store import RESULTS_FILE, write_json_atomic
 
 __all__ = [
     "DEFAULT_ALIASES",
@@ -88,12 +103,14 @@ __all__ = [
     "ConflictValue",
     "CountMention",
     "Digest",
+    "DigestSource",
     "Entity",
     "EntityLink",
     "EventCluster",
     "EventReport",
     "MentionInfo",
     "MergeRecord",
+    "PossibleMatch",
     "QuoteGroup",
     "QuoteMember",
     "SkippedArticle",
@@ -102,7 +119,9 @@ __all__ = [
     "build_digest",
     "digest_html_section",
     "load_aliases",
+    "load_current_digest",
     "render_digest_text",
+    "results_fingerprint",
     "write_digest",
 ]
 
@@ -319,6 +338,39 @@ _ORG_WORDS = _words(
 _PARTICLES = _words("von van der den de da di del della du la le bin ibn al el dos das")
 _DETERMINERS = frozenset({"the", "a", "an"})
 
+# Given names that are the same name: nicknames and transliterations (any two of one group match).
+_GIVEN_NAME_VARIANTS: tuple[tuple[str, ...], ...] = (
+    ("steve", "steven", "stephen", "stephan", "stefan"),
+    ("volodymyr", "vladimir", "wolodymyr", "volodimir", "wladimir"),
+    ("oleksandr", "aleksandr", "alexandr", "alexander", "aleksander"),
+    ("mohammed", "mohammad", "mohamed", "muhammad", "muhammed", "mohamad"),
+    ("sergei", "sergey", "serhiy", "serhii"),
+    ("dmitry", "dmitri", "dmytro"),
+    ("yuri", "yury", "yuriy", "yurii"),
+    ("andriy", "andrii", "andrei", "andrey"),
+    ("mikhail", "mykhailo", "michael"),
+    ("michael", "mike"),
+    ("william", "bill"),
+    ("robert", "bob", "rob"),
+    ("james", "jim"),
+    ("thomas", "tom"),
+    ("joseph", "joe"),
+    ("anthony", "tony"),
+    ("nicholas", "nick"),
+    ("david", "dave"),
+    ("matthew", "matt"),
+    ("peter", "pete"),
+    ("benjamin", "ben"),
+    ("richard", "rick"),
+    ("edward", "ed"),
+)
+_VARIANT_PAIRS: frozenset[frozenset[str]] = frozenset(
+    frozenset({x, y}) for group in _GIVEN_NAME_VARIANTS for x, y in combinations(group, 2)
+)
+# Feminine and diminutive endings, as transliteration skeletons (ette -> ete, y -> i): a given name plus
+# one of these is another person's name.
+_GIVEN_NAME_ENDINGS = frozenset({"a", "e", "i", "ie", "ine", "ina", "ete", "eta", "ele", "ela", "ita"})
+
 _MONTHS: dict[str, int] = {
     "january": 1,
     "jan": 1,
@@ -426,6 +478,17 @@ class EntityLink(BaseModel):
     articles: list[str]
 
 
+class PossibleMatch(BaseModel):
+    """A person an entity may be, recorded instead of merged (e.g. a bare surname whose only full-name
+    match is in another article, or an initial that fits several people)."""
+
+    target: str
+    target_name: str
+    rule: str
+    score: float
+    reason: str
+
+
 class Entity(BaseModel):
     id: str
     name: str
@@ -436,6 +499,7 @@ class Entity(BaseModel):
     merges: list[MergeRecord]
     linked_to: list[EntityLink]
     notes: list[str]
+    possible_same_as: list[PossibleMatch] = []
 
 
 class CountMention(BaseModel):
@@ -552,10 +616,21 @@ class SkippedArticle(BaseModel):
     reason: str
 
 
+class DigestSource(BaseModel):
+    """What a digest was built from, so a stale digest.json can be recognised and rebuilt the same way."""
+
+    results_sha256: str  # of results.jsonl up to its last complete line
+    results_bytes: int
+    results: int  # result lines read
+    aliases: dict[str, str]  # the user's alias table (laid over DEFAULT_ALIASES)
+    aliases_file: str | None
+
+
 class Digest(BaseModel):
     """The cross-article digest of a run (``model_dump(mode="json")`` is what digest.json holds)."""
 
-    version: int = 1
+    version: int = 2
+    source: DigestSource | None = None
     articles: list[str]
     skipped: list[SkippedArticle]
     parameters: dict[str, float | int | str]
@@ -858,16 +933,18 @@ def _institution(
 
 @dataclass(frozen=True)
 class _PartMatch:
-    rule: str  # equal | alias | phonetic
+    rule: str  # equal | alias | phonetic (surnames); equal | initial | variant | alias | skeleton (given)
     score: float
     detail: str
 
 
 def _part_match(a: str, b: str, aliases: _AliasTable) -> _PartMatch | None:
+    """Surname parts: equal, an alias pair, or the same phonetic key with Jaro-Winkler >= ``NAME_JW_MIN``."""
     if a == b:
         return _PartMatch("equal", 1.0, "")
     if frozenset({a, b}) in aliases.name_variants:
-        return _PartMatch("alias", 1.0, f"alias variants {a}/{b}")
+        x, y = sorted((a, b))
+        return _PartMatch("alias", 1.0, f"alias variants {x}/{y}")
     ka, kb = _phonetic_key(a), _phonetic_key(b)
     raw, skel = _jw(a, b), _jw(_skeleton(a), _skeleton(b))
     score = max(raw, skel)
@@ -875,6 +952,58 @@ def _part_match(a: str, b: str, aliases: _AliasTable) -> _PartMatch | None:
         return _PartMatch(
             "phonetic", round(score, 3), f"{a}/{b} jw={raw:.2f}, skeleton jw={skel:.2f}, key={ka}"
         )
+    return None
+
+
+def _is_initial(given: str) -> bool:
+    return len(given) == 1 and given.isalpha()
+
+
+def _gendered_pair(a: str, b: str) -> str | None:
+    """The ending when one given name is the other plus a feminine/diminutive ending, else None.
+
+    Compared on transliteration skeletons (so Dmitri/Dmitriy stay one name): Paul/Paula, Eric/Erica,
+    Louis/Louise, Daniel/Danielle, Antoine/Antoinette (a final vowel replaced), Henri/Henriette.
+    """
+    short, long = sorted((_skeleton(a), _skeleton(b)), key=len)
+    if len(short) < 2 or len(long) == len(short):
+        return None
+    stems = [short] + ([short[:-1]] if short[-1] in "aeiou" and len(short) > 3 else [])
+    for stem in stems:
+        rest = long[len(stem) :]
+        if long.startswith(stem) and rest in _GIVEN_NAME_ENDINGS:
+            return rest
+    return None
+
+
+def _given_match(a: str, b: str, aliases: _AliasTable) -> _PartMatch | None:
+    """Given names never match by mere similarity (John/Joan, Alexander/Alexandra are different people).
+
+    They match when equal, when one is an initial of the other ("S." / "Steve"), when they are a known
+    variant pair (a pair derived from the alias table, or one of the curated ``_GIVEN_NAME_VARIANTS``), or
+    when their transliteration skeletons are equal (Volodymyr/Wolodymyr, Eric/Erik) -- but a pair where
+    one is the other plus a feminine/diminutive ending (Paul/Paula, Daniel/Danielle) never matches by
+    skeleton (the curated table holds no such pair).
+    """
+    if a == b:
+        return _PartMatch("equal", 1.0, "")
+    if not a or not b:
+        return None
+    x, y = sorted((a, b))
+    if _is_initial(a) or _is_initial(b):
+        initial, full = (a, b) if _is_initial(a) else (b, a)
+        if full.startswith(initial):
+            return _PartMatch("initial", 0.8, f"initial {initial}. of {full}")
+        return None
+    pair = frozenset({a, b})
+    if pair in aliases.name_variants:
+        return _PartMatch("alias", 1.0, f"alias variants {x}/{y}")
+    if pair in _VARIANT_PAIRS:
+        return _PartMatch("variant", 0.95, f"known given-name variants {x}/{y}")
+    if _gendered_pair(a, b) is not None:
+        return None
+    if _skeleton(a) == _skeleton(b):
+        return _PartMatch("skeleton", 0.95, f"given names {x}/{y} share the skeleton {_skeleton(a)}")
     return None
 
 
@@ -895,22 +1024,25 @@ class _PairMatch:
     reason: str
 
 
+_GIVEN_RULE = {"initial": "initial", "variant": "name-variant", "alias": "alias", "skeleton": "skeleton"}
+_SURNAME_RULE = {"alias": "alias", "phonetic": "phonetic+similarity"}
+
+
 def _person_match(a: _Parsed, b: _Parsed, aliases: _AliasTable) -> _PairMatch | None:
     sur = _surname_match(a.surname, b.surname, aliases)
     if sur is None:
         return None
-    giv = _part_match(a.given, b.given, aliases)
+    giv = _given_match(a.given, b.given, aliases)
     if giv is None:
         return None
-    rules = {sur.rule, giv.rule}
-    details = "; ".join(d for d in (giv.detail, sur.detail) if d)
+    rules = [r for r in (_GIVEN_RULE.get(giv.rule), _SURNAME_RULE.get(sur.rule)) if r]
+    rule = "+".join(dict.fromkeys(rules)) or "same-name"
+    if rule == "same-name":
+        return _PairMatch(rule, 1.0, "same first name and surname")
+    given = f"given names: {giv.detail}" if giv.detail else "same given name"
+    surname = f"surnames: {sur.detail}" if sur.detail else "same surname"
     score = round(min(sur.score, giv.score), 3)
-    if "alias" in rules:
-        return _PairMatch("alias", score, f"alias ({details})")
-    if "phonetic" in rules:
-        part = sur if sur.rule == "phonetic" else giv
-        return _PairMatch("phonetic+similarity", score, f"phonetic+similarity ({part.detail})")
-    return _PairMatch("same-name", 1.0, "same first name and surname")
+    return _PairMatch(rule, score, f"{rule} ({given}; {surname})")
 
 
 # --------------------------------------------------------------------------- entities
@@ -933,6 +1065,7 @@ class _EntityBuild:
     merges: list[MergeRecord] = field(default_factory=list)
     links: dict[tuple[str, str], set[str]] = field(default_factory=dict)  # (country, relation) -> articles
     notes: list[str] = field(default_factory=list)
+    possible: list[tuple[str, str, float, str]] = field(default_factory=list)  # (key, rule, score, reason)
 
 
 class _UnionFind:
@@ -993,6 +1126,7 @@ class _Entities:
             match = _person_match(people[a], people[b], self.aliases)
             if match is not None:
                 pairs.append((match.score, a, b, match))
+        pairs, ambiguous_initials = self._drop_ambiguous_initials(pairs, people)
         pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
         uf = _UnionFind(keys)
         members: dict[str, list[str]] = {k: [k] for k in keys}
@@ -1055,15 +1189,35 @@ class _Entities:
         for m in mentions:
             if m.parsed.kind == "person":
                 self._attach(m, f"person:{self._person_root[m.parsed.key]}")
-
-        # Bare surnames: the unique compatible cluster in the same article, else in the corpus.
-        article_roots: dict[str, set[str]] = defaultdict(set)
+        root_articles: dict[str, set[str]] = defaultdict(set)
         for m in mentions:
             if m.parsed.kind == "person":
-                article_roots[m.article_id].add(self._person_root[m.parsed.key])
+                root_articles[self._person_root[m.parsed.key]].add(m.article_id)
+        for k, partners in sorted(ambiguous_initials.items()):
+            build = self.builds[f"person:{self._person_root[k]}"]
+            roots = sorted({self._person_root[x] for x in partners} - {self._person_root[k]})
+            fits = ", ".join(sorted(self._cluster_name[r] for r in roots))
+            build.notes.append(f"'{display_forms.get(k, k)}' is ambiguous: the initial fits {fits}")
+            for r in roots:
+                build.possible.append(
+                    (
+                        f"person:{r}",
+                        "initial-ambiguous",
+                        0.5,
+                        f"initial of {self._cluster_name[r]}; not merged",
+                    )
+                )
+
+        # Bare surnames merge only with the unique full-name person of the same article. Across articles a
+        # surname alone is no evidence (another article's "Smith" may be anyone), so there it stays its own
+        # entity with a ``possible_same_as`` link to each compatible full name of the corpus.
+        article_roots: dict[str, set[str]] = defaultdict(set)
+        for root, arts in root_articles.items():
+            for article_id in arts:
+                article_roots[article_id].add(root)
         roots_by_block: dict[str, set[str]] = defaultdict(set)
-        for root, names in clusters.items():
-            for k in names:
+        for root, names_in in clusters.items():
+            for k in names_in:
                 for block in self._blocks_of(people[k].surname):
                     roots_by_block[block].add(root)
         for m in mentions:
@@ -1071,11 +1225,8 @@ class _Entities:
                 continue
             near = set().union(*(roots_by_block[b] for b in self._blocks_of(m.parsed.surname)))
             local = self._surname_candidates(m.parsed.surname, near & article_roots[m.article_id], clusters)
-            scope, found = "same article", local
-            if not local:
-                scope, found = "corpus", self._surname_candidates(m.parsed.surname, near, clusters)
-            if len(found) == 1:
-                root, score = next(iter(found.items()))
+            if len(local) == 1:
+                root, score = next(iter(local.items()))
                 key = f"person:{root}"
                 self._attach(m, key)
                 self.builds[key].merges.append(
@@ -1084,19 +1235,57 @@ class _Entities:
                         matched=self._cluster_name[root],
                         rule="surname-of-unique",
                         score=score,
-                        reason=f"only full name with surname '{m.parsed.name}' in the {scope}"
-                        + (f" ({m.article_id})" if scope == "same article" else ""),
+                        reason=f"only full name with surname '{m.parsed.name}' in the same article "
+                        f"({m.article_id})",
                     )
                 )
-            else:
-                key = f"name:{m.parsed.key}"
-                build = self.builds.setdefault(key, _EntityBuild(key, "name", m.parsed.name))
-                self._attach(m, key)
-                if found:
-                    candidates = ", ".join(sorted(self._cluster_name[r] for r in found))
-                    note = f"'{m.parsed.name}' is ambiguous in the {scope}: {candidates}"
-                    if note not in build.notes:
-                        build.notes.append(note)
+                continue
+            key = f"name:{m.parsed.key}@{m.article_id}"
+            build = self.builds.setdefault(key, _EntityBuild(key, "name", m.parsed.name))
+            self._attach(m, key)
+            scope, found = ("same article", local) if local else ("corpus", None)
+            if found is None:
+                found = self._surname_candidates(m.parsed.surname, near, clusters)
+            if len(found) > 1:
+                candidates = ", ".join(sorted(self._cluster_name[r] for r in found))
+                note = f"'{m.parsed.name}' is ambiguous in the {scope}: {candidates}"
+                if note not in build.notes:
+                    build.notes.append(note)
+            for root, score in sorted(found.items()):
+                where = ", ".join(sorted(root_articles[root]))
+                if scope == "same article":
+                    rule, why = "surname-ambiguous", f"one of {len(found)} full names with this surname here"
+                elif len(found) == 1:
+                    rule = "surname-in-other-article"
+                    why = f"the only full name with surname '{m.parsed.name}', but named only in {where}"
+                else:
+                    rule, why = (
+                        "surname-ambiguous",
+                        f"one of {len(found)} full names with this surname ({where})",
+                    )
+                entry = (f"person:{root}", rule, score, f"{why}; not merged")
+                if entry not in build.possible:
+                    build.possible.append(entry)
+
+    def _drop_ambiguous_initials(
+        self, pairs: list[tuple[float, str, str, _PairMatch]], people: Mapping[str, _Parsed]
+    ) -> tuple[list[tuple[float, str, str, _PairMatch]], dict[str, set[str]]]:
+        """An initial ("S. Witkoff") merges only when every full name it fits is one person."""
+        partners: dict[str, set[str]] = defaultdict(set)
+        for _, a, b, match in pairs:
+            if match.rule.startswith("initial"):
+                initial, full = (a, b) if _is_initial(people[a].given) else (b, a)
+                if not _is_initial(people[full].given):
+                    partners[initial].add(full)
+        ambiguous: dict[str, set[str]] = {}
+        for initial, fulls in partners.items():
+            given = {people[f].given for f in fulls}
+            if len(given) > 1 and not all(
+                _given_match(x, y, self.aliases) for x, y in combinations(sorted(given), 2)
+            ):
+                ambiguous[initial] = fulls
+        kept = [p for p in pairs if not ({p[1], p[2]} & ambiguous.keys() and p[3].rule.startswith("initial"))]
+        return kept, ambiguous
 
     def _blocks_of(self, surname: str) -> set[str]:
         """Blocking keys: only surnames sharing one can match (same last-word phonetic key, or alias pair)."""
@@ -1254,6 +1443,16 @@ class _Entities:
                     merges=_unique_merges(build.merges),
                     linked_to=links,
                     notes=build.notes,
+                    possible_same_as=[
+                        PossibleMatch(
+                            target=self.ids[target],
+                            target_name=self.builds[target].name,
+                            rule=rule,
+                            score=score,
+                            reason=reason,
+                        )
+                        for target, rule, score, reason in build.possible
+                    ],
                 )
             )
         out.sort(key=lambda e: (-len(e.articles), -e.mention_count, e.id))
@@ -1763,10 +1962,18 @@ def _quote_candidates(words: Mapping[str, frozenset[str]], texts: Mapping[str, s
 
 
 def _speakers_compatible(
-    a: str, b: str, countries: Mapping[str, frozenset[str]], kinds: Mapping[str, str]
+    a: str,
+    b: str,
+    countries: Mapping[str, frozenset[str]],
+    kinds: Mapping[str, str],
+    possible: Mapping[str, str] | None = None,
 ) -> str | None:
     if a == b:
         return "same speaker"
+    if possible and (possible.get(a) == b or possible.get(b) == a):
+        # A bare surname whose only full-name match is in another article: not merged, but the wordings
+        # of one statement may still be grouped (each member keeps its own speaker).
+        return "speaker possibly the same person (the only full name with that surname)"
     if kinds[a] == "person" and kinds[b] == "person":
         return None
     shared = countries[a] & countries[b]
@@ -1777,6 +1984,11 @@ def _quote_groups(
     results: Sequence[ArticleResult], ents: _Entities, entities: list[Entity]
 ) -> list[QuoteGroup]:
     kinds = {e.id: e.kind for e in entities}
+    possible = {
+        e.id: e.possible_same_as[0].target
+        for e in entities
+        if len(e.possible_same_as) == 1 and e.possible_same_as[0].rule == "surname-in-other-article"
+    }
     members: dict[str, QuoteMember] = {}
     for result in results:
         for i, q in enumerate(result.quotes):
@@ -1802,7 +2014,8 @@ def _quote_groups(
     blocks: dict[str, list[str]] = defaultdict(list)
     for ref in refs:
         speaker = members[ref].speaker_id
-        for block in (f"s:{speaker}", *(f"c:{c}" for c in countries[speaker])):
+        also = (f"s:{possible[speaker]}",) if speaker in possible else ()
+        for block in (f"s:{speaker}", *also, *(f"c:{c}" for c in countries[speaker])):
             blocks[block].append(ref)
     texts = {ref: m.text for ref, m in members.items()}
     candidates: set[tuple[str, str]] = set()
@@ -1810,7 +2023,7 @@ def _quote_groups(
         candidates.update(_quote_candidates({ref: words[ref] for ref in block_refs}, texts))
     for a, b in sorted(candidates):
         ma, mb = members[a], members[b]
-        speakers = _speakers_compatible(ma.speaker_id, mb.speaker_id, countries, kinds)
+        speakers = _speakers_compatible(ma.speaker_id, mb.speaker_id, countries, kinds, possible)
         if speakers is None:
             continue
         score, how = _set_similarity(words[a], words[b], ma.text, mb.text)
@@ -1940,17 +2153,99 @@ def build_digest(results: Iterable[ArticleResult], aliases: Mapping[str, str] | 
     )
 
 
+def _results_bytes(run_dir: Path) -> bytes:
+    """results.jsonl up to its last complete line (a torn last line is left out, as ``iter_results`` does)."""
+    path = run_dir / RESULTS_FILE
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
+    return data[: data.rfind(b"\n") + 1]
+
+
+def results_fingerprint(run_dir: Path | str) -> tuple[str, int]:
+    """(sha256, size) of a run's results.jsonl up to its last complete line, as recorded in digest.json."""
+    data = _results_bytes(Path(run_dir))
+    return hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _read_results(run_dir: Path) -> tuple[list[ArticleResult], str, int]:
+    """The results of a run folder, with the fingerprint of exactly the bytes they were parsed from."""
+    data = _results_bytes(run_dir)
+    results: list[ArticleResult] = []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if raw.strip():
+            try:
+                results.append(ArticleResult.model_validate_json(raw))
+            except ValueError as exc:
+                raise StoreError(f"{run_dir / RESULTS_FILE}:{number}: not an ArticleResult ({exc})") from exc
+    return results, hashlib.sha256(data).hexdigest(), len(data)
+
+
+def _build_from_run(
+    run_dir: Path, aliases: Mapping[str, str] | None, aliases_file: Path | str | None
+) -> Digest:
+    results, sha, size = _read_results(run_dir)
+    digest = build_digest(results, aliases)
+    source = DigestSource(
+        results_sha256=sha,
+        results_bytes=size,
+        results=len(results),
+        aliases=dict(aliases or {}),
+        aliases_file=None if aliases_file is None else str(aliases_file),
+    )
+    return digest.model_copy(update={"source": source})
+
+
 def write_digest(
     run_dir: Path | str, aliases_file: Path | str | None = None, out_path: Path | str | None = None
 ) -> Path:
-    """Build the digest of a run folder and write it as JSON (default ``run_dir/digest.json``)."""
+    """Build the digest of a run folder and write it as JSON (default ``run_dir/digest.json``).
+
+    The JSON records a fingerprint of the results.jsonl it was built from (``source``), so the review
+    page can tell when the folder has changed since (``load_current_digest``).
+    """
     run_dir = Path(run_dir)
     aliases = load_aliases(aliases_file) if aliases_file is not None else None
-    digest = build_digest(iter_results(run_dir), aliases)
+    digest = _build_from_run(run_dir, aliases, aliases_file)
     out = Path(out_path) if out_path is not None else run_dir / DIGEST_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, digest.model_dump(mode="json"))
     return out
+
+
+def load_current_digest(run_dir: Path | str) -> tuple[Digest | None, str | None]:
+    """The digest of ``run_dir/digest.json`` if it matches the folder's current results, else rebuilt.
+
+    Returns ``(None, None)`` when the folder has no digest.json. When digest.json was built from other
+    results (its fingerprint differs, or it records none, or it cannot be read) the digest is rebuilt
+    from the current results with the aliases it recorded, written back to digest.json, and returned with
+    a note saying so (the review page shows the note).
+    """
+    run_dir = Path(run_dir)
+    path = run_dir / DIGEST_FILE
+    if not path.is_file():
+        return None, None
+    sha, size = results_fingerprint(run_dir)
+    old: Digest | None = None
+    try:
+        old = Digest.model_validate_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        why = f"{DIGEST_FILE} could not be read ({type(exc).__name__})"
+    else:
+        src = old.source
+        if src is not None and (src.results_sha256, src.results_bytes) == (sha, size):
+            return old, None
+        if src is None:
+            why = f"{DIGEST_FILE} records no fingerprint of the results it was built from"
+        else:
+            why = f"{DIGEST_FILE} was built from {src.results} result(s) of an earlier results.jsonl"
+    src = old.source if old is not None else None
+    digest = _build_from_run(run_dir, src.aliases if src else None, src.aliases_file if src else None)
+    write_json_atomic(path, digest.model_dump(mode="json"))
+    aliases = " with its recorded aliases" if src and src.aliases else ""
+    note = f"{why}; rebuilt{aliases} from the current {len(digest.articles)} article(s)"
+    return digest, note
 
 
 def _as_digest(digest: Digest | Mapping[str, Any]) -> Digest:
@@ -1968,6 +2263,12 @@ def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
         lines.append(f"  {e.name} [{e.kind}]: {forms}")
         for merge in e.merges:
             lines.append(f"      {merge.surface!r} -> {merge.matched!r}: {merge.reason}")
+    possible = [e for e in d.entities if e.possible_same_as]
+    if possible:
+        lines.append("\nPossibly the same (not merged):")
+        for e in possible:
+            for x in e.possible_same_as:
+                lines.append(f"  {e.name} ({', '.join(e.articles)}) ~ {x.target_name}: {x.reason}")
     linked = [e for e in d.entities if e.linked_to]
     if linked:
         lines.append("\nLinks (not merged):")
@@ -1988,7 +2289,8 @@ def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
             lines.append(f"      {r.ref}: {r.summary}")
         for conflict in c.conflicts:
             vals = "; ".join(f"{v.value} ({', '.join(v.articles)})" for v in conflict.values)
-            lines.append(f"      conflict {conflict.field}: {vals}")
+            verdict = "compatible" if conflict.compatible else "disagree"
+            lines.append(f"      conflict {conflict.field}: {vals} [{verdict}: {conflict.note}]")
     mixed = [s for s in d.stances if s.mixed_across_articles]
     lines.append(f"\nStances: {len(d.stances)} holder/target rows, {len(mixed)} with mixed polarity")
     for s in mixed:
@@ -2004,9 +2306,10 @@ def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
 DIGEST_CSS = """
 .dg table{margin:6px 0 14px}.dg-kind,.dg-rule{font-size:11px;padding:0 5px;border-radius:8px;background:#eee}
 .dg-merge{color:#555;font-size:12px}.dg-conflict{background:#fff4e5}.dg-ok{color:#2e7d32}
-.dg-mixed{background:#fdecea}
+.dg-mixed{background:#fdecea}.dg-note{background:#fff4e5;border-left:4px solid #b26a00;padding:6px 8px}
+.dg-part{margin:8px 0}.dg-part>summary{font-size:15px}.dg-more{margin:4px 0 10px 12px}
 .dg-cluster{border:1px solid #ddd;border-radius:6px;padding:6px 10px;margin:8px 0;background:#fff}
-.dg-ev{font-size:12px;color:#555}.dg-quote{font-style:italic}
+.dg-cluster>summary{font-weight:400}.dg-ev{font-size:12px;color:#555}.dg-quote{font-style:italic}
 """
 
 
@@ -2020,115 +2323,206 @@ def _table(cls: str, head: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
     return f'<table class="{cls}"><thead><tr>{thead}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def digest_html_section(digest: Digest | Mapping[str, Any]) -> str:
-    """An HTML fragment (a ``<section>``) of the digest for the review page; every value is escaped.
+def _details(cls: str, summary: str, body: str, *, open_: bool, ident: str | None = None) -> str:
+    attrs = f' id="{_e(ident)}"' if ident else ""
+    opened = " open" if open_ else ""
+    return f'<details class="{cls}"{attrs}{opened}><summary>{summary}</summary>{body}</details>'
 
-    Uses only ``dg-`` classes and no external assets; ``DIGEST_CSS`` holds optional styles for them.
-    """
-    d = _as_digest(digest)
-    parts = [f'<section id="digest" class="dg"><h2>Digest ({len(d.articles)} articles)</h2>']
 
-    entity_rows = []
-    for ent in d.entities:
+class _Links:
+    """Article ids as links to their sections of the review page (``anchors``: article id -> element id)."""
+
+    def __init__(self, anchors: Mapping[str, str] | None) -> None:
+        self.anchors = anchors or {}
+
+    def article(self, article_id: str, label: str | None = None) -> str:
+        text = _e(label if label is not None else article_id)
+        anchor = self.anchors.get(article_id)
+        return f'<a class="dg-art" href="#{_e(anchor)}">{text}</a>' if anchor else text
+
+    def articles(self, article_ids: Iterable[str]) -> str:
+        return ", ".join(self.article(a) for a in article_ids)
+
+
+def _entity_html(d: Digest, links: _Links) -> str:
+    def row(ent: Entity) -> list[str]:
         mentions = "<br>".join(
-            f'{_e(m.surface)} <span class="dg-ev">×{m.count} in {_e(", ".join(m.articles))}</span>'
+            f'{_e(m.surface)} <span class="dg-ev">×{m.count} in {links.articles(m.articles)}</span>'
             for m in ent.mentions
         )
         merges = "<br>".join(
             f'<span class="dg-merge"><span class="dg-rule">{_e(r.rule)}</span> {_e(r.surface)} → '
-            f"{_e(r.matched)}: {_e(r.reason)}</span>"
+            f"{_e(r.matched)} ({r.score:.2f}): {_e(r.reason)}</span>"
             for r in ent.merges
         )
-        links = "<br>".join(f"{_e(link.relation)} {_e(link.target_name)}" for link in ent.linked_to)
+        maybe = "<br>".join(
+            f'<span class="dg-merge"><span class="dg-rule">{_e(x.rule)}</span> '
+            f'<a href="#dg-ent-{_e(x.target)}">{_e(x.target_name)}</a>: {_e(x.reason)}</span>'
+            for x in ent.possible_same_as
+        )
+        linked = "<br>".join(f"{_e(link.relation)} {_e(link.target_name)}" for link in ent.linked_to)
         notes = "<br>".join(_e(n) for n in ent.notes)
-        entity_rows.append(
-            [
-                f"{_e(ent.name)}",
-                f'<span class="dg-kind">{_e(ent.kind)}</span>',
-                mentions,
-                merges,
-                links,
-                notes,
-            ]
-        )
-    parts.append(f"<h3>Entities ({len(d.entities)})</h3>")
-    parts.append(
-        _table(
-            "dg-entities", ["Entity", "Kind", "Mentions", "Merged because", "Linked to", "Notes"], entity_rows
-        )
-    )
-
-    parts.append(f"<h3>Event clusters ({len(d.event_clusters)})</h3>")
-    for c in d.event_clusters:
-        parts.append(
-            f'<div class="dg-cluster" id="dg-{_e(c.id)}"><strong>{_e(c.id)}</strong> '
-            f"{_e('/'.join(c.event_types))} · {_e(c.date_value)} ({_e(c.date_precision)}) · "
-            f"{_e(c.location or 'location unknown')} · {_e(', '.join(c.articles))}"
-        )
-        rows = [
-            [
-                _e(r.article_id),
-                _e(r.event_type),
-                _e(r.date or r.date_text or "—"),
-                _e(r.location or "—"),
-                _e(", ".join(r.actors)),
-                f'{_e(r.summary)}<div class="dg-ev">{_e(r.evidence)}</div>',
-            ]
-            for r in c.reports
+        return [
+            f'<span id="dg-ent-{_e(ent.id)}">{_e(ent.name)}</span>',
+            f'<span class="dg-kind">{_e(ent.kind)}</span>',
+            mentions,
+            merges,
+            maybe,
+            linked,
+            notes,
         ]
-        parts.append(_table("dg-reports", ["Article", "Type", "Date", "Location", "Actors", "Report"], rows))
-        if c.conflicts:
-            crows = [
-                [
-                    _e(cf.field),
-                    "<br>".join(f"{_e(v.value)} — {_e(', '.join(v.articles))}" for v in cf.values),
-                    _e(cf.note),
-                ]
-                for cf in c.conflicts
-            ]
-            parts.append(_table("dg-conflicts dg-conflict", ["Field", "Values (articles)", "Note"], crows))
-        if c.links:
-            parts.append(
-                '<div class="dg-ev">'
-                + "<br>".join(f"{_e(k.a)} ~ {_e(k.b)}: {_e(k.reason)}" for k in c.links)
-                + "</div>"
-            )
-        parts.append("</div>")
 
-    stance_rows = [
+    head = ["Entity", "Kind", "Mentions", "Merged because", "Possibly the same as", "Linked to", "Notes"]
+    notable = [
+        e
+        for e in d.entities
+        if len(e.articles) > 1 or len(e.mentions) > 1 or e.possible_same_as or e.notes or e.kind == "person"
+    ]
+    rest = [e for e in d.entities if e not in notable]
+    body = _table("dg-entities", head, map(row, notable))
+    if rest:
+        body += _details(
+            "dg-more",
+            f"{len(rest)} other entities (one form, one article)",
+            _table("dg-entities", head, map(row, rest)),
+            open_=False,
+        )
+    summary = f"Entities ({len(d.entities)}; {len(notable)} people, merged or in several articles)"
+    return _details("dg-part", _e(summary), body, open_=True, ident="dg-entities")
+
+
+def _cluster_html(c: EventCluster, links: _Links) -> str:
+    summary = (
+        f"<strong>{_e(c.id)}</strong> {_e('/'.join(c.event_types))} · {_e(c.date_value)} "
+        f"({_e(c.date_precision)}) · {_e(c.location or 'location unknown')} · {len(c.reports)} reports from "
+        f"{links.articles(c.articles)}"
+    )
+    rows = [
         [
+            links.article(r.article_id, r.ref),
+            _e(r.event_type),
+            _e(r.date or r.date_text or "—"),
+            _e(r.location or "—"),
+            _e(", ".join(r.actors)),
+            f'{_e(r.summary)}<div class="dg-ev">{_e(r.evidence)}</div>',
+        ]
+        for r in c.reports
+    ]
+    body = _table("dg-reports", ["Report", "Type", "Date", "Location", "Actors", "Summary / evidence"], rows)
+    if c.conflicts:
+        crows = [
+            [
+                _e(cf.field),
+                "<br>".join(f"{_e(v.value)} — {links.articles(v.articles)}" for v in cf.values),
+                _e("compatible" if cf.compatible else "disagree"),
+                _e(cf.note),
+            ]
+            for cf in c.conflicts
+        ]
+        body += _table("dg-conflicts dg-conflict", ["Field", "Values (articles)", "Verdict", "Note"], crows)
+    if c.links:
+        body += (
+            '<div class="dg-ev">'
+            + "<br>".join(f"{_e(k.a)} ~ {_e(k.b)}: {_e(k.reason)}" for k in c.links)
+            + "</div>"
+        )
+    return _details("dg-cluster", summary, body, open_=True, ident=f"dg-{c.id}")
+
+
+def _events_html(d: Digest, links: _Links) -> str:
+    multi = [c for c in d.event_clusters if len(c.articles) > 1]
+    single = [c for c in d.event_clusters if len(c.articles) <= 1]
+    body = "".join(_cluster_html(c, links) for c in multi)
+    if single:
+        rows = "".join(
+            f'<tr id="dg-{_e(c.id)}"><td>{_e(c.id)}</td><td>{_e("/".join(c.event_types))}</td>'
+            f"<td>{_e(c.date_value)} ({_e(c.date_precision)})</td><td>{_e(c.location or '—')}</td>"
+            f"<td>{'<br>'.join(links.article(r.article_id, r.ref) for r in c.reports)}</td>"
+            f"<td>{'<br>'.join(_e(r.summary) for r in c.reports)}</td></tr>"
+            for c in single
+        )
+        head = "".join(f"<th>{h}</th>" for h in ("Cluster", "Type", "Date", "Location", "Report", "Summary"))
+        body += _details(
+            "dg-more",
+            f"{len(single)} events reported by one article",
+            f'<table class="dg-singles"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>',
+            open_=not multi,
+        )
+    summary = f"Event clusters ({len(d.event_clusters)}; {len(multi)} reported by several articles)"
+    return _details("dg-part", _e(summary), body, open_=True, ident="dg-events")
+
+
+def _stances_html(d: Digest, links: _Links) -> str:
+    def row(s: StanceRow) -> list[str]:
+        return [
             _e(s.holder),
             _e(s.target),
             f'<span class="{"dg-mixed" if s.mixed_across_articles else "dg-ok"}">{_e(s.polarity)}</span>',
             "<br>".join(
-                f"{_e(x.article_id)} [{_e(x.start)}–{_e(x.end)}] {_e(x.polarity)}: {_e(x.evidence)}"
+                f"{links.article(x.article_id)} [{_e(x.start)}–{_e(x.end)}] {_e(x.polarity)}: "
+                f"{_e(x.evidence)}"
                 for x in s.supports
             ),
         ]
-        for s in d.stances
-    ]
-    parts.append(f"<h3>Stances ({len(d.stances)})</h3>")
-    parts.append(
-        _table("dg-stances", ["Holder", "Target", "Polarity", "Evidence (article, span)"], stance_rows)
-    )
 
-    parts.append(f"<h3>Quote variants ({len(d.quote_groups)})</h3>")
-    qrows = [
+    head = ["Holder", "Target", "Polarity", "Evidence (article, span)"]
+    shared = [s for s in d.stances if len(s.articles) > 1 or s.mixed_across_articles]
+    rest = [s for s in d.stances if s not in shared]
+    body = _table("dg-stances", head, map(row, shared)) if shared else ""
+    if rest:
+        body += _details(
+            "dg-more",
+            f"{len(rest)} stances held in one article",
+            _table("dg-stances", head, map(row, rest)),
+            open_=not shared,
+        )
+    summary = f"Stances ({len(d.stances)}; {len(shared)} across articles)"
+    return _details("dg-part", _e(summary), body, open_=True, ident="dg-stances")
+
+
+def _quotes_html(d: Digest, links: _Links) -> str:
+    rows = [
         [
             _e(g.id),
             _e(", ".join(g.speakers)),
             "<br>".join(
-                f'{_e(m.article_id)} ({_e(m.speaker)}): <span class="dg-quote">“{_e(m.text)}”</span>'
+                f"{links.article(m.article_id, m.ref)} ({_e(m.speaker)}): "
+                f'<span class="dg-quote">“{_e(m.text)}”</span>'
                 for m in g.members
             ),
         ]
         for g in d.quote_groups
     ]
-    parts.append(_table("dg-quotes", ["Group", "Speakers", "Wordings"], qrows))
+    body = _table("dg-quotes", ["Group", "Speakers", "Wordings"], rows)
+    return _details(
+        "dg-part", _e(f"Quote variants ({len(d.quote_groups)})"), body, open_=True, ident="dg-quotes"
+    )
+
+
+def digest_html_section(
+    digest: Digest | Mapping[str, Any], anchors: Mapping[str, str] | None = None, note: str | None = None
+) -> str:
+    """An HTML fragment (a ``<section>``) of the digest for the review page; every value is escaped.
+
+    ``anchors`` maps article ids to the ids of their sections on the page (``report.article_anchors``):
+    article references become links to them. ``note`` (e.g. "rebuilt because ...") is shown on top. Parts
+    are collapsible ``<details>``: clusters, stances and quote groups spanning several articles start
+    open, one-article ones are collapsed. Uses only ``dg-`` classes, no scripts, no inline styles and no
+    external assets; ``DIGEST_CSS`` holds optional styles for them.
+    """
+    d = _as_digest(digest)
+    links = _Links(anchors)
+    parts = [f'<section id="digest" class="dg"><h2>Digest ({len(d.articles)} articles)</h2>']
+    if note:
+        parts.append(f'<p class="dg-note">{_e(note)}</p>')
+    parts.append(_entity_html(d, links))
+    parts.append(_events_html(d, links))
+    parts.append(_stances_html(d, links))
+    parts.append(_quotes_html(d, links))
     if d.skipped:
         parts.append(
             '<p class="dg-ev">Skipped: '
-            + _e("; ".join(f"{s.article_id} ({s.reason})" for s in d.skipped))
+            + "; ".join(f"{links.article(s.article_id)} ({_e(s.reason)})" for s in d.skipped)
             + "</p>"
         )
     parts.append("</section>")

@@ -208,19 +208,20 @@ class OpenAIProvider:
         except ExtractorError:
             raise
         except openai.APIStatusError as exc:
-            raise TransportError(_explain_status(exc, self.settings.endpoint)) from exc
+            raise TransportError(_explain_status(exc, self.settings.public_endpoint)) from exc
         except openai.APITimeoutError as exc:
             raise TransportError(
-                f"{self.settings.endpoint} timed out after {self.settings.timeout_s:g} s "
+                f"{self.settings.public_endpoint} timed out after {self.settings.timeout_s:g} s "
                 f"on every one of {calls.http_calls} attempts"
             ) from exc
         except openai.APIConnectionError as exc:
             cause = exc.__cause__
             if isinstance(cause, ExtractorError):
                 raise cause from None
+            kind = type(cause).__name__ if cause else "error"
             raise TransportError(
-                f"cannot reach {self.settings.endpoint} ({type(cause).__name__ if cause else 'error'}: "
-                f"{cause or exc}); check OPENAI_BASE_URL and the network"
+                f"cannot reach {self.settings.public_endpoint} ({kind}: {cause or exc}); "
+                "check OPENAI_BASE_URL and the network"
             ) from exc
 
     async def _complete(

@@ -274,10 +274,15 @@ class Extractor:
         messages = self.prompts.render(article, article.text[window[0] : window[1]], i, n)
         return messages, cache_key(self.settings, messages, self.schema, self.prompts.version)
 
+    def requests(self, article: Article) -> list[tuple[list[dict[str, str]], str]]:
+        """The rendered messages and cache (and recording) key of each request this article needs,
+        one per chunk."""
+        windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+        return [self._answer_key(article, w, i, len(windows)) for i, w in enumerate(windows, start=1)]
+
     def request_keys(self, article: Article) -> list[str]:
         """The cache (and recording) keys of the requests this article needs, one per chunk."""
-        windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
-        return [self._answer_key(article, w, i, len(windows))[1] for i, w in enumerate(windows, start=1)]
+        return [key for _, key in self.requests(article)]
 
     async def aextract(self, article: Article | str) -> ArticleResult:
         """Extract one article. Any failure gives an error result; only ConfigError is raised."""

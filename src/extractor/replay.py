@@ -17,14 +17,14 @@ import asyncio
 import json
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
+from extractor.config import scrub_url as scrub_text_url
 from extractor.errors import ReplayError
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "RecordingTransport",
     "ReplayTransport",
     "load_recorded_settings",
+    "mismatched_recordings",
     "save_recorded_settings",
     "scrub_url",
     "stale_recordings",
@@ -41,15 +42,12 @@ KEY_HEADER = "x-extractor-key"
 ARTICLE_HEADER = "x-extractor-article"
 SETTINGS_FILE = "settings.json"
 _KEEP_RESPONSE_HEADERS = ("content-type", "retry-after", "retry-after-ms")
-_SECRET_PARAM = re.compile(r"(key|token|secret|signature|sig|password|auth)", re.IGNORECASE)
 _KEY_RE = re.compile(r"^[0-9a-f]{64}$")
 
 
 def scrub_url(url: httpx.URL) -> str:
     """The URL without credentials or secret-looking query parameters."""
-    query = [(k, v) for k, v in parse_qsl(url.query.decode()) if not _SECRET_PARAM.search(k)]
-    clean = url.copy_with(username=None, password=None, query=urlencode(query).encode() or None)
-    return str(clean)
+    return scrub_text_url(str(url))
 
 
 def _fingerprint(body: dict[str, Any]) -> str:
@@ -188,3 +186,34 @@ def stale_recordings(directory: Path | str, current_keys: Iterable[str]) -> list
     """Recordings whose key no request the current prompt renders would use."""
     keys = set(current_keys)
     return sorted(p for p in Path(directory).glob("*.json") if p.name != SETTINGS_FILE and p.stem not in keys)
+
+
+def mismatched_recordings(
+    directory: Path | str, expected: Mapping[str, tuple[str, list[dict[str, str]]]]
+) -> list[tuple[Path, str]]:
+    """Recordings under a current key whose content does not answer that request: unreadable, no
+    exchanges, another model, or a first request whose messages differ from the rendered ones
+    (``expected``: key -> (model, messages)). Each with a one-line reason."""
+    found: list[tuple[Path, str]] = []
+    for key, (model, messages) in sorted(expected.items()):
+        path = Path(directory) / f"{key}.json"
+        if not path.exists():
+            continue
+        try:
+            data = _load(path)
+        except ReplayError as exc:
+            found.append((path, str(exc)))
+            continue
+        if not data["exchanges"]:
+            found.append((path, "holds no exchanges"))
+            continue
+        body = data["exchanges"][0].get("request", {}).get("body", {})
+        sent = [{"role": m.get("role"), "content": m.get("content")} for m in body.get("messages") or []]
+        if body.get("model") != model:
+            found.append((path, f"recorded for model {body.get('model')!r}, not {model!r}"))
+        elif sent[: len(messages)] != messages:
+            turn = next(
+                (i for i, (a, b) in enumerate(zip(sent, messages, strict=False)) if a != b), len(sent)
+            )
+            found.append((path, f"its first request differs from the rendered prompt at message {turn + 1}"))
+    return found

@@ -34,6 +34,7 @@ __all__ = [
     "REPORT_FILE",
     "Mark",
     "Segment",
+    "article_anchors",
     "build_segments",
     "render_report",
     "write_report",
@@ -624,6 +625,17 @@ _TOOLS = (
     '<span id="n"></span><span class="lg"><mark class="ke">event</mark><mark class="kq">quote</mark>'
     '<mark class="ks">stance</mark><mark class="kq sn">dashed: normalized / elided</mark></span></div>'
 )
+
+
+def article_anchors(results: Iterable[ArticleResult]) -> dict[str, str]:
+    """Article id -> the id of its section on the page ``render_report`` makes of ``results`` (``aN``).
+
+    Sections are numbered from 1 in results order; an id that occurs twice links to its first section.
+    """
+    anchors: dict[str, str] = {}
+    for pos, r in enumerate(results, start=1):
+        anchors.setdefault(r.article_id, f"a{pos}")
+    return anchors
 
 
 def render_report(

@@ -5,7 +5,8 @@ wraps the real one (or the replay/recording transports of extractor.replay):
 
     openai.AsyncOpenAI -> httpx.AsyncClient -> RetryingTransport -> [Replay | Recording] -> network
 
-- waits for the shared ``RateLimiter`` before each attempt and feeds it every response's headers;
+- waits for the shared ``RateLimiter`` before each attempt (charging an estimate of the tokens, corrected
+  to the usage the response reports) and feeds it every response's headers;
 - retries 408/409/429/5xx responses, timeouts and connection errors with tenacity: ``retry-after-ms`` /
   ``Retry-After`` when the server sends one, otherwise exponential backoff with full jitter; bounded by
   attempts and by total time (a retry whose wait would end past ``max_wait_s`` is not made). After the
@@ -106,13 +107,13 @@ def _estimate_tokens(body: bytes) -> int:
     return len(body) // 4 + int(completion) // 4
 
 
-def _count_tokens(stats: CallStats, body: bytes) -> None:
+def _usage(body: bytes) -> tuple[int, int]:
+    """(prompt, completion) tokens a response reports; (0, 0) when it reports none."""
     try:
         usage = json.loads(body).get("usage") or {}
-        stats.prompt_tokens += int(usage.get("prompt_tokens") or 0)
-        stats.completion_tokens += int(usage.get("completion_tokens") or 0)
+        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
     except (ValueError, AttributeError, TypeError):
-        pass
+        return 0, 0
 
 
 class RetryingTransport(httpx.AsyncBaseTransport):
@@ -168,8 +169,13 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             if response.status_code == 429 and self.limiter is not None:
                 self.limiter.on_rate_limited(retry_after, sent_at=sent_at)
             raise _RetryableResponse(response, retry_after)
-        if stats is not None and response.status_code == 200:
-            _count_tokens(stats, await response.aread())
+        if response.status_code == 200:
+            prompt, completion = _usage(await response.aread())
+            if stats is not None:
+                stats.prompt_tokens += prompt
+                stats.completion_tokens += completion
+            if self.limiter is not None and prompt + completion > 0:
+                self.limiter.reconcile(tokens, prompt + completion)  # the estimate, corrected to usage
         return response
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
