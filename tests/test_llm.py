@@ -11,7 +11,7 @@ import httpx
 import pytest
 import respx
 
-from extractor import Article, Extractor, Settings
+from extractor import Article, ConfigError, Extractor, Settings
 from extractor.llm import OpenAIProvider
 from tests import wire
 from tests.conftest import FakeModel
@@ -76,12 +76,51 @@ def test_no_reasks_when_disabled(tmp_path: Path) -> None:
 
 @respx.mock
 def test_unreachable_endpoint_is_one_actionable_line(tmp_path: Path) -> None:
-    respx.post(wire.CHAT).mock(side_effect=httpx.ConnectError("connection refused"))
-    res = run(tmp_path, transport_attempts=3)
-    assert res.error is not None and res.error.type == "TransportError"
-    assert res.error.message.startswith(f"cannot reach {wire.API}")
-    assert "OPENAI_BASE_URL" in res.error.message and "\n" not in res.error.message
-    assert res.usage.http_calls == 3
+    route = respx.post(wire.CHAT).mock(side_effect=httpx.ConnectError("connection refused"))
+    with pytest.raises(ConfigError) as caught:
+        run(tmp_path, transport_attempts=3)
+    message = str(caught.value)
+    assert message.startswith(f"cannot reach {wire.API}")
+    assert message.endswith("(no request has reached it yet)")
+    assert "OPENAI_BASE_URL" in message and "\n" not in message
+    assert route.call_count == 3
+
+
+@respx.mock
+def test_once_the_endpoint_has_answered_a_connection_failure_fails_only_that_article(tmp_path: Path) -> None:
+    respx.post(wire.CHAT).mock(
+        side_effect=[wire.ok(ANSWER), *[httpx.ConnectError("connection reset")] * 3, wire.ok(ANSWER)]
+    )
+    settings = Settings(
+        api_key="sk-x", base_url=wire.API, cache_dir=tmp_path, use_cache=False, transport_attempts=3
+    )
+    with Extractor(settings, provider=OpenAIProvider(settings, sleep=no_sleep)) as ex:
+        results = [ex.extract(Article.from_text(f"{TEXT}{i}", id=f"m{i}")) for i in range(3)]
+    assert [r.status for r in results] == ["ok", "error", "ok"]
+    error = results[1].error
+    assert error is not None and error.type == "TransportError" and error.message.startswith("cannot reach")
+
+
+def test_a_batch_against_an_unreachable_endpoint_stops_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from extractor import cli
+
+    (tmp_path / "in").mkdir()
+    for i in range(5):
+        (tmp_path / "in" / f"{i}.txt").write_text(f"{TEXT}{i}", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv("OPENAI_BASE_URL", wire.API)
+    config = tmp_path / "extractor.toml"
+    config.write_text("transport_attempts = 2\n", encoding="utf-8")  # one short backoff, not five
+    with respx.mock:
+        route = respx.post(wire.CHAT).mock(side_effect=httpx.ConnectError("connection refused"))
+        argv = ["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-cache", "-q"]
+        code = cli.main([*argv, "--concurrency", "1", "--config", str(config)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert err.count("cannot reach") == 1 and "configuration error: cannot reach" in err
+    assert route.call_count == 2  # the first article's attempts, not every article's
 
 
 @respx.mock

@@ -443,27 +443,6 @@ def _compact(path: Path) -> int:
     return dropped
 
 
-async def _extract_one(extractor: Extractor, article: Article) -> ArticleResult:
-    """``extractor.aextract`` with any unexpected failure turned into this article's error result."""
-    try:
-        return await extractor.aextract(article)
-    except ConfigError:
-        raise
-    except Exception as exc:  # one article's bug must not stop the batch
-        message = " ".join(str(exc).split())[:500] or type(exc).__name__
-        return ArticleResult(
-            article_id=article.id,
-            source=article.source,
-            sha256=article.sha256,
-            status="error",
-            error=ErrorInfo(type=type(exc).__name__, message=message),
-            title=article.title,
-            published=article.published,
-            model=extractor.settings.model,
-            prompt_version=extractor.prompts.version,
-        )
-
-
 INDEX_FILE = ".index.sqlite"
 
 # What the project writes into a run folder (extractor.report.REPORT_FILE, extractor.digest.DIGEST_FILE).
@@ -663,7 +642,7 @@ async def _run(
                     emit(_duplicate_result(item, first, model, version), "duplicate")
                 continue
             index.start(text, item.id)
-            task = asyncio.ensure_future(_extract_one(extractor, item))
+            task = asyncio.ensure_future(extractor.aextract(item))  # failures become error results
             article_of[task] = item
             pending.add(task)
             while len(pending) >= concurrency:

@@ -10,7 +10,10 @@ validated ``ArticleExtraction`` with its usage. What happens on failure:
   at most ``reask_max_listed`` failures and carries only the latest failed answer, so its size is capped.
   If only grounding failures remain after the last re-ask, the last answer is returned anyway and the
   caller rejects the ungrounded items — they are never silently dropped;
-- ``finish_reason == "length"``: one retry with ``settings.max_tokens_retry``, then TruncatedOutputError.
+- ``finish_reason == "length"``: one retry with ``settings.max_tokens_retry``, then TruncatedOutputError;
+- an endpoint that no request has ever reached (connection refused, unknown host) after every retry:
+  ConfigError, which stops a batch with one line; once it has answered, a connection failure is that
+  article's TransportError.
 """
 
 from __future__ import annotations
@@ -175,6 +178,7 @@ class OpenAIProvider:
         )
         self._client = instructor.from_openai(self._openai, mode=MODES[settings.mode])
         self._client.on("completion:kwargs", _keep_last_reask_only)
+        self._reached = False  # has any request got an HTTP answer from the endpoint?
 
     async def aclose(self) -> None:
         await self._openai.close()
@@ -190,10 +194,12 @@ class OpenAIProvider:
     ) -> Completion:
         with track_calls() as calls:
             try:
-                return await self._complete_or_explain(messages, key, article_id, check, calls)
+                completion = await self._complete_or_explain(messages, key, article_id, check, calls)
             except ExtractorError as exc:
                 exc.usage = _usage_of(calls)
                 raise
+        self._reached = True
+        return completion
 
     async def _complete_or_explain(
         self,
@@ -208,6 +214,7 @@ class OpenAIProvider:
         except ExtractorError:
             raise
         except openai.APIStatusError as exc:
+            self._reached = True
             raise TransportError(_explain_status(exc, self.settings.public_endpoint)) from exc
         except openai.APITimeoutError as exc:
             raise TransportError(
@@ -219,10 +226,13 @@ class OpenAIProvider:
             if isinstance(cause, ExtractorError):
                 raise cause from None
             kind = type(cause).__name__ if cause else "error"
-            raise TransportError(
+            message = (
                 f"cannot reach {self.settings.public_endpoint} ({kind}: {cause or exc}); "
                 "check OPENAI_BASE_URL and the network"
-            ) from exc
+            )
+            if not self._reached:  # a wrong endpoint, not a blip: stop now rather than fail every article
+                raise ConfigError(message + " (no request has reached it yet)") from exc
+            raise TransportError(message) from exc
 
     async def _complete(
         self,

@@ -175,6 +175,10 @@ def ground_extraction(
     return events, quotes, stances, rejected
 
 
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def _identity(item: BaseModel) -> str:
     """What, besides the span, makes two items one: a quote has one speaker; an event its type; a
     stance its polarity and holder (by last word, so "Meloni" and "Giorgia Meloni" are one holder)."""
@@ -325,7 +329,7 @@ class Extractor:
         except ExtractorError as exc:
             spent = exc.usage if isinstance(exc.usage, Usage) else Usage()
             return self._error_result(article, exc, usage + spent, model, started, len(windows))
-        except Exception as exc:  # an unexpected failure in one article must not end extract_many
+        except Exception as exc:  # an unexpected failure in one article must not end a batch
             return self._error_result(article, exc, usage, model, started, len(windows))
         return ArticleResult(
             article_id=article.id,
@@ -366,7 +370,9 @@ class Extractor:
             source=article.source,
             sha256=article.sha256,
             status="error",
-            error=ErrorInfo(type=type(exc).__name__, message=str(exc)),
+            error=ErrorInfo(
+                type=type(exc).__name__, message=" ".join(str(exc).split()) or type(exc).__name__
+            ),
             title=article.title,
             published=article.published,
             usage=usage,
