@@ -11,7 +11,7 @@ import pytest
 import respx
 
 import extractor
-from extractor import Article, ConfigError, Extractor, Settings
+from extractor import Article, Extractor, Settings
 from extractor.llm import OpenAIProvider
 from tests import wire
 from tests.conftest import NetworkBlocked
@@ -94,12 +94,10 @@ def test_a_request_that_escapes_respx_hits_the_network_guard(tmp_path: Path) -> 
     settings = Settings(
         api_key="sk-x", base_url="https://api.openai.com/v1", cache_dir=tmp_path, use_cache=False
     )
-    with (
-        Extractor(settings, provider=OpenAIProvider(settings, sleep=_no_sleep)) as ex,
-        pytest.raises(ConfigError) as caught,  # nothing ever reached the endpoint: the run stops
-    ):
-        ex.extract(Article.from_text("Some text.", id="x"))
-    assert "NetworkBlocked" in str(caught.value) and "tests must not use the network" in str(caught.value)
+    with Extractor(settings, provider=OpenAIProvider(settings, sleep=_no_sleep)) as ex:
+        res = ex.extract(Article.from_text("Some text.", id="x"))
+    assert res.status == "error" and res.error is not None
+    assert "NetworkBlocked" in res.error.message and "tests must not use the network" in res.error.message
 
 
 async def _no_sleep(_: float) -> None:

@@ -112,16 +112,15 @@ def test_one_item_from_two_overlapping_chunks_is_kept_once_in_its_fuller_wording
             wire.event("Leaders met in Paris.", event_type="AGREE"),  # another event from the same clause
         ],
         stances=[
-            {**wire.stance("Meloni said “no troops”", holder="Giorgia Meloni"), "target": "sending troops"},
+            {
+                **wire.stance("Meloni said “no troops”", holder="Giorgia Meloni"),
+                "target": "deploying troops now",
+            },
             wire.stance("Meloni said “no troops”", holder="Italy"),  # another holder: kept
         ],
     )
-    events, quotes, stances, rejected = ground_extraction(
-        [ArticleExtraction.model_validate(first), ArticleExtraction.model_validate(second)],
-        text,
-        None,
-        windows,
-    )
+    answers = [ArticleExtraction.model_validate(first), ArticleExtraction.model_validate(second)]
+    events, quotes, stances, rejected = ground_extraction(answers, text, None, windows)
     assert rejected == []
     assert [(q.text, q.speaker) for q in quotes] == [("no troops", "Giorgia Meloni")]
     assert [(e.event_type, e.summary) for e in events] == [
@@ -129,6 +128,34 @@ def test_one_item_from_two_overlapping_chunks_is_kept_once_in_its_fuller_wording
         ("AGREE", "Something happened."),
     ]
     assert [(s.holder, s.target) for s in stances] == [
-        ("Giorgia Meloni", "sending troops"),  # the fuller wording of the same stance
+        ("Giorgia Meloni", "deploying troops now"),  # the fuller wording of the same stance
         ("Italy", "deploying troops"),
+    ]
+
+
+def test_distinct_items_at_one_span_are_never_merged_away() -> None:
+    """Two chunks each with two different events and two different stances on the same sentence."""
+    sentence = "Leaders met in Paris and in Rome, and Meloni opposed troops and sanctions."
+    text = f"Intro.\n\n{sentence}\n\nEnd."
+    windows = [(0, len(text) - 5), (text.index("Leaders"), len(text))]
+    answer = wire.extraction(
+        events=[
+            {**wire.event(sentence), "location": "Paris"},
+            {**wire.event(sentence), "location": "Rome"},
+        ],
+        stances=[
+            {**wire.stance(sentence, holder="Meloni"), "target": "sending Italian troops"},
+            {**wire.stance(sentence, holder="Meloni"), "target": "new sanctions on Russia"},
+            wire.stance(sentence, holder="French government"),
+            wire.stance(sentence, holder="Italian government"),
+        ],
+    )
+    answers = [ArticleExtraction.model_validate(answer)] * 2
+    events, _, stances, _ = ground_extraction(answers, text, None, windows)
+    assert sorted(e.location or "" for e in events) == ["Paris", "Rome"]
+    assert sorted((s.holder, s.target) for s in stances) == [
+        ("French government", "deploying troops"),
+        ("Italian government", "deploying troops"),
+        ("Meloni", "new sanctions on Russia"),
+        ("Meloni", "sending Italian troops"),
     ]

@@ -14,11 +14,14 @@ import pytest
 
 from extractor.digest import (
     DEFAULT_ALIASES,
+    CountMention,
     Digest,
     Entity,
     EventCluster,
     build_digest,
+    date_label,
     digest_html_section,
+    ensure_digest,
     load_aliases,
     load_current_digest,
     render_digest_text,
@@ -499,10 +502,62 @@ def test_count_conflicts_are_listed_per_noun_with_their_articles() -> None:
     (cluster,) = digest.event_clusters
     conflicts = {c.field: c for c in cluster.conflicts}
     assert {v.value: v.articles for v in conflicts["count:countries"].values} == {"35": ["a2"], "39": ["a3"]}
-    assert {v.value: v.articles for v in conflicts["count:leaders"].values} == {"~30": ["a1"], "27": ["a2"]}
+    leaders = conflicts["count:leaders"]
+    assert {v.value: v.articles for v in leaders.values} == {"around 30": ["a1"], "27": ["a2"]}
     assert not conflicts["count:countries"].compatible
+    assert conflicts["count:countries"].note == "reports give different exact numbers of countries: 35, 39"
     surfaces = {s for v in conflicts["count:countries"].values for s in v.surfaces}
     assert "35 Coalition of the Willing member countries" in surfaces
+    # "Around 30" stands for 27-33 (within 10 %): 27 leaders agrees with it, and the note says why.
+    assert leaders.compatible
+    assert leaders.note == "27 leaders is within around 30 (±10 % = 27–33)"
+
+
+def _count(value: int, qualifier: str | None = None) -> dict[str, Any]:
+    surface = f"{qualifier + ' ' if qualifier else ''}{value} leaders"
+    return ev(["NATO"], date_text="March 3", location="Oslo", evidence=f"{surface} met.", summary="Met.")
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "compatible", "note"),
+    [
+        ((27, None), (30, "around"), True, "27 leaders is within around 30 (±10 % = 27–33)"),
+        ((33, None), (30, "some"), True, "33 leaders is within some 30 (±10 % = 27–33)"),
+        ((34, None), (30, "about"), False, "34 leaders is outside about 30 (±10 % = 27–33)"),
+        ((38, None), (40, "nearly"), True, "38 leaders is within nearly 40 (36–40)"),
+        ((41, None), (40, "almost"), False, "41 leaders is outside almost 40 (36–40)"),
+        ((31, None), (30, "more than"), True, "31 leaders is within more than 30 (31+)"),
+        ((30, None), (30, "more than"), False, "30 leaders is outside more than 30 (31+)"),
+        ((25, None), (30, "up to"), True, "25 leaders is within up to 30 (0–30)"),
+        ((30, "around"), (35, "nearly"), True, "around 30 (±10 % = 27–33) and nearly 35 (32–35) overlap"),
+        ((20, "about"), (30, "at least"), False, "about 20 (±10 % = 18–22) and at least 30 (30+) do not"),
+        ((27, None), (28, None), False, "reports give different exact numbers of leaders: 27, 28"),
+    ],
+)
+def test_an_approximate_count_is_compatible_with_the_numbers_it_stands_for(
+    a: tuple[int, str | None], b: tuple[int, str | None], compatible: bool, note: str
+) -> None:
+    digest = build_digest([res("a1", [_count(*a)]), res("a2", [_count(*b)])])
+    (cluster,) = digest.event_clusters
+    (conflict,) = [c for c in cluster.conflicts if c.field == "count:leaders"]
+    assert conflict.compatible is compatible
+    assert conflict.note.startswith(note), conflict.note
+    labels = {f"{q} {v}" if q else str(v) for v, q in (a, b)}
+    assert {v.value for v in conflict.values} == labels
+    verdict = "compatible" if compatible else "disagree"
+    assert f"[{verdict}: {conflict.note}]" in render_digest_text(digest)
+
+
+def test_counts_from_older_digests_without_a_qualifier_read_as_around() -> None:
+    old = CountMention.model_validate({"noun": "leaders", "value": 30, "approximate": True, "surface": "~30"})
+    assert old.qualifier is None
+    digest = build_digest([res("a1", [_count(27)]), res("a2", [_count(30, "around")])])
+    data = digest.model_dump(mode="json")
+    for cluster in data["event_clusters"]:
+        for report in cluster["reports"]:
+            for count in report["counts"]:
+                count.pop("qualifier")
+    assert render_digest_text(data) == render_digest_text(digest)
 
 
 # --------------------------------------------------------------------------- stances and quotes
@@ -733,8 +788,106 @@ def test_text_summary_says_whether_a_conflict_is_compatible() -> None:
         "conflict location: Paris (a1, a3); the Elysee Palace (a2) [compatible: same place once normalised]"
         in text
     )
-    assert "conflict date: --01-06 (a2); 2026-01-06 (a1) [compatible: dates differ only in" in text
-    assert "conflict count:leaders: 27 (a1); ~30 (a3) [disagree: reports give different numbers" in text
+    assert (
+        "conflict date: 6 January (year not stated) (a2); 6 January 2026 (a1) "
+        "[compatible: dates differ only in" in text
+    )
+    assert "conflict date_precision: day (a1); day, year not stated (a2) [compatible:" in text
+    assert (
+        "conflict count:leaders: 27 (a1); around 30 (a3) "
+        "[compatible: 27 leaders is within around 30 (±10 % = 27–33)]" in text
+    )
+    # Cluster headers give dates as people write them, never "--01-06 (day (no year))".
+    assert "  E1 CONSULT 6 January 2026 at Paris: 3 reports from a1, a2, a3" in text
+    assert "  E2 ACCUSE 3 March (year not stated) at unknown place: a3#e1" in text
+    assert "--01-06" not in text and "(no year)" not in text
+
+
+@pytest.mark.parametrize(
+    ("value", "label"),
+    [
+        ("2026-01-06", "6 January 2026"),
+        ("2026-01", "January 2026"),
+        ("2025", "2025"),
+        ("--01-06", "6 January (year not stated)"),
+        ("--09", "September (year not stated)"),
+        ("unknown", "date not stated"),
+    ],
+)
+def test_date_values_are_labelled_for_people(value: str, label: str) -> None:
+    assert date_label(value) == label
+
+
+def test_html_headers_name_dates_entity_kinds_and_real_merge_scores() -> None:
+    digest = build_digest(
+        [
+            *clustered_results(),
+            res("a5", [ev(["Steve Witkoff", "Vladimir Zelensky", "the U.S."])]),
+            res("a6", [ev(["Steve Vitkoff", "Volodymyr Zelensky", "Rome"])]),
+        ]
+    )
+    page = digest_html_section(digest)
+    assert "6 January 2026 · Paris · 3 reports from" in page
+    assert "(day (no year))" not in page and "--01-06" not in page
+    # The entity header counts entities by kind; people are not mislabelled as everything else.
+    kinds = {e.kind for e in digest.entities}
+    assert {"person", "country", "place"} <= kinds
+    people = sum(e.kind == "person" for e in digest.entities)
+    header = page[page.index('id="dg-entities"') :]
+    header = header[header.index("<summary>") + 9 : header.index("</summary>")]
+    assert header == (
+        f"Entities ({len(digest.entities)}: {people} people, 2 countries, 1 place) — 7 listed: people and "
+        "entities with several forms or in several articles"
+    )
+    assert "people, merged or" not in page
+    # The Witkoff merge shows the surnames' similarity as written (0.90), not the skeletons' 1.00.
+    witkoff = entity_with(digest, "Steve Witkoff")
+    (merge,) = [r for r in witkoff.merges if r.rule == "phonetic+similarity"]
+    assert merge.score == 0.9 and "jw=0.90" in merge.reason and "skeleton jw=1.00" in merge.reason
+    assert "Steve Vitkoff → Steve Witkoff (0.90)" in page
+    # The Zelensky merge names the table it comes from.
+    zelensky = entity_with(digest, "Volodymyr Zelensky")
+    (alias,) = [r for r in zelensky.merges if r.rule == "alias"]
+    assert alias.reason == "built-in alias table: 'Vladimir Zelensky' -> 'Volodymyr Zelensky'"
+
+
+def test_alias_reasons_and_digest_source_name_the_built_in_and_user_tables(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with ResultsWriter(run) as writer:
+        writer.write(res("a1", [ev(["Vladimir Zelensky", "The Boss"])]))
+        writer.write(res("a2", [ev(["Volodymyr Zelensky", "Bruce Springsteen", "Vladimir Zelenskiy"])]))
+    digest = Digest.model_validate_json(write_digest(run).read_text(encoding="utf-8"))
+    assert digest.source is not None
+    assert digest.source.aliases == {} and digest.source.builtin_aliases == DEFAULT_ALIASES
+    zelensky = entity_with(digest, "Vladimir Zelensky")
+    reasons = {r.surface: r.reason for r in zelensky.merges}
+    assert reasons["Vladimir Zelensky"].startswith("built-in alias table: ")
+    # The first-name pair Vladimir/Volodymyr derived from the built-in table says so too.
+    assert "built-in alias table variants vladimir/volodymyr" in reasons["Vladimir Zelenskiy"]
+
+    aliases = tmp_path / "aliases.toml"
+    aliases.write_text(
+        '[aliases]\n"The Boss" = "Bruce Springsteen"\n"Vladimir Zelensky" = "Vladimir Zelensky"\n',
+        encoding="utf-8",
+    )
+    digest = Digest.model_validate_json(write_digest(run, aliases_file=aliases).read_text(encoding="utf-8"))
+    assert digest.source is not None
+    boss = entity_with(digest, "The Boss")
+    assert [r.reason for r in boss.merges] == ["user alias table: 'The Boss' -> 'Bruce Springsteen'"]
+    # Switched off by the user: not in the built-in entries recorded as in effect.
+    assert "Vladimir Zelensky" not in (digest.source.builtin_aliases or {})
+    assert digest.source.builtin_aliases == {
+        k: v for k, v in DEFAULT_ALIASES.items() if k != "Vladimir Zelensky"
+    }
+    assert load_current_digest(run) == (digest, None)
+    # A digest.json made under another built-in table is rebuilt.
+    stale = digest.model_copy(
+        update={"source": digest.source.model_copy(update={"builtin_aliases": {"A B": "C B"}})}
+    )
+    (run / "digest.json").write_text(stale.model_dump_json(), encoding="utf-8")
+    rebuilt, note = load_current_digest(run)
+    assert rebuilt == digest and note is not None
+    assert note.startswith("digest.json was built with another built-in alias table; rebuilt")
 
 
 def test_html_section_is_collapsible_and_links_articles_to_their_anchors() -> None:
@@ -784,7 +937,9 @@ def test_write_digest_records_the_results_it_was_built_from(tmp_path: Path) -> N
         writer.write(res("a2", [ev(["Ben Ode"])]))
     rebuilt, note = load_current_digest(run)
     assert rebuilt is not None and rebuilt.articles == ["a1", "a2"]
-    assert note is not None and "built from 1 result(s)" in note and "rebuilt" in note
+    assert note == (
+        "digest.json was built before results.jsonl changed (1 → 2 results: new a2); rebuilt: 2 article(s)"
+    )
     assert Digest.model_validate_json((run / "digest.json").read_text(encoding="utf-8")) == rebuilt
     assert load_current_digest(run) == (rebuilt, None)
     assert load_current_digest(tmp_path / "elsewhere") == (None, None)
@@ -807,6 +962,54 @@ def test_a_stale_digest_is_rebuilt_with_the_aliases_it_recorded(tmp_path: Path) 
     (run / "digest.json").write_text('{"articles": []}', encoding="utf-8")
     rebuilt, note = load_current_digest(run)
     assert rebuilt is not None and rebuilt.articles == ["a1", "a2"] and note and "could not be read" in note
+
+
+def test_the_rebuild_note_says_what_changed_in_the_results(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with ResultsWriter(run) as writer:
+        for i in range(1, 6):
+            writer.write(res(f"a{i}", [ev(["Ana Lopez"])]))
+    write_digest(run)
+    failed = ArticleResult(
+        article_id="a6",
+        source="x",
+        sha256="1" * 64,
+        status="error",
+        error=ErrorInfo(type="LLMError", message="m"),
+    )
+    with ResultsWriter(run) as writer:
+        writer.write(failed)
+    rebuilt, note = load_current_digest(run)
+    assert rebuilt is not None and len(rebuilt.articles) == 5
+    assert note == (
+        "digest.json was built before results.jsonl changed (5 → 6 results: new a6 (skipped: error: "
+        "LLMError)); rebuilt: 5 article(s), 1 skipped"
+    )
+    # The failed article extracted on a later run, then another one re-extracted: each said as such.
+    lines = (run / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    lines[5] = res("a6", [ev(["Ana Lopez"])]).model_dump_json()
+    (run / "results.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, note = load_current_digest(run)
+    assert note is not None and note.endswith("(6 → 6 results: now extracted: a6); rebuilt: 6 article(s)")
+    lines[0] = res("a1", [ev(["Ben Ode"])]).model_dump_json()
+    (run / "results.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    _, note = load_current_digest(run)
+    assert note is not None and "(6 → 6 results: the same articles, re-extracted)" in note
+
+
+def test_ensure_digest_builds_a_missing_digest_with_the_built_in_aliases(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    with ResultsWriter(run) as writer:
+        writer.write(res("a1", [ev(["Vladimir Zelensky"])]))
+        writer.write(res("a2", [ev(["Volodymyr Zelensky"])]))
+    digest, note = ensure_digest(run)
+    assert note is not None and note.startswith(
+        "no digest.json yet: built from results.jsonl with the built-in"
+    )
+    assert "--aliases FILE" in note
+    assert Digest.model_validate_json((run / "digest.json").read_text(encoding="utf-8")) == digest
+    assert entity_with(digest, "Vladimir Zelensky").articles == ["a1", "a2"]
+    assert ensure_digest(run) == (digest, None)  # current now: used as it is
 
 
 # --------------------------------------------------------------------------- seeds
@@ -891,7 +1094,9 @@ def test_seeds_cluster_into_the_three_meetings(seed_digest: Digest) -> None:
     # The January cluster reports the differing place wording and participant counts.
     conflicts = {c.field: c for c in january.conflicts}
     assert {v.value for v in conflicts["location"].values} == {"Paris", "Elysee"}
-    assert {v.value for v in conflicts["count:leaders"].values} == {"~30", "27"}
+    assert {v.value for v in conflicts["count:leaders"].values} == {"around 30", "27"}
+    assert conflicts["count:leaders"].compatible  # 27 is within 10 % of "around 30"
+    assert conflicts["location"].compatible
 
 
 def test_seeds_entities_and_quote_variants(seed_digest: Digest) -> None:

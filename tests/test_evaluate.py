@@ -311,6 +311,13 @@ def test_repeated_quote_may_match_any_occurrence_when_the_text_is_known() -> Non
         ("Meloni", "Meloni's office", False),
         ("Giorgia Meloni", "Giorgia", False),
         ("Poland's Prime Minister", "the Prime Minister", False),
+        # Surnames of several words, middle initials.
+        ("von der Leyen", "Ursula von der Leyen", True),
+        ("Commission President von der Leyen", "Ursula von der Leyen", True),
+        ("Donald J. Trump", "Donald Trump", True),
+        ("Donald J. Trump", "Donald T. Trump", False),
+        ("der Leyen", "Ursula von der Leyen", True),
+        ("Italian government", "the French Italian government", False),
     ],
 )
 def test_names_match(a: str, b: str, same: bool) -> None:

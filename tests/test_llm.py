@@ -101,13 +101,62 @@ def test_once_the_endpoint_has_answered_a_connection_failure_fails_only_that_art
     assert error is not None and error.type == "TransportError" and error.message.startswith("cannot reach")
 
 
+@respx.mock
+def test_any_http_answer_even_a_bad_one_means_the_endpoint_is_reachable(tmp_path: Path) -> None:
+    respx.post(wire.CHAT).mock(
+        side_effect=[
+            wire.ok("{not json"),
+            wire.ok("{still not json"),  # article 1: ParseError after its re-ask, but the server answered
+            *[httpx.ConnectError("connection reset")] * 2,
+            httpx.RemoteProtocolError("server hung up"),
+        ]
+    )
+    settings = Settings(
+        api_key="sk-x", base_url=wire.API, cache_dir=tmp_path, use_cache=False, transport_attempts=2
+    )
+    with Extractor(settings, provider=OpenAIProvider(settings, sleep=no_sleep)) as ex:
+        first = ex.extract(Article.from_text(f"{TEXT}1", id="m1"))
+        second = ex.extract(Article.from_text(f"{TEXT}2", id="m2"))
+    assert first.error is not None and first.error.type == "ParseError"
+    assert second.error is not None and second.error.type == "TransportError"
+
+
+@respx.mock
+def test_a_first_request_the_server_dropped_is_not_an_unreachable_endpoint(tmp_path: Path) -> None:
+    respx.post(wire.CHAT).mock(side_effect=httpx.RemoteProtocolError("server hung up"))
+    res = run(tmp_path, transport_attempts=2)
+    assert res.error is not None and res.error.type == "TransportError"
+
+
+@respx.mock
+def test_a_reask_after_an_answer_with_two_tool_calls_keeps_them_with_their_results(tmp_path: Path) -> None:
+    """Trimming must never leave a tool result without the assistant message that called the tool."""
+    body = wire.tool_completion("{broken")
+    call = body["choices"][0]["message"]["tool_calls"][0]
+    body["choices"][0]["message"]["tool_calls"] = [call, {**call, "id": "call_2"}]
+    route = respx.post(wire.CHAT).mock(
+        side_effect=[httpx.Response(200, json=body), httpx.Response(200, json=body), wire.ok(ANSWER)]
+    )
+    res = run(tmp_path, reasks=2)
+    assert res.status == "ok" and route.call_count == 3
+    for sent in route.calls[1:]:
+        messages = json.loads(sent.request.content)["messages"]
+        roles = [m["role"] for m in messages]
+        assert roles[:2] == ["system", "user"] and roles[2] == "assistant", roles
+        assert len([r for r in roles if r == "assistant"]) == 1  # only the latest failed answer
+        called = {c["id"] for c in messages[2].get("tool_calls") or []}
+        answered = {m.get("tool_call_id") for m in messages[3:] if m["role"] == "tool"}
+        assert answered <= called, (answered, called)
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
 def test_a_batch_against_an_unreachable_endpoint_stops_with_one_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], concurrency: int
 ) -> None:
     from extractor import cli
 
     (tmp_path / "in").mkdir()
-    for i in range(5):
+    for i in range(8):
         (tmp_path / "in" / f"{i}.txt").write_text(f"{TEXT}{i}", encoding="utf-8")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
     monkeypatch.setenv("OPENAI_BASE_URL", wire.API)
@@ -116,11 +165,11 @@ def test_a_batch_against_an_unreachable_endpoint_stops_with_one_line(
     with respx.mock:
         route = respx.post(wire.CHAT).mock(side_effect=httpx.ConnectError("connection refused"))
         argv = ["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-cache", "-q"]
-        code = cli.main([*argv, "--concurrency", "1", "--config", str(config)])
+        code = cli.main([*argv, "--concurrency", str(concurrency), "--config", str(config)])
     err = capsys.readouterr().err
-    assert code == 2 and "Traceback" not in err
+    assert code == 2 and "Traceback" not in err and "never retrieved" not in err
     assert err.count("cannot reach") == 1 and "configuration error: cannot reach" in err
-    assert route.call_count == 2  # the first article's attempts, not every article's
+    assert route.call_count <= 2 * concurrency  # the attempts of the articles in flight, not of all 8
 
 
 @respx.mock
@@ -180,6 +229,27 @@ def test_extract_many_bounds_concurrency_and_isolates_a_failing_article(tmp_path
     assert failed.status == "error" and failed.error is not None
     assert (failed.error.type, failed.error.message) == ("RuntimeError", "provider bug")
     assert all(r.status == "ok" for r in results.values())
+
+
+def test_extract_many_over_load_articles_reports_bad_input_and_goes_on(tmp_path: Path) -> None:
+    """The README's loop: ``extract_many(load_articles([...]))`` with a bad file and a bad JSONL line."""
+    from extractor import load_articles
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    (drop / "a.txt").write_text(TEXT, encoding="utf-8")
+    (drop / "b.jsonl").write_text(
+        '{"id": "b1", "text": "Leaders met in Paris."}\nnot json\n', encoding="utf-8"
+    )
+    (drop / "c.txt").write_bytes(b"\x00\x01binary")
+    fake = FakeModel().enqueue(ANSWER, wire.extraction(events=[wire.event("Leaders met in Paris.")]))
+    with Extractor(Settings(use_cache=False, cache_dir=tmp_path / "c"), provider=fake) as ex:
+        results = {r.article_id: r for r in ex.extract_many(load_articles([drop]), concurrency=2)}
+    assert {k: r.status for k, r in results.items()} == {"a": "ok", "b1": "ok", "b-2": "error", "c": "error"}
+    assert results["b-2"].error is not None and results["b-2"].error.type == "LoadError"
+    assert results["b-2"].source.endswith("b.jsonl:2")
+    assert results["c"].error is not None and "binary" in results["c"].error.message
+    assert len(fake.history) == 2
 
 
 def test_from_env_and_extract_of_plain_text(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

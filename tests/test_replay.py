@@ -191,3 +191,55 @@ def test_a_replay_never_answers_from_the_response_cache(
     assert cli.main(["run", str(seed), "--out", str(tmp_path / "b"), *common]) == 1
     [line] = (tmp_path / "b" / "results.jsonl").read_text(encoding="utf-8").splitlines()
     assert "no recorded response for 001_" in json.loads(line)["error"]["message"]
+
+
+@pytest.mark.parametrize("mode", ["json", "md_json", "json_schema"])
+def test_fixtures_check_accepts_fresh_recordings_in_modes_that_add_to_the_messages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], mode: str
+) -> None:
+    from extractor import cli
+
+    body = wire.tool_completion({})
+    content = json.dumps(answer())
+    body["choices"][0]["message"] = {
+        "role": "assistant",
+        "content": f"```json\n{content}\n```" if mode == "md_json" else content,
+    }
+    body["choices"][0]["finish_reason"] = "stop"
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    (tmp_path / "a.txt").write_text(TEXT, encoding="utf-8")
+    fixtures = tmp_path / "rec"
+    with respx.mock:
+        respx.post("http://127.0.0.1:9/v1/chat/completions").mock(return_value=httpx.Response(200, json=body))
+        argv = ["record", str(tmp_path / "a.txt"), "--fixtures", str(fixtures), "--out", str(tmp_path / "o")]
+        assert cli.main([*argv, "--mode", mode, "-q"]) == 0
+    capsys.readouterr()
+    assert cli.main(["fixtures", "check", str(tmp_path / "a.txt"), "--fixtures", str(fixtures)]) == 0
+    assert capsys.readouterr().out.endswith("1 request(s) checked: 0 stale recording(s), 0 missing\n")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://api.openai.com/v1",
+        "https://HOST.Example.COM/v1?flag&x=%20a/b",
+        "http://[::1]:8080/v1",
+        "https://res.openai.azure.com/openai/v1/?api-version=2024-06-01",
+        "localhost:11434/v1",
+    ],
+)
+def test_a_url_without_secrets_is_left_exactly_as_it_is(url: str) -> None:
+    """The endpoint enters every cache key: scrubbing must not rewrite an ordinary URL."""
+    from extractor.config import scrub_url as scrub_text
+
+    assert scrub_text(url) == url
+    assert Settings(base_url=url).public_endpoint == url.rstrip("/")
+
+
+def test_url_credentials_and_secret_parameters_are_removed() -> None:
+    from extractor.config import scrub_url as scrub_text
+
+    assert scrub_text(f"http://tok:{SECRET}@127.0.0.1:9/v1") == "http://127.0.0.1:9/v1"
+    url = f"https://x.azure.com/openai?api-version=2024&api-key={SECRET}&sig=abc"
+    assert scrub_text(url) == "https://x.azure.com/openai?api-version=2024"

@@ -21,6 +21,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
 from extractor.cli import main
+from extractor.digest import DIGEST_FILE, Digest, load_current_digest
 from extractor.errors import StoreError
 from extractor.grounding import _STRIP as GROUNDING_STRIP
 from extractor.models import (
@@ -40,6 +41,7 @@ from extractor.report import (
     Segment,
     article_anchors,
     build_segments,
+    in_page_order,
     render_report,
     write_report,
 )
@@ -368,7 +370,7 @@ def test_article_text_and_model_output_are_escaped() -> None:
     assert "no &lt;b&gt;bold&lt;/b&gt; moves" in html_page
     assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html_page
     page = parse(html_page)
-    assert page.bodies["a1"] == article.text
+    assert page.bodies["a2"] == article.text  # after broken-one, by article id
     assert not any(k.startswith("on") for _tag, k, _v in page.all_attrs)
     assert not any(k == "style" for _tag, k, _v in page.all_attrs)
     for (_sec, _kind, _item, a, b), text in page.pieces.items():
@@ -417,11 +419,12 @@ def test_error_results_show_type_and_message_and_duplicates_link_to_the_first() 
     dup = result(article, article_id="copy", duplicate_of="overlap")
     lost = result(article, article_id="copy2", duplicate_of="gone-away")
     html_page = render_report([res, error_result(), dup, lost], {article.sha256: article.text})
-    err = html_page[html_page.index('id="a2"') : html_page.index('id="a3"')]
+    # by article id: broken-one, copy, copy2, overlap
+    err = html_page[html_page.index('id="a1"') : html_page.index('id="a2"')]
     assert "<b>LLMError</b>: model refused: &lt;img src=x onerror=alert(1)&gt;" in err
     assert 'data-f="e"' in err
-    dup_section = html_page[html_page.index('id="a3"') : html_page.index('id="a4"')]
-    assert 'Duplicate of <a href="#a1">overlap</a>' in dup_section
+    dup_section = html_page[html_page.index('id="a2"') : html_page.index('id="a3"')]
+    assert 'Duplicate of <a href="#a4">overlap</a>' in dup_section
     assert "gone-away <span class='sm'>(not in this report)</span>" in html_page
     assert "<td>error</td>" in html_page
     assert "<td>duplicate</td>" in html_page
@@ -488,8 +491,10 @@ def test_write_report_reads_the_run_folder(tmp_path: Path) -> None:
     html_page = out.read_text(encoding="utf-8")
     assert "<td>cost usd</td><td>$0.0123</td>" in html_page
     page = parse(html_page)
-    assert set(page.bodies) == {"a1", "a2"}  # no text stored for the error; the duplicate links to a1
-    assert page.bodies["a2"] == next(t for t in texts.values() if t.startswith("Breaking"))
+    # By article id: broken-one (no text stored), overlap, overlap-copy (a duplicate), xss-article.
+    assert set(page.bodies) == {"a2", "a4"}
+    assert page.bodies["a4"] == next(t for t in texts.values() if t.startswith("Breaking"))
+    assert f"<title>Extraction review — 4 articles — {run.resolve()}</title>" in html_page
     custom = write_report(str(run), tmp_path / "elsewhere" / "r.html")
     assert custom.read_text(encoding="utf-8") == html_page
 
@@ -523,6 +528,124 @@ def test_render_report_takes_extra_sections_and_a_text_function() -> None:
     assert parse(html_page).bodies["a1"] == article.text
 
 
+def test_articles_are_shown_sorted_by_article_id_with_consistent_navigation() -> None:
+    made = {i: Article.from_text(f"Text of article {i}.", id=i) for i in ("001", "002", "000", "003")}
+    # results.jsonl order is completion order; 003 is a duplicate of 000, and 002 appears twice.
+    results = [
+        result(made["001"]),
+        result(made["002"]),
+        result(made["000"]),
+        result(made["003"], duplicate_of="000"),
+        result(made["002"], title="second 002"),
+    ]
+    texts = {a.sha256: a.text for a in made.values()}
+    html_page = render_report(results, texts)
+    order = re.findall(r'<h3><a href="#(a\d+)">\d+\. ([^<]+)</a>', html_page)
+    assert order == [("a1", "000"), ("a2", "001"), ("a3", "002"), ("a4", "002"), ("a5", "003")]
+    assert "second 002" in html_page[html_page.index('id="a4"') : html_page.index('id="a5"')]  # stable
+    toc = re.findall(r'<td class="n">(\d+)</td><td><a href="#(a\d+)">([^<]+)</a>', html_page)
+    assert toc == [
+        ("1", "a1", "000"),
+        ("2", "a2", "001"),
+        ("3", "a3", "002"),
+        ("4", "a4", "002"),
+        ("5", "a5", "003"),
+    ]
+    assert article_anchors(results) == {"000": "a1", "001": "a2", "002": "a3", "003": "a5"}
+    assert [r.article_id for r in in_page_order(results)] == ["000", "001", "002", "002", "003"]
+    page = parse(html_page)
+    assert [page.bodies[f"a{i}"] for i in (1, 2, 3)] == [texts[made[x].sha256] for x in ("000", "001", "002")]
+    assert 'Duplicate of <a href="#a1">000</a>' in html_page
+    second = html_page[html_page.index('id="a2"') : html_page.index('id="a3"')]
+    assert '<a data-step="-1" href="#a1">← prev</a><a data-step="1" href="#a3">next →</a>' in second
+
+
+def noop_run_summary() -> dict[str, Any]:
+    """run.json after a second run that found everything done: all zeros but skipped."""
+    return {
+        "articles": 5,
+        "ok": 0,
+        "errors": 0,
+        "skipped": 5,
+        "events": 0,
+        "wall_s": 0.003,
+        "articles_per_min": 1.0e5,
+        "rate_limiter": {"acquired": 0, "waits": 0, "limit_rpm": None, "effective_tpm": None},
+    }
+
+
+def test_summary_comes_from_the_results_and_the_last_run_is_collapsed() -> None:
+    article, res = overlap_result()
+    html_page = render_report([res, error_result()], {article.sha256: article.text}, noop_run_summary())
+    top = html_page[html_page.index("<h3>From the results</h3>") : html_page.index("<h3>Grounded vs")]
+    cells = dict(re.findall(r"<tr><td>([^<]+)</td><td>([^<]*)</td></tr>", top))
+    assert cells == {
+        "articles": "2",
+        "ok / failed": "1 / 1",
+        "quotes": "1 exact · 1 normalized · 1 elided · 1 rejected",
+        "events": "2 · 0 rejected",
+        "stances": "2 · 0 rejected",
+        "tokens": "1,500 (1,200 prompt + 300 completion)",
+        "model": "gpt-test",
+    }
+    # run.json: in a collapsed block after the summary and chart, before the contents and articles.
+    last = re.search(
+        r'<details class="last" id="last-run"><summary>(.*?)</summary>(.*?)</details>', html_page
+    )
+    assert last, "no collapsed run.json block"
+    assert last.group(1) == "Last run (run.json) — 5 articles · 0 ok · 5 skipped as done · 0 failed · 0.00 s"
+    assert "<td>rate limiter</td><td>acquired 0 · waits 0 · limit_rpm — · effective_tpm —</td>" in last.group(
+        2
+    )
+    assert "<td>articles per min</td><td>1e+05</td>" in last.group(2)
+    assert html_page.count("rate limiter") == 1 and "skipped as already done count as skipped" in last.group(
+        2
+    )
+    positions = [
+        html_page.index(x)
+        for x in (
+            "<h3>From the results</h3>",
+            '<svg class="chart"',
+            'id="last-run"',
+            '<table id="toc"',
+            'id="a1"',
+        )
+    ]
+    assert positions == sorted(positions)
+    assert '<details class="last" id="last-run" open' not in html_page
+
+
+def test_title_names_the_number_of_articles_and_the_folder() -> None:
+    _article, res = overlap_result()
+    assert "<title>Extraction review — 1 article</title>" in render_report([res], {})
+    page = render_report([res, error_result()], {}, folder="/runs/<x>")
+    assert "<title>Extraction review — 2 articles — /runs/&lt;x&gt;</title>" in page
+    assert "<h1>Extraction review — 2 articles — /runs/&lt;x&gt;</h1>" in page
+    assert "<title>Mine</title>" in render_report([res], {}, title="Mine")
+
+
+def test_nested_highlights_fill_only_the_innermost_and_the_legend_says_so() -> None:
+    article, res = overlap_result()
+    html_page = render_report([res], {article.sha256: article.text})
+    body = html_page[html_page.index('<div class="txt">') :]
+    opened = re.findall(r'<mark class="([^"]+)"[^>]*>(?=(<mark)?)', body)
+    assert any("o" in cls.split() for cls, _ in opened)
+    for cls, followed_by_mark in opened:
+        # an outer mark ("o") is directly followed by the mark nested in it; the innermost by text
+        assert ("o" in cls.split()) == bool(followed_by_mark), cls
+    # The quote inside the stance's evidence is filled as a quote; the stance around it is underlined.
+    q0 = res.quotes[0].span
+    inner = re.search(
+        rf'<mark class="ks o[^"]*" data-kind="stance" data-item="0"[^>]*>'
+        rf'<mark class="kq( f)?" data-kind="quote" data-item="0" data-start="{q0.start}"',
+        body,
+    )
+    assert inner, "quote 0 is not the filled mark inside stance 0"
+    legend = html_page[html_page.index('<span class="lg">') :]
+    assert '<mark class="ks o">stance with a <mark class="kq">quote</mark> in it</mark>' in legend
+    assert "inner item filled, outer ones underlined" in legend
+
+
 # --------------------------------------------------------------------------- seeds, through the pipeline
 
 
@@ -548,6 +671,7 @@ def page_ids_and_links(html_page: str) -> tuple[set[str], list[str]]:
     """Every element id of a page, and every in-page link target (``href="#..."``) of its digest section."""
     ids = {html.unescape(i) for i in re.findall(r' id="([^"]+)"', html_page)}
     start, end = html_page.index('<section id="digest"'), html_page.index('<section id="articles"')
+    assert html_page.index('<table id="toc"') < start  # the contents come first
     links = [html.unescape(h) for h in re.findall(r' href="#([^"]*)"', html_page[start:end])]
     return ids, links
 
@@ -573,14 +697,19 @@ def test_report_rebuilds_a_digest_built_before_more_results_arrived(
         html_page.index('<section id="digest"') : html_page.index('<section id="articles"')
     ]
     assert "<h2>Digest (5 articles)</h2>" in digest_part
-    assert "was built from 3 result(s) of an earlier results.jsonl; rebuilt" in digest_part
+    new = ", ".join(sorted(ArticleResult.model_validate_json(line).article_id for line in lines[3:]))
+    assert (
+        f"digest.json was built before results.jsonl changed (3 → 5 results: new {new}); "
+        "rebuilt: 5 article(s)"
+    ) in digest_part
     assert len(json.loads((run / "digest.json").read_text(encoding="utf-8"))["articles"]) == 5
     # Every digest link lands on an anchor of the page, and each article's links on its own section.
     ids, links = page_ids_and_links(html_page)
     assert links and set(links) <= ids
-    results = [ArticleResult.model_validate_json(line) for line in lines]
+    results = in_page_order(ArticleResult.model_validate_json(line) for line in lines)
     anchors = article_anchors(results)
     assert anchors == {r.article_id: f"a{i}" for i, r in enumerate(results, start=1)}
+    assert [r.article_id for r in results] == sorted(r.article_id for r in results)
     for pos, r in enumerate(results, start=1):
         assert f'<a class="dg-art" href="#a{pos}">{r.article_id}</a>' in digest_part
         assert f'<section class="art" id="a{pos}"' in html_page
@@ -597,6 +726,34 @@ def test_report_rebuilds_a_digest_built_before_more_results_arrived(
     assert "rebuilt" not in capsys.readouterr().err
     assert (run / "digest.json").read_bytes() == before
     assert 'class="dg-note"' not in (run / "report.html").read_text(encoding="utf-8")
+
+
+def test_report_before_digest_builds_and_saves_the_digest(
+    seeds_run_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert not (seeds_run_dir / DIGEST_FILE).exists()
+    capsys.readouterr()
+    assert main(["report", str(seeds_run_dir)]) == 0
+    err = capsys.readouterr().err
+    assert "note: no digest.json yet: built from results.jsonl with the built-in alias table" in err
+    saved = Digest.model_validate_json((seeds_run_dir / DIGEST_FILE).read_text(encoding="utf-8"))
+    assert saved.source is not None and saved.source.aliases == {} and len(saved.articles) == 5
+    assert load_current_digest(seeds_run_dir) == (saved, None)
+    html_page = (seeds_run_dir / "report.html").read_text(encoding="utf-8")
+    digest_part = html_page[
+        html_page.index('<section id="digest"') : html_page.index('<section id="articles"')
+    ]
+    assert "<h2>Digest (5 articles)</h2>" in digest_part
+    assert '<p class="dg-note">no digest.json yet: built from results.jsonl' in digest_part
+    assert '<a href="#digest">digest</a>' in html_page
+    ids, links = page_ids_and_links(html_page)
+    assert links and set(links) <= ids
+    # The second time it is current: used as it is, without a note.
+    before = (seeds_run_dir / DIGEST_FILE).read_bytes()
+    assert main(["report", str(seeds_run_dir)]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert (seeds_run_dir / DIGEST_FILE).read_bytes() == before
+    assert 'class="dg-note"' not in (seeds_run_dir / "report.html").read_text(encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- in the browser
@@ -630,6 +787,7 @@ def load(driver: WebDriver, path: Path) -> float:
 
 def check_highlights(driver: WebDriver, results: list[ArticleResult], texts: dict[str, str]) -> int:
     """Every highlight piece, reassembled from its segments in the DOM, equals the source at its offsets."""
+    results = in_page_order(results)
     pieces: dict[tuple[str, str, int, int, int], str] = defaultdict(str)
     for sec, kind, item, start, end, text in driver.execute_script(MARKS_JS):
         pieces[(sec, kind, item, start, end)] += text
@@ -654,6 +812,7 @@ def check_exact_texts(driver: WebDriver, results: list[ArticleResult]) -> int:
 
     (Grounding rule 0 strips surrounding whitespace and quotation marks from the candidate first.)
     """
+    results = in_page_order(results)
     pieces: dict[tuple[str, str, int, int, int], str] = defaultdict(str)
     for sec, kind, item, start, end, text in driver.execute_script(MARKS_JS):
         pieces[(sec, kind, item, start, end)] += text
@@ -673,6 +832,36 @@ def check_exact_texts(driver: WebDriver, results: list[ArticleResult]) -> int:
                 assert pieces.get(key) == claimed.strip(GROUNDING_STRIP), key
                 checked += 1
     return checked
+
+
+NESTING_JS = """
+const css = v => getComputedStyle(document.documentElement).getPropertyValue(v).trim();
+const probe = document.createElement('i'); document.body.append(probe);
+const rgb = v => { probe.style.color = css(v); return getComputedStyle(probe).color; };
+const fill = {event: rgb('--e'), quote: rgb('--q'), stance: rgb('--s')};
+const line = {event: rgb('--ec'), quote: rgb('--qc'), stance: rgb('--sc')};
+probe.remove();
+return [...document.querySelectorAll('.txt mark[data-kind]')].map(m => {
+  const st = getComputedStyle(m), inner = !m.querySelector('mark');
+  const outer = m.parentElement.closest('mark');
+  return [m.dataset.kind, inner, st.backgroundColor, st.borderBottomStyle, st.borderBottomColor,
+          fill[m.dataset.kind], line[m.dataset.kind], outer ? outer.dataset.kind : null];
+});
+"""
+
+
+def check_nested_colours(driver: WebDriver) -> int:
+    """Only the innermost highlight of a stretch is filled, in its own kind's colour; every highlight
+    around it is transparent with a solid underline in its own colour (no blended third colour)."""
+    nested = 0
+    for kind, inner, bg, style, border, fill, line, outer in driver.execute_script(NESTING_JS):
+        if inner:
+            assert bg == fill, (kind, bg, fill)
+            nested += outer is not None
+        else:
+            assert bg == "rgba(0, 0, 0, 0)", (kind, bg)
+            assert (style, border) == ("solid", line), (kind, style, border, line)
+    return nested
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -730,58 +919,73 @@ def test_page_in_chromium_highlights_escapes_filters_and_navigates(driver: WebDr
     # nothing from the article ran, and it is shown literally
     assert driver.execute_script("return typeof window.__pwned") == "undefined"
     assert driver.find_elements(By.CSS_SELECTOR, ".txt img, .txt script, .txt b, aside img, h3 script") == []
-    assert "<script>window.__pwned=1</script>" in driver.find_element(By.CSS_SELECTOR, "#a2 .txt").text
+    assert "<script>window.__pwned=1</script>" in driver.find_element(By.CSS_SELECTOR, "#a4 .txt").text
     assert severe_console_messages(driver) == []  # our own script and style pass the CSP
 
     assert check_highlights(driver, results, texts) == 10  # 8 pieces in overlap, 2 in the xss article
     quote_bg = driver.execute_script(
-        "return getComputedStyle(document.querySelector('.txt mark.kq')).backgroundColor"
+        "return getComputedStyle(document.querySelector('.txt mark.kq:not(.o)')).backgroundColor"
     )
     assert quote_bg not in ("rgba(0, 0, 0, 0)", "transparent")  # the hashed stylesheet applied
-    title = driver.find_element(By.CSS_SELECTOR, '#a2 mark[data-kind="quote"]').get_attribute("title")
+    check_nested_colours(driver)
+    title = driver.find_element(By.CSS_SELECTOR, '#a4 mark[data-kind="quote"]').get_attribute("title")
     assert title is not None
     assert 'speaker: <img src=x onerror="window.__pwned=1">' in title
 
-    # the script ran: counter, filter box, kind filter
+    # the script ran: counter, filter box, kind filter (sections by article id: a1 broken-one,
+    # a2 overlap, a3 overlap-copy, a4 xss-article)
+    assert [h.text.split(". ", 1)[1] for h in driver.find_elements(By.CSS_SELECTOR, "section.art h3 a")] == [
+        "broken-one",
+        "overlap",
+        "overlap-copy",
+        "xss-article",
+    ]
     counter = driver.find_element(By.ID, "n")
     assert counter.text == "4 of 4 articles shown"
     box = driver.find_element(By.ID, "q")
     box.send_keys("xss")
-    assert driver.execute_script(VISIBLE_JS) == ["a2"]
+    assert driver.execute_script(VISIBLE_JS) == ["a4"]
     assert counter.text == "1 of 4 articles shown"
     toc_rows = driver.find_elements(By.CSS_SELECTOR, "#toc tbody tr")
-    assert [r.is_displayed() for r in toc_rows] == [False, True, False, False]
+    assert [r.is_displayed() for r in toc_rows] == [False, False, False, True]
     box.clear()
     box.send_keys("LLMError")
-    assert driver.execute_script(VISIBLE_JS) == ["a3"]
+    assert driver.execute_script(VISIBLE_JS) == ["a1"]
     box.clear()
     box.send_keys(" ")  # an 'input' event with an empty filter
     assert driver.execute_script(VISIBLE_JS) == ["a1", "a2", "a3", "a4"]
     driver.execute_script(
         "const k = document.getElementById('k'); k.value = 'd'; k.dispatchEvent(new Event('change'))"
     )
-    assert driver.execute_script(VISIBLE_JS) == ["a4"]
+    assert driver.execute_script(VISIBLE_JS) == ["a3"]
     driver.execute_script(
         "const k = document.getElementById('k'); k.value = ''; k.dispatchEvent(new Event('change'))"
     )
 
     # the duplicate links to the first; next/prev skip articles hidden by the filter
-    link = driver.find_element(By.CSS_SELECTOR, "#a4 .dup a")
+    link = driver.find_element(By.CSS_SELECTOR, "#a3 .dup a")
     driver.execute_script("arguments[0].click()", link)
-    assert driver.execute_script("return location.hash") == "#a1"
+    assert driver.execute_script("return location.hash") == "#a2"
     box.clear()
-    box.send_keys("overlap")  # a1 and a4 (its source id mentions overlap)
-    assert driver.execute_script(VISIBLE_JS) == ["a1", "a4"]
+    box.send_keys("overlap")  # a2 and a3 (its id and its duplicate_of mention overlap)
+    assert driver.execute_script(VISIBLE_JS) == ["a2", "a3"]
+    box.clear()
+    box.send_keys("said")  # a word of the texts of a2 and a4 only
+    assert driver.execute_script(VISIBLE_JS) == ["a2", "a4"]
     driver.execute_script(
-        "arguments[0].click()", driver.find_element(By.CSS_SELECTOR, '#a1 a[data-step="1"]')
+        "arguments[0].click()", driver.find_element(By.CSS_SELECTOR, '#a2 a[data-step="1"]')
     )
     assert driver.execute_script("return location.hash") == "#a4"
+    driver.execute_script(
+        "arguments[0].click()", driver.find_element(By.CSS_SELECTOR, '#a4 a[data-step="-1"]')
+    )
+    assert driver.execute_script("return location.hash") == "#a2"
     box.clear()
     box.send_keys(" ")
 
     # a side-list label jumps to its highlight
     driver.execute_script(
-        "arguments[0].click()", driver.find_element(By.CSS_SELECTOR, '#a1 aside a[href="#a1-q1"]')
+        "arguments[0].click()", driver.find_element(By.CSS_SELECTOR, '#a2 aside a[href="#a2-q1"]')
     )
     target = driver.execute_script("return document.querySelector(':target')")
     assert target.get_attribute("data-kind") == "quote"
@@ -808,6 +1012,74 @@ def test_csp_blocks_markup_that_escaped_escaping(driver: WebDriver, tmp_path: Pa
     messages = severe_console_messages(driver)
     assert any("Content Security Policy" in m for m in messages), messages
     assert driver.find_element(By.ID, "n").text == "1 of 1 articles shown"  # ours still ran
+
+
+def _fold(text: str) -> str:
+    import unicodedata
+
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c)).lower()
+
+
+def filter_to(driver: WebDriver, words: str) -> list[str]:
+    box = driver.find_element(By.ID, "q")
+    box.clear()
+    box.send_keys(words)
+    shown: list[str] = driver.execute_script(VISIBLE_JS)
+    rows = driver.execute_script(
+        "return [...document.querySelectorAll('#toc tbody tr')].filter(r => !r.hidden)"
+        ".map(r => r.querySelector('a').getAttribute('href').slice(1))"
+    )
+    assert rows == shown  # the contents follow the filter
+    return shown
+
+
+@pytest.mark.browser
+def test_filter_matches_people_event_types_and_the_article_text(
+    driver: WebDriver, seeds_run_dir: Path, tmp_path: Path
+) -> None:
+    # The feature run: what the model said (actors, types, speakers) is searchable too, not only the text.
+    run, _ = feature_run(tmp_path)
+    load(driver, write_report(run))
+    assert "france" not in OVERLAP_TEXT.lower()
+    assert filter_to(driver, "France") == ["a2"]  # an event actor of overlap (a2)
+    assert filter_to(driver, "consult") == ["a2"]  # an event type
+    assert filter_to(driver, "onerror") == ["a1", "a4"]  # an error message, a speaker / the xss text
+    assert filter_to(driver, "ITALY OPPOSES") == ["a2"]  # case-insensitive, words of the text
+    assert filter_to(driver, "troops minister") == ["a2"]  # every word, anywhere
+    assert filter_to(driver, "troops mayor") == []
+    assert driver.find_element(By.ID, "n").text == "0 of 4 articles shown"
+    assert severe_console_messages(driver) == []  # the new script is still allowed by its hash
+
+    # The seeds: people named in the text are found in every article that mentions them.
+    assert main(["report", str(seeds_run_dir)]) == 0
+    load(driver, seeds_run_dir / "report.html")
+    results = in_page_order(
+        ArticleResult.model_validate_json(line)
+        for line in (seeds_run_dir / "results.jsonl").read_text(encoding="utf-8").splitlines()
+    )
+    texts = [
+        _fold((seeds_run_dir / "articles" / f"{r.sha256}.txt").read_text(encoding="utf-8")) for r in results
+    ]
+
+    def mentioning(word: str) -> list[str]:
+        return [f"a{i}" for i, t in enumerate(texts, start=1) if _fold(word) in t]
+
+    for word in ("Witkoff", "Zelensky", "Kushner"):
+        expected = mentioning(word)
+        assert expected and len(expected) < 5, word
+        assert filter_to(driver, word) == expected, word
+        assert filter_to(driver, word.upper()) == expected, word
+    # Accents do not matter: "elysee" finds "Élysée" and "Elysee".
+    assert filter_to(driver, "elysee") == mentioning("elysee") and len(mentioning("elysee")) >= 2
+    raw = [(seeds_run_dir / "articles" / f"{r.sha256}.txt").read_text(encoding="utf-8") for r in results]
+    assert any("Élysée" in t for t in raw) and any("Elysee" in t for t in raw)
+    assert filter_to(driver, "Élysée") == mentioning("elysee")
+    # A speaker's name as the model gave it (a quote speaker of 001) finds its article.
+    speaker = next(q.speaker for r in results for q in r.quotes if r.article_id.startswith("001"))
+    assert "a2" in filter_to(driver, speaker)
+    filter_to(driver, " ")
+    assert driver.find_element(By.ID, "n").text == "5 of 5 articles shown"
+    assert severe_console_messages(driver) == []
 
 
 def big_run(n: int) -> tuple[list[ArticleResult], dict[str, str]]:
@@ -903,6 +1175,17 @@ def test_500_article_page_renders_quickly(driver: WebDriver, tmp_path: Path) -> 
     assert driver.execute_script(VISIBLE_JS) == ["a422"]
     filter_s = time.perf_counter() - t0
     assert filter_s < 3
+    # Words of the article text (read from the page on the first search) are found as quickly.
+    box.clear()
+    t0 = time.perf_counter()
+    box.send_keys("city421 TUESDAY")
+    assert driver.execute_script(VISIBLE_JS) == ["a422"]
+    box.clear()
+    box.send_keys("minister421")  # a speaker and stance holder, also in the text
+    assert driver.execute_script(VISIBLE_JS) == ["a422"]
+    text_filter_s = time.perf_counter() - t0
+    print(f"filter by id {filter_s:.2f} s, by text {text_filter_s:.2f} s")
+    assert text_filter_s < 3
     box.clear()
     box.send_keys(" ")
     assert len(driver.execute_script(VISIBLE_JS)) == 500

@@ -11,6 +11,7 @@ import respx
 from extractor import Article, Extractor, Settings
 from extractor.llm import OpenAIProvider
 from extractor.ratelimit import RateLimiter
+from extractor.transport import RetryingTransport
 from tests import wire
 
 TEXT = "Leaders met in Paris.\n"
@@ -83,3 +84,20 @@ def test_the_token_bucket_is_charged_what_responses_really_used(tmp_path: Path) 
     assert cheap < 11 * 140 / 960 + 0.5, cheap
     # charged 4,000 each: 12 x 4,000 tokens at ~968/s (window-safe) after a ~1,935-token burst, ~48 s
     assert 42.0 < dear < 52.0, dear
+
+
+async def test_the_servers_remaining_tokens_are_not_corrected_twice() -> None:
+    """The server's x-ratelimit-remaining-tokens already counts this request: after syncing the bucket
+    down to it, the usage correction must not move it again."""
+    clock = Clock()
+    limiter = RateLimiter(tpm=600_000, clock=lambda: clock.now, sleep=clock.sleep)
+    body = wire.tool_completion(answer(), prompt_tokens=1500, completion_tokens=500)
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=body, headers={"x-ratelimit-remaining-tokens": "1000"})
+
+    transport = RetryingTransport(httpx.MockTransport(reply), limiter)
+    request = httpx.Request("POST", wire.CHAT, json={"messages": [], "max_tokens": 400})
+    response = await transport.handle_async_request(request)
+    assert response.status_code == 200
+    assert limiter._tokens.level == 1000  # not 1000 minus (or plus) the estimate's error

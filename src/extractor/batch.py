@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from extractor.articles import MAX_ID_LENGTH, iter_input_files, load_articles, sanitize_id
+from extractor.articles import MAX_ID_LENGTH, iter_input_files, load_articles
 from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, ErrorInfo, LoadError
-from extractor.pipeline import Extractor
+from extractor.pipeline import Extractor, load_error_id, load_error_result
 from extractor.store import (
     RESULTS_FILE,
     RUN_FILE,
@@ -251,23 +251,6 @@ def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
 def render_summary_text(summary: RunSummary) -> str:
     width = max(len(k) for k, _ in summary_rows(summary))
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in summary_rows(summary))
-
-
-def _load_error_result(error: LoadError, article_id: str, model: str, version: str) -> ArticleResult:
-    return ArticleResult(
-        article_id=article_id,
-        source=error.source,
-        sha256="",
-        status="error",
-        error=ErrorInfo(type="LoadError", message=error.reason),
-        model=model,
-        prompt_version=version,
-    )
-
-
-def _load_error_id(error: LoadError) -> str:
-    stem = sanitize_id(Path(error.path).stem, "") or "input"
-    return f"{stem}-{error.line}" if error.line is not None else stem
 
 
 _Key = tuple[bytes, str, str]  # (sha256 digest prefix, model, prompt version)
@@ -592,14 +575,24 @@ async def _run(
         emit(copy.model_copy(update=update), "failed")
 
     def harvest(done: set[asyncio.Task[ArticleResult]]) -> None:
+        """Write every finished result; then re-raise a ConfigError (which ends the run) if one came."""
+        stopping: ConfigError | None = None
         for task in done:
             article = article_of.pop(task)
+            failure = task.exception()
+            if failure is not None:
+                if isinstance(failure, ConfigError):
+                    stopping = stopping or failure
+                    continue
+                raise failure
             result = task.result()
             error = None if result.status == "ok" else result.error or ErrorInfo(type="Error", message="")
             index.finish(_digest(article.sha256), result.article_id, error)
             emit(result, "extracted" if result.status == "ok" else "failed")
             for copy in waiting.pop(_digest(article.sha256), []):
                 emit_copy(copy, result.article_id, error)
+        if stopping is not None:
+            raise stopping
 
     source = _Inputs(items, lambda article: write_article_text(out_dir, article.sha256, article.text))
     try:
@@ -614,8 +607,8 @@ async def _run(
             if isinstance(item, LoadError):
                 summary.load_errors += 1
                 summary.error_types["LoadError"] = summary.error_types.get("LoadError", 0) + 1
-                article_id = index.claim(_load_error_id(item), item.source, "")
-                result = _load_error_result(item, article_id, model, version)
+                article_id = index.claim(load_error_id(item), item.source, "")
+                result = load_error_result(item, article_id, model, version)
                 writer.write(result)
                 reporter.article(result, "failed", summary)
                 continue
@@ -654,6 +647,8 @@ async def _run(
     finally:
         for task in pending:
             task.cancel()
+        # Their outcome (cancelled, or the same ConfigError) is not needed, only collected.
+        await asyncio.gather(*pending, return_exceptions=True)
         await source.aclose()
         writer.close()
         index.close()

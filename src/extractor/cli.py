@@ -1,6 +1,7 @@
 """The ``extractor`` command: a thin layer over the library.
 
-Exit codes: 0 = everything ok, 1 = some articles (or checks) failed, 2 = usage or configuration error.
+Exit codes: 0 = everything ok, 1 = some articles (or checks) failed, 2 = usage or configuration error,
+130 = a run stopped by Ctrl-C before every article was done.
 """
 
 from __future__ import annotations
@@ -166,7 +167,8 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     stale = stale_recordings(fixtures, keys)
     for path in stale:
         print(f"stale: {path} (no current request renders key {path.stem[:12]}…)")
-    for path, reason in mismatched_recordings(fixtures, rendered):
+    exact = settings.mode in ("tools", "json_schema")  # the other modes add to the messages
+    for path, reason in mismatched_recordings(fixtures, rendered, exact=exact):
         print(f"stale: {path} ({keys[path.stem]}: {reason})")
         stale.append(path)
     for aid in missing:
@@ -176,18 +178,18 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
 
 
 def _write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """The review page, with the digest section when ``extractor digest`` has been run on the folder.
+    """The review page, always with its digest section.
 
-    A digest.json built from other results than the folder's current ones is rebuilt first (the page
-    says so), so the page never shows a digest of fewer or other articles than it lists.
+    digest.json is used when it is current; one built from other results than the folder's current ones
+    is rebuilt first, and a folder without one gets one built now from its results (deterministic, the
+    built-in aliases) and saved -- the page says which, so it never shows a digest of fewer or other
+    articles than it lists.
     """
     from extractor import digest
     from extractor.report import article_anchors, write_report
     from extractor.store import iter_results
 
-    current, note = digest.load_current_digest(run_dir)
-    if current is None:
-        return write_report(run_dir, out)
+    current, note = digest.ensure_digest(run_dir)
     if note:
         print(f"note: {note}", file=sys.stderr)
     section = digest.digest_html_section(current, article_anchors(iter_results(run_dir)), note)
@@ -296,7 +298,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="extractor",
         description="Extract events, verbatim-checked quotes and stances from news articles.",
-        epilog="Exit codes: 0 ok, 1 some articles or checks failed, 2 usage or configuration error.",
+        epilog=(
+            "Exit codes: 0 ok, 1 some articles or checks failed, 2 usage or configuration error, "
+            "130 a run stopped by Ctrl-C before every article was done."
+        ),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

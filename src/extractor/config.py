@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import platformdirs
 
@@ -58,16 +58,15 @@ _SECRET_PARAM = re.compile(r"(key|token|secret|signature|sig|password|auth)", re
 
 
 def scrub_url(url: str) -> str:
-    """The URL without user:password or secret-looking query parameters (``?api-key=...``)."""
+    """The URL without user:password or secret-looking query parameters (``?api-key=...``). A URL
+    with neither comes back unchanged, character for character (it is part of every cache key)."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{host}:{parts.port}" if parts.port is not None else host
-    query = urlencode(
-        [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not _SECRET_PARAM.search(k)]
-    )
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    pairs = [p for p in parts.query.split("&") if p] if parts.query else []
+    kept = [p for p in pairs if not _SECRET_PARAM.search(p.split("=", 1)[0])]
+    if "@" not in parts.netloc and len(kept) == len(pairs):
+        return url
+    netloc = parts.netloc.rpartition("@")[2]
+    return urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), parts.fragment))
 
 
 @dataclass(frozen=True)

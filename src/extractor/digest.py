@@ -22,10 +22,13 @@ Entities
     from the alias table, rule ``alias``), or equal as transliteration skeletons (Eric/Erik, rule
     ``skeleton``); a pair where one is the other plus a feminine/diminutive ending (Paul/Paula,
     Daniel/Danielle) never matches. A merge's rule joins the given-name and surname rules
-    ("name-variant+phonetic+similarity"); its score is the weaker of the two parts. Merging is
-    agglomerative, strongest pair first, with complete linkage: a merge only happens when every name of
-    one cluster is compatible with every name of the other, so John Smith and Jane Smith never meet
-    through a chain. A bare surname ("Meloni") merges only with the unique full-name person with a
+    ("name-variant+phonetic+similarity"); its score is the weaker of the two parts (a phonetic surname
+    match scores the Jaro-Winkler similarity of the surnames as written, Witkoff/Vitkoff 0.90).
+    Alias merges name the table they come from: "built-in alias table" (``DEFAULT_ALIASES``, recorded in
+    digest.json as ``source.builtin_aliases``) or "user alias table" (``--aliases``, ``source.aliases``).
+    Merging is agglomerative, strongest pair first, with complete linkage: a merge only happens when every
+    name of one cluster is compatible with every name of the other, so John Smith and Jane Smith never
+    meet through a chain. A bare surname ("Meloni") merges only with the unique full-name person with a
     compatible surname in the same article (rule ``surname-of-unique``). Otherwise it stays an
     article-local entity of kind ``name``: a surname alone says nothing about who another article's
     "Smith" is, so a full name found only in other articles becomes a ``possible_same_as`` link (rule
@@ -52,6 +55,11 @@ Event clusters
     bridges two dates, and when they hold no two reports of the same article (it reports an event once).
     Conflicts list, per cluster, the differing date, date precision, location and counts (number + noun
     phrase found in evidence/summary, e.g. "35 ... member countries") with the articles reporting each.
+    Counts of one noun are ``compatible`` when they can all be one number: two exact values must be equal;
+    an approximate one stands for a range -- "around/about/some/approximately/roughly N" within
+    ``COUNT_TOLERANCE`` (10 %) of N, "nearly/almost N" up to N, "more than/over N", "at least N", "up to N",
+    "fewer/less than N" as they say -- and the note says which range the other values fit or miss.
+    Displayed dates read "6 January 2026", "6 January (year not stated)" (``date_label``).
 
 digest.json records (``source``) the sha256 and size of the results.jsonl it was built from and the user's
 aliases; ``load_current_digest`` rebuilds a digest whose results have changed since (the review page does).
@@ -90,6 +98,8 @@ from extractor.models import ArticleResult
 from extractor.store import RESULTS_FILE, write_json_atomic
 
 __all__ = [
+    "BUILTIN_ALIAS_TABLE",
+    "COUNT_TOLERANCE",
     "DEFAULT_ALIASES",
     "DIGEST_CSS",
     "DIGEST_FILE",
@@ -117,9 +127,13 @@ __all__ = [
     "StanceRow",
     "StanceSupport",
     "build_digest",
+    "builtin_aliases",
+    "date_label",
     "digest_html_section",
+    "ensure_digest",
     "load_aliases",
     "load_current_digest",
+    "precision_label",
     "render_digest_text",
     "results_fingerprint",
     "write_digest",
@@ -507,6 +521,7 @@ class CountMention(BaseModel):
     value: int
     approximate: bool
     surface: str
+    qualifier: str | None = None  # "around", "nearly", "more than", ... as written (casefolded)
 
 
 class EventReport(BaseModel):
@@ -624,6 +639,8 @@ class DigestSource(BaseModel):
     results: int  # result lines read
     aliases: dict[str, str]  # the user's alias table (laid over DEFAULT_ALIASES)
     aliases_file: str | None
+    # The built-in alias table (DEFAULT_ALIASES) entries in effect; None in older digests.
+    builtin_aliases: dict[str, str] | None = None
 
 
 class Digest(BaseModel):
@@ -748,39 +765,67 @@ def load_aliases(path: Path | str) -> dict[str, str]:
     return out
 
 
+BUILTIN_ALIAS_TABLE = "built-in alias table"
+USER_ALIAS_TABLE = "user alias table"
+
+
+def _table_label(origins: Iterable[str]) -> str:
+    found = sorted(set(origins))
+    return found[0] if len(found) == 1 else " + ".join(found)
+
+
 @dataclass
 class _AliasTable:
     mapping: dict[str, str]  # _norm_key(variant) -> canonical display
-    name_variants: set[frozenset[str]]  # pairs of folded name parts (Volodymyr/Vladimir)
+    # pairs of folded name parts (Volodymyr/Vladimir) -> the table they come from
+    name_variants: dict[frozenset[str], str]
+    origin: dict[str, str] = field(default_factory=dict)  # _norm_key(variant) -> the table it comes from
 
     @classmethod
     def build(cls, aliases: Mapping[str, str] | None) -> _AliasTable:
-        merged = {**DEFAULT_ALIASES, **(aliases or {})}
+        user = dict(aliases or {})
+        merged = {**DEFAULT_ALIASES, **user}
         mapping: dict[str, str] = {}
+        origin: dict[str, str] = {}
         for variant, canonical in merged.items():
             if _norm_key(variant) == _norm_key(canonical):
                 mapping.pop(_norm_key(variant), None)
                 continue
             mapping[_norm_key(variant)] = canonical
-        table = cls(mapping, set())
+            origin[_norm_key(variant)] = USER_ALIAS_TABLE if variant in user else BUILTIN_ALIAS_TABLE
+        table = cls(mapping, {}, origin)
         for variant, canonical in merged.items():
             a, b = _norm_key(variant).split(), _norm_key(canonical).split()
-            if not a or not b or a == b:
+            if not a or not b or a == b or _norm_key(variant) not in mapping:
                 continue
             # "Zelenskyy" = "Zelensky" pairs name parts; so does "Vladimir X" = "Volodymyr X" (first names).
             single = len(a) == len(b) == 1
             first_names = len(a) >= 2 and len(b) >= 2 and a[0] != b[0] and _surname_match(a[-1], b[-1], table)
             if single or first_names:
-                table.name_variants.add(frozenset({a[0], b[0]}))
+                table.name_variants[frozenset({a[0], b[0]})] = origin[_norm_key(variant)]
         return table
+
+    def variants_of(self, a: str, b: str) -> str | None:
+        """The table that pairs name parts ``a`` and ``b`` ("built-in alias table"), or None."""
+        return self.name_variants.get(frozenset({a, b}))
 
     def resolve(self, text: str) -> tuple[str, str | None]:
         seen: set[str] = set()
         original = text
+        origins: list[str] = []
         while (key := _norm_key(text)) in self.mapping and key not in seen:
             seen.add(key)
+            origins.append(self.origin.get(key, BUILTIN_ALIAS_TABLE))
             text = self.mapping[key]
-        return text, (None if text == original else f"alias table: '{original}' -> '{text}'")
+        if text == original:
+            return text, None
+        return text, f"{_table_label(origins)}: '{original}' -> '{text}'"
+
+
+def builtin_aliases(aliases: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The entries of ``DEFAULT_ALIASES`` in effect under the user's ``aliases`` (not overridden or off)."""
+    user = {_norm_key(k) for k in aliases or {}}
+    return {k: v for k, v in DEFAULT_ALIASES.items() if _norm_key(k) not in user}
 
 
 # --------------------------------------------------------------------------- parsing mentions
@@ -942,15 +987,17 @@ def _part_match(a: str, b: str, aliases: _AliasTable) -> _PartMatch | None:
     """Surname parts: equal, an alias pair, or the same phonetic key with Jaro-Winkler >= ``NAME_JW_MIN``."""
     if a == b:
         return _PartMatch("equal", 1.0, "")
-    if frozenset({a, b}) in aliases.name_variants:
+    if (table := aliases.variants_of(a, b)) is not None:
         x, y = sorted((a, b))
-        return _PartMatch("alias", 1.0, f"alias variants {x}/{y}")
+        return _PartMatch("alias", 1.0, f"{table} variants {x}/{y}")
     ka, kb = _phonetic_key(a), _phonetic_key(b)
     raw, skel = _jw(a, b), _jw(_skeleton(a), _skeleton(b))
-    score = max(raw, skel)
-    if ka and ka == kb and score >= NAME_JW_MIN:
+    if ka and ka == kb and max(raw, skel) >= NAME_JW_MIN:
+        # The score is the similarity of the surnames as written (Witkoff/Vitkoff 0.90), not of their
+        # skeletons (equal by construction when the phonetic keys are): a merge never claims 1.00 for a
+        # spelling difference.
         return _PartMatch(
-            "phonetic", round(score, 3), f"{a}/{b} jw={raw:.2f}, skeleton jw={skel:.2f}, key={ka}"
+            "phonetic", round(raw, 2), f"{a}/{b} jw={raw:.2f}, skeleton jw={skel:.2f}, key={ka}"
         )
     return None
 
@@ -996,8 +1043,8 @@ def _given_match(a: str, b: str, aliases: _AliasTable) -> _PartMatch | None:
             return _PartMatch("initial", 0.8, f"initial {initial}. of {full}")
         return None
     pair = frozenset({a, b})
-    if pair in aliases.name_variants:
-        return _PartMatch("alias", 1.0, f"alias variants {x}/{y}")
+    if (table := aliases.variants_of(a, b)) is not None:
+        return _PartMatch("alias", 1.0, f"{table} variants {x}/{y}")
     if pair in _VARIANT_PAIRS:
         return _PartMatch("variant", 0.95, f"known given-name variants {x}/{y}")
     if _gendered_pair(a, b) is not None:
@@ -1564,6 +1611,47 @@ def _date_value(d: _PartialDate) -> tuple[str, str]:
     return "unknown", "unknown"
 
 
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+
+
+def date_label(value: str) -> str:
+    """A ``date_value`` for people: "6 January 2026", "January 2026", "6 January (year not stated)"."""
+    m = re.fullmatch(r"(\d{4}|-)-?(\d{2})?(?:-(\d{2}))?", value)
+    if value == "unknown" or not m or (m.group(1) == "-" and not m.group(2)):
+        return "date not stated" if value == "unknown" else value
+    year = None if m.group(1) == "-" else m.group(1)
+    month = int(m.group(2)) if m.group(2) else None
+    day = int(m.group(3)) if m.group(3) else None
+    if month is None or not 1 <= month <= 12:
+        return year or value
+    when = f"{day} {_MONTH_NAMES[month - 1]}" if day is not None else _MONTH_NAMES[month - 1]
+    return f"{when} {year}" if year else f"{when} (year not stated)"
+
+
+_PRECISION_LABELS = {
+    "day (no year)": "day, year not stated",
+    "month (no year)": "month, year not stated",
+    "unknown": "not stated",
+}
+
+
+def precision_label(precision: str) -> str:
+    return _PRECISION_LABELS.get(precision, precision)
+
+
 def _dates_conflict(a: _PartialDate, b: _PartialDate) -> bool:
     return any(x is not None and y is not None and x != y for x, y in zip(a, b, strict=True))
 
@@ -1647,11 +1735,18 @@ def _counts(*texts: str) -> list[CountMention]:
             noun_text = " ".join(m.group("noun").casefold().split())
             noun = "leaders" if noun_text.startswith("heads of") else _COUNT_CLASS.get(noun_text, noun_text)
             surface = " ".join(m.group(0).split())
+            qualifier = " ".join(m.group("approx").casefold().split()) if m.group("approx") else None
             key = (noun, value, surface)
             if key not in seen:
                 seen.add(key)
                 out.append(
-                    CountMention(noun=noun, value=value, approximate=bool(m.group("approx")), surface=surface)
+                    CountMention(
+                        noun=noun,
+                        value=value,
+                        approximate=qualifier is not None,
+                        surface=surface,
+                        qualifier=qualifier,
+                    )
                 )
     return out
 
@@ -1693,7 +1788,7 @@ def _event_pair(a: _Report, b: _Report) -> tuple[float, str] | None:
         else f"{a.model.event_type}~{b.model.event_type}"
     )
     reason = (
-        f"type {types}; date {da} ~ {db} (agreement: {level}); {place}; "
+        f"type {types}; date {date_label(da)} ~ {date_label(db)} (agreement: {level}); {place}; "
         f"{len(shared)} shared actor(s), jaccard {jaccard:.2f}"
     )
     return round(score, 3), reason
@@ -1834,23 +1929,91 @@ def _conflicts(rs: list[_Report]) -> list[Conflict]:
                 note="same place once normalised" if same else "compatible places (city/country)",
             )
         )
-    per_noun: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    per_noun: dict[str, list[CountMention]] = defaultdict(list)
+    articles_of: dict[int, str] = {}
     for r in rs:
         for c in r.model.counts:
-            value = f"{'~' if c.approximate else ''}{c.value}"
-            per_noun[c.noun].append((value, r.model.article_id, c.surface))
+            per_noun[c.noun].append(c)
+            articles_of[id(c)] = r.model.article_id
     for noun in sorted(per_noun):
-        numbers = {v.lstrip("~") for v, _, _ in per_noun[noun]}
-        if len(numbers) > 1:
-            out.append(
-                Conflict(
-                    field=f"count:{noun}",
-                    values=_conflict_values(per_noun[noun]),
-                    compatible=False,
-                    note=f"reports give different numbers of {noun}",
-                )
+        counts = per_noun[noun]
+        if len({(c.value, _qualifier(c)) for c in counts}) < 2:
+            continue
+        compatible, note = _counts_agree(noun, counts)
+        out.append(
+            Conflict(
+                field=f"count:{noun}",
+                values=_conflict_values((_count_label(c), articles_of[id(c)], c.surface) for c in counts),
+                compatible=compatible,
+                note=note,
             )
+        )
     return out
+
+
+# An approximate count ("around 30") is compatible with the numbers it can stand for: within
+# ``COUNT_TOLERANCE`` of its value, or its own range ("more than 30", "up to 30").
+COUNT_TOLERANCE = 0.10
+_ABOUT = frozenset({"around", "about", "some", "approximately", "roughly"})
+
+
+def _qualifier(c: CountMention) -> str | None:
+    if c.qualifier:
+        return c.qualifier
+    return "around" if c.approximate else None  # digests from before qualifiers were recorded
+
+
+def _count_label(c: CountMention) -> str:
+    q = _qualifier(c)
+    return f"{q} {c.value}" if q else str(c.value)
+
+
+def _count_range(c: CountMention) -> tuple[int, float]:
+    """The whole numbers a count can stand for, as a closed range (the upper end may be infinite)."""
+    v, q = c.value, _qualifier(c)
+    if q is None:
+        return v, v
+    if q in {"nearly", "almost"}:
+        return math.ceil(v * (1 - COUNT_TOLERANCE)), v
+    if q in {"over", "more than"}:
+        return v + 1, math.inf
+    if q == "at least":
+        return v, math.inf
+    if q == "up to":
+        return 0, v
+    if q in {"fewer than", "less than"}:
+        return 0, max(v - 1, 0)
+    return math.ceil(v * (1 - COUNT_TOLERANCE - 1e-9)), math.floor(v * (1 + COUNT_TOLERANCE + 1e-9))
+
+
+def _range_text(c: CountMention) -> str:
+    """ "around 30 (±10 % = 27–33)", "more than 30 (31+)"."""
+    lo, hi = _count_range(c)
+    span = f"{lo}+" if hi == math.inf else f"{lo}–{int(hi)}"
+    if _qualifier(c) in _ABOUT:
+        span = f"±{round(COUNT_TOLERANCE * 100)} % = {span}"
+    return f"{_count_label(c)} ({span})"
+
+
+def _counts_agree(noun: str, counts: Sequence[CountMention]) -> tuple[bool, str]:
+    """Whether all counts of one noun can be the same number, and why (a note for the reader)."""
+    distinct = sorted({(c.value, _qualifier(c) or ""): c for c in counts}.values(), key=lambda c: c.value)
+    exact = sorted({c.value for c in distinct if _qualifier(c) is None})
+    ranges = [c for c in distinct if _qualifier(c) is not None]
+    if len(exact) > 1:
+        return False, f"reports give different exact numbers of {noun}: {', '.join(map(str, exact))}"
+    bounds = " and ".join(_range_text(c) for c in ranges)
+    if exact:
+        outside = [c for c in ranges if not _count_range(c)[0] <= exact[0] <= _count_range(c)[1]]
+        if outside:
+            return False, f"{exact[0]} {noun} is outside {' and '.join(map(_range_text, outside))}"
+        return True, f"{exact[0]} {noun} is within {bounds}"
+    lo = max(_count_range(c)[0] for c in ranges)
+    hi = min(_count_range(c)[1] for c in ranges)
+    if lo > hi:
+        return False, f"{bounds} do not overlap"
+    common = f"{lo}+" if hi == math.inf else f"{lo}–{int(hi)}"
+    return True, f"{bounds} overlap ({common} {noun})"
 
 
 # --------------------------------------------------------------------------- stances and quotes
@@ -2193,6 +2356,7 @@ def _build_from_run(
         results=len(results),
         aliases=dict(aliases or {}),
         aliases_file=None if aliases_file is None else str(aliases_file),
+        builtin_aliases=builtin_aliases(aliases),
     )
     return digest.model_copy(update={"source": source})
 
@@ -2218,9 +2382,9 @@ def load_current_digest(run_dir: Path | str) -> tuple[Digest | None, str | None]
     """The digest of ``run_dir/digest.json`` if it matches the folder's current results, else rebuilt.
 
     Returns ``(None, None)`` when the folder has no digest.json. When digest.json was built from other
-    results (its fingerprint differs, or it records none, or it cannot be read) the digest is rebuilt
-    from the current results with the aliases it recorded, written back to digest.json, and returned with
-    a note saying so (the review page shows the note).
+    results (its fingerprint differs, or it records none, or it cannot be read), or under another built-in
+    alias table, the digest is rebuilt from the current results with the user aliases it recorded,
+    written back to digest.json, and returned with a note saying what changed (the review page shows it).
     """
     run_dir = Path(run_dir)
     path = run_dir / DIGEST_FILE
@@ -2234,18 +2398,76 @@ def load_current_digest(run_dir: Path | str) -> tuple[Digest | None, str | None]
         why = f"{DIGEST_FILE} could not be read ({type(exc).__name__})"
     else:
         src = old.source
-        if src is not None and (src.results_sha256, src.results_bytes) == (sha, size):
-            return old, None
         if src is None:
             why = f"{DIGEST_FILE} records no fingerprint of the results it was built from"
+        elif (src.results_sha256, src.results_bytes) != (sha, size):
+            why = ""  # said below, once the new results are known
+        elif src.builtin_aliases is not None and src.builtin_aliases != builtin_aliases(src.aliases):
+            why = f"{DIGEST_FILE} was built with another {BUILTIN_ALIAS_TABLE}"
         else:
-            why = f"{DIGEST_FILE} was built from {src.results} result(s) of an earlier results.jsonl"
+            return old, None
     src = old.source if old is not None else None
     digest = _build_from_run(run_dir, src.aliases if src else None, src.aliases_file if src else None)
     write_json_atomic(path, digest.model_dump(mode="json"))
+    if not why and old is not None and src is not None and digest.source is not None:
+        why = f"{DIGEST_FILE} was built before {RESULTS_FILE} changed ({_what_changed(old, digest)})"
     aliases = " with its recorded aliases" if src and src.aliases else ""
-    note = f"{why}; rebuilt{aliases} from the current {len(digest.articles)} article(s)"
+    used = f"{len(digest.articles)} article(s)" + (
+        f", {len(digest.skipped)} skipped" if digest.skipped else ""
+    )
+    return digest, f"{why}; rebuilt{aliases}: {used}"
+
+
+def _what_changed(old: Digest, new: Digest) -> str:
+    """ "5 → 6 results: new 005 (skipped: error: LLMError)" -- what differs between two digests' inputs."""
+    assert old.source is not None and new.source is not None
+    before = dict.fromkeys(old.articles, "") | {s.article_id: s.reason for s in old.skipped}
+    after = dict.fromkeys(new.articles, "") | {s.article_id: s.reason for s in new.skipped}
+    bits: list[str] = []
+
+    def listed(ids: Sequence[str], reasons: Mapping[str, str]) -> str:
+        shown = [f"{a} (skipped: {reasons[a]})" if reasons[a] else a for a in ids[:5]]
+        return ", ".join(shown) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+    if added := sorted(after.keys() - before.keys()):
+        bits.append(f"new {listed(added, after)}")
+    if gone := sorted(before.keys() - after.keys()):
+        bits.append(f"gone {listed(gone, before)}")
+    both = sorted(before.keys() & after.keys())
+    if skipped := [a for a in both if after[a] and before[a] != after[a]]:
+        bits.append(f"now {listed(skipped, after)}")
+    if usable := [a for a in both if before[a] and not after[a]]:
+        bits.append(f"now extracted: {listed(usable, after)}")
+    if not bits:
+        bits.append("the same articles, re-extracted")
+    return f"{old.source.results} → {new.source.results} results: " + "; ".join(bits)
+
+
+def ensure_digest(run_dir: Path | str) -> tuple[Digest, str | None]:
+    """The folder's current digest: ``load_current_digest``, or, with no digest.json yet, one built now.
+
+    A new digest is built from results.jsonl (deterministic, no model) with the built-in aliases only, and
+    written to digest.json; the note says so and how to use an alias file instead.
+    """
+    run_dir = Path(run_dir)
+    current, note = load_current_digest(run_dir)
+    if current is not None:
+        return current, note
+    digest = _build_from_run(run_dir, None, None)
+    write_json_atomic(run_dir / DIGEST_FILE, digest.model_dump(mode="json"))
+    note = (
+        f"no {DIGEST_FILE} yet: built from {RESULTS_FILE} with the {BUILTIN_ALIAS_TABLE} and saved "
+        f"(run `extractor digest {run_dir} --aliases FILE` to add your own aliases)"
+    )
     return digest, note
+
+
+def _value_label(field_name: str, value: str) -> str:
+    if field_name == "date":
+        return date_label(value)
+    if field_name == "date_precision":
+        return precision_label(value)
+    return value
 
 
 def _as_digest(digest: Digest | Mapping[str, Any]) -> Digest:
@@ -2278,8 +2500,8 @@ def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
     singles = [c for c in d.event_clusters if len(c.reports) == 1]
     lines.append(f"\nEvent clusters: {len(d.event_clusters)} ({len(singles)} reported by one article)")
     for c in d.event_clusters:
-        where = c.location or "?"
-        head = f"  {c.id} {'/'.join(c.event_types)} {c.date_value} ({c.date_precision}) at {where}"
+        where = c.location or "unknown place"
+        head = f"  {c.id} {'/'.join(c.event_types)} {date_label(c.date_value)} at {where}"
         if len(c.reports) == 1:
             if len(singles) <= SINGLE_CLUSTERS_SHOWN:
                 lines.append(f"{head}: {c.reports[0].ref}: {c.reports[0].summary}")
@@ -2288,7 +2510,9 @@ def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
         for r in c.reports:
             lines.append(f"      {r.ref}: {r.summary}")
         for conflict in c.conflicts:
-            vals = "; ".join(f"{v.value} ({', '.join(v.articles)})" for v in conflict.values)
+            vals = "; ".join(
+                f"{_value_label(conflict.field, v.value)} ({', '.join(v.articles)})" for v in conflict.values
+            )
             verdict = "compatible" if conflict.compatible else "disagree"
             lines.append(f"      conflict {conflict.field}: {vals} [{verdict}: {conflict.note}]")
     mixed = [s for s in d.stances if s.mixed_across_articles]
@@ -2387,14 +2611,34 @@ def _entity_html(d: Digest, links: _Links) -> str:
             _table("dg-entities", head, map(row, rest)),
             open_=False,
         )
-    summary = f"Entities ({len(d.entities)}; {len(notable)} people, merged or in several articles)"
+    kinds = Counter(e.kind for e in d.entities)
+    by_kind = ", ".join(
+        f"{n} {_KIND_NAMES.get(kind, (kind, kind + 's'))[n != 1]}"
+        for kind, n in sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0]))
+    )
+    summary = f"Entities ({len(d.entities)}: {by_kind})"
+    if rest:
+        summary += f" — {len(notable)} listed: people and entities with several forms or in several articles"
     return _details("dg-part", _e(summary), body, open_=True, ident="dg-entities")
+
+
+_KIND_NAMES: dict[str, tuple[str, str]] = {
+    "person": ("person", "people"),
+    "name": ("bare surname", "bare surnames"),
+    "country": ("country", "countries"),
+    "place": ("place", "places"),
+    "institution": ("institution", "institutions"),
+    "source": ("source", "sources"),
+    "group": ("group", "groups"),
+    "role": ("role", "roles"),
+    "other": ("other", "other"),
+}
 
 
 def _cluster_html(c: EventCluster, links: _Links) -> str:
     summary = (
-        f"<strong>{_e(c.id)}</strong> {_e('/'.join(c.event_types))} · {_e(c.date_value)} "
-        f"({_e(c.date_precision)}) · {_e(c.location or 'location unknown')} · {len(c.reports)} reports from "
+        f"<strong>{_e(c.id)}</strong> {_e('/'.join(c.event_types))} · {_e(date_label(c.date_value))} "
+        f"· {_e(c.location or 'location unknown')} · {len(c.reports)} reports from "
         f"{links.articles(c.articles)}"
     )
     rows = [
@@ -2413,7 +2657,9 @@ def _cluster_html(c: EventCluster, links: _Links) -> str:
         crows = [
             [
                 _e(cf.field),
-                "<br>".join(f"{_e(v.value)} — {links.articles(v.articles)}" for v in cf.values),
+                "<br>".join(
+                    f"{_e(_value_label(cf.field, v.value))} — {links.articles(v.articles)}" for v in cf.values
+                ),
                 _e("compatible" if cf.compatible else "disagree"),
                 _e(cf.note),
             ]
@@ -2436,7 +2682,7 @@ def _events_html(d: Digest, links: _Links) -> str:
     if single:
         rows = "".join(
             f'<tr id="dg-{_e(c.id)}"><td>{_e(c.id)}</td><td>{_e("/".join(c.event_types))}</td>'
-            f"<td>{_e(c.date_value)} ({_e(c.date_precision)})</td><td>{_e(c.location or '—')}</td>"
+            f"<td>{_e(date_label(c.date_value))}</td><td>{_e(c.location or '—')}</td>"
             f"<td>{'<br>'.join(links.article(r.article_id, r.ref) for r in c.reports)}</td>"
             f"<td>{'<br>'.join(_e(r.summary) for r in c.reports)}</td></tr>"
             for c in single

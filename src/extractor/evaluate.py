@@ -367,16 +367,35 @@ def _initials_agree(a: str, b: str) -> bool:
     return a == b or (len(a) == 1 and b.startswith(a)) or (len(b) == 1 and a.startswith(b))
 
 
+_SURNAME_PARTICLES = frozenset(
+    {"von", "van", "der", "den", "de", "da", "di", "del", "della", "la", "le", "du", "bin", "al", "el", "ibn"}
+)
+
+
+def _without_middle_initials(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """ "donald j trump" -> donald trump: a one-letter token between a first name and a surname."""
+    if len(tokens) < 3:
+        return tokens
+    return (tokens[0], *(t for t in tokens[1:-1] if len(t) > 1), tokens[-1])
+
+
 def names_match(a: str, b: str) -> bool:
-    """Normalised names are equal (up to initials: "G. Meloni" = "Giorgia Meloni"), or one is the other's
-    surname alone ("Meloni" = "Giorgia Meloni") unless that word is a group noun ("government")."""
+    """Normalised names are equal (up to initials: "G. Meloni" = "Giorgia Meloni"; a middle initial
+    may be missing: "Donald J. Trump" = "Donald Trump"), or one is the other's surname alone
+    ("Meloni" = "Giorgia Meloni", "von der Leyen" = "Ursula von der Leyen") unless that word is a group
+    noun ("government")."""
     ta, tb = normalize_name(a), normalize_name(b)
     if not ta or not tb:
         return ta == tb and a.strip().casefold() == b.strip().casefold()
+    if len(ta) != len(tb):  # a middle initial only one of them gives is not a difference
+        ta, tb = _without_middle_initials(ta), _without_middle_initials(tb)
     if len(ta) == len(tb):
         return ta[-1] == tb[-1] and all(_initials_agree(x, y) for x, y in zip(ta, tb, strict=True))
     short, long = (ta, tb) if len(ta) < len(tb) else (tb, ta)
-    return len(short) == 1 and short[0] == long[-1] and short[0] not in _GROUP_NOUNS
+    if len(short) == 1:
+        return short[0] == long[-1] and short[0] not in _GROUP_NOUNS
+    # A surname of several words starts with a particle: "von der Leyen".
+    return short[0] in _SURNAME_PARTICLES and long[-len(short) :] == short
 
 
 def _stem(token: str) -> str:

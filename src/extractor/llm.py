@@ -11,7 +11,8 @@ validated ``ArticleExtraction`` with its usage. What happens on failure:
   If only grounding failures remain after the last re-ask, the last answer is returned anyway and the
   caller rejects the ungrounded items — they are never silently dropped;
 - ``finish_reason == "length"``: one retry with ``settings.max_tokens_retry``, then TruncatedOutputError;
-- an endpoint that no request has ever reached (connection refused, unknown host) after every retry:
+- an endpoint that no request has ever had an HTTP answer from, failing to connect (refused, unknown
+  host) after every retry:
   ConfigError, which stops a batch with one line; once it has answered, a connection failure is that
   article's TransportError.
 """
@@ -125,9 +126,14 @@ def _keep_last_reask_only(*_: Any, **kwargs: Any) -> None:
     messages = kwargs.get("messages")
     if not isinstance(messages, list):
         return
-    first_user = next((i for i, m in enumerate(messages) if m.get("role") == "user"), None)
-    if first_user is not None and len(messages) > first_user + 3:
-        del messages[first_user + 1 : -2]
+    roles = [m.get("role") if isinstance(m, dict) else None for m in messages]
+    first_user = next((i for i, role in enumerate(roles) if role == "user"), None)
+    if first_user is None:
+        return
+    # The last answer and everything after it (its tool results / error message) stay together.
+    last_answer = max((i for i, role in enumerate(roles) if role == "assistant"), default=None)
+    if last_answer is not None and last_answer > first_user + 1:
+        del messages[first_user + 1 : last_answer]
 
 
 def _explain_status(exc: openai.APIStatusError, endpoint: str) -> str:
@@ -178,7 +184,7 @@ class OpenAIProvider:
         )
         self._client = instructor.from_openai(self._openai, mode=MODES[settings.mode])
         self._client.on("completion:kwargs", _keep_last_reask_only)
-        self._reached = False  # has any request got an HTTP answer from the endpoint?
+        self._reached = False  # has any request had an HTTP answer (any status) from the endpoint?
 
     async def aclose(self) -> None:
         await self._openai.close()
@@ -194,12 +200,12 @@ class OpenAIProvider:
     ) -> Completion:
         with track_calls() as calls:
             try:
-                completion = await self._complete_or_explain(messages, key, article_id, check, calls)
+                return await self._complete_or_explain(messages, key, article_id, check, calls)
             except ExtractorError as exc:
                 exc.usage = _usage_of(calls)
                 raise
-        self._reached = True
-        return completion
+            finally:
+                self._reached = self._reached or bool(calls.statuses)
 
     async def _complete_or_explain(
         self,
@@ -214,7 +220,6 @@ class OpenAIProvider:
         except ExtractorError:
             raise
         except openai.APIStatusError as exc:
-            self._reached = True
             raise TransportError(_explain_status(exc, self.settings.public_endpoint)) from exc
         except openai.APITimeoutError as exc:
             raise TransportError(
@@ -230,7 +235,8 @@ class OpenAIProvider:
                 f"cannot reach {self.settings.public_endpoint} ({kind}: {cause or exc}); "
                 "check OPENAI_BASE_URL and the network"
             )
-            if not self._reached:  # a wrong endpoint, not a blip: stop now rather than fail every article
+            if not (self._reached or calls.statuses) and isinstance(cause, httpx.ConnectError):
+                # A wrong endpoint (refused, unknown host), not a blip: stop now, not fail every article.
                 raise ConfigError(message + " (no request has reached it yet)") from exc
             raise TransportError(message) from exc
 

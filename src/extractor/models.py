@@ -196,7 +196,7 @@ class ArticleExtraction(BaseModel):
             raise ValueError(
                 f"{len(errors)} schema errors; the first {listed}:\n"
                 + "\n".join(lines)
-                + f"\n(and {len(errors) - listed} more of the same kinds)"
+                + f"\n(and {len(errors) - listed} more)"
             ) from None
 
     @model_validator(mode="after")

@@ -12,10 +12,12 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncGenerator, Iterable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from extractor.articles import sanitize_id
 from extractor.cache import ResponseCache, cache_key
 from extractor.config import Settings
 from extractor.errors import ConfigError, ExtractorError
@@ -30,6 +32,7 @@ from extractor.models import (
     GroundedEvent,
     GroundedQuote,
     GroundedStance,
+    LoadError,
     Rejected,
     Span,
     Stance,
@@ -39,7 +42,7 @@ from extractor.prompts import PromptSet, load_prompts
 from extractor.ratelimit import RateLimiter
 from extractor.replay import RecordingTransport, ReplayTransport
 
-__all__ = ["Extractor", "ground_extraction", "split_chunks"]
+__all__ = ["Extractor", "ground_extraction", "load_error_id", "load_error_result", "split_chunks"]
 
 _Item = TypeVar("_Item", GroundedEvent, GroundedQuote, GroundedStance)
 
@@ -113,7 +116,7 @@ def ground_extraction(
 
     ``windows`` gives the (start, end) of the chunk each extraction came from, so an item is placed in
     its own chunk. Items from two overlapping chunks at the same span are one item, kept once in its
-    fuller wording: quotes by span, events by span and type, stances by span, polarity and holder."""
+    fuller wording (see ``_same_item``); each earlier item absorbs at most one later one."""
     idx = index or SourceIndex(source)
     events: list[GroundedEvent] = []
     quotes: list[GroundedQuote] = []
@@ -121,7 +124,8 @@ def ground_extraction(
     rejected: list[Rejected] = []
     rejected_seen: set[str] = set()
     placed: set[tuple[str, int, int]] = set()
-    by_span: dict[tuple[str, int, int, str], tuple[int, int]] = {}  # -> (chunk, position in its list)
+    # (kind, start, end) -> [chunk, position in its list, merged yet] of each item kept at that span
+    by_span: dict[tuple[str, int, int], list[list[int]]] = {}
 
     def place(
         kind: str,
@@ -151,13 +155,14 @@ def ground_extraction(
             return  # the same item at the same place: an overlap duplicate
         placed.add((fingerprint, g.start, g.end))
         grounded = cls(**item.model_dump(), span=_span(g))
-        same = (kind, g.start, g.end, _identity(item))
-        earlier = by_span.get(same)
-        if earlier is not None and earlier[0] != chunk:
-            if _fullness(grounded) > _fullness(out[earlier[1]]):
-                out[earlier[1]] = grounded
-            return
-        by_span.setdefault(same, (chunk, len(out)))
+        kept = by_span.setdefault((kind, g.start, g.end), [])
+        for entry in kept:  # the same item told by an earlier, overlapping chunk: merge once
+            if entry[0] != chunk and not entry[2] and _same_item(out[entry[1]], grounded):
+                entry[2] = 1
+                if _fullness(grounded) > _fullness(out[entry[1]]):
+                    out[entry[1]] = grounded
+                return
+        kept.append([chunk, len(out), 0])
         out.append(grounded)
 
     starts = [w[0] for w in windows] if windows is not None else None
@@ -175,19 +180,58 @@ def ground_extraction(
     return events, quotes, stances, rejected
 
 
+def load_error_result(error: LoadError, article_id: str, model: str, version: str) -> ArticleResult:
+    """The error result that stands for an input that could not be loaded."""
+    return ArticleResult(
+        article_id=article_id,
+        source=error.source,
+        sha256="",
+        status="error",
+        error=ErrorInfo(type="LoadError", message=error.reason),
+        model=model,
+        prompt_version=version,
+    )
+
+
+def load_error_id(error: LoadError) -> str:
+    """An id for an unloadable input: its file stem, with the line for a JSONL line."""
+    stem = sanitize_id(Path(error.path).stem, "") or "input"
+    return f"{stem}-{error.line}" if error.line is not None else stem
+
+
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
-def _identity(item: BaseModel) -> str:
-    """What, besides the span, makes two items one: a quote has one speaker; an event its type; a
-    stance its polarity and holder (by last word, so "Meloni" and "Giorgia Meloni" are one holder)."""
-    if isinstance(item, Event):
-        return item.event_type
-    if isinstance(item, Stance):
-        words = item.holder.casefold().split()
-        return f"{item.polarity}:{words[-1] if words else ''}"
-    return ""
+_GROUP_WORDS = frozenset({"government", "officials", "ministry", "leaders", "office", "spokesperson"})
+
+
+def _same_holder(a: str, b: str) -> bool:
+    """ "Meloni" and "Giorgia Meloni" are one holder; "French" and "Italian government" are not."""
+    x, y = sorted((a.casefold().split(), b.casefold().split()), key=len)
+    if x == y:
+        return True
+    return len(x) == 1 and bool(y) and x[0] == y[-1] and x[0] not in _GROUP_WORDS
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in "".join(c if c.isalnum() else " " for c in text.casefold()).split() if len(w) > 2}
+
+
+def _same_item(a: BaseModel, b: BaseModel) -> bool:
+    """Two items at one span from two chunks say the same thing: a quote has one speaker; events
+    need the same type and no conflicting date or place; stances the same polarity, holder and a
+    similar target (half their words shared)."""
+    if isinstance(a, Event) and isinstance(b, Event):
+        return a.event_type == b.event_type and all(
+            x is None or y is None or x.casefold() == y.casefold()
+            for x, y in ((a.date, b.date), (a.location, b.location))
+        )
+    if isinstance(a, Stance) and isinstance(b, Stance):
+        ta, tb = _words(a.target), _words(b.target)
+        similar = bool(ta and tb) and len(ta & tb) / len(ta | tb) >= 0.5
+        return a.polarity == b.polarity and _same_holder(a.holder, b.holder) and similar
+    return True
 
 
 def _fullness(item: BaseModel) -> tuple[int, int]:
@@ -269,7 +313,8 @@ class Extractor:
         """Raise ConfigError now (not per article) when a live model is needed but no API key is set."""
         if self._injected is None and self.settings.replay_dir is None and not self.settings.api_key:
             raise ConfigError(
-                "no API key: set OPENAI_API_KEY, or replay recordings with --replay fixtures/recorded"
+                "no API key: set OPENAI_API_KEY, or replay recordings (extractor run --replay DIR; "
+                "from Python: Settings(replay_dir=DIR, ...))"
             )
 
     # ------------------------------------------------------------------ one article
@@ -391,9 +436,10 @@ class Extractor:
     # ------------------------------------------------------------------ many articles
 
     async def aextract_many(
-        self, articles: Iterable[Article], concurrency: int | None = None
+        self, articles: Iterable[Article | LoadError], concurrency: int | None = None
     ) -> AsyncGenerator[ArticleResult, None]:
-        """Results as they complete, at most ``concurrency`` articles in flight; input is consumed lazily."""
+        """Results as they complete, at most ``concurrency`` articles in flight; input is consumed lazily.
+        A ``LoadError`` (as ``load_articles`` yields for bad input) gives its error result at once."""
         limit = concurrency or self.settings.concurrency
         pending: set[asyncio.Task[ArticleResult]] = set()
         source = iter(articles)
@@ -405,6 +451,10 @@ class Extractor:
                 except StopIteration:
                     exhausted = True
                     break
+                if isinstance(article, LoadError):
+                    model, version = self.settings.model, self.prompts.version
+                    yield load_error_result(article, load_error_id(article), model, version)
+                    continue
                 pending.add(asyncio.ensure_future(self.aextract(article)))
             if not pending:
                 return
@@ -413,7 +463,7 @@ class Extractor:
                 yield task.result()
 
     def extract_many(
-        self, articles: Iterable[Article], concurrency: int | None = None
+        self, articles: Iterable[Article | LoadError], concurrency: int | None = None
     ) -> Iterator[ArticleResult]:
         """Synchronous ``aextract_many``: yields results as they complete."""
         agen = self.aextract_many(articles, concurrency)

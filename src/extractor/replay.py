@@ -189,11 +189,18 @@ def stale_recordings(directory: Path | str, current_keys: Iterable[str]) -> list
 
 
 def mismatched_recordings(
-    directory: Path | str, expected: Mapping[str, tuple[str, list[dict[str, str]]]]
+    directory: Path | str,
+    expected: Mapping[str, tuple[str, list[dict[str, str]]]],
+    *,
+    exact: bool = True,
 ) -> list[tuple[Path, str]]:
     """Recordings under a current key whose content does not answer that request: unreadable, no
     exchanges, another model, or a first request whose messages differ from the rendered ones
-    (``expected``: key -> (model, messages)). Each with a one-line reason."""
+    (``expected``: key -> (model, messages)). Each with a one-line reason.
+
+    ``exact=False`` for modes where instructor adds to the messages (the schema in the system
+    message, a formatting line in the user's): each rendered message must then be contained in the
+    sent message of the same role and place."""
     found: list[tuple[Path, str]] = []
     for key, (model, messages) in sorted(expected.items()):
         path = Path(directory) / f"{key}.json"
@@ -209,11 +216,20 @@ def mismatched_recordings(
             continue
         body = data["exchanges"][0].get("request", {}).get("body", {})
         sent = [{"role": m.get("role"), "content": m.get("content")} for m in body.get("messages") or []]
+        turn = _first_difference(sent, messages, exact)
         if body.get("model") != model:
             found.append((path, f"recorded for model {body.get('model')!r}, not {model!r}"))
-        elif sent[: len(messages)] != messages:
-            turn = next(
-                (i for i, (a, b) in enumerate(zip(sent, messages, strict=False)) if a != b), len(sent)
-            )
+        elif turn is not None:
             found.append((path, f"its first request differs from the rendered prompt at message {turn + 1}"))
     return found
+
+
+def _first_difference(sent: list[dict[str, Any]], rendered: list[dict[str, str]], exact: bool) -> int | None:
+    for i, want in enumerate(rendered):
+        got = sent[i] if i < len(sent) else {}
+        content = got.get("content")
+        if exact and got != want:
+            return i
+        if got.get("role") != want["role"] or not isinstance(content, str) or want["content"] not in content:
+            return i
+    return None

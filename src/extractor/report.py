@@ -6,7 +6,9 @@ not run a script. Every piece of text that comes from an article, the model or t
 
 Highlights are built by splitting the article text at every item boundary; each segment is wrapped in
 one nested ``<mark>`` per item covering it, so overlapping items (a quote inside a stance's evidence,
-two items on the same span) render correctly. Each ``<mark>`` carries ``data-kind``, ``data-item``,
+two items on the same span) render correctly. Only the innermost mark of a segment is filled with its
+kind's colour; the marks around it (class ``o``) are drawn as solid underlines in their own colours, so
+nested highlights never blend into a third colour. Each ``<mark>`` carries ``data-kind``, ``data-item``,
 ``data-start`` and ``data-end`` (the grounded range of the piece it belongs to): concatenating the text
 of the marks of one piece gives back ``text[start:end]``.
 """
@@ -36,6 +38,7 @@ __all__ = [
     "Segment",
     "article_anchors",
     "build_segments",
+    "in_page_order",
     "render_report",
     "write_report",
 ]
@@ -123,7 +126,7 @@ th{background:#f0f0f0;position:sticky;top:0}td.n,th.n{text-align:right}
 background:#eee}
 .tools{display:flex;flex-wrap:wrap;gap:8px;align-items:center;margin:8px 0;position:sticky;top:0;
 background:#fafafa;padding:6px 0;z-index:2;border-bottom:1px solid var(--bd)}
-#q{width:320px;padding:4px 6px}#n{color:var(--mut)}
+#q{width:360px;padding:4px 6px}#n{color:var(--mut)}
 .toc{max-height:360px;overflow:auto;border:1px solid var(--bd);background:#fff}
 .art{background:#fff;border:1px solid var(--bd);border-radius:6px;margin:12px 0;padding:10px 12px;
 content-visibility:auto;contain-intrinsic-size:auto 120px}
@@ -138,6 +141,10 @@ summary{cursor:pointer;color:#333;font-weight:600;margin:4px 0}
 .missing{color:var(--mut);font-style:italic}
 mark{color:inherit;border-radius:2px;padding:1px 0}
 mark.ke{background:var(--e)}mark.kq{background:var(--q)}mark.ks{background:var(--s)}
+mark.o{background:none;border-radius:0;border-bottom:2px solid;padding-bottom:4px}
+mark.o2{padding-bottom:7px}mark.o3{padding-bottom:10px}
+mark.ke.o{border-bottom-color:var(--ec)}mark.kq.o{border-bottom-color:var(--qc)}
+mark.ks.o{border-bottom-color:var(--sc)}
 mark.sn,mark.sl{text-decoration:underline dashed 2px;text-underline-offset:3px}
 mark.f::before{content:attr(data-l);font:bold 9px/1 system-ui,sans-serif;vertical-align:super;
 padding:0 1px;color:#fff;border-radius:2px;margin-right:1px}
@@ -154,16 +161,23 @@ margin-left:4px;color:#333}.bd.x{border-color:var(--r);color:var(--r)}
 .rej{margin-top:8px}.rej h4{margin:4px 0;color:var(--r);font-size:13px}
 .rej li{margin:2px 0}.rej .why{color:var(--r)}
 .lg{display:flex;gap:10px;flex-wrap:wrap;font-size:12px;align-items:center}
-.lg mark{padding:0 4px}.st{font-size:11px;padding:0 5px;border-radius:8px;background:#eee}
+.lg mark{padding:0 4px}.lg mark.o{padding:0 4px 3px}.lg mark.o mark{padding:0 2px}
+.st{font-size:11px;padding:0 5px;border-radius:8px;background:#eee}
 .st.error{background:#fdecea;color:var(--r)}.st.dp{background:#eef3fb;color:var(--qc)}
 q{font-style:italic}.sm{color:var(--mut)}
+[id]{scroll-margin-top:64px}.sub{color:var(--mut);margin:0 0 8px}.sub a{margin-right:10px}
+.last{margin:10px 0;border:1px solid var(--bd);background:#fff;border-radius:6px;padding:2px 10px}
+.last summary{font-weight:400}.last .kv{margin:6px 0}
 """
 
-_JS = """
+_JS = r"""
 (()=>{const $=s=>[...document.querySelectorAll(s)];const arts=$('section.art'),rows=$('#toc tbody tr'),
 q=document.getElementById('q'),k=document.getElementById('k'),n=document.getElementById('n');
-function filt(){const v=q.value.trim().toLowerCase(),f=k.value;let c=0;arts.forEach((a,i)=>{
-const h=!!((v&&!a.dataset.s.includes(v))||(f&&!a.dataset.f.includes(f)));a.hidden=h;
+const fold=s=>s.normalize('NFD').replace(/[\u0300-\u036f]/g,'').toLowerCase();let keys=null;
+function key(a){const t=a.querySelector('.txt');return fold(a.dataset.s+'\n'+(t?t.textContent:''));}
+function filt(){const w=fold(q.value).split(/\s+/).filter(Boolean),f=k.value;if(w.length&&!keys)
+keys=arts.map(key);let c=0;arts.forEach((a,i)=>{
+const h=!!((w.length&&!w.every(x=>keys[i].includes(x)))||(f&&!a.dataset.f.includes(f)));a.hidden=h;
 if(rows[i])rows[i].hidden=h;if(!h)c++;});n.textContent=c+' of '+arts.length+' articles shown';}
 q.addEventListener('input',filt);k.addEventListener('change',filt);
 function go(){const id=decodeURIComponent(location.hash.slice(1)),t=id&&document.getElementById(id);
@@ -282,6 +296,11 @@ def _render_text(text: str, marks: list[Mark], anchor: str) -> str:
         title = "\n".join(dict.fromkeys(m.title for m in reversed(seg.marks)))
         for depth, m in enumerate(seg.marks):
             cls = f"k{m.kind[0]}"
+            inside = len(seg.marks) - 1 - depth  # marks nested inside this one here
+            if inside:
+                # Only the innermost mark is filled, so a quote inside a stance keeps the quote's colour;
+                # each mark around it is a solid underline in its own colour, outer ones lower.
+                cls += " o" + (f" o{min(inside, 3)}" if inside > 1 else "")
             if m.status == "normalized":
                 cls += " sn"
             elif m.status == "elided":
@@ -406,9 +425,11 @@ def _search_key(result: ArticleResult) -> str:
         words += [result.error.type, result.error.message]
     if result.duplicate_of:
         words += ["duplicate", result.duplicate_of]
+    # The page's filter also searches the article text (read from the DOM); this adds what is not in it.
     words += [q.speaker for q in result.quotes]
-    words += [s.holder for s in result.stances] + [s.polarity for s in result.stances]
-    words += [e.event_type for e in result.events]
+    words += [x for s in result.stances for x in (s.holder, s.polarity, s.target)]
+    for e in result.events:
+        words += [e.event_type, *e.actors, e.location or "", e.date or ""]
     if result.rejected:
         words.append("rejected")
     return " ".join(words).lower()
@@ -573,21 +594,56 @@ def _chart(results: Sequence[ArticleResult]) -> str:
 
 
 def _computed(results: Sequence[ArticleResult], counts: Sequence[_Counts]) -> list[tuple[str, str]]:
-    statuses = [x.span.status for r in results for _, _, x in _items(r)]
-    return [
+    """The summary of the results on the page (whatever run, or runs, produced them)."""
+
+    def kind_line(kind: str, total: int) -> str:
+        statuses = [x.span.status for r in results for k, _, x in _items(r) if k == kind]
+        rejected = sum(rej.kind == kind for r in results for rej in r.rejected)
+        parts = [f"{statuses.count(st):,} {st}" for st in ("exact", "normalized", "elided")]
+        if kind != "quote" and not any(statuses.count(st) for st in ("normalized", "elided")):
+            parts = [f"{total:,}"]
+        return " · ".join([*parts, f"{rejected:,} rejected"])
+
+    ok = sum(r.status == "ok" for r in results)
+    failed = sum(r.status == "error" for r in results)
+    duplicates = sum(r.duplicate_of is not None for r in results)
+    prompt = sum(r.usage.prompt_tokens for r in results)
+    completion = sum(r.usage.completion_tokens for r in results)
+    rows = [
         ("articles", f"{len(results):,}"),
-        ("ok", f"{sum(r.status == 'ok' for r in results):,}"),
-        ("errors", f"{sum(r.status == 'error' for r in results):,}"),
-        ("duplicates", f"{sum(r.duplicate_of is not None for r in results):,}"),
-        ("events", f"{sum(c.events for c in counts):,}"),
-        ("quotes", f"{sum(c.quotes for c in counts):,}"),
-        ("stances", f"{sum(c.stances for c in counts):,}"),
-        (
-            "grounded exact / normalized / elided",
-            " / ".join(f"{statuses.count(s):,}" for s in ("exact", "normalized", "elided")),
-        ),
-        ("rejected", f"{sum(c.rejected for c in counts):,}"),
+        ("ok / failed", f"{ok:,} / {failed:,}" + (f" · {duplicates:,} duplicates" if duplicates else "")),
+        ("quotes", kind_line("quote", sum(c.quotes for c in counts))),
+        ("events", kind_line("event", sum(c.events for c in counts))),
+        ("stances", kind_line("stance", sum(c.stances for c in counts))),
+        ("tokens", f"{prompt + completion:,} ({prompt:,} prompt + {completion:,} completion)"),
     ]
+    models = sorted({r.model for r in results if r.model})
+    if models:
+        rows.append(("model", ", ".join(models)))
+    return rows
+
+
+def _last_run(summary: Mapping[str, Any]) -> str:
+    """run.json (the figures of the last ``extractor run`` only) as a collapsed block."""
+    gist = [
+        f"{_fmt(key, summary[key])} {label}".strip()
+        for key, label in (
+            ("articles", "articles"),
+            ("ok", "ok"),
+            ("skipped", "skipped as done"),
+            ("errors", "failed"),
+            ("wall_s", ""),
+        )
+        if key in summary
+    ]
+    rows = ((k.replace("_", " "), _fmt(k, v)) for k, v in summary.items())
+    return (
+        '<details class="last" id="last-run"><summary>Last run (run.json)'
+        + (f" — {_e(' · '.join(gist))}" if gist else "")
+        + "</summary><p class='sm'>What the last <code>extractor run</code> on this folder did: articles it "
+        "skipped as already done count as skipped, not ok, and its rates and rate-limiter figures are "
+        f"that run's alone. The summary above counts the results themselves.</p>{_kv_table(rows)}</details>"
+    )
 
 
 def _toc(results: Sequence[ArticleResult], counts: Sequence[_Counts]) -> str:
@@ -616,24 +672,33 @@ def _toc(results: Sequence[ArticleResult], counts: Sequence[_Counts]) -> str:
 
 
 _TOOLS = (
-    '<div class="tools"><input id="q" type="search" placeholder="Filter: id, title, speaker, event type…" '
-    'aria-label="filter articles"><select id="k" aria-label="show only">'
+    '<div class="tools"><input id="q" type="search" '
+    'placeholder="Filter: id, title, person, type or any word of the text" aria-label="filter articles">'
+    '<select id="k" aria-label="show only">'
     '<option value="">all articles</option><option value="r">with rejected items</option>'
     '<option value="n">with normalized / elided matches</option><option value="e">errors</option>'
     '<option value="d">duplicates</option></select>'
     '<button id="ex" type="button">Expand all</button><button id="co" type="button">Collapse all</button>'
     '<span id="n"></span><span class="lg"><mark class="ke">event</mark><mark class="kq">quote</mark>'
-    '<mark class="ks">stance</mark><mark class="kq sn">dashed: normalized / elided</mark></span></div>'
+    '<mark class="ks">stance</mark><mark class="ks o">stance with a <mark class="kq">quote</mark> in it'
+    '</mark><span class="sm">(inner item filled, outer ones underlined)</span>'
+    '<mark class="kq sn">dashed: normalized / elided</mark></span></div>'
 )
+
+
+def in_page_order(results: Iterable[ArticleResult]) -> list[ArticleResult]:
+    """The results in the order of the page: by article id (stable, so a repeated id keeps its order)."""
+    return sorted(results, key=lambda r: r.article_id)
 
 
 def article_anchors(results: Iterable[ArticleResult]) -> dict[str, str]:
     """Article id -> the id of its section on the page ``render_report`` makes of ``results`` (``aN``).
 
-    Sections are numbered from 1 in results order; an id that occurs twice links to its first section.
+    Sections are numbered from 1 in page order (``in_page_order``: by article id, whatever order
+    results.jsonl has); an id that occurs twice links to its first section.
     """
     anchors: dict[str, str] = {}
-    for pos, r in enumerate(results, start=1):
+    for pos, r in enumerate(in_page_order(results), start=1):
         anchors.setdefault(r.article_id, f"a{pos}")
     return anchors
 
@@ -645,19 +710,26 @@ def render_report(
     extra_sections: Sequence[str] = (),
     *,
     extra_css: str = "",
-    title: str = "Extraction report",
+    title: str | None = None,
     open_limit: int = OPEN_LIMIT,
+    folder: str | None = None,
 ) -> str:
     """The review page as one self-contained HTML string.
 
-    ``texts`` maps an article's sha256 to its text (a mapping or a lookup function returning None when
-    unknown). ``summary`` is the run summary (run.json); every key is optional and all are shown.
-    ``extra_sections`` are trusted, already-escaped HTML fragments inserted after the summary (e.g. the
-    digest), styled by ``extra_css``. Article bodies start open when there are at most ``open_limit``
-    articles.
+    Articles are shown sorted by article id (``in_page_order``). ``texts`` maps an article's sha256 to
+    its text (a mapping or a lookup function returning None when unknown). The summary on top is
+    computed from the results; ``summary`` is the last run's run.json, shown collapsed below it with
+    every key it has. ``extra_sections`` are trusted, already-escaped HTML fragments (e.g. the digest)
+    inserted after the contents table, before the articles, styled by ``extra_css``. Article bodies
+    start open when there are at most ``open_limit`` articles. ``title`` defaults to "Extraction review
+    — N articles — ``folder``".
     """
     lookup: Callable[[str], str | None] = texts.get if isinstance(texts, Mapping) else texts
-    items = list(results)
+    items = in_page_order(results)
+    if title is None:
+        title = f"Extraction review — {len(items):,} article{'' if len(items) == 1 else 's'}" + (
+            f" — {folder}" if folder else ""
+        )
     counts = [_counts(r) for r in items]
     targets: dict[str, int] = {}
     for pos, r in enumerate(items, start=1):
@@ -670,8 +742,6 @@ def render_report(
         _render_article(pos, len(items), r, lookup(r.sha256), c, targets, open_body)
         for pos, (r, c) in enumerate(zip(items, counts, strict=True), start=1)
     ]
-    run_rows = ((k.replace("_", " "), _fmt(k, v)) for k, v in (summary or {}).items())
-    run_table = f"<div><h3>run.json</h3>{_kv_table(run_rows)}</div>" if summary else ""
     css = _CSS + extra_css
     head = (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -680,17 +750,25 @@ def render_report(
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{_e(title)}</title><style>{css}</style></head><body>"
     )
+    jumps = [("#summary", "summary"), ("#toc", "contents")]
+    if extra_sections:
+        jumps.append(("#digest", "digest"))
+    if items:
+        jumps.append(("#a1", "first article"))
     body = [
         f"<h1>{_e(title)}</h1>",
-        '<section id="summary"><h2>Run summary</h2><div class="sum">',
+        '<p class="sub">' + "".join(f'<a href="{h}">{label}</a>' for h, label in jumps) + "</p>",
+        '<section id="summary"><h2>Summary</h2><div class="sum">',
         f"<div><h3>From the results</h3>{_kv_table(_computed(items, counts))}</div>",
-        run_table,
-        f"<div><h3>Grounded vs rejected</h3>{_chart(items)}</div></div></section>",
-        *extra_sections,
-        f'<section id="articles"><h2>Articles ({len(items)})</h2>{_TOOLS}',
-        _toc(items, counts) if items else '<p class="missing">No results in this run.</p>',
-        *articles,
+        f"<div><h3>Grounded vs rejected</h3>{_chart(items)}</div></div>",
+        _last_run(summary) if summary else "",
         "</section>",
+        f'<div id="main"><h2 id="contents">Articles ({len(items)})</h2>{_TOOLS}',
+        _toc(items, counts) if items else '<p class="missing">No results in this run.</p>',
+        *extra_sections,
+        '<section id="articles">',
+        *articles,
+        "</section></div>",
         f"<script>{_JS}</script></body></html>",
     ]
     return head + "".join(body)
@@ -716,7 +794,8 @@ def write_report(
     """Write the review page for a run folder (default ``run_dir/report.html``) and return its path.
 
     Reads results.jsonl, run.json (if present) and articles/<sha256>.txt; ``extra_sections`` /
-    ``extra_css`` as in ``render_report`` (the CLI passes the digest section when there is one).
+    ``extra_css`` as in ``render_report`` (the CLI always passes the digest section). The title names
+    the number of articles and the folder.
     """
     run_dir = Path(run_dir)
     out = Path(out_path) if out_path is not None else run_dir / REPORT_FILE
@@ -733,7 +812,7 @@ def write_report(
         _read_summary(run_dir),
         extra_sections,
         extra_css=extra_css,
-        title=f"Extraction report — {run_dir.resolve().name}",
+        folder=str(run_dir.resolve()),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -161,6 +161,15 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             raise
         if stats is not None:
             stats.statuses[response.status_code] = stats.statuses.get(response.status_code, 0) + 1
+        if response.status_code == 200:
+            prompt, completion = _usage(await response.aread())
+            if stats is not None:
+                stats.prompt_tokens += prompt
+                stats.completion_tokens += completion
+            if self.limiter is not None and prompt + completion > 0:
+                # Correct the estimate first: a server's remaining-tokens header already counts this
+                # request, so syncing to it afterwards must not be corrected again.
+                self.limiter.reconcile(tokens, prompt + completion)
         if self.limiter is not None:
             self.limiter.observe_headers({k.lower(): v for k, v in response.headers.items()})
         if response.status_code in RETRY_STATUSES:
@@ -169,13 +178,6 @@ class RetryingTransport(httpx.AsyncBaseTransport):
             if response.status_code == 429 and self.limiter is not None:
                 self.limiter.on_rate_limited(retry_after, sent_at=sent_at)
             raise _RetryableResponse(response, retry_after)
-        if response.status_code == 200:
-            prompt, completion = _usage(await response.aread())
-            if stats is not None:
-                stats.prompt_tokens += prompt
-                stats.completion_tokens += completion
-            if self.limiter is not None and prompt + completion > 0:
-                self.limiter.reconcile(tokens, prompt + completion)  # the estimate, corrected to usage
         return response
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
