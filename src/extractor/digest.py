@@ -94,6 +94,7 @@ import jellyfish
 from pydantic import BaseModel
 
 from extractor.errors import ConfigError, StoreError
+from extractor.matching import SURNAME_PARTICLES
 from extractor.models import ArticleResult
 from extractor.store import RESULTS_FILE, write_json_atomic
 
@@ -349,7 +350,7 @@ _ORG_WORDS = _words(
     "parliament agency organization organisation alliance nations court bank fund house palace "
     "department army navy command group federation republic kingdom states willing"
 )
-_PARTICLES = _words("von van der den de da di del della du la le bin ibn al el dos das")
+_PARTICLES = SURNAME_PARTICLES
 _DETERMINERS = frozenset({"the", "a", "an"})
 
 # Given names that are the same name: nicknames and transliterations (any two of one group match).

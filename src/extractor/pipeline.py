@@ -23,6 +23,7 @@ from extractor.config import Settings
 from extractor.errors import ConfigError, ExtractorError
 from extractor.grounding import Grounding, SourceIndex, ground
 from extractor.llm import Completion, OpenAIProvider, Provider
+from extractor.matching import names_match, target_similarity
 from extractor.models import (
     Article,
     ArticleExtraction,
@@ -166,10 +167,8 @@ def ground_extraction(
         out.append(grounded)
 
     starts = [w[0] for w in windows] if windows is not None else None
-    chunk = 0
-    for n, extraction in enumerate(extractions):
-        chunk = n
-        start_at = starts[n] if starts is not None else 0
+    for chunk, extraction in enumerate(extractions):  # ``place`` reads ``chunk``
+        start_at = starts[chunk] if starts is not None else 0
         taken: dict[tuple[str, str], set[tuple[int, int]]] = {}
         for event in extraction.events:
             place("event", "evidence", event, event.evidence, events, GroundedEvent, start_at, taken)
@@ -199,25 +198,6 @@ def load_error_id(error: LoadError) -> str:
     return f"{stem}-{error.line}" if error.line is not None else stem
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-_GROUP_WORDS = frozenset({"government", "officials", "ministry", "leaders", "office", "spokesperson"})
-
-
-def _same_holder(a: str, b: str) -> bool:
-    """ "Meloni" and "Giorgia Meloni" are one holder; "French" and "Italian government" are not."""
-    x, y = sorted((a.casefold().split(), b.casefold().split()), key=len)
-    if x == y:
-        return True
-    return len(x) == 1 and bool(y) and x[0] == y[-1] and x[0] not in _GROUP_WORDS
-
-
-def _words(text: str) -> set[str]:
-    return {w for w in "".join(c if c.isalnum() else " " for c in text.casefold()).split() if len(w) > 2}
-
-
 def _same_item(a: BaseModel, b: BaseModel) -> bool:
     """Two items at one span from two chunks say the same thing: a quote has one speaker; events
     need the same type and no conflicting date or place; stances the same polarity, holder and a
@@ -228,9 +208,8 @@ def _same_item(a: BaseModel, b: BaseModel) -> bool:
             for x, y in ((a.date, b.date), (a.location, b.location))
         )
     if isinstance(a, Stance) and isinstance(b, Stance):
-        ta, tb = _words(a.target), _words(b.target)
-        similar = bool(ta and tb) and len(ta & tb) / len(ta | tb) >= 0.5
-        return a.polarity == b.polarity and _same_holder(a.holder, b.holder) and similar
+        similar = target_similarity(a.target, b.target) >= 0.5
+        return a.polarity == b.polarity and names_match(a.holder, b.holder) and similar
     return True
 
 
