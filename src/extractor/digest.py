@@ -96,7 +96,7 @@ from pydantic import BaseModel
 from extractor.errors import ConfigError, StoreError
 from extractor.matching import SURNAME_PARTICLES
 from extractor.models import ArticleResult
-from extractor.store import RESULTS_FILE, write_json_atomic
+from extractor.store import RESULTS_FILE, iter_results, write_json_atomic
 
 __all__ = [
     "BUILTIN_ALIAS_TABLE",
@@ -2317,33 +2317,26 @@ def build_digest(results: Iterable[ArticleResult], aliases: Mapping[str, str] | 
     )
 
 
-def _results_bytes(run_dir: Path) -> bytes:
-    """results.jsonl up to its last complete line (a torn last line is left out, as ``iter_results`` does)."""
-    path = run_dir / RESULTS_FILE
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
-    return data[: data.rfind(b"\n") + 1]
-
-
 def results_fingerprint(run_dir: Path | str) -> tuple[str, int]:
     """(sha256, size) of a run's results.jsonl up to its last complete line, as recorded in digest.json."""
-    data = _results_bytes(Path(run_dir))
-    return hashlib.sha256(data).hexdigest(), len(data)
+    path = Path(run_dir) / RESULTS_FILE
+    sha, size = hashlib.sha256(), 0
+    try:
+        with path.open("rb") as fh:
+            for line in fh:
+                if line.endswith(b"\n"):  # a torn last line is left out, as ``iter_results`` does
+                    sha.update(line)
+                    size += len(line)
+    except OSError as exc:
+        raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
+    return sha.hexdigest(), size
 
 
 def _read_results(run_dir: Path) -> tuple[list[ArticleResult], str, int]:
-    """The results of a run folder, with the fingerprint of exactly the bytes they were parsed from."""
-    data = _results_bytes(run_dir)
-    results: list[ArticleResult] = []
-    for number, raw in enumerate(data.split(b"\n"), start=1):
-        if raw.strip():
-            try:
-                results.append(ArticleResult.model_validate_json(raw))
-            except ValueError as exc:
-                raise StoreError(f"{run_dir / RESULTS_FILE}:{number}: not an ArticleResult ({exc})") from exc
-    return results, hashlib.sha256(data).hexdigest(), len(data)
+    """The results of a run folder with its fingerprint, taken first: results appended meanwhile make the
+    digest look stale (and be rebuilt), never current."""
+    sha, size = results_fingerprint(run_dir)
+    return list(iter_results(run_dir)), sha, size
 
 
 def _build_from_run(
