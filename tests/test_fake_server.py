@@ -370,13 +370,14 @@ def test_stats_count_and_reset(serve: Any, client: httpx.Client) -> None:
 async def test_latency_does_not_serialise_requests(serve: Any) -> None:
     url = serve(latency=0.3)
     async with httpx.AsyncClient(timeout=10, limits=httpx.Limits(max_connections=100)) as client:
-        started = time.monotonic()
         responses = await asyncio.gather(
             *(client.post(f"{url}/chat/completions", json=chat_body(f"Article {i}.")) for i in range(60))
         )
-        elapsed = time.monotonic() - started
+        stats = (await client.get(f"{url}/stats")).json()
     assert all(r.status_code == 200 for r in responses)
-    assert 0.3 <= elapsed < 2.0
+    # Concurrency is read from the server's own counter, not a clock (this machine is shared): with
+    # 0.3 s of latency per answer, requests that were served one at a time would never overlap.
+    assert stats["max_in_flight"] > 10
 
 
 def test_cli_prints_the_port_and_serves(tmp_path: Path) -> None:
