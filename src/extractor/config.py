@@ -15,7 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import platformdirs
 
@@ -67,6 +67,20 @@ def scrub_url(url: str) -> str:
         return url
     netloc = parts.netloc.rpartition("@")[2]
     return urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), parts.fragment))
+
+
+def url_secrets(url: str | None) -> list[str]:
+    """The credentials in ``url``: its password and the values of its secret-looking query parameters
+    (what ``scrub_url`` drops), for ``extractor.errors.redact``."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    found = [unquote(parts.password)] if parts.password else []
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        if value and _SECRET_PARAM.search(name):
+            found.append(unquote(value))
+    return found
 
 
 @dataclass(frozen=True)
@@ -125,6 +139,12 @@ class Settings:
         """``endpoint`` without credentials or secret query parameters: what keys, recordings and
         messages show."""
         return scrub_url(self.endpoint)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials these settings hold (API key, base URL password and secret query values):
+        what ``extractor.errors.redact`` must take out of any message."""
+        return tuple(s for s in (self.api_key, *url_secrets(self.base_url)) if s)
 
     def price(self) -> tuple[float, float] | None:
         """(input, output) USD per 1M tokens for this model, user overrides first."""

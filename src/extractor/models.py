@@ -15,6 +15,7 @@ import hashlib
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +24,8 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+
+from extractor.errors import redact
 
 __all__ = [
     "EVENT_TYPES",
@@ -275,9 +278,14 @@ class Usage(BaseModel):
         )
 
 
+def _scrubbed(message: str) -> str:
+    return redact(message)
+
+
 class ErrorInfo(BaseModel):
     type: str
-    message: str
+    #: never holds a credential: scrubbed (``extractor.errors.redact``) when made and when read back
+    message: Annotated[str, AfterValidator(_scrubbed)]
 
 
 class ArticleResult(BaseModel):
