@@ -237,3 +237,32 @@ def test_a_results_file_written_before_scrubbing_is_shown_scrubbed(
     page = (out / "report.html").read_text(encoding="utf-8")
     assert "answered HTTP 502" in page and not _leaks(page, SK_KEY)
     assert REDACTED in page
+
+
+@pytest.mark.parametrize("kind", ["html", "json"])
+def test_recording_against_an_echoing_endpoint_stores_no_key(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    echo_server: Any,
+    kind: str,
+) -> None:
+    """``extractor record`` keeps whatever a 200 answer says; one that echoes the key is kept without it
+    (a web page as text, JSON still as JSON)."""
+    echo_server.status, echo_server.kind = 200, kind
+    drop, fixtures = tmp_path / "drop", tmp_path / "fixtures"
+    drop.mkdir()
+    (drop / "a.txt").write_text("The mayor said “we will rebuild” on Monday.\n", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_API_KEY", ODD_KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{echo_server.server_address[1]}/v1")
+    argv = ["record", str(drop), "--fixtures", str(fixtures), "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 2
+    shown = "".join(capsys.readouterr())
+    assert "did not answer as an OpenAI-compatible API" in shown and not _leaks(shown, ODD_KEY)
+    recorded = [p for p in fixtures.rglob("*.json") if p.name != "settings.json"]
+    assert recorded  # the exchange is kept (what the endpoint said), scrubbed
+    for path in recorded:
+        text = path.read_text(encoding="utf-8")
+        assert "you sent: authorization: [REDACTED]" in text and not _leaks(text, ODD_KEY), text
+        body = json.loads(text)["exchanges"][0]["response"]["body"]
+        assert ("_raw" in body) == (kind == "html"), body
