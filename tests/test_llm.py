@@ -367,6 +367,20 @@ def test_an_unknown_model_is_named(tmp_path: Path, response: httpx.Response) -> 
 
 
 @respx.mock
+def test_a_400_that_mentions_the_model_is_still_that_articles_error(tmp_path: Path) -> None:
+    respx.post(wire.CHAT).mock(
+        return_value=_api_error(
+            400,
+            "This model's maximum context length is 128000 tokens; tool 'x' was not found in the request.",
+            "context_length_exceeded",
+        )
+    )
+    res = run(tmp_path)
+    assert res.error is not None and res.error.type == "TransportError"
+    assert "answered HTTP 400: This model's maximum context length" in res.error.message
+
+
+@respx.mock
 def test_a_404_before_any_answer_is_a_wrong_base_url_and_after_one_only_that_article(tmp_path: Path) -> None:
     respx.post(wire.CHAT).mock(return_value=httpx.Response(404, text="404 page not found"))
     with pytest.raises(ConfigError, match=r"answered HTTP 404 \(404 page not found\); check OPENAI_BASE_URL"):

@@ -149,7 +149,7 @@ def _keep_last_reask_only(*_: Any, **kwargs: Any) -> None:
 _DETAIL_CHARS = 200
 _HEAD_CHARS = 60
 _MODEL_MISSING = re.compile(
-    r"\b(?:model|deployment)\b.*\b(?:does not exist|not found|unknown)\b|\bunknown model\b", re.IGNORECASE
+    r"\b(?:model|deployment)\b[^.]{0,80}?\b(?:does not exist|not found)\b|\bunknown model\b", re.IGNORECASE
 )
 
 
@@ -180,7 +180,7 @@ def _explain_status(
     message, code = _error_fields(exc)
     detail = _one_line(message, settings.secrets, _DETAIL_CHARS) or "no details"
     if code in ("model_not_found", "DeploymentNotFound") or (
-        status in (400, 403, 404) and _MODEL_MISSING.search(message)
+        status in (403, 404) and _MODEL_MISSING.search(message)
     ):
         return ConfigError(
             f"model not found: {settings.model} at {endpoint} (HTTP {status}: {detail}); "
