@@ -284,7 +284,8 @@ def _scrubbed(message: str) -> str:
 
 class ErrorInfo(BaseModel):
     type: str
-    #: never holds a credential: scrubbed (``extractor.errors.redact``) when made and when read back
+    #: scrubbed of anything shaped like a credential (``extractor.errors.redact``) when made and when read
+    #: back, so an older results file cannot show one either; the pipeline also takes out the configured key
     message: Annotated[str, AfterValidator(_scrubbed)]
 
 
