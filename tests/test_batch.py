@@ -665,6 +665,16 @@ def test_rich_reporter_draws_a_bar_and_a_table(tmp_path: Path) -> None:
     assert "extractor run" in text and "ok / failed" in text and "3 / 2 (1 could not be loaded)" in text
 
 
+def test_rich_reporter_prints_an_error_message_as_text_not_markup(tmp_path: Path) -> None:
+    src = crafted_drop(tmp_path)
+    upstream = "HTTP 502: <pre>[bold]proxy[/bold] sent authorization: [REDACTED] [link]</pre>"
+    fake = FakeModel().enqueue(rich_answer(), answer(), TransportError(upstream))
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=200, color_system=None)
+    run_batch([src], tmp_path / "out", make(tmp_path, fake), concurrency=1, reporter=RichReporter(5, console))
+    assert f"failed e: {upstream}" in buffer.getvalue()
+
+
 def test_summary_text_of_an_empty_run() -> None:
     text = batch.render_summary_text(RunSummary())
     assert "0 (0 skipped as done, 0 duplicates)" in text and "$0.0000" in text

@@ -459,3 +459,38 @@ def test_ctrl_c_stops_a_watch_cleanly(tmp_path: Path, slow_server: str) -> None:
     assert {r.status for r in results} == {"ok"}
     data = run_json(out)
     assert data["interrupted"] is True and data["articles"] == data["ok"] == len(ids)
+
+
+@pytest.mark.parametrize(
+    ("flags", "config", "message"),
+    [
+        (["--timeout", "nan"], None, "timeout_s must be a finite number, got nan"),
+        (["--timeout", "inf"], None, "timeout_s must be a finite number, got inf"),
+        (["--model", ""], None, "model must not be empty"),
+        (["--base-url", "not-a-url"], None, "base_url must be an http:// or https:// URL with a host"),
+        ([], b"\x00\x01\x02\x03binary", "is a binary file (NUL byte at offset 0), not TOML"),
+        ([], b'model = "caf\xe9"\n', "is not UTF-8 text: byte 0xe9 at offset 12"),
+        ([], b'model = "x"\n[extractor]\nrpm = 5\n', "keys outside [extractor]: model"),
+    ],
+    ids=[
+        "timeout-nan",
+        "timeout-inf",
+        "empty-model",
+        "base-url",
+        "binary-config",
+        "latin-1-config",
+        "stray-key",
+    ],
+)
+def test_bad_settings_stop_every_command_with_one_line(
+    flags: list[str], config: bytes | None, message: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    if config is not None:
+        (tmp_path / "extractor.toml").write_bytes(config)
+        flags = [*flags, "--config", str(tmp_path / "extractor.toml")]
+    for command in (["run", str(SEEDS), "--out", str(tmp_path / "out")], ["cache", "stats"]):
+        assert cli.main([*command, *flags]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("extractor: configuration error: ") and message in err, err
+        assert err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

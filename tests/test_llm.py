@@ -305,3 +305,160 @@ def test_a_reask_that_fails_in_transport_is_a_transport_error(tmp_path: Path) ->
     assert res.error is not None and res.error.type == "TransportError"
     assert "HTTP 503" in res.error.message
     assert res.usage.http_calls == 4 and res.usage.prompt_tokens == 100
+
+
+# --------------------------------------------------------------------------- endpoint and key mistakes
+
+
+def _api_error(status: int, message: str, code: str | None = None, **extra: Any) -> httpx.Response:
+    return httpx.Response(
+        status, json={"error": {"message": message, "type": "invalid_request_error", "code": code}, **extra}
+    )
+
+
+MODEL_GONE = "The model `gpt-9` does not exist or you do not have access to it."
+
+
+@pytest.mark.parametrize(
+    ("response", "wanted"),
+    [
+        (_api_error(401, "Incorrect API key provided: sk-proj-****7890.", "invalid_api_key"), "HTTP 401"),
+        (_api_error(403, "Project does not have access to this endpoint.", "forbidden"), "HTTP 403"),
+    ],
+)
+@respx.mock
+def test_a_rejected_key_is_one_config_error_line_after_one_call(
+    tmp_path: Path, response: httpx.Response, wanted: str
+) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=response)
+    with pytest.raises(ConfigError) as caught:
+        run(tmp_path, transport_attempts=3)
+    message = str(caught.value)
+    assert message.startswith(f"the API key was rejected by {wire.API} ({wanted}")
+    assert message.endswith("check OPENAI_API_KEY") and "\n" not in message
+    assert route.call_count == 1
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__  # no body in a traceback
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        _api_error(403, MODEL_GONE, "model_not_found"),  # a proxy that says 403
+        _api_error(404, MODEL_GONE, "model_not_found"),  # OpenAI
+        _api_error(
+            404, "The API deployment for this resource does not exist.", "DeploymentNotFound"
+        ),  # Azure
+        _api_error(404, 'model "gpt-9" not found, try pulling it first', None),  # Ollama
+        httpx.Response(
+            404, json={"object": "error", "message": MODEL_GONE, "type": "NotFoundError", "code": 404}
+        ),
+    ],
+    ids=["403-proxy", "openai", "azure", "ollama", "vllm"],
+)
+@respx.mock
+def test_an_unknown_model_is_named(tmp_path: Path, response: httpx.Response) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=response)
+    with pytest.raises(ConfigError) as caught:
+        run(tmp_path, model="gpt-9")
+    message = str(caught.value)
+    assert message.startswith(f"model not found: gpt-9 at {wire.API} (HTTP {response.status_code}")
+    assert "rejected" not in message and "EXTRACTOR_MODEL" in message and "\n" not in message
+    assert route.call_count == 1
+
+
+@respx.mock
+def test_a_400_that_mentions_the_model_is_still_that_articles_error(tmp_path: Path) -> None:
+    respx.post(wire.CHAT).mock(
+        return_value=_api_error(
+            400,
+            "This model's maximum context length is 128000 tokens; tool 'x' was not found in the request.",
+            "context_length_exceeded",
+        )
+    )
+    res = run(tmp_path)
+    assert res.error is not None and res.error.type == "TransportError"
+    assert "answered HTTP 400: This model's maximum context length" in res.error.message
+
+
+@respx.mock
+def test_a_404_before_any_answer_is_a_wrong_base_url_and_after_one_only_that_article(tmp_path: Path) -> None:
+    respx.post(wire.CHAT).mock(return_value=httpx.Response(404, text="404 page not found"))
+    with pytest.raises(ConfigError, match=r"answered HTTP 404 \(404 page not found\); check OPENAI_BASE_URL"):
+        run(tmp_path)
+    respx.post(wire.CHAT).mock(side_effect=[wire.ok(ANSWER), httpx.Response(404, text="404 page not found")])
+    settings = Settings(api_key="sk-x", base_url=wire.API, cache_dir=tmp_path, use_cache=False)
+    with Extractor(settings, provider=OpenAIProvider(settings, sleep=no_sleep)) as ex:
+        results = [ex.extract(Article.from_text(f"{TEXT}{i}", id=f"m{i}")) for i in range(2)]
+    assert [r.status for r in results] == ["ok", "error"]
+    assert results[1].error is not None and results[1].error.type == "TransportError"
+
+
+HTML_PAGE = "<!doctype html>\n<html><head><title>Welcome to nginx!</title></head><body>It works</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("response", "shown"),
+    [
+        (
+            httpx.Response(200, text=HTML_PAGE, headers={"content-type": "text/html"}),
+            "(content-type text/html, starts with '<!doctype html> <html><head><title>Welcome to",
+        ),
+        (
+            httpx.Response(200, json={"status": "ok"}),
+            '(content-type application/json, starts with \'{"status"',
+        ),
+        (
+            httpx.Response(200, json={"choices": []}),
+            "(content-type application/json, starts with '{\"choices\":[]}')",
+        ),
+    ],
+    ids=["html", "json-without-choices", "empty-choices"],
+)
+@respx.mock
+def test_an_endpoint_that_is_not_an_openai_api_stops_at_the_first_answer(
+    tmp_path: Path, response: httpx.Response, shown: str
+) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=response)
+    with pytest.raises(ConfigError) as caught:
+        run(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{wire.API} did not answer as an OpenAI-compatible API {shown}"), message
+    assert "OPENAI_BASE_URL" in message and "\n" not in message and len(message) < 400
+    assert route.call_count == 1  # no re-ask of a web page
+
+
+@respx.mock
+def test_a_web_page_after_good_answers_fails_only_that_article(tmp_path: Path) -> None:
+    page = httpx.Response(200, text=HTML_PAGE, headers={"content-type": "text/html"})
+    route = respx.post(wire.CHAT).mock(side_effect=[wire.ok(ANSWER), page, wire.ok(ANSWER)])
+    settings = Settings(api_key="sk-x", base_url=wire.API, cache_dir=tmp_path, use_cache=False)
+    with Extractor(settings, provider=OpenAIProvider(settings, sleep=no_sleep)) as ex:
+        results = [ex.extract(Article.from_text(f"{TEXT}{i}", id=f"m{i}")) for i in range(3)]
+    assert [r.status for r in results] == ["ok", "error", "ok"]
+    error = results[1].error
+    assert error is not None and error.type == "TransportError"
+    assert "did not answer as an OpenAI-compatible API (content-type text/html" in error.message
+    assert route.call_count == 3
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_a_batch_with_a_rejected_key_stops_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], concurrency: int
+) -> None:
+    from extractor import cli
+
+    (tmp_path / "in").mkdir()
+    for i in range(18):
+        (tmp_path / "in" / f"{i}.txt").write_text(f"{TEXT}{i}", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    monkeypatch.setenv("OPENAI_BASE_URL", wire.API)
+    with respx.mock:
+        route = respx.post(wire.CHAT).mock(return_value=_api_error(401, "Incorrect API key provided"))
+        argv = ["run", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--no-cache", "-q"]
+        code = cli.main([*argv, "--concurrency", str(concurrency)])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and "never retrieved" not in err
+    assert err.count("rejected") == 1 and "configuration error: the API key was rejected" in err
+    assert route.call_count <= concurrency  # the requests already in flight, never one per article
+    if concurrency == 1:
+        assert route.call_count == 1

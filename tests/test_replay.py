@@ -234,7 +234,8 @@ def test_a_url_without_secrets_is_left_exactly_as_it_is(url: str) -> None:
     from extractor.config import scrub_url as scrub_text
 
     assert scrub_text(url) == url
-    assert Settings(base_url=url).public_endpoint == url.rstrip("/")
+    if "://" in url:  # "localhost:11434/v1" is no base_url (Settings says so), but scrub_url leaves it be
+        assert Settings(base_url=url).public_endpoint == url.rstrip("/")
 
 
 def test_url_credentials_and_secret_parameters_are_removed() -> None:

@@ -214,7 +214,10 @@ class RichReporter:
             tokens=summary.prompt_tokens + summary.completion_tokens,
         )
         if result.status == "error" and result.error is not None:
-            self.progress.console.print(f"[red]failed[/] {result.article_id}: {result.error.message}")
+            from rich.markup import escape
+
+            message = escape(result.error.message)  # "[...]" in a message is text, not markup
+            self.progress.console.print(f"[red]failed[/] {result.article_id}: {message}")
 
     def finish(self, summary: RunSummary) -> None:
         from rich.table import Table

@@ -8,19 +8,30 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from extractor.config import Settings
-from extractor.errors import ConfigError, ExtractorError
+from extractor.config import Settings, url_secrets
+from extractor.errors import ConfigError, ExtractorError, redact
 
 __all__ = ["main"]
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FIXTURES = PROJECT_ROOT / "fixtures" / "recorded"
 SCHEMA_DIR = PROJECT_ROOT / "schemas"
+
+
+# Credentials of the settings this command loaded (a config file's key too): taken out of what it prints.
+_SECRETS: set[str] = set()
+
+
+def _error_line(exc: BaseException) -> str:
+    """An error's message on one line, without any credential the environment or settings hold."""
+    known = (os.environ.get("OPENAI_API_KEY"), *url_secrets(os.environ.get("OPENAI_BASE_URL")), *_SECRETS)
+    return redact(" ".join(str(exc).split()), *known)
 
 
 def _settings_args(p: argparse.ArgumentParser) -> None:
@@ -52,7 +63,9 @@ def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     if getattr(args, "no_cache", False):
         overrides["use_cache"] = False
     overrides.update(extra)
-    return Settings.load(getattr(args, "config", None), **overrides)
+    settings = Settings.load(getattr(args, "config", None), **overrides)
+    _SECRETS.update(settings.secrets)
+    return settings
 
 
 def _replay_settings(args: argparse.Namespace, settings: Settings, replay: Path) -> Settings:
@@ -382,10 +395,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
         return code
     except ConfigError as exc:
-        print(f"extractor: configuration error: {exc}", file=sys.stderr)
+        print(f"extractor: configuration error: {_error_line(exc)}", file=sys.stderr)
         return 2
     except ExtractorError as exc:
-        print(f"extractor: {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"extractor: {type(exc).__name__}: {_error_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("extractor: interrupted", file=sys.stderr)

@@ -3,23 +3,28 @@
 Environment variables: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``EXTRACTOR_MODEL``, ``EXTRACTOR_MODE``,
 ``EXTRACTOR_CACHE_DIR``, ``EXTRACTOR_CONCURRENCY``, ``EXTRACTOR_RPM``, ``EXTRACTOR_TPM``,
 ``EXTRACTOR_CONFIG`` (path of a TOML config file; default ``./extractor.toml`` when present).
-A config file holds the same keys as ``Settings`` fields, at top level or under ``[extractor]``.
+A config file holds the same keys as ``Settings`` fields, under ``[extractor]`` (then nothing may be
+outside it) or all at top level. Every value is checked when the settings are made: a bad one is one
+ConfigError line naming it (and the file, and the byte for a file that is not UTF-8 text).
 """
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
+import difflib
+import math
 import os
 import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import platformdirs
 
-from extractor.errors import ConfigError
+from extractor.errors import ConfigError, redact
 
 __all__ = ["DEFAULT_PRICES", "Mode", "Settings", "scrub_url"]
 
@@ -69,6 +74,20 @@ def scrub_url(url: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path, "&".join(kept), parts.fragment))
 
 
+def url_secrets(url: str | None) -> list[str]:
+    """The credentials in ``url``: its password and the values of its secret-looking query parameters
+    (what ``scrub_url`` drops), for ``extractor.errors.redact``."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    found = [unquote(parts.password)] if parts.password else []
+    for pair in parts.query.split("&"):
+        name, _, value = pair.partition("=")
+        if value and _SECRET_PARAM.search(name):
+            found.append(unquote(value))
+    return found
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything that configures an extraction run. Build with ``Settings.load()`` to read env/file."""
@@ -99,6 +118,30 @@ class Settings:
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type == "float" and isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{f.name} must be a finite number, got {value}")
+        _check_name("model", self.model)
+        _check_base_url(self.base_url)
+        if self.api_key is not None and (
+            not isinstance(self.api_key, str) or any(c.isspace() or not c.isprintable() for c in self.api_key)
+        ):
+            raise ConfigError(
+                "api_key has spaces or control characters (a trailing newline?); check OPENAI_API_KEY "
+                "(the key itself is not shown)"
+            )
+        if self.transport_max_wait_s < 0:
+            raise ConfigError(f"transport_max_wait_s must be >= 0, got {self.transport_max_wait_s}")
+        for name, pair in self.prices.items():
+            if not (
+                isinstance(pair, tuple | list)
+                and len(pair) == 2
+                and all(isinstance(x, int | float) and math.isfinite(x) and x >= 0 for x in pair)
+            ):
+                raise ConfigError(
+                    f"prices: {name} must be two finite numbers >= 0 (input, output), got {pair}"
+                )
         if self.mode not in get_args(Mode):
             raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(get_args(Mode))}")
         if not 0.0 <= self.temperature <= 2.0:
@@ -125,6 +168,12 @@ class Settings:
         """``endpoint`` without credentials or secret query parameters: what keys, recordings and
         messages show."""
         return scrub_url(self.endpoint)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials these settings hold (API key, base URL password and secret query values):
+        what ``extractor.errors.redact`` must take out of any message."""
+        return tuple(s for s in (self.api_key, *url_secrets(self.base_url)) if s)
 
     def price(self) -> tuple[float, float] | None:
         """(input, output) USD per 1M tokens for this model, user overrides first."""
@@ -157,20 +206,96 @@ class Settings:
         return cls(**_coerce(values))
 
 
-def _read_config(path: Path) -> dict[str, Any]:
+def _check_name(name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise ConfigError(f"{name} must be a string, got {value!r}")
+    if not value.strip():
+        raise ConfigError(f"{name} must not be empty")
+    if value != value.strip() or not value.isprintable():
+        raise ConfigError(f"{name} has spaces or control characters at its ends or inside: {value!r}")
+
+
+_HOST_ONLY = re.compile(
+    r"(?:localhost|\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+)(?::\d+)?(?:/\S*)?", re.IGNORECASE
+)
+
+
+def _check_base_url(url: object) -> None:
+    """An http(s) URL with a host (and a valid port): anything else would fail every request later."""
+    if url is None:
+        return
+    if not isinstance(url, str):
+        raise ConfigError(f"base_url must be a string, got {type(url).__name__}")
+    if not url.strip():
+        raise ConfigError("base_url must not be empty (leave it unset for OpenAI's endpoint)")
+    shown = redact(scrub_url(url) if "://" in url else url)
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise ConfigError(f"base_url has spaces or control characters: {shown!r}")
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError as exc:
+        raise ConfigError(f"base_url {shown!r} has an invalid host or port ({exc})") from None
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        hint = f"; did you mean http://{shown}?" if "://" not in url and _HOST_ONLY.fullmatch(url) else ""
+        raise ConfigError(
+            "base_url must be an http:// or https:// URL with a host, such as http://localhost:8000/v1, "
+            f"got {shown!r}{hint}"
+        )
+
+
+def _read_config(path: Path) -> dict[str, Any]:
+    """The settings in a TOML file: under ``[extractor]`` (nothing else may be in the file then), or all
+    at top level. Values are checked here, so an error names the file."""
+    try:
+        raw = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
+    skip = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+    nul = raw.find(b"\x00")
+    if nul != -1 and not raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        raise ConfigError(f"config file {path} is a binary file (NUL byte at offset {nul}), not TOML")
+    try:
+        text = raw[skip:].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        at = skip + exc.start
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text: byte 0x{raw[at]:02x} at offset {at} (save it as UTF-8)"
+        ) from None
+    try:
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    section = data.get("extractor", data)
-    if not isinstance(section, dict):
-        raise ConfigError(f"config file {path}: [extractor] must be a table")
-    return dict(section)
+    where = ""
+    section = data
+    if "extractor" in data:
+        section, where = data["extractor"], " in [extractor]"
+        if not isinstance(section, dict):
+            raise ConfigError(f"config file {path}: [extractor] must be a table")
+        stray = sorted(k for k in data if k != "extractor")
+        if stray:
+            raise ConfigError(
+                f"config file {path} has keys outside [extractor]: {', '.join(stray)} "
+                "(move them into [extractor])"
+            )
+    names = [f.name for f in dataclasses.fields(Settings)]
+    unknown = sorted(set(section) - set(names))
+    if unknown:
+        near = {close for key in unknown for close in difflib.get_close_matches(key, names, n=1)}
+        hint = f"; did you mean {', '.join(sorted(near))}?" if near else ""
+        raise ConfigError(f"config file {path}: unknown setting(s){where}: {', '.join(unknown)}{hint}")
+    try:
+        return _coerce(dict(section))
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+    """Values from a file, the environment (strings) or flags, converted to the fields' types; a value
+    of the wrong kind (a number for the model, 3.5 or true for a count) is a ConfigError."""
     fields = {f.name: f for f in dataclasses.fields(Settings)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
@@ -178,21 +303,35 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name, value in values.items():
         kind = str(fields[name].type)
+        shown = "(not shown)" if name == "api_key" else repr(value)
         try:
             if value is None:
                 out[name] = None
             elif name in ("cache_dir", "replay_dir", "record_dir"):
+                if not isinstance(value, str | os.PathLike):
+                    raise ConfigError(f"setting {name}: expected a path, got {shown}")
                 out[name] = Path(value).expanduser()
             elif name == "prices":
                 out[name] = {str(k): (float(v[0]), float(v[1])) for k, v in dict(value).items()}
             elif kind.startswith("int"):
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ConfigError(f"setting {name}: expected a whole number, got {shown}")
                 out[name] = int(value)
             elif kind.startswith("float"):
+                if isinstance(value, bool):
+                    raise ConfigError(f"setting {name}: expected a number, got {shown}")
                 out[name] = float(value)
             elif kind == "bool":
-                out[name] = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+                if isinstance(value, bool):
+                    out[name] = value
+                elif str(value).strip().lower() in _TRUE + _FALSE:
+                    out[name] = str(value).strip().lower() in _TRUE
+                else:
+                    raise ConfigError(f"setting {name}: expected true or false, got {shown}")
             else:
+                if not isinstance(value, str):
+                    raise ConfigError(f"setting {name}: expected a string, got {shown}")
                 out[name] = value
         except (TypeError, ValueError, IndexError) as exc:
-            raise ConfigError(f"setting {name}: cannot use {value!r} ({exc})") from exc
+            raise ConfigError(f"setting {name}: cannot use {shown} ({exc})") from exc
     return out

@@ -15,10 +15,19 @@ validated ``ArticleExtraction`` with its usage. What happens on failure:
   host) after every retry:
   ConfigError, which stops a batch with one line; once it has answered, a connection failure is that
   article's TransportError.
+- answers that no other article would fare better with are a ConfigError too: a rejected key (401, 403),
+  an unknown model ("model not found: NAME", whatever the status), an exhausted quota; and, until the
+  endpoint has given one OpenAI-shaped answer, a 404 or an answer that is not an OpenAI chat completion
+  (a web page with status 200: "did not answer as an OpenAI-compatible API (content-type, first bytes)").
+  After that first good answer those two are the one article's TransportError.
+
+Every message is built from scrubbed text (``extractor.errors.redact``): an upstream error page that
+echoes the request's ``Authorization`` header cannot put the key in a message.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -38,10 +47,11 @@ from extractor.errors import (
     ParseError,
     TransportError,
     TruncatedOutputError,
+    redact,
 )
 from extractor.models import GROUNDING_ERROR_PREFIX, ArticleExtraction, Usage
 from extractor.ratelimit import RateLimiter
-from extractor.transport import CallStats, RetryingTransport, track_calls
+from extractor.transport import RETRY_STATUSES, CallStats, RetryingTransport, track_calls
 
 __all__ = ["Completion", "OpenAIProvider", "Provider", "raw_answer_json"]
 
@@ -136,14 +146,80 @@ def _keep_last_reask_only(*_: Any, **kwargs: Any) -> None:
         del messages[first_user + 1 : last_answer]
 
 
-def _explain_status(exc: openai.APIStatusError, endpoint: str) -> str:
-    status = exc.status_code
-    detail = exc.message.splitlines()[0][:300] if exc.message else ""
+_DETAIL_CHARS = 200
+_HEAD_CHARS = 60
+_MODEL_MISSING = re.compile(
+    r"\b(?:model|deployment)\b[^.]{0,80}?\b(?:does not exist|not found)\b|\bunknown model\b", re.IGNORECASE
+)
+
+
+def _one_line(text: str, secrets: tuple[str, ...], limit: int) -> str:
+    """``text`` scrubbed, on one line, at most ``limit`` characters (scrubbed before it is cut, so no
+    half of a secret survives the cut)."""
+    flat = redact(" ".join(text[: limit * 20].split()), *secrets)
+    return flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "..."
+
+
+def _error_fields(exc: openai.APIStatusError) -> tuple[str, str]:
+    """(message, code) of an error answer: OpenAI's ``{"error": {...}}``, vLLM's flat error object, or the
+    body's text."""
+    body: Any = exc.body  # openai keeps the "error" object of a JSON body, else the whole body
+    message: Any = body.get("message") if isinstance(body, dict) else body
+    code: Any = body.get("code") if isinstance(body, dict) else None
+    if not isinstance(message, str) or not message.strip():
+        message = exc.response.text if exc.response is not None else ""
+    return str(message or ""), str(code or "")
+
+
+def _explain_status(
+    exc: openai.APIStatusError, settings: Settings, *, answered: bool
+) -> ConfigError | TransportError:
+    """The error for an HTTP error answer: a ConfigError (stops a batch) when every other request would
+    get the same answer, else the article's TransportError. One line, scrubbed, capped."""
+    status, endpoint = exc.status_code, settings.public_endpoint
+    message, code = _error_fields(exc)
+    detail = _one_line(message, settings.secrets, _DETAIL_CHARS) or "no details"
+    if code in ("model_not_found", "DeploymentNotFound") or (
+        status in (403, 404) and _MODEL_MISSING.search(message)
+    ):
+        return ConfigError(
+            f"model not found: {settings.model} at {endpoint} (HTTP {status}: {detail}); "
+            "check EXTRACTOR_MODEL or --model (on Azure: the deployment name)"
+        )
     if status in (401, 403):
-        return f"the API key was rejected by {endpoint} (HTTP {status}); check OPENAI_API_KEY"
-    if status == 404:
-        return f"{endpoint} answered 404 ({detail}); check OPENAI_BASE_URL and EXTRACTOR_MODEL"
-    return f"{endpoint} answered HTTP {status} after every retry: {detail}"
+        return ConfigError(
+            f"the API key was rejected by {endpoint} (HTTP {status}: {detail}); check OPENAI_API_KEY"
+        )
+    if code == "insufficient_quota":
+        return ConfigError(
+            f"{endpoint} says the quota is exhausted (HTTP {status}: {detail}); check your plan"
+        )
+    if status == 404 and not answered:
+        return ConfigError(
+            f"{endpoint} answered HTTP 404 ({detail}); check OPENAI_BASE_URL (it usually ends in /v1) "
+            "and EXTRACTOR_MODEL"
+        )
+    retried = " after every retry" if status in RETRY_STATUSES else ""
+    return TransportError(f"{endpoint} answered HTTP {status}{retried}: {detail}")
+
+
+def _not_an_answer(body: bytes) -> bool:
+    """True unless ``body`` is a chat completion with at least one choice."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return True
+    choices = data.get("choices") if isinstance(data, dict) else None
+    return not (isinstance(choices, list) and choices)
+
+
+def _scrub(exc: ExtractorError, secrets: tuple[str, ...]) -> ExtractorError:
+    """``exc`` with its message scrubbed (in place, so its type and usage stay)."""
+    text = str(exc)
+    clean = redact(text, *secrets)
+    if clean != text:
+        exc.args = (clean,)
+    return exc
 
 
 class OpenAIProvider:
@@ -175,6 +251,7 @@ class OpenAIProvider:
         self._http = httpx.AsyncClient(
             transport=retrying,
             timeout=httpx.Timeout(settings.timeout_s, connect=min(10.0, settings.timeout_s)),
+            event_hooks={"response": [self._check_answer]},
         )
         self._openai = openai.AsyncOpenAI(
             api_key=settings.api_key,
@@ -185,6 +262,26 @@ class OpenAIProvider:
         self._client = instructor.from_openai(self._openai, mode=MODES[settings.mode])
         self._client.on("completion:kwargs", _keep_last_reask_only)
         self._reached = False  # has any request had an HTTP answer (any status) from the endpoint?
+        self._answered = False  # has any request had an OpenAI chat completion from it?
+
+    async def _check_answer(self, response: httpx.Response) -> None:
+        """A 200 that is not a chat completion (a web page, another API) is no answer to re-ask: say
+        what came instead. Until one real answer has come, that means a wrong base URL: ConfigError."""
+        if response.status_code != 200:
+            return
+        body = await response.aread()
+        if not _not_an_answer(body):
+            self._answered = True
+            return
+        kind = response.headers.get("content-type", "none").split(";")[0].strip() or "none"
+        head = _one_line(body[:2000].decode("utf-8", "replace"), self.settings.secrets, _HEAD_CHARS)
+        message = (
+            f"{self.settings.public_endpoint} did not answer as an OpenAI-compatible API (content-type "
+            f"{kind}, starts with '{head}'); check OPENAI_BASE_URL (it usually ends in /v1)"
+        )
+        if self._answered:
+            raise TransportError(message)
+        raise ConfigError(message + " (no request has had an API answer yet)")
 
     async def aclose(self) -> None:
         await self._openai.close()
@@ -216,11 +313,24 @@ class OpenAIProvider:
         calls: CallStats,
     ) -> Completion:
         try:
+            return await self._explained(messages, key, article_id, check, calls)
+        except ExtractorError as exc:  # every message leaves scrubbed, whoever built it
+            raise _scrub(exc, self.settings.secrets) from None
+
+    async def _explained(
+        self,
+        messages: list[dict[str, str]],
+        key: str,
+        article_id: str,
+        check: GroundingCheck | None,
+        calls: CallStats,
+    ) -> Completion:
+        try:
             return await self._complete(messages, key, article_id, check, calls)
         except ExtractorError:
             raise
         except openai.APIStatusError as exc:
-            raise TransportError(_explain_status(exc, self.settings.public_endpoint)) from exc
+            raise _explain_status(exc, self.settings, answered=self._answered) from None
         except openai.APITimeoutError as exc:
             raise TransportError(
                 f"{self.settings.public_endpoint} timed out after {self.settings.timeout_s:g} s "
@@ -237,8 +347,8 @@ class OpenAIProvider:
             )
             if not (self._reached or calls.statuses) and isinstance(cause, httpx.ConnectError):
                 # A wrong endpoint (refused, unknown host), not a blip: stop now, not fail every article.
-                raise ConfigError(message + " (no request has reached it yet)") from exc
-            raise TransportError(message) from exc
+                raise ConfigError(message + " (no request has reached it yet)") from None
+            raise TransportError(message) from None
 
     async def _complete(
         self,

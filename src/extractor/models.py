@@ -15,6 +15,7 @@ import hashlib
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -23,6 +24,8 @@ from pydantic import (
     ValidationInfo,
     model_validator,
 )
+
+from extractor.errors import redact
 
 __all__ = [
     "EVENT_TYPES",
@@ -275,9 +278,15 @@ class Usage(BaseModel):
         )
 
 
+def _scrubbed(message: str) -> str:
+    return redact(message)
+
+
 class ErrorInfo(BaseModel):
     type: str
-    message: str
+    #: scrubbed of anything shaped like a credential (``extractor.errors.redact``) when made and when read
+    #: back, so an older results file cannot show one either; the pipeline also takes out the configured key
+    message: Annotated[str, AfterValidator(_scrubbed)]
 
 
 class ArticleResult(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from extractor.articles import sanitize_id
 from extractor.cache import ResponseCache, cache_key
 from extractor.config import Settings
-from extractor.errors import ConfigError, ExtractorError
+from extractor.errors import ConfigError, ExtractorError, redact
 from extractor.grounding import Grounding, SourceIndex, ground
 from extractor.llm import Completion, OpenAIProvider, Provider
 from extractor.matching import names_match, target_similarity
@@ -395,7 +395,8 @@ class Extractor:
             sha256=article.sha256,
             status="error",
             error=ErrorInfo(
-                type=type(exc).__name__, message=" ".join(str(exc).split()) or type(exc).__name__
+                type=type(exc).__name__,
+                message=redact(" ".join(str(exc).split()), *self.settings.secrets) or type(exc).__name__,
             ),
             title=article.title,
             published=article.published,

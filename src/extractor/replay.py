@@ -4,8 +4,9 @@ A recording is ``<dir>/<key>.json`` where ``key`` is the request's cache key (ex
 every exchange made for it in order (the first request, then any re-ask): the request body and the
 response status, body and a few harmless headers. Request headers are never stored, so neither
 ``Authorization`` nor ``api-key`` / organization / project headers can land in a fixture; keys in URL
-query strings are removed. ``<dir>/settings.json`` keeps the settings the recordings were made with,
-so a replay computes the same keys.
+query strings are removed; a response body that is not JSON, or that echoes the request's key, is stored
+scrubbed (``extractor.errors.redact``). ``<dir>/settings.json`` keeps the settings the recordings were
+made with, so a replay computes the same keys.
 
 ``ReplayTransport`` answers the openai client's HTTP from recordings and never touches the network. A
 request with no recording fails that article with a ReplayError naming the article and key.
@@ -25,7 +26,7 @@ from typing import Any
 import httpx
 
 from extractor.config import scrub_url as scrub_text_url
-from extractor.errors import ReplayError
+from extractor.errors import ReplayError, redact
 
 __all__ = [
     "KEY_HEADER",
@@ -117,6 +118,32 @@ class ReplayTransport(httpx.AsyncBaseTransport):
         )
 
 
+def _credentials(request: httpx.Request) -> list[str]:
+    """The secrets a request carries in its headers (the key without its auth scheme)."""
+    found = []
+    for name in ("authorization", "api-key", "x-api-key"):
+        value = request.headers.get(name, "")
+        scheme, _, token = value.partition(" ")
+        found.append(token if token and scheme.lower() in ("bearer", "basic") else value)
+    return [v for v in found if v]
+
+
+def _scrubbed_body(content: bytes, secrets: list[str]) -> Any:
+    """A response body as stored: its JSON, or its text under ``_raw``; scrubbed (``redact``) when it is
+    not JSON (an error page may echo the request's headers) or holds one of ``secrets``."""
+    text = content.decode("utf-8", "replace")
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return {"_raw": redact(text, *secrets)}
+    if any(secret in text for secret in secrets):  # an answer that echoes the key: scrub, keep the shape
+        try:
+            return json.loads(redact(text, *secrets))
+        except ValueError:
+            return {"_raw": redact(text, *secrets)}
+    return body
+
+
 class RecordingTransport(httpx.AsyncBaseTransport):
     """Passes requests to a live endpoint and appends each exchange to ``<directory>/<key>.json``."""
 
@@ -132,10 +159,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         body = json.loads(await request.aread() or b"{}")
         response = await self.inner.handle_async_request(request)
         content = await response.aread()
-        try:
-            response_body = json.loads(content)
-        except ValueError:
-            response_body = {"_raw": content.decode("utf-8", "replace")}
+        response_body = _scrubbed_body(content, _credentials(request))
         exchange = {
             "request": {"method": request.method, "url": scrub_url(request.url), "body": body},
             "response": {
