@@ -6,7 +6,8 @@
 
 Each command first creates .venv/ and installs the project with its dev extras (once; again when
 pyproject.toml changes). `test` also installs Debian's chromium + chromium-driver for the review-page
-browser tests when it can (root + apt-get); where it cannot, those tests skip and say why.
+browser tests when it can (root + apt-get), and fails if that install fails; where it cannot (not root,
+no apt-get), those tests skip and say why.
 """
 
 from __future__ import annotations
@@ -41,19 +42,54 @@ def ensure_venv() -> None:
     STAMP.write_text(want)
 
 
-def ensure_browser() -> None:
-    if shutil.which("chromium") and shutil.which("chromedriver"):
-        return
-    if os.name != "posix" or os.geteuid() != 0 or not shutil.which("apt-get"):
-        print("note: no chromium/chromedriver and no root apt-get; browser tests will skip", flush=True)
-        return
+REQUIRE_BROWSER = "EXTRACTOR_REQUIRE_BROWSER"  # tells tests/browser.py to fail, not skip, without one
+
+
+class BrowserInstallError(Exception):
+    """Chromium could have been installed here (root + apt-get) but was not."""
+
+
+def _browser_found() -> bool:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    return bool(chromium and shutil.which("chromedriver"))
+
+
+def ensure_browser() -> str | None:
+    """Make chromium + chromedriver available for the review-page browser tests.
+
+    Returns None when they are on PATH (found, or installed with apt-get as root), else why the browser
+    tests will skip. Raises BrowserInstallError when this is root with apt-get and the install failed:
+    there the tests must run, so a broken install must not pass as a skip.
+    """
+    if _browser_found():
+        return None
+    if os.name != "posix" or os.geteuid() != 0:
+        why = "not running as root"
+    elif not shutil.which("apt-get"):
+        why = "no apt-get"
+    else:
+        why = ""
+    if why:
+        note = f"chromium/chromedriver not on PATH, cannot install them ({why})"
+        print(f"note: {note}: browser tests will skip", flush=True)
+        return why
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     install = ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"]
     for cmd in (["apt-get", "update", "-qq"], install):
         print("+", " ".join(cmd), flush=True)
-        if subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL).returncode != 0:
-            print("note: could not install chromium; browser tests will skip", flush=True)
-            return
+        code = subprocess.run(cmd, env=env, check=False, stdout=subprocess.DEVNULL).returncode
+        if code != 0:
+            raise BrowserInstallError(
+                f"`{' '.join(cmd)}` failed (exit {code}), so the review-page browser tests cannot run; "
+                "fix the package install (network, apt sources) or install chromium and chromedriver "
+                "yourself (as a non-root user without them, the browser tests skip instead)"
+            )
+    if not _browser_found():
+        raise BrowserInstallError(
+            "apt-get installed chromium and chromium-driver, but the chromium and chromedriver binaries are "
+            "still not on PATH"
+        )
+    return None
 
 
 def run(argv: list[str]) -> int:
@@ -64,7 +100,12 @@ def run(argv: list[str]) -> int:
 
 def test(argv: list[str]) -> int:
     ensure_venv()
-    ensure_browser()
+    try:
+        if ensure_browser() is None:
+            os.environ[REQUIRE_BROWSER] = "1"
+    except BrowserInstallError as exc:
+        print(f"dev.py test: error: {exc}", file=sys.stderr, flush=True)
+        return 1
     steps: list[list[str | Path]] = [
         [BIN / "ruff", "check", "."],
         [BIN / "ruff", "format", "--check", "."],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -15,12 +16,16 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMEDRIVER = shutil.which("chromedriver")
+_MISSING = [name for name, path in (("chromium", CHROMIUM), ("chromedriver", CHROMEDRIVER)) if not path]
 SKIP_REASON = (
     None
-    if CHROMIUM and CHROMEDRIVER
-    else "needs the chromium and chromedriver binaries on PATH "
-    "(Debian: apt-get install chromium chromium-driver); not found"
+    if not _MISSING
+    else "needs the chromium and chromedriver binaries on PATH (Debian: apt-get install chromium "
+    f"chromium-driver; `python3 dev.py test` does it when run as root); not found: {', '.join(_MISSING)}"
 )
+if SKIP_REASON and os.environ.get("EXTRACTOR_REQUIRE_BROWSER") == "1":
+    # dev.py test found or installed the browser: the page tests must run, never skip.
+    raise RuntimeError(f"browser tests are required here (EXTRACTOR_REQUIRE_BROWSER=1) but {SKIP_REASON}")
 requires_browser = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -28,6 +28,7 @@ from extractor.digest import (
     write_digest,
 )
 from extractor.errors import ConfigError
+from extractor.grounding import ground
 from extractor.models import Article, ArticleExtraction, ArticleResult, ErrorInfo, Span
 from extractor.store import ResultsWriter
 
@@ -1016,17 +1017,6 @@ def test_ensure_digest_builds_a_missing_digest_with_the_built_in_aliases(tmp_pat
 
 
 def _grounded(text: str, source: str) -> Span:
-    try:
-        from extractor.grounding import ground
-    except ImportError:  # pragma: no cover - the grounding module is part of the project
-        start = source.find(text)
-        found = start >= 0
-        return Span(
-            status="exact" if found else "not_found",
-            start=start if found else None,
-            end=start + len(text) if found else None,
-            occurrences=int(found),
-        )
     g = ground(text, source)
     return Span(
         status=g.status, start=g.start, end=g.end, pieces=list(g.pieces) or None, occurrences=g.occurrences

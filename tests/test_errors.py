@@ -264,5 +264,5 @@ def test_recording_against_an_echoing_endpoint_stores_no_key(
     for path in recorded:
         text = path.read_text(encoding="utf-8")
         assert "you sent: authorization: [REDACTED]" in text and not _leaks(text, ODD_KEY), text
-        body = json.loads(text)["exchanges"][0]["response"]["body"]
-        assert ("_raw" in body) == (kind == "html"), body
+        response = json.loads(text)["exchanges"][0]["response"]
+        assert ("text" in response) == (kind == "html") and ("body" in response) == (kind == "json"), response

@@ -973,29 +973,3 @@ def test_cli_eval_gold_or_results_problems_exit_2_with_one_line(
     assert captured.out == ""
     lines = captured.err.splitlines()
     assert len(lines) == 1 and lines[0].startswith("extractor: configuration error: "), lines
-
-
-def test_seed_replay_scores_are_pinned(tmp_path: Path) -> None:
-    """The offline replay of the seeds against fixtures/gold (after the gold date contract: date = what the
-    text supports, date_text = its words). A change here is a change in extraction quality."""
-    from extractor import cli
-
-    gold = _real_gold()
-    out = tmp_path / "out"
-    assert cli.main(["run", str(SEEDS_DIR), "--out", str(out), "--quiet"]) == 0
-    report = evaluate_path(out, GOLD_DIR)
-    assert len(report.articles) == len(gold) == 5
-    assert (report.missing, report.errors, report.warnings) == ([], [], [])
-    t = report.totals
-    assert t.quotes.exact.recall == 1.0
-    assert (t.quotes.exact.tp, t.quotes.exact.fp, t.quotes.exact.fn) == (15, 0, 0)
-    assert (t.quotes.exact.precision, t.quotes.exact.f1) == (1.0, 1.0)
-    assert (t.quotes.speaker.correct, t.quotes.speaker.total) == (15, 15)
-    assert (t.events.matched.tp, t.events.matched.fp, t.events.matched.fn) == (23, 2, 2)
-    assert (t.events.matched.precision, t.events.matched.recall) == (0.92, 0.92)
-    assert (t.events.event_type.correct, t.events.event_type.total) == (23, 23)
-    date = t.events.date
-    assert (date.correct, date.compatible, date.missing, date.invented, date.wrong) == (23, 0, 0, 0, 0)
-    assert (t.stances.strict.tp, t.stances.strict.fp, t.stances.strict.fn) == (32, 4, 4)
-    assert t.stances.strict.precision == t.stances.strict.recall == 32 / 36
-    assert (t.stances.polarity.correct, t.stances.polarity.total) == (32, 32)

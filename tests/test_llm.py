@@ -462,3 +462,47 @@ def test_a_batch_with_a_rejected_key_stops_with_one_line(
     assert route.call_count <= concurrency  # the requests already in flight, never one per article
     if concurrency == 1:
         assert route.call_count == 1
+
+
+WITH_INVENTED = wire.extraction(
+    quotes=[("no troops", "Rome"), ("we will never send anyone", "Rome")],
+    events=[wire.event("Leaders met in Paris.")],
+)
+
+
+@pytest.mark.parametrize(
+    ("mode", "content"),
+    [
+        ("json", json.dumps(WITH_INVENTED)),
+        ("md_json", "Here is the extraction:\n```json\n" + json.dumps(WITH_INVENTED) + "\n```\nDone."),
+        ("md_json", "```\n" + json.dumps(WITH_INVENTED) + "\n```"),  # a fence without a language
+    ],
+    ids=["json", "md_json", "md_json-bare-fence"],
+)
+@respx.mock
+def test_an_answer_in_the_message_content_that_stays_ungrounded_is_kept_with_the_item_rejected(
+    tmp_path: Path, mode: str, content: str
+) -> None:
+    """In the content modes the last answer is read back from the message text (a fenced block in
+    md_json): after the last re-ask its grounded items are kept and the invented quote is rejected."""
+    route = respx.post(wire.CHAT).mock(return_value=httpx.Response(200, json=content_completion(content)))
+    res = run(tmp_path, mode=mode, reasks=1)
+    assert res.status == "ok", res.error
+    assert route.call_count == 2 and res.usage.http_calls == 2
+    assert [q.text for q in res.quotes] == ["no troops"]
+    assert [e.evidence for e in res.events] == ["Leaders met in Paris."]
+    assert [(r.kind, r.item["text"]) for r in res.rejected] == [("quote", "we will never send anyone")]
+    reask = json.loads(route.calls[1].request.content)["messages"]
+    assert "we will never send anyone" in reask[-1]["content"]  # the re-ask names the invented quote
+
+
+@pytest.mark.parametrize("mode", ["json", "md_json"])
+@respx.mock
+def test_a_content_answer_that_is_not_an_extraction_is_a_parse_error(tmp_path: Path, mode: str) -> None:
+    route = respx.post(wire.CHAT).mock(
+        return_value=httpx.Response(200, json=content_completion("I cannot help with that."))
+    )
+    res = run(tmp_path, mode=mode, reasks=1)
+    assert route.call_count == 2
+    assert res.error is not None and res.error.type == "ParseError"
+    assert res.error.message.startswith("no valid answer after 2 attempt(s) (1 re-ask(s)): ")

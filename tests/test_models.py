@@ -77,10 +77,13 @@ def test_optional_event_fields_are_nullable_but_required(field: str) -> None:
 
 @pytest.mark.parametrize("date", ["2026-01-06", "2025-03", "2025", None])
 def test_iso_dates_at_three_precisions(date: str | None) -> None:
+    """A date is kept at the precision the model gave: never widened to a day, nor turned into a date."""
     event = {"summary": "s", "event_type": "OTHER", "date": date, "date_text": None, "location": None}
-    ArticleExtraction.model_validate(
+    extraction = ArticleExtraction.model_validate(
         {"events": [{**event, "actors": [], "evidence": "e"}], "quotes": [], "stances": []}
     )
+    assert extraction.events[0].date == date
+    assert extraction.model_dump(mode="json")["events"][0]["date"] == date
 
 
 @pytest.mark.parametrize("date", ["January 6", "2026-1-6", "2026-13", "06/01/2026", "--01-06"])

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import respx
 
-from extractor import Article, Extractor, ReplayError, Settings
+from extractor import Article, ArticleResult, Extractor, ReplayError, Settings
 from extractor.replay import (
     ReplayTransport,
     load_recorded_settings,
@@ -244,3 +246,146 @@ def test_url_credentials_and_secret_parameters_are_removed() -> None:
     assert scrub_text(f"http://tok:{SECRET}@127.0.0.1:9/v1") == "http://127.0.0.1:9/v1"
     url = f"https://x.azure.com/openai?api-version=2024&api-key={SECRET}&sig=abc"
     assert scrub_text(url) == "https://x.azure.com/openai?api-version=2024"
+
+
+# --------------------------------------------------------------------------- recording re-asks and failures
+
+
+def _live_then_replayed(
+    tmp_path: Path, replies: list[httpx.Response], **kw: object
+) -> tuple[ArticleResult, ArticleResult, int, Path]:
+    """Record one article against ``replies`` (in order), then replay it offline. Returns the live and
+    the replayed result, how many requests the live run sent, and the recordings folder."""
+    fixtures = tmp_path / "rec"
+    with respx.mock:
+        route = respx.post(wire.CHAT).mock(side_effect=replies)
+        with Extractor(settings(tmp_path, record_dir=fixtures, **kw)) as ex:
+            live = ex.extract(Article.from_text(TEXT, id="rec"))
+    # no respx here: a request the recordings cannot answer would hit the network guard
+    with Extractor(settings(tmp_path, replay_dir=fixtures, api_key=None, **kw)) as ex:
+        replayed = ex.extract(Article.from_text(TEXT, id="rec"))
+    return live, replayed, route.call_count, fixtures
+
+
+def _same_outcome(live: ArticleResult, replayed: ArticleResult, *, same_usage: bool = True) -> None:
+    fields = {"status", "error", "quotes", "events", "stances", "rejected", "served_model"}
+    fields |= {"usage"} if same_usage else set()
+    assert replayed.model_dump(include=fields) == live.model_dump(include=fields)
+
+
+def _invented(words: str) -> dict[str, object]:
+    return wire.extraction(
+        quotes=[("No Italian troops will be sent.", "Meloni"), (words, "Meloni")],
+        events=[wire.event("The meeting was in Paris.")],
+    )
+
+
+@pytest.mark.parametrize(
+    ("reasks", "answers"),
+    [
+        # answered, re-asked (an invented quote), answered again
+        (1, [_invented("Italy stays out"), answer()]),
+        # two re-asks: the second has as many turns as the first, only the answer it carries differs
+        (2, [_invented("Italy stays out"), _invented("Rome stays out"), answer()]),
+        # the same wrong answer twice: two identical re-ask requests, answered differently
+        (2, [_invented("Italy stays out"), _invented("Italy stays out"), answer()]),
+    ],
+    ids=["one-reask", "two-reasks", "same-wrong-answer-twice"],
+)
+def test_a_reasked_article_is_recorded_whole_and_replays_the_same(
+    tmp_path: Path, reasks: int, answers: list[dict[str, object]]
+) -> None:
+    live, replayed, sent, fixtures = _live_then_replayed(
+        tmp_path, [wire.ok(a) for a in answers], reasks=reasks
+    )
+    assert live.status == "ok" and live.rejected == [] and sent == len(answers) == live.usage.http_calls
+    [path] = list(fixtures.glob("*.json"))
+    exchanges = json.loads(path.read_text(encoding="utf-8"))["exchanges"]
+    assert [len(e["request"]["body"]["messages"]) for e in exchanges] == [2] + [4] * reasks
+    _same_outcome(live, replayed)
+    assert replayed.usage.http_calls == len(answers)
+
+
+def test_a_failed_attempt_is_retried_live_and_not_recorded(tmp_path: Path) -> None:
+    busy = wire.error(503, {"retry-after": "0"})
+    live, replayed, sent, fixtures = _live_then_replayed(tmp_path, [busy, wire.ok(answer())])
+    assert live.status == "ok" and sent == live.usage.http_calls == 2
+    [path] = list(fixtures.glob("*.json"))
+    exchanges = json.loads(path.read_text(encoding="utf-8"))["exchanges"]
+    assert [e["response"]["status"] for e in exchanges] == [200]
+    _same_outcome(live, replayed, same_usage=False)
+    assert replayed.usage.http_calls == 1  # the failed attempt is not replayed
+
+
+def test_a_request_that_never_got_an_answer_leaves_no_recording(tmp_path: Path) -> None:
+    refused = httpx.Response(400, json={"error": {"message": "bad request", "type": "invalid_request_error"}})
+    live, replayed, sent, fixtures = _live_then_replayed(tmp_path, [refused])
+    assert live.status == "error" and sent == 1
+    assert list(fixtures.glob("*")) == []
+    assert replayed.error is not None and replayed.error.type == "ReplayError"
+    assert replayed.error.message.startswith("no recorded response for rec (key ")
+
+
+def test_an_answer_that_is_not_json_is_recorded_and_replayed_as_it_came(tmp_path: Path) -> None:
+    json_type = {"content-type": "application/json"}
+    cut = httpx.Response(200, content=b'{"id": "chatcmpl-1", "choi', headers=json_type)
+    live, replayed, sent, fixtures = _live_then_replayed(tmp_path, [cut, wire.ok(answer())])
+    assert live.status == "ok" and sent == 2
+    [path] = list(fixtures.glob("*.json"))
+    first = json.loads(path.read_text(encoding="utf-8"))["exchanges"][0]["response"]
+    assert first["text"] == '{"id": "chatcmpl-1", "choi' and "body" not in first
+    _same_outcome(live, replayed)
+    assert replayed.usage.http_calls == 2
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda d: d.update(exchanges={"a": 1}), "has no exchanges list"),
+        (lambda d: d["exchanges"].__setitem__(0, "text"), "exchange 1 is not an object"),
+        (lambda d: d["exchanges"][0].pop("request"), "exchange 1 has no request body"),
+        (lambda d: d["exchanges"][0].pop("response"), "exchange 1 has no response"),
+        (lambda d: d["exchanges"][0]["response"].update(status="200"), "exchange 1 has no integer response"),
+        (lambda d: d["exchanges"][0]["response"].update(headers=[]), "headers that are not an object"),
+        (lambda d: d["exchanges"][0]["response"].pop("body"), "neither a response body nor a response text"),
+    ],
+)
+def test_a_malformed_recording_fails_that_article_naming_the_file(
+    tmp_path: Path, damage: Any, problem: str
+) -> None:
+    fixtures = tmp_path / "rec"
+    record(tmp_path, fixtures)
+    [path] = list(fixtures.glob("*.json"))
+    data = json.loads(path.read_text(encoding="utf-8"))
+    damage(data)
+    path.write_text(json.dumps(data), encoding="utf-8")
+    with Extractor(settings(tmp_path, replay_dir=fixtures, api_key=None)) as ex:
+        res = ex.extract(Article.from_text(TEXT, id="rec"))
+    assert res.error is not None and res.error.type == "ReplayError", res.error
+    assert res.error.message.startswith(f"recording {path}") and problem in res.error.message
+
+
+def test_an_unreadable_recording_fails_that_article_naming_the_file(tmp_path: Path) -> None:
+    fixtures = tmp_path / "rec"
+    record(tmp_path, fixtures)
+    [path] = list(fixtures.glob("*.json"))
+    path.write_text('{"exchanges": [', encoding="utf-8")
+    with Extractor(settings(tmp_path, replay_dir=fixtures, api_key=None)) as ex:
+        res = ex.extract(Article.from_text(TEXT, id="rec"))
+    assert res.error is not None and res.error.type == "ReplayError"
+    assert res.error.message.startswith(f"recording {path} is unreadable")
+
+
+def test_copies_of_a_reasked_article_replayed_at_once_each_get_their_own_turns(tmp_path: Path) -> None:
+    """A re-ask is matched by the answer it carries, not by arrival order, so interleaved replays of the
+    same request (two copies of one text in flight) each follow their own recorded conversation."""
+    answers = [_invented("Italy stays out"), _invented("Rome stays out"), answer()]
+    live, _, _, fixtures = _live_then_replayed(tmp_path, [wire.ok(a) for a in answers], reasks=2)
+
+    async def both() -> list[ArticleResult]:
+        with Extractor(settings(tmp_path, replay_dir=fixtures, api_key=None, reasks=2)) as ex:
+            copies = [Article.from_text(TEXT, id="rec") for _ in range(2)]
+            return list(await asyncio.gather(*(ex.aextract(a) for a in copies)))
+
+    for replayed in asyncio.run(both()):
+        _same_outcome(live, replayed)

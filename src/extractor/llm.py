@@ -203,12 +203,13 @@ def _explain_status(
     return TransportError(f"{endpoint} answered HTTP {status}{retried}: {detail}")
 
 
-def _not_an_answer(body: bytes) -> bool:
-    """True unless ``body`` is a chat completion with at least one choice."""
+def _not_an_answer(body: bytes, content_type: str) -> bool:
+    """True unless ``body`` is a chat completion with at least one choice. A JSON answer cut off in
+    transit is still an answer (the re-ask path handles it); a page of another type is not."""
     try:
         data = json.loads(body)
     except ValueError:
-        return True
+        return not (content_type == "application/json" and body.lstrip().startswith(b"{"))
     choices = data.get("choices") if isinstance(data, dict) else None
     return not (isinstance(choices, list) and choices)
 
@@ -270,10 +271,10 @@ class OpenAIProvider:
         if response.status_code != 200:
             return
         body = await response.aread()
-        if not _not_an_answer(body):
+        kind = response.headers.get("content-type", "none").split(";")[0].strip() or "none"
+        if not _not_an_answer(body, kind):
             self._answered = True
             return
-        kind = response.headers.get("content-type", "none").split(";")[0].strip() or "none"
         head = _one_line(body[:2000].decode("utf-8", "replace"), self.settings.secrets, _HEAD_CHARS)
         message = (
             f"{self.settings.public_endpoint} did not answer as an OpenAI-compatible API (content-type "

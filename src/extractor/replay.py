@@ -1,15 +1,18 @@
 """Record and replay model exchanges in the OpenAI wire format.
 
 A recording is ``<dir>/<key>.json`` where ``key`` is the request's cache key (extractor.cache), holding
-every exchange made for it in order (the first request, then any re-ask): the request body and the
-response status, body and a few harmless headers. Request headers are never stored, so neither
+every answered exchange made for it in order (the first request, then any re-ask): the request body and
+the response status, body (its text when it was not JSON) and a few harmless headers. Failed attempts
+(non-200) are retried live and not stored, so a request that never got an answer leaves no recording
+and its replay says so. Request headers are never stored, so neither
 ``Authorization`` nor ``api-key`` / organization / project headers can land in a fixture; keys in URL
 query strings are removed; a response body that is not JSON, or that echoes the request's key, is stored
 scrubbed (``extractor.errors.redact``). ``<dir>/settings.json`` keeps the settings the recordings were
 made with, so a replay computes the same keys.
 
 ``ReplayTransport`` answers the openai client's HTTP from recordings and never touches the network. A
-request with no recording fails that article with a ReplayError naming the article and key.
+request with no recording, or a recording that is malformed or does not hold this request, fails that
+article with a ReplayError naming the article, key or file.
 """
 
 from __future__ import annotations
@@ -51,12 +54,21 @@ def scrub_url(url: httpx.URL) -> str:
     return scrub_text_url(str(url))
 
 
+def _answer_text(message: Mapping[str, Any]) -> str:
+    """What a model answer said: its content and every tool call's arguments."""
+    calls = message.get("tool_calls") or []
+    args = [c.get("function", {}).get("arguments") for c in calls if isinstance(c, dict)]
+    return json.dumps([message.get("content") or "", args], ensure_ascii=False)
+
+
 def _fingerprint(body: dict[str, Any]) -> str:
     """What must match for a recorded exchange to answer a request: everything but the re-ask turns'
-    wording (which embeds library error text), plus how many turns there are."""
+    wording (which embeds library error text), plus how many turns there are and the earlier answers
+    the re-ask carries (a second re-ask has as many turns as the first; only its answer differs)."""
     messages = body.get("messages") or []
     stable = {k: v for k, v in body.items() if k != "messages"}
-    return json.dumps([stable, messages[:2], len(messages)], sort_keys=True, ensure_ascii=False)
+    answers = [_answer_text(m) for m in messages[2:] if isinstance(m, dict) and m.get("role") == "assistant"]
+    return json.dumps([stable, messages[:2], len(messages), answers], sort_keys=True, ensure_ascii=False)
 
 
 def _request_key(request: httpx.Request) -> tuple[str, str]:
@@ -79,7 +91,29 @@ def _load(path: Path) -> dict[str, Any]:
         raise ReplayError(f"recording {path} is unreadable: {exc}") from exc
     if not isinstance(data, dict) or not isinstance(data.get("exchanges"), list):
         raise ReplayError(f"recording {path} has no exchanges list")
+    for i, exchange in enumerate(data["exchanges"], start=1):
+        problem = _exchange_problem(exchange)
+        if problem:
+            raise ReplayError(f"recording {path}: exchange {i} {problem}; re-record it (extractor record)")
     return data
+
+
+def _exchange_problem(exchange: Any) -> str | None:
+    """Why a stored exchange cannot be replayed, or None."""
+    if not isinstance(exchange, dict):
+        return "is not an object"
+    request, response = exchange.get("request"), exchange.get("response")
+    if not isinstance(request, dict) or not isinstance(request.get("body"), dict):
+        return "has no request body"
+    if not isinstance(response, dict):
+        return "has no response"
+    if not isinstance(response.get("status"), int) or isinstance(response.get("status"), bool):
+        return f"has no integer response status (found {response.get('status')!r})"
+    if not isinstance(response.get("headers", {}), dict):
+        return "has response headers that are not an object"
+    if "body" not in response and not isinstance(response.get("text"), str):
+        return "has neither a response body nor a response text"
+    return None
 
 
 class ReplayTransport(httpx.AsyncBaseTransport):
@@ -90,6 +124,7 @@ class ReplayTransport(httpx.AsyncBaseTransport):
         if not self.directory.is_dir():
             raise ReplayError(f"no recordings folder at {self.directory}")
         self.served = 0
+        self._turns: dict[tuple[str, str], int] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         key, article = _request_key(request)
@@ -102,16 +137,24 @@ class ReplayTransport(httpx.AsyncBaseTransport):
         data = _load(path)
         body = json.loads(await request.aread() or b"{}")
         want = _fingerprint(body)
-        for exchange in data["exchanges"]:
-            if _fingerprint(exchange["request"]["body"]) == want:
-                response = exchange["response"]
-                self.served += 1
-                return httpx.Response(
-                    status_code=int(response["status"]),
-                    headers={"content-type": "application/json", **response.get("headers", {})},
-                    content=json.dumps(response["body"]).encode("utf-8"),
-                    request=request,
-                )
+        matches = [e for e in data["exchanges"] if _fingerprint(e["request"]["body"]) == want]
+        if matches:
+            # The same request recorded twice (a re-ask whose answer repeated the one before): serve
+            # the exchanges in the order they were made.
+            turn = self._turns.get((key, want), 0)
+            self._turns[(key, want)] = turn + 1
+            response = matches[turn % len(matches)]["response"]
+            self.served += 1
+            if "body" in response:
+                content = json.dumps(response["body"]).encode("utf-8")
+            else:  # a response that was not JSON, served as it came
+                content = response["text"].encode("utf-8")
+            return httpx.Response(
+                status_code=response["status"],
+                headers={"content-type": "application/json", **response.get("headers", {})},
+                content=content,
+                request=request,
+            )
         raise ReplayError(
             f"recording {path.name} for {article} is stale: no recorded request matches this one "
             f"(turn {len(body.get('messages') or [])}); re-record it (extractor record)"
@@ -128,20 +171,21 @@ def _credentials(request: httpx.Request) -> list[str]:
     return [v for v in found if v]
 
 
-def _scrubbed_body(content: bytes, secrets: list[str]) -> Any:
-    """A response body as stored: its JSON, or its text under ``_raw``; scrubbed (``redact``) when it is
-    not JSON (an error page may echo the request's headers) or holds one of ``secrets``."""
+def _stored_body(content: bytes, secrets: list[str]) -> dict[str, Any]:
+    """A response body as stored: ``{"body": json}``, or ``{"text": ...}`` when it is not JSON; scrubbed
+    (``redact``) when it is not JSON (an error page may echo the request's headers) or holds one of
+    ``secrets``."""
     text = content.decode("utf-8", "replace")
     try:
         body = json.loads(content)
     except ValueError:
-        return {"_raw": redact(text, *secrets)}
+        return {"text": redact(text, *secrets)}
     if any(secret in text for secret in secrets):  # an answer that echoes the key: scrub, keep the shape
         try:
-            return json.loads(redact(text, *secrets))
+            return {"body": json.loads(redact(text, *secrets))}
         except ValueError:
-            return {"_raw": redact(text, *secrets)}
-    return body
+            return {"text": redact(text, *secrets)}
+    return {"body": body}
 
 
 class RecordingTransport(httpx.AsyncBaseTransport):
@@ -159,27 +203,28 @@ class RecordingTransport(httpx.AsyncBaseTransport):
         body = json.loads(await request.aread() or b"{}")
         response = await self.inner.handle_async_request(request)
         content = await response.aread()
-        response_body = _scrubbed_body(content, _credentials(request))
+        stored: dict[str, Any] = {
+            "status": response.status_code,
+            "headers": {h: response.headers[h] for h in _KEEP_RESPONSE_HEADERS if h in response.headers},
+            **_stored_body(content, _credentials(request)),
+        }
         exchange = {
             "request": {"method": request.method, "url": scrub_url(request.url), "body": body},
-            "response": {
-                "status": response.status_code,
-                "headers": {h: response.headers[h] for h in _KEEP_RESPONSE_HEADERS if h in response.headers},
-                "body": response_body,
-            },
+            "response": stored,
         }
-        async with self._lock:
-            path = self.directory / f"{key}.json"
-            if key not in self._fresh or not path.exists():
-                data: dict[str, Any] = {"key": key, "article_id": article, "exchanges": []}
-                self._fresh.add(key)
-            else:
-                data = _load(path)
-            if response.status_code == 200:  # failed attempts are retried live, not replayed
+        if response.status_code == 200:  # failed attempts are retried live, not replayed
+            async with self._lock:
+                path = self.directory / f"{key}.json"
+                if key not in self._fresh or not path.exists():
+                    # A key's first exchange in this run replaces what an earlier recording held.
+                    data: dict[str, Any] = {"key": key, "article_id": article, "exchanges": []}
+                    self._fresh.add(key)
+                else:
+                    data = _load(path)
                 data["exchanges"].append(exchange)
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-            os.replace(tmp, path)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+                os.replace(tmp, path)
         return httpx.Response(
             status_code=response.status_code, headers=response.headers, content=content, request=request
         )
