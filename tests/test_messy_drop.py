@@ -44,7 +44,9 @@ class CountingTransport(httpx.AsyncBaseTransport):
     """Every HTTP request the client sends: (article id, is a re-ask, status code or exception name)."""
 
     def __init__(self) -> None:
-        self.inner = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_keepalive_connections=0))  # none left open
+        self.inner = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(max_keepalive_connections=0)
+        )  # none left open
         self.log: list[tuple[str, bool, int | str]] = []
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
