@@ -214,6 +214,7 @@ class Stance(BaseModel):
     evidence: str = Field(description="A verbatim sentence or clause of the article showing the stance.")
 
 
+_MISSING = object()
 _LISTS: dict[str, tuple[str, type[BaseModel]]] = {
     "events": ("event", Event),
     "quotes": ("quote", Quote),
@@ -221,20 +222,24 @@ _LISTS: dict[str, tuple[str, type[BaseModel]]] = {
 }
 
 
-def _repair_rules(cls: type[BaseModel]) -> tuple[frozenset[str], dict[str, dict[str, str]]]:
-    """The nullable fields of an item model, and its enum fields (casefolded value -> canonical)."""
-    nullable: set[str] = set()
-    enums: dict[str, dict[str, str]] = {}
+_STRIPPED = frozenset({"date"})  # a format-checked value: surrounding whitespace is never meant
+
+
+def _repair_rules(cls: type[BaseModel]) -> tuple[tuple[str, bool, dict[str, str] | None, bool], ...]:
+    """Per field of an item model: its name, whether it is nullable, its enum values (casefolded ->
+    canonical) if it is an enum, and whether surrounding whitespace is dropped."""
+    rules = []
     for name, info in cls.model_fields.items():
-        if type(None) in get_args(info.annotation):
-            nullable.add(name)
+        nullable = type(None) in get_args(info.annotation)
+        enum = None
         if get_origin(info.annotation) is Literal:
-            enums[name] = {str(v).casefold(): str(v) for v in get_args(info.annotation)}
-    return frozenset(nullable), enums
+            enum = {str(v).casefold(): str(v) for v in get_args(info.annotation)}
+        rules.append((name, nullable, enum, name in _STRIPPED))
+    return tuple(rules)
 
 
 _RULES = {cls: _repair_rules(cls) for _, cls in _LISTS.values()}
-_STRIPPED = frozenset({"date"})  # a format-checked value: surrounding whitespace is never meant
+_NULLS = frozenset({"", "null"})
 
 
 def repair_item(cls: type[BaseModel], item: Any) -> Any:
@@ -244,21 +249,19 @@ def repair_item(cls: type[BaseModel], item: Any) -> Any:
     of a date dropped. Anything else is left for validation to reject. Not a dict: returned unchanged."""
     if not isinstance(item, Mapping):
         return item
-    nullable, enums = _RULES[cls]
-    fields = cls.model_fields
     out: dict[str, Any] = {}
-    for name in fields:
-        if name not in item:
-            if name in nullable:
+    for name, nullable, enum, strip in _RULES[cls]:
+        value = item.get(name, _MISSING)
+        if value is _MISSING:
+            if nullable:
                 out[name] = None
             continue
-        value = item[name]
-        if isinstance(value, str):
-            if name in nullable and value.strip().casefold() in ("", "null"):
+        if value.__class__ is str:
+            if nullable and value.strip().casefold() in _NULLS:
                 value = None
-            elif name in enums:
-                value = enums[name].get(value.strip().casefold(), value)
-            elif name in _STRIPPED:
+            elif enum is not None:
+                value = enum.get(value.strip().casefold(), value)
+            elif strip:
                 value = value.strip()
         out[name] = value
     return out
@@ -281,6 +284,25 @@ def _label(item: Any) -> str:
     return ""
 
 
+def _schema_reject(kind: str, raw: Any, exc: ValidationError) -> Rejected:
+    """The reject of an item that failed validation: its first failing field, every failure (capped)."""
+    loc = exc.errors(include_url=False)[0]["loc"]
+    item = dict(raw) if isinstance(raw, Mapping) else {"value": raw}
+    reason = "schema: " + describe_validation_error(exc, root="(item)")
+    return Rejected.model_validate(
+        {"kind": kind, "field": _path(loc) if loc else "(item)", "item": item, "reason": reason}
+    )
+
+
+def _reask_line(exc: ValidationError) -> str:
+    """An item's failures for the model: path, message and (when there is one) the value it sent."""
+    return "; ".join(
+        f"{_path(e['loc']) if e['loc'] else 'item'}: {_msg(e)}"
+        + ("" if e["type"] == "missing" else f" (got {json.dumps(e['input'], default=str)[:80]})")
+        for e in exc.errors(include_url=False)[:3]
+    )
+
+
 class ArticleExtraction(BaseModel):
     """Everything the model extracts from one article in one call. Each list may be empty.
 
@@ -294,7 +316,7 @@ class ArticleExtraction(BaseModel):
     stances: list[Stance]
 
     _schema_rejects: list[Rejected] = PrivateAttr(default_factory=list)
-    _answer: dict[str, Any] | None = PrivateAttr(default=None)
+    _answer: Mapping[str, Any] | None = PrivateAttr(default=None)
 
     @property
     def schema_rejects(self) -> list[Rejected]:
@@ -303,15 +325,18 @@ class ArticleExtraction(BaseModel):
 
     @property
     def answer(self) -> dict[str, Any]:
-        """The answer as the model sent it (JSON data; what the cache keeps), else this extraction's dump."""
-        return self._answer if self._answer is not None else self.model_dump(mode="json")
+        """The answer as the model sent it (JSON data; what the cache keeps), else this extraction's dump
+        (when it was built from model instances)."""
+        if self._answer is not None and _is_json(self._answer):
+            return dict(self._answer)
+        return self.model_dump(mode="json")
 
     @model_validator(mode="wrap")
     @classmethod
     def _per_item(
         cls, data: Any, handler: ModelWrapValidatorHandler[ArticleExtraction], info: ValidationInfo
     ) -> ArticleExtraction:
-        """Repair, then validate item by item. With a ``grounding_check`` or ``reask_items`` in the
+        """Repair, then validate (item by item once any item fails). With a ``grounding_check`` or ``reask_items`` in the
         validation context (a request that may be re-asked), fail with the items to fix, schema failures
         (``SCHEMA_ERROR_PREFIX``) and items not in the article (``GROUNDING_ERROR_PREFIX``), listing at
         most ``max_listed``."""
@@ -319,36 +344,26 @@ class ArticleExtraction(BaseModel):
             if isinstance(data, Mapping):  # report only what is wrong at the top
                 data = {k: ([] if isinstance(data.get(k), list) else data[k]) for k in _LISTS if k in data}
             return handler(data)
-        kept: dict[str, list[Any]] = {}
+        repaired = {
+            key: [repair_item(item_cls, raw) for raw in data[key]] for key, (_, item_cls) in _LISTS.items()
+        }
         rejects: list[Rejected] = []
         failures: list[str] = []
-        for key, (kind, item_cls) in _LISTS.items():
-            kept[key] = []
-            for i, raw in enumerate(data[key]):
-                if isinstance(raw, item_cls):
-                    kept[key].append(raw)
-                    continue
-                try:
-                    kept[key].append(item_cls.model_validate(repair_item(item_cls, raw)))
-                except ValidationError as exc:
-                    errors = exc.errors(include_url=False)
-                    field = _path(errors[0]["loc"]) if errors[0]["loc"] else "(item)"
-                    reason = "schema: " + describe_validation_error(exc, root="(item)")
-                    item = dict(raw) if isinstance(raw, Mapping) else {"value": raw}
-                    rejects.append(Rejected(kind=kind, field=field, item=item, reason=reason))
-                    got = "; ".join(
-                        f"{_path(e['loc']) if e['loc'] else 'item'}: {_msg(e)}"
-                        + (
-                            ""
-                            if e["type"] == "missing"
-                            else f" (got {json.dumps(e['input'], default=str)[:80]})"
-                        )
-                        for e in errors[:3]
-                    )
-                    failures.append(f"- {key}.{i}{_label(raw)}: {got}")
-        extraction = handler(kept)
+        try:
+            extraction = handler(repaired)  # the usual case: every item valid, validated in one go
+        except ValidationError:
+            kept: dict[str, list[Any]] = {}
+            for key, (kind, item_cls) in _LISTS.items():
+                kept[key] = []
+                for i, (raw, item) in enumerate(zip(data[key], repaired[key], strict=True)):
+                    try:
+                        kept[key].append(item_cls.model_validate(item))
+                    except ValidationError as exc:
+                        rejects.append(_schema_reject(kind, raw, exc))
+                        failures.append(f"- {key}.{i}{_label(raw)}: {_reask_line(exc)}")
+            extraction = handler(kept)
         extraction._schema_rejects = rejects
-        extraction._answer = dict(data) if _is_json(data) else None
+        extraction._answer = data
         context = info.context if isinstance(info.context, Mapping) else {}
         check: Callable[[ArticleExtraction], list[str]] | None = context.get("grounding_check")
         ungrounded = check(extraction) if check is not None else []
