@@ -336,10 +336,10 @@ class ArticleExtraction(BaseModel):
     def _per_item(
         cls, data: Any, handler: ModelWrapValidatorHandler[ArticleExtraction], info: ValidationInfo
     ) -> ArticleExtraction:
-        """Repair, then validate (item by item once any item fails). With a ``grounding_check`` or ``reask_items`` in the
-        validation context (a request that may be re-asked), fail with the items to fix, schema failures
-        (``SCHEMA_ERROR_PREFIX``) and items not in the article (``GROUNDING_ERROR_PREFIX``), listing at
-        most ``max_listed``."""
+        """Repair, then validate (item by item once any item fails). With a ``grounding_check`` or
+        ``reask_items`` in the validation context (a request that may be re-asked), fail with the items to
+        fix, schema failures (``SCHEMA_ERROR_PREFIX``) and items not in the article
+        (``GROUNDING_ERROR_PREFIX``), listing at most ``max_listed``."""
         if not isinstance(data, Mapping) or any(not isinstance(data.get(k), list) for k in _LISTS):
             if isinstance(data, Mapping):  # report only what is wrong at the top
                 data = {k: ([] if isinstance(data.get(k), list) else data[k]) for k in _LISTS if k in data}
