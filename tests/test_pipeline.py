@@ -341,6 +341,19 @@ def test_an_unusable_last_answer_falls_back_to_the_usable_one(tmp_path: Path, ar
     assert res.usage.http_calls == 2
 
 
+@respx.mock
+def test_a_reask_lost_in_transport_keeps_the_usable_answer(tmp_path: Path, article: Article) -> None:
+    bad = good()
+    bad["events"][0]["date"] = "2025-13-45"
+    route = respx.post(wire.CHAT).mock(side_effect=[wire.ok(bad), *[wire.error(503)] * 3])
+    ex, _ = make(tmp_path, reasks=1, transport_attempts=3)
+    res = ex.extract(article)
+    ex.close()
+    assert route.call_count == 4 and res.usage.http_calls == 4
+    assert res.status == "ok" and [q.text for q in res.quotes] == [QUOTE] and len(res.stances) == 1
+    assert [(r.kind, r.field) for r in res.rejected] == [("event", "date")]
+
+
 @pytest.mark.parametrize("mode", ["json_schema", "md_json"])
 def test_drift_and_bad_items_in_content_modes(tmp_path: Path, article: Article, mode: str) -> None:
     drift = good()

@@ -294,10 +294,9 @@ class OpenAIProvider:
 
     def _accept_or_fail(self, exc: InstructorRetryException, calls: CallStats) -> Completion:
         final = exc.__cause__
-        if isinstance(final, openai.APIError | httpx.HTTPError | ExtractorError):
-            raise final  # the last attempt failed in transport (e.g. a re-ask got a 503 after retries)
         failures = exc.failed_attempts or []
-        for attempt in reversed(failures):  # the latest usable answer: its valid items are kept
+        # The latest usable answer, its valid items kept, even when a re-ask then failed in transport.
+        for attempt in reversed(failures):
             if not _only_item_failures(attempt.exception):
                 continue
             raw = raw_answer_json(attempt.completion)
@@ -313,6 +312,8 @@ class OpenAIProvider:
                 model=str(getattr(attempt.completion, "model", None) or self.settings.model),
                 attempts=exc.n_attempts,
             )
+        if isinstance(final, openai.APIError | httpx.HTTPError | ExtractorError):
+            raise final  # the last attempt failed in transport (e.g. a re-ask got a 503 after retries)
         last = failures[-1] if failures else None
         cause = last.exception if last is not None else final
         listed = self.settings.reask_max_listed
