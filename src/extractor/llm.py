@@ -10,8 +10,9 @@ validated ``ArticleExtraction`` with its usage. What happens on failure:
   (``max_retries=settings.reasks``; the check travels in the validation ``context=``). Drift the
   validator repairs (extractor.models.repair_item) is no failure and costs no call. A re-ask lists
   at most ``reask_max_listed`` failures and carries only the latest failed answer, so its size is capped.
-  If only item failures (schema or grounding) remain after the last re-ask, the latest usable answer is
-  returned anyway: its valid items are kept and the caller rejects the others, never silently dropped.
+  If only item failures (schema or grounding) remain after the last re-ask (or the re-ask failed in
+  transport), the latest usable answer is returned anyway: its valid items are kept and the caller
+  rejects the others, never silently dropped.
   Otherwise ParseError, naming the failing field paths;
 - ``finish_reason == "length"``: one retry with ``settings.max_tokens_retry``, then TruncatedOutputError;
 - an endpoint that no request has ever had an HTTP answer from, failing to connect (refused, unknown
