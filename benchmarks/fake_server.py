@@ -17,6 +17,11 @@ article so that grounding succeeds) or, with ``--answers DIR --articles DIR``, t
 ``DIR/<article id>.json`` of the article whose text the request carries (matched by sha256 of the text;
 no match is a 404).
 
+With ``--messy`` the answers drift the way real models' do (``messy_answer``: unattributed quotes, enum case
+and whitespace, extra and missing keys; for about half of the articles also an impossible date and an
+invented quote; re-asks get the same answer) and first attempts meet transport faults (``messy_fault``: a
+503, or the connection dropped without an answer).
+
 Latency (``--latency``, ``--jitter``), sliding-window rate limits (``--rpm``, ``--tpm``; 429 with
 ``Retry-After``/``retry-after-ms``; ``x-ratelimit-*`` headers on every response while a limit is set) and
 fault injection on first attempts (``--fault-rate``, ``--faults``) make it a stand-in for the real API.
@@ -59,6 +64,8 @@ __all__ = [
     "extract_article_text",
     "load_answers",
     "main",
+    "messy_answer",
+    "messy_fault",
     "run_in_thread",
     "start_server",
     "synthetic_extraction",
@@ -108,6 +115,7 @@ class ServerConfig:
     fault_retry_after: float = 1.0
     timeout_hold: float = 30.0
     created: int | None = None
+    messy: bool = False
     shutdown_timeout: float = 1.0
 
     def __post_init__(self) -> None:
@@ -281,7 +289,9 @@ def load_answers(answers_dir: Path, articles_dir: Path) -> dict[str, str]:
     for path in paths:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
-            ArticleExtraction.model_validate(data)
+            rejects = ArticleExtraction.model_validate(data).schema_rejects
+            if rejects:
+                raise ValueError("; ".join(f"{r.kind} {r.field}: {r.reason}" for r in rejects))
         except ValueError as exc:
             raise ValueError(f"{path} is not a valid ArticleExtraction: {exc}") from exc
         article = articles.get(path.stem)
@@ -292,6 +302,87 @@ def load_answers(answers_dir: Path, articles_dir: Path) -> dict[str, str]:
         answers[text_sha256(text)] = answer
         answers.setdefault(text_sha256(text.strip()), answer)
     return answers
+
+
+# --------------------------------------------------------------------------- messy answers
+
+MESSY_BAD_DATE = "2025-13-45"
+MESSY_INVENTED_QUOTE = "We will never accept any of this, whatever it costs us"
+# One harmless drift per item, in turn; each is what ArticleExtraction's repair must undo.
+_MESSY_DRIFT: dict[str, tuple[str, ...]] = {
+    "events": ("event_type_case", "extra_key", "date_text_missing", "location_empty"),
+    "quotes": ("speaker_null", "cue_missing", "extra_key", "speaker_empty", "cue_null_text"),
+    "stances": ("polarity_case", "extra_key"),
+}
+_MESSY_FIELD = {
+    "event_type_case": "event_type",
+    "polarity_case": "polarity",
+    "extra_key": "confidence",
+    "date_text_missing": "date_text",
+    "location_empty": "location",
+    "speaker_null": "speaker",
+    "speaker_empty": "speaker",
+    "cue_missing": "cue",
+    "cue_null_text": "cue",
+}
+
+
+@dataclass(frozen=True)
+class MessyChange:
+    """One change ``messy_answer`` made to item ``index`` of list ``key`` (``index`` None: an added item)."""
+
+    key: str
+    index: int | None
+    change: str
+    field: str
+    bad: bool  # no repair can save the item: it must end in ``rejected``
+
+
+def messy_answer(payload: str, sha: str) -> tuple[str, list[MessyChange]]:
+    """``payload`` (a clean answer's JSON) as a drifting model sends it, and what was changed.
+
+    Every item gets one harmless drift, in turn (``_MESSY_DRIFT``: an enum value lower-cased with a
+    leading space or capitalised, an extra ``confidence`` key, an optional key missing, ``""`` or
+    ``"null"``, an unattributed quote), and the answer an extra top-level key. About half of the articles
+    (by ``sha``) also get an impossible date on their last event and an invented quote. Deterministic."""
+    data = json.loads(payload)
+    changes: list[MessyChange] = []
+    turn = int(_unit("messy-turn", sha) * 997)
+    for key, drifts in _MESSY_DRIFT.items():
+        for index, item in enumerate(data.get(key) or []):
+            change = drifts[(index + turn) % len(drifts)]
+            field_name = _MESSY_FIELD[change]
+            if change in ("event_type_case", "polarity_case"):
+                value = str(item[field_name])
+                item[field_name] = " " + value.lower() if change == "event_type_case" else value.capitalize()
+            elif change == "extra_key":
+                item["confidence"] = 0.8
+            elif change in ("date_text_missing", "cue_missing"):
+                item.pop(field_name, None)
+            elif change in ("location_empty", "speaker_empty"):
+                item[field_name] = ""
+            elif change == "speaker_null":
+                item[field_name] = None
+            else:  # cue_null_text
+                item[field_name] = "null"
+            changes.append(MessyChange(key, index, change, field_name, bad=False))
+    if _unit("messy-bad", sha) < 0.5:
+        if data.get("events"):
+            last = len(data["events"]) - 1
+            data["events"][last]["date"] = MESSY_BAD_DATE
+            changes.append(MessyChange("events", last, "impossible_date", "date", bad=True))
+        data.setdefault("quotes", []).append(
+            {"text": MESSY_INVENTED_QUOTE, "speaker": "a minister", "cue": None}
+        )
+        changes.append(MessyChange("quotes", None, "invented_quote", "text", bad=True))
+    data["notes"] = "extracted carefully"
+    return json.dumps(data, ensure_ascii=False), changes
+
+
+def messy_fault(sha: str) -> str | None:
+    """The transport fault ``--messy`` gives an article's first attempt: "503", "drop" or None."""
+    unit = _unit("messy-fault", sha)
+    return "503" if unit < 0.2 else "drop" if unit < 0.4 else None
 
 
 # --------------------------------------------------------------------------- rate limits
@@ -561,6 +652,11 @@ class FakeServer:
         self.attempts[sha] += 1
         attempt = self.attempts[sha]
         self.stats.by_mode[mode] += 1
+        if self.config.messy:
+            messy = self._messy(request, sha, attempt, payload)
+            if not isinstance(messy, str):
+                return messy
+            payload = messy
         fault = self._fault_for(sha) if attempt == 1 else None
         if fault is not None:
             self.stats.faults[fault] += 1
@@ -599,6 +695,21 @@ class FakeServer:
         return self._completion(
             body, mode, tool_name, sha, attempt, payload, finish_reason, prompt_tokens, started
         )
+
+    def _messy(self, request: web.Request, sha: str, attempt: int, payload: str) -> web.Response | str:
+        """``--messy``: a first attempt's transport fault (a 503 response, or the connection dropped with
+        no response), else the answer as a drifting model gives it (re-asks get the same)."""
+        fault = messy_fault(sha) if attempt == 1 else None
+        if fault is not None:
+            self.stats.faults[fault] += 1
+        if fault == "503":
+            return self._error(503, "The server is overloaded (messy fault).", "service_unavailable")
+        if fault == "drop":
+            self.stats.by_status["dropped"] += 1
+            if request.transport is not None:
+                request.transport.abort()
+            return web.Response(status=500)  # never reaches the client
+        return messy_answer(payload, sha)[0]
 
     def _fault_for(self, sha: str) -> str | None:
         config = self.config
@@ -743,6 +854,9 @@ def _parse_args(argv: Sequence[str] | None) -> ServerConfig:
     parser.add_argument("--fault-retry-after", type=float, default=1.0, help="Retry-After of injected 429s")
     parser.add_argument("--timeout-hold", type=float, default=30.0, help="seconds a 'timeout' fault holds")
     parser.add_argument("--created", type=int, help="fixed `created` timestamp (default: now)")
+    parser.add_argument(
+        "--messy", action="store_true", help="drifting answers and transport faults (see messy_answer)"
+    )
     args = parser.parse_args(argv)
     faults = tuple(kind.strip() for kind in args.faults.split(",") if kind.strip())
     try:
@@ -762,6 +876,7 @@ def _parse_args(argv: Sequence[str] | None) -> ServerConfig:
             fault_retry_after=args.fault_retry_after,
             timeout_hold=args.timeout_hold,
             created=args.created,
+            messy=args.messy,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -291,6 +291,56 @@ def test_failures_are_isolated_and_retried_next_run(tmp_path: Path) -> None:
     assert sorted(r["article_id"] for r in results if r["status"] == "error") == ["latin1", "rows-2"]
 
 
+def test_unattributed_quotes_and_partial_articles_are_counted_and_partials_redone(tmp_path: Path) -> None:
+    """Before: a failed chunk failed its article, and run.json had no unattributed-quote count."""
+    from extractor.cache import ResponseCache
+    from extractor.pipeline import split_chunks
+
+    src = drop(tmp_path / "in", ["u"])
+    long_text = "\n\n".join(f"Part {i}: the minister said “{QUOTE}” again. " + "z" * 300 for i in range(8))
+    (src / "long.txt").write_text(long_text, encoding="utf-8")
+    windows = split_chunks(long_text, 1000, 200)
+    assert len(windows) >= 3
+    unattributed = wire.extraction(quotes=[(QUOTE, "the minister")], events=[wire.event(EVENT)])
+    unattributed["quotes"].append({"text": "Rome opposed sending troops", "speaker": None, "cue": None})
+    per_chunk = [wire.extraction(quotes=[(QUOTE, "the minister")]) for _ in windows]
+    fake = FakeModel().enqueue(unattributed, per_chunk[0], TransportError("HTTP 503 after 6 attempts"))
+    fake.enqueue(*per_chunk[2:])
+
+    def extractor(model: FakeModel) -> Extractor:
+        settings = Settings(cache_dir=tmp_path / "cache", chunk_chars=1000, chunk_overlap_chars=200)
+        return Extractor(settings, provider=model, cache=ResponseCache(tmp_path / "cache"))
+
+    stream = io.StringIO()
+    out = tmp_path / "out"
+    summary = run_batch(
+        [src / "u.txt", src / "long.txt"],
+        out,
+        extractor(fake),
+        concurrency=1,
+        reporter=LogReporter(stream=stream),
+    )
+    by_id = {r.article_id: r for r in iter_results(out)}
+    assert by_id["long"].status == "ok" and [c.chunk for c in by_id["long"].chunk_errors] == [2]
+    assert len(by_id["long"].quotes) == len(windows) - 1  # one per chunk answered
+    assert [q.speaker for q in by_id["u"].quotes] == ["the minister", None]
+    assert (summary.quotes_unattributed, summary.partial, summary.ok, summary.errors) == (1, 1, 2, 0)
+    data = run_json(out)
+    assert (data["quotes_unattributed"], data["partial"]) == (1, 1)
+    text = stream.getvalue()
+    assert ", 1 rejected, 1 unattributed" not in text and "0 rejected, 1 unattributed" in text
+    assert "partial articles         1 (a chunk failed: redone next run)" in text
+    assert f"; partial: chunk 2 (TransportError) of {len(windows)} failed" in text
+
+    # the next run redoes the partial article only, and pays only for its failed chunk
+    retry = FakeModel().enqueue(per_chunk[1])
+    again = run_batch([src / "u.txt", src / "long.txt"], out, extractor(retry), reporter=quiet())
+    assert [h["article_id"] for h in retry.history] == ["long"]
+    assert (again.skipped, again.ok, again.partial) == (1, 1, 0)
+    fixed = {r.article_id: r for r in iter_results(out)}["long"]
+    assert fixed.chunk_errors == [] and len(fixed.quotes) == len(windows)
+
+
 def test_a_config_error_stops_the_batch(tmp_path: Path) -> None:
     src = drop(tmp_path / "in", ["a"])
     ex = Extractor(Settings(cache_dir=tmp_path / "cache", use_cache=False), cache=None)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from itertools import pairwise
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extractor import Article, Extractor, Settings
+from extractor.errors import ConfigError, ParseError, TransportError
 from extractor.models import ArticleExtraction
 from extractor.pipeline import ground_extraction, split_chunks
 from tests import wire
@@ -159,3 +161,56 @@ def test_distinct_items_at_one_span_are_never_merged_away() -> None:
         ("Meloni", "new sanctions on Russia"),
         ("Meloni", "sending Italian troops"),
     ]
+
+
+def _long_article() -> tuple[Article, list[tuple[int, int]], list[dict[str, object]]]:
+    paragraphs = [f"Paragraph {i} says “statement number {i}.” Filler " + "y" * 200 for i in range(12)]
+    text = "\n\n".join(paragraphs)
+    windows = split_chunks(text, 1200, 300)
+    answers = [
+        wire.extraction(
+            quotes=[(f"statement number {i}.", "Someone") for i in range(12) if f"number {i}." in text[s:e]]
+        )
+        for s, e in windows
+    ]
+    return Article.from_text(text, id="long"), windows, answers
+
+
+def test_a_failed_chunk_leaves_the_other_chunks_kept_and_is_named(tmp_path: Path) -> None:
+    """Before: one chunk's TransportError failed the whole article."""
+    article, windows, answers = _long_article()
+    assert len(windows) >= 3
+    fake = FakeModel().enqueue(answers[0], TransportError("HTTP 503 after 6 attempts"), *answers[2:])
+    settings = Settings(chunk_chars=1200, chunk_overlap_chars=300, use_cache=False, cache_dir=tmp_path)
+    with Extractor(settings, provider=fake) as ex:
+        res = ex.extract(article)
+    assert res.status == "ok" and res.error is None and res.partial
+    [failed] = res.chunk_errors
+    assert (failed.chunk, failed.start, failed.end) == (2, *windows[1])
+    assert (failed.type, failed.message) == ("TransportError", "HTTP 503 after 6 attempts")
+    # every statement of the other chunks is kept at its place; only chunk 2's own ones are missing
+    others = "".join(article.text[s:e] for k, (s, e) in enumerate(windows) if k != 1)
+    expected = sorted(f"statement number {i}." for i in range(12) if f"number {i}." in others)
+    assert sorted(q.text for q in res.quotes) == expected and len(expected) < 12
+    for q in res.quotes:
+        assert article.text[q.span.start : q.span.end] == q.text  # type: ignore[misc]
+    assert res.usage.http_calls == len(windows) - 1  # the fake's usage per answered chunk
+
+
+def test_an_article_whose_every_chunk_fails_is_an_error(tmp_path: Path) -> None:
+    article, windows, _ = _long_article()
+    fake = FakeModel().enqueue(*[ParseError(f"chunk {i} broken") for i in range(len(windows))])
+    settings = Settings(chunk_chars=1200, chunk_overlap_chars=300, use_cache=False, cache_dir=tmp_path)
+    with Extractor(settings, provider=fake) as ex:
+        res = ex.extract(article)
+    assert res.status == "error" and res.error is not None
+    assert (res.error.type, res.error.message) == ("ParseError", "chunk 0 broken")
+    assert res.chunk_errors == [] and res.chunks == len(windows)
+
+
+def test_a_config_error_in_a_chunk_still_stops_everything(tmp_path: Path) -> None:
+    article, _, answers = _long_article()
+    fake = FakeModel().enqueue(answers[0], ConfigError("cannot reach the endpoint"))
+    settings = Settings(chunk_chars=1200, chunk_overlap_chars=300, use_cache=False, cache_dir=tmp_path)
+    with Extractor(settings, provider=fake) as ex, pytest.raises(ConfigError):
+        ex.extract(article)

@@ -70,7 +70,7 @@ def ev(
     }
 
 
-def qt(text: str, speaker: str, cue: str | None = None) -> dict[str, Any]:
+def qt(text: str, speaker: str | None, cue: str | None = None) -> dict[str, Any]:
     return {"text": text, "speaker": speaker, "cue": cue, "span": _span(5, 5 + len(text))}
 
 
@@ -1108,3 +1108,18 @@ def test_seeds_entities_and_quote_variants(seed_digest: Digest) -> None:
         if s.holder == "Giorgia Meloni" and s.target_key.startswith("deploying italian")
     )
     assert oppose.polarity == "oppose" and len(oppose.articles) == 3
+
+
+def test_unattributed_quotes_are_in_no_entity_and_no_quote_group() -> None:
+    statement = "we will not send troops to Ukraine under any circumstances"
+    results = [
+        res(
+            "a1",
+            quotes=[qt(statement, None), qt("a different statement about the weather", "Giorgia Meloni")],
+        ),
+        res("a2", quotes=[qt(statement + " now", None)]),
+    ]
+    digest = build_digest(results)
+    surfaces = {m.surface for e in digest.entities for m in e.mentions}
+    assert surfaces == {"Giorgia Meloni"}
+    assert digest.quote_groups == []

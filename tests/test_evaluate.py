@@ -71,7 +71,7 @@ def at(needle: str, text: str = TEXT, nth: int = 0) -> tuple[int, int]:
 # --------------------------------------------------------------------------- builders
 
 
-def gq(needle: str, speaker: str) -> GoldQuote:
+def gq(needle: str, speaker: str | None) -> GoldQuote:
     start, end = at(needle)
     return GoldQuote(text=needle, speaker=speaker, start=start, end=end)
 
@@ -105,7 +105,7 @@ def span(start: int, end: int, status: SpanStatus = "exact", **extra: Any) -> Sp
     return Span(status=status, start=start, end=end, occurrences=extra.pop("occurrences", 1), **extra)
 
 
-def pq(where: tuple[int, int], speaker: str, status: SpanStatus = "exact") -> GroundedQuote:
+def pq(where: tuple[int, int], speaker: str | None, status: SpanStatus = "exact") -> GroundedQuote:
     return GroundedQuote(text=TEXT[where[0] : where[1]], speaker=speaker, cue=None, span=span(*where, status))
 
 
@@ -339,6 +339,14 @@ def test_speaker_surname_matches_but_a_different_first_name_does_not() -> None:
     assert run(gold, result(preds)).totals.quotes.speaker.correct == 1
     preds = [pq(at(QUOTE), "Alessandra Meloni"), pq(at(QUOTE2), "the Italian Government")]
     assert run(gold, result(preds)).totals.quotes.speaker.correct == 1
+
+
+def test_an_unattributed_quote_matches_only_an_unattributed_gold_quote() -> None:
+    gold = gold_article(quotes=[gq(QUOTE, None), gq(QUOTE2, "Emmanuel Macron")])
+    preds = [pq(at(QUOTE), None), pq(at(QUOTE2), None)]
+    speaker = run(gold, result(preds)).totals.quotes.speaker
+    assert (speaker.correct, speaker.total) == (1, 2)
+    assert run(gold, result([pq(at(QUOTE), "Macron")])).totals.quotes.speaker.correct == 0
 
 
 def test_speaker_accuracy_on_matched_quotes() -> None:

@@ -198,33 +198,179 @@ def test_schema_invalid_output_is_reasked_then_fails_clearly(tmp_path: Path, art
 
 @respx.mock
 def test_schema_invalid_output_is_reasked_with_the_error_then_ok(tmp_path: Path, article: Article) -> None:
-    bad = {"events": [], "quotes": [{"text": QUOTE}], "stances": []}  # quote without speaker and cue
+    bad = good()
+    bad["quotes"] = [{"speaker": "the statement", "cue": None}]  # no text: no repair can help
     route = respx.post(wire.CHAT).mock(side_effect=[wire.ok(bad), wire.ok(good())])
     ex, _ = make(tmp_path)
     res = ex.extract(article)
     ex.close()
-    assert res.status == "ok" and [q.text for q in res.quotes] == [QUOTE]
+    assert res.status == "ok" and [q.text for q in res.quotes] == [QUOTE] and res.rejected == []
     reask = json.loads(route.calls[1].request.content)["messages"][-1]["content"]
-    assert "quotes.0.speaker" in reask and "Field required" in reask
+    assert "INVALID ITEMS" in reask and "- quotes.0: text: Field required" in reask
     assert res.usage.http_calls == 2 and res.usage.prompt_tokens == 200
 
 
 @respx.mock
 def test_schema_errors_in_a_reask_are_capped(tmp_path: Path, article: Article) -> None:
-    bad = {"events": [], "stances": [], "quotes": [{"text": f"q{i}"} for i in range(300)]}  # 600 errors
+    bad = good()
+    bad["quotes"] = [{"speaker": i, "cue": None} for i in range(300)]  # 600 errors in 300 items
     route = respx.post(wire.CHAT).mock(return_value=wire.ok(bad))
     ex, _ = make(tmp_path, reasks=3, reask_max_listed=10)
     res = ex.extract(article)
     ex.close()
-    assert res.status == "error" and res.error is not None and res.error.type == "ParseError"
     assert route.call_count == 4
     sent = [json.loads(c.request.content)["messages"] for c in route.calls]
     assert [len(m) for m in sent] == [2, 4, 4, 4]  # prompt + only the latest failed answer and its errors
     assert len({json.dumps(m) for m in sent[1:]}) == 1
     errors = [m[-1]["content"] for m in sent[1:]]
     for error in errors:
-        assert "600 schema errors; the first 10:" in error and "(and 590 more" in error
-        assert len(error) < 1500, len(error)
+        assert error.count("- quotes.") == 10 and "(and 290 more)" in error
+        assert len(error) < 2000, len(error)
+    # the model never fixed them: every bad item is rejected with its field, every good one kept
+    assert res.status == "ok" and len(res.events) == 1 and len(res.stances) == 1 and res.quotes == []
+    assert len(res.rejected) == 300 and {r.field for r in res.rejected} == {"text"}
+    assert res.rejected[0].reason == "schema: text: Field required; speaker: Input should be a valid string"
+
+
+@respx.mock
+def test_an_answer_without_its_lists_is_a_parse_error_naming_the_field(
+    tmp_path: Path, article: Article
+) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok({"events": [], "quotes": []}))
+    ex, _ = make(tmp_path, reasks=1)
+    res = ex.extract(article)
+    ex.close()
+    assert route.call_count == 2 and res.error is not None and res.error.type == "ParseError"
+    assert res.error.message == ("no usable answer after 2 attempt(s) (1 re-ask(s)): stances: Field required")
+
+
+@respx.mock
+def test_an_answer_that_is_not_json_is_a_parse_error_saying_so(tmp_path: Path, article: Article) -> None:
+    respx.post(wire.CHAT).mock(return_value=wire.ok("{not json"))
+    ex, _ = make(tmp_path, reasks=1)
+    res = ex.extract(article)
+    ex.close()
+    assert res.error is not None and res.error.type == "ParseError"
+    assert "the answer: Invalid JSON" in res.error.message and "validation error" not in res.error.message
+
+
+@respx.mock
+def test_drift_is_repaired_without_a_reask(tmp_path: Path, article: Article) -> None:
+    """The issue's drift: unattributed quote, enum case and whitespace, extra and missing keys."""
+    drift = good()
+    drift["quotes"][0] = {"text": QUOTE, "speaker": None, "confidence": 0.8}  # no cue
+    drift["events"][0]["event_type"] = " consult"
+    drift["events"][0]["location"] = ""
+    del drift["events"][0]["date_text"]
+    drift["stances"][0]["polarity"] = "Oppose"
+    drift["notes"] = "the model added a top-level key"
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(drift))
+    ex, _ = make(tmp_path)
+    res = ex.extract(article)
+    ex.close()
+    assert route.call_count == 1 and res.usage.http_calls == 1
+    assert res.status == "ok" and res.rejected == []
+    q = res.quotes[0]
+    assert (q.text, q.speaker, q.cue, q.span.status) == (QUOTE, None, None, "exact")
+    assert ARTICLE[q.span.start : q.span.end] == QUOTE  # type: ignore[misc]
+    e = res.events[0]
+    assert (e.event_type, e.location, e.date_text) == ("CONSULT", None, None)
+    assert res.stances[0].polarity == "oppose"
+
+
+@respx.mock
+def test_a_bad_item_costs_one_reask_then_is_rejected_and_the_rest_kept(
+    tmp_path: Path, article: Article
+) -> None:
+    """Before: one impossible date failed the whole article (ParseError after the re-ask)."""
+    bad = good()
+    bad["events"].append({**wire.event(EVIDENCE), "date": "2025-13-45", "summary": "Bad date."})
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(bad))
+    ex, _ = make(tmp_path, reasks=1)
+    res = ex.extract(article)
+    ex.close()
+    assert route.call_count == 2
+    reask = json.loads(route.calls[1].request.content)["messages"][-1]["content"]
+    assert "INVALID ITEMS" in reask and '- events.1 ("Meloni met leaders' in reask and "date: " in reask
+    assert res.status == "ok"
+    assert [q.text for q in res.quotes] == [QUOTE] and len(res.events) == 1 and len(res.stances) == 1
+    [reject] = res.rejected
+    assert (reject.kind, reject.field, reject.item["date"]) == ("event", "date", "2025-13-45")
+    assert reject.reason.startswith("schema: date: String should match pattern")
+
+
+@respx.mock
+def test_with_reasks_off_a_bad_item_costs_no_call(tmp_path: Path, article: Article) -> None:
+    bad = good()
+    bad["stances"][0]["polarity"] = "against"
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(bad))
+    ex, _ = make(tmp_path, reasks=0)
+    res = ex.extract(article)
+    ex.close()
+    assert route.call_count == 1 and res.status == "ok" and res.stances == [] and len(res.quotes) == 1
+    assert [(r.kind, r.field) for r in res.rejected] == [("stance", "polarity")]
+
+
+@respx.mock
+def test_a_schema_and_a_grounding_failure_share_one_reask(tmp_path: Path, article: Article) -> None:
+    bad = good()
+    bad["quotes"].append({"text": "Italy will never send troops", "speaker": "Meloni", "cue": None})
+    bad["events"][0]["event_type"] = "MEETING"
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(bad))
+    ex, _ = make(tmp_path, reasks=1)
+    res = ex.extract(article)
+    ex.close()
+    assert route.call_count == 2
+    reask = json.loads(route.calls[1].request.content)["messages"][-1]["content"]
+    assert "INVALID ITEMS" in reask and "event_type" in reask
+    assert "NOT IN ARTICLE" in reask and "Italy will never send troops" in reask
+    assert sorted((r.kind, r.field) for r in res.rejected) == [("event", "event_type"), ("quote", "text")]
+    assert [q.text for q in res.quotes] == [QUOTE] and len(res.stances) == 1
+
+
+@respx.mock
+def test_an_unusable_last_answer_falls_back_to_the_usable_one(tmp_path: Path, article: Article) -> None:
+    bad = good()
+    bad["events"][0]["date"] = "2025-13-45"
+    respx.post(wire.CHAT).mock(side_effect=[wire.ok(bad), wire.ok("{broken")])
+    ex, _ = make(tmp_path, reasks=1)
+    res = ex.extract(article)
+    ex.close()
+    assert res.status == "ok" and [q.text for q in res.quotes] == [QUOTE] and len(res.stances) == 1
+    assert [(r.kind, r.field) for r in res.rejected] == [("event", "date")]
+    assert res.usage.http_calls == 2
+
+
+@respx.mock
+def test_a_reask_lost_in_transport_keeps_the_usable_answer(tmp_path: Path, article: Article) -> None:
+    bad = good()
+    bad["events"][0]["date"] = "2025-13-45"
+    route = respx.post(wire.CHAT).mock(side_effect=[wire.ok(bad), *[wire.error(503)] * 3])
+    ex, _ = make(tmp_path, reasks=1, transport_attempts=3)
+    res = ex.extract(article)
+    ex.close()
+    assert route.call_count == 4 and res.usage.http_calls == 4
+    assert res.status == "ok" and [q.text for q in res.quotes] == [QUOTE] and len(res.stances) == 1
+    assert [(r.kind, r.field) for r in res.rejected] == [("event", "date")]
+
+
+@pytest.mark.parametrize("mode", ["json_schema", "md_json"])
+def test_drift_and_bad_items_in_content_modes(tmp_path: Path, article: Article, mode: str) -> None:
+    drift = good()
+    drift["quotes"][0]["speaker"] = ""
+    drift["events"][0]["date"] = "2025-02-30"
+    content = json.dumps(drift) if mode == "json_schema" else f"```json\n{json.dumps(drift)}\n```"
+    body = wire.tool_completion({})
+    body["choices"][0]["message"] = {"role": "assistant", "content": content, "refusal": None}
+    body["choices"][0]["finish_reason"] = "stop"
+    with respx.mock:
+        route = respx.post(wire.CHAT).mock(return_value=httpx.Response(200, json=body))
+        ex, _ = make(tmp_path, mode=mode, reasks=1)
+        res = ex.extract(article)
+        ex.close()
+    assert route.call_count == 2  # the impossible date is worth one re-ask; the empty speaker is not
+    assert res.status == "ok" and res.quotes[0].speaker is None and res.events == []
+    assert [(r.field, r.item["date"]) for r in res.rejected] == [("date", "2025-02-30")]
 
 
 @respx.mock
@@ -316,8 +462,8 @@ def test_a_cache_hit_is_grounded_again_against_the_article(tmp_path: Path, artic
     [key] = ex.request_keys(article)
     entry = ex.cache.get(key)
     assert entry is not None
-    entry["extraction"]["quotes"].append({"text": "Italy will send troops", "speaker": "Meloni", "cue": None})
-    entry["extraction"]["quotes"][0]["text"] = "Italy's position is unchanged,"  # straight apostrophe
+    entry["answer"]["quotes"].append({"text": "Italy will send troops", "speaker": "Meloni", "cue": None})
+    entry["answer"]["quotes"][0]["text"] = "Italy's position is unchanged,"  # straight apostrophe
     ex.cache.set(key, entry)
     res = ex.extract(article)
     ex.close()
@@ -325,6 +471,42 @@ def test_a_cache_hit_is_grounded_again_against_the_article(tmp_path: Path, artic
     assert [(q.text, q.span.status) for q in res.quotes] == [("Italy's position is unchanged,", "normalized")]
     assert [(r.kind, r.item["text"]) for r in res.rejected] == [("quote", "Italy will send troops")]
     assert res.rejected[0].reason.startswith("not in the article")
+
+
+@respx.mock
+def test_a_cache_hit_keeps_and_rejects_the_same_items_as_the_call(tmp_path: Path, article: Article) -> None:
+    """Before: the cache kept only the valid items, so a hit lost the schema rejects."""
+    messy = good()
+    messy["quotes"][0]["speaker"] = None
+    messy["events"][0]["event_type"] = "consult "
+    messy["events"].append({**wire.event(EVIDENCE), "date": "2025-13-45"})
+    messy["quotes"].append({"text": "Italy will never send troops", "speaker": "Meloni", "cue": None})
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(messy))
+    ex, _ = make(tmp_path, reasks=1)
+    first = ex.extract(article)
+    second = ex.extract(article)
+    ex.close()
+    assert route.call_count == 2 and not first.cache_hit and second.cache_hit
+    assert second.usage.http_calls == 0
+    assert len(first.rejected) == 2
+    for field in ("events", "quotes", "stances", "rejected"):
+        assert getattr(second, field) == getattr(first, field), field
+
+
+@respx.mock
+def test_a_cache_entry_written_before_answers_were_kept_still_hits(tmp_path: Path, article: Article) -> None:
+    route = respx.post(wire.CHAT).mock(return_value=wire.ok(good()))
+    ex, _ = make(tmp_path)
+    first = ex.extract(article)
+    assert ex.cache is not None
+    [key] = ex.request_keys(article)
+    entry = ex.cache.get(key)
+    assert entry is not None
+    entry["extraction"] = entry.pop("answer")  # the old entry format: the validated extraction
+    ex.cache.set(key, entry)
+    second = ex.extract(article)
+    ex.close()
+    assert route.call_count == 1 and second.cache_hit and second.quotes == first.quotes
 
 
 @respx.mock

@@ -27,6 +27,7 @@ from extractor.grounding import _STRIP as GROUNDING_STRIP
 from extractor.models import (
     Article,
     ArticleResult,
+    ChunkError,
     ErrorInfo,
     GroundedEvent,
     GroundedQuote,
@@ -412,6 +413,31 @@ def test_rejected_items_are_listed_under_their_article_with_the_reason() -> None
     assert "&lt;b&gt;Churchill&lt;/b&gt;" in section
     assert "reason: not found: no passage &lt;script&gt;alert(1)&lt;/script&gt; matches" in section
     assert "Rejected" not in html_page[html_page.index('id="a1"') : html_page.index('id="a2"')]
+
+
+def test_unattributed_quotes_schema_rejects_and_partial_articles_are_shown() -> None:
+    text = "A sign on the door read “closed until spring” and the mayor agreed."
+    article = Article.from_text(text, id="messy")
+    unattributed = GroundedQuote(
+        text="closed until spring", speaker=None, cue=None, span=span_of(text, "closed until spring")
+    )
+    bad_date = Rejected(
+        kind="event",
+        field="date",
+        item={"summary": "s", "event_type": "AGREE", "date": "2025-13-45", "evidence": "the mayor agreed"},
+        reason="schema: date: String should match pattern '^\\d{4}...'",
+    )
+    chunk = ChunkError(chunk=2, start=40, end=67, type="TransportError", message="HTTP 503 after 6 attempts")
+    res = result(article, quotes=[unattributed], rejected=[bad_date], chunks=2, chunk_errors=[chunk])
+    html_page = render_report([res], {article.sha256: text})
+    section = html_page[html_page.index('id="a1"') :]
+    assert '<i class="sm">(unattributed)</i>' in section and "speaker: (unattributed)" in section
+    assert "(date)" in section and "<q>2025-13-45</q>" in section and "reason: schema: date:" in section
+    assert '<span class="st error">partial</span>' in section
+    assert (
+        "Partial: chunk 2 of 2 (characters 40–67) failed" in section
+        and "HTTP 503 after 6 attempts" in section
+    )
 
 
 def test_error_results_show_type_and_message_and_duplicates_link_to_the_first() -> None:

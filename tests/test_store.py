@@ -111,7 +111,9 @@ def test_iter_results_does_not_modify_the_file(tmp_path: Path) -> None:
 
 def test_iter_results_names_a_corrupt_middle_line(tmp_path: Path) -> None:
     (tmp_path / RESULTS_FILE).write_bytes(line("a") + b'{"not": "a result"}\n' + line("c"))
-    with pytest.raises(StoreError, match=r"results.jsonl:2: not an ArticleResult"):
+    with pytest.raises(
+        StoreError, match=r"results.jsonl:2: not an ArticleResult: article_id: Field required"
+    ):
         list(iter_results(tmp_path))
 
 

@@ -72,6 +72,8 @@ class RunSummary:
     quotes_exact: int = 0
     quotes_normalized: int = 0
     quotes_elided: int = 0
+    quotes_unattributed: int = 0  # kept quotes whose speaker the article does not name (speaker null)
+    partial: int = 0  # ok articles with a failed chunk (ArticleResult.chunk_errors); redone next run
     rejected: int = 0
     rejected_quotes: int = 0
     events: int = 0
@@ -113,6 +115,10 @@ class RunSummary:
                 self.quotes_normalized += 1
             elif status == "elided":
                 self.quotes_elided += 1
+            if quote.speaker is None:
+                self.quotes_unattributed += 1
+        if result.chunk_errors:
+            self.partial += 1
         self.rejected += len(result.rejected)
         self.rejected_quotes += sum(1 for r in result.rejected if r.kind == "quote")
         self.events += len(result.events)
@@ -165,6 +171,9 @@ class LogReporter:
                 f"{len(result.events)} events, {len(result.quotes)} quotes, {len(result.stances)} stances, "
                 f"{len(result.rejected)} rejected{' (cached)' if result.cache_hit else ''}"
             )
+            if result.chunk_errors:
+                failed = ", ".join(f"{c.chunk} ({c.type})" for c in result.chunk_errors)
+                detail += f"; partial: chunk {failed} of {result.chunks} failed"
         print(f"[{outcome}] {result.article_id}: {detail}", file=self.stream, flush=True)
 
     def finish(self, summary: RunSummary) -> None:
@@ -240,7 +249,11 @@ def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
         (
             "quotes",
             f"{summary.quotes_exact} exact, {summary.quotes_normalized} normalized, {summary.quotes_elided} "
-            f"elided, {summary.rejected_quotes} rejected",
+            f"elided, {summary.rejected_quotes} rejected, {summary.quotes_unattributed} unattributed",
+        ),
+        (
+            "partial articles",
+            f"{summary.partial}" + (" (a chunk failed: redone next run)" if summary.partial else ""),
         ),
         ("events / stances", f"{summary.events} / {summary.stances}"),
         ("rejected items", str(summary.rejected)),
@@ -313,7 +326,7 @@ class _Index:
                 "INSERT OR REPLACE INTO owners VALUES (?, ?, ?, ?)",
                 (article_id.lower(), hash(str(data.get("source") or "")), _digest(sha), 1),
             )
-        if data.get("status") == "ok" and sha and article_id:
+        if data.get("status") == "ok" and not data.get("chunk_errors") and sha and article_id:
             key = _key(sha, data.get("model"), data.get("prompt_version"))
             self._db.execute("INSERT OR IGNORE INTO done VALUES (?, ?, ?, ?)", (*key, article_id))
             if not data.get("duplicate_of"):

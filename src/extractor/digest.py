@@ -71,7 +71,8 @@ Quote variants group quotes whose content-word Dice coefficient (stopwords dropp
 so inflections meet) is >= ``QUOTE_MIN_SIMILARITY``, or whose shorter side (>= 4 content words) is
 ``QUOTE_MIN_CONTAINMENT`` contained in the longer, and whose speakers are compatible (the same entity, or
 sharing a linked country when at least one is not a person). Groups with one wording from one article are
-mere repeats and are left out.
+mere repeats and are left out. Unattributed quotes (``speaker`` null) have no speaker to be compatible
+with, so they are in no group and no entity.
 """
 
 from __future__ import annotations
@@ -2156,6 +2157,8 @@ def _quote_groups(
     members: dict[str, QuoteMember] = {}
     for result in results:
         for i, q in enumerate(result.quotes):
+            if q.speaker is None:
+                continue  # unattributed: no speaker to compare
             ref = f"{result.article_id}#q{i}"
             members[ref] = QuoteMember(
                 ref=ref,
@@ -2260,7 +2263,9 @@ def build_digest(results: Iterable[ArticleResult], aliases: Mapping[str, str] | 
         for event in result.events:
             mentions.extend(_Mention(result.article_id, a, "actor", parsed(a)) for a in event.actors)
         mentions.extend(
-            _Mention(result.article_id, q.speaker, "speaker", parsed(q.speaker)) for q in result.quotes
+            _Mention(result.article_id, q.speaker, "speaker", parsed(q.speaker))
+            for q in result.quotes
+            if q.speaker is not None
         )
         mentions.extend(
             _Mention(result.article_id, s.holder, "holder", parsed(s.holder)) for s in result.stances

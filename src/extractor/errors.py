@@ -8,7 +8,8 @@ Every error the library raises on purpose is an ``ExtractorError``; its message 
     ├── LLMError              the model could not give a usable answer
     │   ├── TransportError    network / HTTP failure after every transport retry (429, 5xx, timeouts)
     │   ├── TruncatedOutputError  finish_reason == "length" even after the larger-max_tokens retry
-    │   └── ParseError        output still not valid JSON / schema after every re-ask
+    │   └── ParseError        no usable answer (not JSON, or not an object with the three lists)
+    │                         after every re-ask; names the failing field paths
     ├── ReplayError           no recorded response for a request, or a stale recording
     ├── CacheError            the response cache cannot be opened or holds a corrupt entry
     └── StoreError            an output folder cannot be written or its results file is unreadable
@@ -133,7 +134,8 @@ class TruncatedOutputError(LLMError):
 
 
 class ParseError(LLMError):
-    """The output was not valid JSON for the schema after every re-ask."""
+    """No usable answer after every re-ask: not JSON, or not an object with the three lists. (Single
+    items that fail the schema do not raise: they are rejected and the rest is kept.)"""
 
 
 class ReplayError(ExtractorError):

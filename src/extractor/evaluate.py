@@ -14,7 +14,7 @@ Quotes
     (|intersection| / |union|, elided pieces counted piece by piece) >= ``QUOTE_IOU`` (0.5). IoU rather
     than "any overlap" so a prediction must cover most of the quote *and* not much more; 0.5 is the usual
     span-overlap threshold. *speaker accuracy*: share of overlap-matched quotes whose speaker matches
-    (``names_match``).
+    (``names_match``; an unattributed quote, speaker null, matches only an unattributed one).
 Names (speakers, stance holders)
     ``normalize_name``: accents removed, casefolded, possessive 's dropped, punctuation to spaces, articles
     (the/a/an) dropped, and titles (Prime Minister, President, Mr, ...) dropped with whatever precedes the
@@ -175,7 +175,7 @@ class _GoldItem(BaseModel):
 
 class GoldQuote(_GoldItem):
     text: str
-    speaker: str
+    speaker: str | None  # null: the article does not say who spoke
     cue: str | None = None
 
     @property
@@ -646,8 +646,13 @@ def _span(item: _GoldItem) -> Interval:
 def _score_quotes(gold: Sequence[GoldQuote], pred: Sequence[GroundedQuote], text: str | None) -> QuoteScores:
     places = [_placements(q.span, text) for q in pred]
 
+    def said_by(gi: int, pi: int) -> bool:
+        """An unattributed prediction matches only an unattributed gold quote."""
+        g, p = gold[gi].speaker, pred[pi].speaker
+        return g is None and p is None if g is None or p is None else names_match(g, p)
+
     def speaker(gi: int, pi: int) -> tuple[float, ...]:
-        return (float(names_match(gold[gi].speaker, pred[pi].speaker)),)
+        return (float(said_by(gi, pi)),)
 
     def exact(gi: int, pi: int) -> float | None:
         return 1.0 if any(p.extent == _span(gold[gi]) for p in places[pi]) else None
@@ -658,7 +663,7 @@ def _score_quotes(gold: Sequence[GoldQuote], pred: Sequence[GroundedQuote], text
 
     exact_pairs = _match(len(gold), len(pred), exact, speaker)
     overlap_pairs = _match(len(gold), len(pred), overlap, speaker)
-    correct = sum(names_match(gold[gi].speaker, pred[pi].speaker) for gi, pi in overlap_pairs)
+    correct = sum(said_by(gi, pi) for gi, pi in overlap_pairs)
     return QuoteScores(
         exact=_counts(exact_pairs, len(gold), len(pred)),
         overlap=_counts(overlap_pairs, len(gold), len(pred)),

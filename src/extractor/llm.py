@@ -5,11 +5,15 @@ validated ``ArticleExtraction`` with its usage. What happens on failure:
 
 - transport (429, 5xx, timeouts, connection errors): retried below the openai client by
   extractor.transport.RetryingTransport (openai's own retries are off);
-- schema / JSON errors, and grounding failures reported by the caller's ``check``: re-asked by instructor
-  (``max_retries=settings.reasks``; the failures travel in the validation ``context=``). A re-ask lists
+- an unusable answer (not JSON, not an object with the three lists), items that fail the schema even
+  after repair, and grounding failures reported by the caller's ``check``: re-asked by instructor
+  (``max_retries=settings.reasks``; the check travels in the validation ``context=``). Drift the
+  validator repairs (extractor.models.repair_item) is no failure and costs no call. A re-ask lists
   at most ``reask_max_listed`` failures and carries only the latest failed answer, so its size is capped.
-  If only grounding failures remain after the last re-ask, the last answer is returned anyway and the
-  caller rejects the ungrounded items — they are never silently dropped;
+  If only item failures (schema or grounding) remain after the last re-ask (or the re-ask failed in
+  transport), the latest usable answer is returned anyway: its valid items are kept and the caller
+  rejects the others, never silently dropped.
+  Otherwise ParseError, naming the failing field paths;
 - ``finish_reason == "length"``: one retry with ``settings.max_tokens_retry``, then TruncatedOutputError;
 - an endpoint that no request has ever had an HTTP answer from, failing to connect (refused, unknown
   host) after every retry:
@@ -49,7 +53,13 @@ from extractor.errors import (
     TruncatedOutputError,
     redact,
 )
-from extractor.models import GROUNDING_ERROR_PREFIX, ArticleExtraction, Usage
+from extractor.models import (
+    GROUNDING_ERROR_PREFIX,
+    SCHEMA_ERROR_PREFIX,
+    ArticleExtraction,
+    Usage,
+    describe_validation_error,
+)
 from extractor.ratelimit import RateLimiter
 from extractor.transport import RETRY_STATUSES, CallStats, RetryingTransport, track_calls
 
@@ -121,10 +131,12 @@ def _usage_of(calls: CallStats) -> Usage:
     )
 
 
-def _only_grounding_failures(exc: BaseException | None) -> bool:
+def _only_item_failures(exc: BaseException | None) -> bool:
+    """The answer was usable: it failed only because some items did not fit the schema or the article."""
     if not isinstance(exc, ValidationError):
         return False
-    return all(GROUNDING_ERROR_PREFIX in str(err.get("msg", "")) for err in exc.errors())
+    prefixes = (GROUNDING_ERROR_PREFIX, SCHEMA_ERROR_PREFIX)
+    return all(any(p in str(err.get("msg", "")) for p in prefixes) for err in exc.errors())
 
 
 def _keep_last_reask_only(*_: Any, **kwargs: Any) -> None:
@@ -368,7 +380,7 @@ class OpenAIProvider:
                     response_model=ArticleExtraction,
                     max_retries=self.settings.reasks,
                     context=ValidationContext(
-                        grounding_check=check, max_listed=self.settings.reask_max_listed
+                        grounding_check=check, reask_items=True, max_listed=self.settings.reask_max_listed
                     ),
                     temperature=self.settings.temperature,
                     max_tokens=max_tokens,
@@ -394,27 +406,34 @@ class OpenAIProvider:
 
     def _accept_or_fail(self, exc: InstructorRetryException, calls: CallStats) -> Completion:
         final = exc.__cause__
+        failures = exc.failed_attempts or []
+        # The latest usable answer, its valid items kept, even when a re-ask then failed in transport.
+        for attempt in reversed(failures):
+            if not _only_item_failures(attempt.exception):
+                continue
+            raw = raw_answer_json(attempt.completion)
+            if raw is None:
+                continue
+            try:
+                extraction = ArticleExtraction.model_validate_json(raw)  # no context: lenient
+            except ValidationError:
+                continue
+            return Completion(
+                extraction=extraction,
+                usage=_usage_of(calls),
+                model=str(getattr(attempt.completion, "model", None) or self.settings.model),
+                attempts=exc.n_attempts,
+            )
         if isinstance(final, openai.APIError | httpx.HTTPError | ExtractorError):
             raise final  # the last attempt failed in transport (e.g. a re-ask got a 503 after retries)
-        failures = exc.failed_attempts or []
         last = failures[-1] if failures else None
-        if last is not None and _only_grounding_failures(last.exception):
-            raw = raw_answer_json(last.completion)
-            if raw is not None:
-                try:
-                    extraction = ArticleExtraction.model_validate_json(raw)
-                except ValidationError:
-                    pass
-                else:
-                    return Completion(
-                        extraction=extraction,
-                        usage=_usage_of(calls),
-                        model=str(getattr(last.completion, "model", None) or self.settings.model),
-                        attempts=exc.n_attempts,
-                    )
         cause = last.exception if last is not None else final
-        summary = str(cause).splitlines()[0] if cause else str(exc)
+        listed = self.settings.reask_max_listed
+        if isinstance(cause, ValidationError):
+            summary = describe_validation_error(cause, listed, root="the answer")
+        else:
+            summary = " ".join(str(cause or exc).split())[:300]
         raise ParseError(
-            f"no valid answer after {exc.n_attempts} attempt(s) ({self.settings.reasks} re-ask(s)): "
-            f"{summary[:300]}"
+            f"no usable answer after {exc.n_attempts} attempt(s) ({self.settings.reasks} re-ask(s)): "
+            + summary
         ) from exc

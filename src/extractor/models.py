@@ -5,14 +5,20 @@ article's text after decoding as UTF-8, removing a leading BOM and turning ``\\r
 into ``\\n``. Nothing else is changed.
 
 What the model emits (``ArticleExtraction`` and its items) has no defaults: optional fields are
-``T | None`` and required, so the same JSON Schema works with OpenAI strict structured outputs.
+``T | None`` and required, so the same JSON Schema works with OpenAI strict structured outputs. Answers
+are read leniently all the same (``ArticleExtraction`` validation): harmless drift is repaired first
+(``repair_item``), then each item is validated on its own; an item that still fails is kept aside as a
+schema reject (``ArticleExtraction.schema_rejects``) and every valid item is kept. Only an answer that is
+not an object with the three lists fails as a whole.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from typing import Annotated, Any, Literal, get_args
+import json
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -20,6 +26,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ModelWrapValidatorHandler,
+    PrivateAttr,
     ValidationError,
     ValidationInfo,
     model_validator,
@@ -30,9 +37,11 @@ from extractor.errors import redact
 __all__ = [
     "EVENT_TYPES",
     "GROUNDING_ERROR_PREFIX",
+    "SCHEMA_ERROR_PREFIX",
     "Article",
     "ArticleExtraction",
     "ArticleResult",
+    "ChunkError",
     "ErrorInfo",
     "Event",
     "EventType",
@@ -47,6 +56,8 @@ __all__ = [
     "SpanStatus",
     "Stance",
     "Usage",
+    "describe_validation_error",
+    "repair_item",
     "text_sha256",
 ]
 
@@ -73,8 +84,10 @@ EVENT_TYPES: tuple[str, ...] = get_args(EventType)
 Polarity = Literal["support", "oppose", "neutral", "mixed"]
 SpanStatus = Literal["exact", "normalized", "elided", "not_found"]
 
-# Marks a validation error raised because items are not in the article (vs. a schema error).
+# Mark the validation errors raised (in a re-ask) because some items are not in the article, or some
+# items do not fit the schema; an answer failing only these is still usable (its good items are kept).
 GROUNDING_ERROR_PREFIX = "NOT IN ARTICLE:"
+SCHEMA_ERROR_PREFIX = "INVALID ITEMS:"
 
 ISO_DATE_PATTERN = r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"
 
@@ -82,6 +95,35 @@ ISO_DATE_PATTERN = r"^\d{4}(-(0[1-9]|1[0-2])(-(0[1-9]|[12]\d|3[01]))?)?$"
 def text_sha256(text: str) -> str:
     """Hex sha256 of the UTF-8 encoding of ``text``."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _calendar_date(value: str) -> str:
+    """A full ISO date must exist (the pattern alone lets 2025-02-30 through)."""
+    if len(value) == 10:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value} is not a date in the calendar") from None
+    return value
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    return ".".join(map(str, loc)) or "(root)"
+
+
+def _msg(error: Any) -> str:
+    return str(error["msg"]).removeprefix("Value error, ")
+
+
+def describe_validation_error(exc: ValidationError, max_listed: int = 10, root: str = "(root)") -> str:
+    """One line naming each failing field path and pydantic's message, at most ``max_listed`` of them
+    ("stances: Field required; ... (and 3 more)"): what a user reads, never "1 validation error for
+    ArticleExtraction". ``root`` names an error of the whole value."""
+    errors = exc.errors(include_url=False, include_input=False)
+    listed = max(1, max_listed)
+    parts = [f"{_path(e['loc']) if e['loc'] else root}: {_msg(e)}"[:200] for e in errors[:listed]]
+    more = f" (and {len(errors) - listed} more)" if len(errors) > listed else ""
+    return "; ".join(" ".join(p.split()) for p in parts) + more
 
 
 # --------------------------------------------------------------------------- input
@@ -141,7 +183,7 @@ class Event(BaseModel):
 
     summary: str = Field(description="One sentence saying what happened.")
     event_type: EventType = Field(description="PLOVER category; OTHER when none fits.")
-    date: Annotated[str, Field(pattern=ISO_DATE_PATTERN)] | None = Field(
+    date: Annotated[str, Field(pattern=ISO_DATE_PATTERN), AfterValidator(_calendar_date)] | None = Field(
         description="ISO 8601 YYYY-MM-DD, YYYY-MM or YYYY, no more precise than the text allows; else null."
     )
     date_text: str | None = Field(description="The article's own words for the date; null if none.")
@@ -156,7 +198,10 @@ class Quote(BaseModel):
     model_config = _STRICT
 
     text: str = Field(description="The verbatim words inside the quotation marks, without the marks.")
-    speaker: str = Field(description="Who said it, as named in the article (e.g. 'the Italian government').")
+    speaker: str | None = Field(
+        description="Who said it, as named in the article (e.g. 'the Italian government'); null if the "
+        "article does not say."
+    )
     cue: str | None = Field(description="The attribution phrase (e.g. 'the statement reads'), or null.")
 
 
@@ -171,8 +216,100 @@ class Stance(BaseModel):
     evidence: str = Field(description="A verbatim sentence or clause of the article showing the stance.")
 
 
+_MISSING = object()
+_LISTS: dict[str, tuple[str, type[BaseModel]]] = {
+    "events": ("event", Event),
+    "quotes": ("quote", Quote),
+    "stances": ("stance", Stance),
+}
+
+
+_STRIPPED = frozenset({"date"})  # a format-checked value: surrounding whitespace is never meant
+
+
+def _repair_rules(cls: type[BaseModel]) -> tuple[tuple[str, bool, dict[str, str] | None, bool], ...]:
+    """Per field of an item model: its name, whether it is nullable, its enum values (casefolded ->
+    canonical) if it is an enum, and whether surrounding whitespace is dropped."""
+    rules = []
+    for name, info in cls.model_fields.items():
+        nullable = type(None) in get_args(info.annotation)
+        enum = None
+        if get_origin(info.annotation) is Literal:
+            enum = {str(v).casefold(): str(v) for v in get_args(info.annotation)}
+        rules.append((name, nullable, enum, name in _STRIPPED))
+    return tuple(rules)
+
+
+_RULES = {cls: _repair_rules(cls) for _, cls in _LISTS.values()}
+_NULLS = frozenset({"", "null"})
+
+
+def repair_item(cls: type[BaseModel], item: Any) -> Any:
+    """``item`` (an answer's raw dict for an Event, Quote or Stance) with harmless drift repaired: keys the
+    schema does not have dropped; a nullable key missing, or ``""`` / ``"null"``, as null; an enum value
+    matched ignoring case and surrounding whitespace (``" reject"`` -> ``"REJECT"``); surrounding whitespace
+    of a date dropped. Anything else is left for validation to reject. Not a dict: returned unchanged."""
+    if not isinstance(item, Mapping):
+        return item
+    out: dict[str, Any] = {}
+    for name, nullable, enum, strip in _RULES[cls]:
+        value = item.get(name, _MISSING)
+        if value is _MISSING:
+            if nullable:
+                out[name] = None
+            continue
+        if value.__class__ is str:
+            if nullable and value.strip().casefold() in _NULLS:
+                value = None
+            elif enum is not None:
+                value = enum.get(value.strip().casefold(), value)
+            elif strip:
+                value = value.strip()
+        out[name] = value
+    return out
+
+
+def _is_json(value: Any) -> bool:
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_is_json(v) for v in value)
+    return value is None or isinstance(value, str | int | float | bool)
+
+
+def _label(item: Any) -> str:
+    """A short handle on a raw item for a re-ask line: its text or evidence."""
+    if isinstance(item, Mapping):
+        for key in ("text", "evidence", "summary"):
+            if isinstance(item.get(key), str):
+                return f" ({json.dumps(item[key][:60], ensure_ascii=False)})"
+    return ""
+
+
+def _schema_reject(kind: str, raw: Any, exc: ValidationError) -> Rejected:
+    """The reject of an item that failed validation: its first failing field, every failure (capped)."""
+    loc = exc.errors(include_url=False)[0]["loc"]
+    item = dict(raw) if isinstance(raw, Mapping) else {"value": raw}
+    reason = "schema: " + describe_validation_error(exc, root="(item)")
+    return Rejected.model_validate(
+        {"kind": kind, "field": _path(loc) if loc else "(item)", "item": item, "reason": reason}
+    )
+
+
+def _reask_line(exc: ValidationError) -> str:
+    """An item's failures for the model: path, message and (when there is one) the value it sent."""
+    return "; ".join(
+        f"{_path(e['loc']) if e['loc'] else 'item'}: {_msg(e)}"
+        + ("" if e["type"] == "missing" else f" (got {json.dumps(e['input'], default=str)[:80]})")
+        for e in exc.errors(include_url=False)[:3]
+    )
+
+
 class ArticleExtraction(BaseModel):
-    """Everything the model extracts from one article in one call. Each list may be empty."""
+    """Everything the model extracts from one article in one call. Each list may be empty.
+
+    Validation is per item (see the module docstring): items that fail after ``repair_item`` are not in the
+    lists but in ``schema_rejects``; ``answer`` is the answer as received, so it can be validated again."""
 
     model_config = _STRICT
 
@@ -180,46 +317,90 @@ class ArticleExtraction(BaseModel):
     quotes: list[Quote]
     stances: list[Stance]
 
+    _schema_rejects: list[Rejected] = PrivateAttr(default_factory=list)
+    _answer: Mapping[str, Any] | None = PrivateAttr(default=None)
+
+    @property
+    def schema_rejects(self) -> list[Rejected]:
+        """The answer's items that failed validation, each with its field path and pydantic's message."""
+        return list(self._schema_rejects)
+
+    @property
+    def answer(self) -> dict[str, Any]:
+        """The answer as the model sent it (JSON data; what the cache keeps), else this extraction's dump
+        (when it was built from model instances)."""
+        if self._answer is not None and _is_json(self._answer):
+            return dict(self._answer)
+        return self.model_dump(mode="json")
+
     @model_validator(mode="wrap")
     @classmethod
-    def _capped(
+    def _per_item(
         cls, data: Any, handler: ModelWrapValidatorHandler[ArticleExtraction], info: ValidationInfo
     ) -> ArticleExtraction:
-        """In a re-ask (``max_listed`` in the context), list at most ``max_listed`` schema errors so the
-        error sent back to the model stays small however broken the answer was."""
-        try:
+        """Repair, then validate (item by item once any item fails). With a ``grounding_check`` or
+        ``reask_items`` in the validation context (a request that may be re-asked), fail with the items to
+        fix, schema failures (``SCHEMA_ERROR_PREFIX``) and items not in the article
+        (``GROUNDING_ERROR_PREFIX``), listing at most ``max_listed``."""
+        if not isinstance(data, Mapping) or any(not isinstance(data.get(k), list) for k in _LISTS):
+            if isinstance(data, Mapping):  # report only what is wrong at the top
+                data = {k: ([] if isinstance(data.get(k), list) else data[k]) for k in _LISTS if k in data}
             return handler(data)
-        except ValidationError as exc:
-            context = info.context if isinstance(info.context, dict) else {}
-            listed = int(context.get("max_listed", 0))
-            errors = exc.errors(include_url=False, include_input=False)
-            if not listed or len(errors) <= listed:
-                raise
-            lines = [f"{'.'.join(map(str, e['loc'])) or '(root)'}: {e['msg']}"[:200] for e in errors[:listed]]
-            raise ValueError(
-                f"{len(errors)} schema errors; the first {listed}:\n"
-                + "\n".join(lines)
-                + f"\n(and {len(errors) - listed} more)"
-            ) from None
+        repaired = {
+            key: [repair_item(item_cls, raw) for raw in data[key]] for key, (_, item_cls) in _LISTS.items()
+        }
+        rejects: list[Rejected] = []
+        failures: list[str] = []
+        try:
+            extraction = handler(repaired)  # the usual case: every item valid, validated in one go
+        except ValidationError:
+            kept: dict[str, list[Any]] = {}
+            for key, (kind, item_cls) in _LISTS.items():
+                kept[key] = []
+                for i, (raw, item) in enumerate(zip(data[key], repaired[key], strict=True)):
+                    try:
+                        kept[key].append(item_cls.model_validate(item))
+                    except ValidationError as exc:
+                        rejects.append(_schema_reject(kind, raw, exc))
+                        failures.append(f"- {key}.{i}{_label(raw)}: {_reask_line(exc)}")
+            extraction = handler(kept)
+        extraction._schema_rejects = rejects
+        extraction._answer = data
+        context = info.context if isinstance(info.context, Mapping) else {}
+        check: Callable[[ArticleExtraction], list[str]] | None = context.get("grounding_check")
+        ungrounded = check(extraction) if check is not None else []
+        if not context.get("reask_items") and check is None:
+            return extraction
+        if failures or ungrounded:
+            raise ValueError(_items_to_fix(failures, ungrounded, int(context.get("max_listed", 10))))
+        return extraction
 
-    @model_validator(mode="after")
-    def _grounded(self, info: ValidationInfo) -> ArticleExtraction:
-        """With a ``grounding_check`` in the validation context, fail (so the model is re-asked) when
-        items are not verbatim in the article. The check returns one line per failure."""
-        context = info.context if isinstance(info.context, dict) else {}
-        check = context.get("grounding_check")
-        if check is None:
-            return self
-        failures: list[str] = check(self)
-        if failures:
-            listed = int(context.get("max_listed", 10))
-            more = f"\n(and {len(failures) - listed} more)" if len(failures) > listed else ""
-            raise ValueError(
-                f"{GROUNDING_ERROR_PREFIX} these items are not verbatim in the article. Copy quote text "
-                "and evidence character for character from the article, use ... where you skip words, "
-                "or leave the item out:\n" + "\n".join(f[:200] for f in failures[:listed]) + more
-            )
-        return self
+
+def _items_to_fix(schema: list[str], ungrounded: list[str], listed: int) -> str:
+    """The re-ask text: schema failures first, then items not in the article, ``listed`` lines at most."""
+    listed = max(1, listed)
+    sections: list[str] = []
+    budget = listed
+    for lines, head in (
+        (
+            schema,
+            f"{SCHEMA_ERROR_PREFIX} these items do not fit the schema. Fix the fields named (exact enum "
+            "values, ISO dates that exist, null where the article does not say), or leave the item out:",
+        ),
+        (
+            ungrounded,
+            f"{GROUNDING_ERROR_PREFIX} these items are not verbatim in the article. Copy quote text and "
+            "evidence character for character from the article, use ... where you skip words, or leave "
+            "the item out:",
+        ),
+    ):
+        if not lines:
+            continue
+        shown = lines[: max(budget, 1)]
+        budget -= len(shown)
+        more = f"\n(and {len(lines) - len(shown)} more)" if len(lines) > len(shown) else ""
+        sections.append(head + "\n" + "\n".join(line[:200] for line in shown) + more)
+    return "\n".join(sections)
 
 
 # --------------------------------------------------------------------------- what the project stores
@@ -251,10 +432,12 @@ class GroundedStance(Stance):
 
 
 class Rejected(BaseModel):
-    """An item the model returned whose text or evidence is not in the article."""
+    """An item the model returned that is not kept: its text or evidence is not in the article (``field``
+    "text" / "evidence", ``reason`` from the validator), or it does not fit the schema even after repair
+    (``field`` the failing field path, e.g. "date" or "actors.1"; ``reason`` "schema: <path>: <message>")."""
 
     kind: Literal["event", "quote", "stance"]
-    field: Literal["text", "evidence"]
+    field: str
     item: dict[str, Any]
     reason: str
 
@@ -289,6 +472,16 @@ class ErrorInfo(BaseModel):
     message: Annotated[str, AfterValidator(_scrubbed)]
 
 
+class ChunkError(BaseModel):
+    """A chunk of a long article whose request failed; the article's other chunks are kept."""
+
+    chunk: int  # 1-based, of ``ArticleResult.chunks``
+    start: int  # the chunk's window in Article.text (end-exclusive)
+    end: int
+    type: str
+    message: str
+
+
 class ArticleResult(BaseModel):
     """One line of results.jsonl: an article's grounded extraction, or its error."""
 
@@ -311,3 +504,11 @@ class ArticleResult(BaseModel):
     latency_s: float = 0.0
     duplicate_of: str | None = None
     chunks: int = 1
+    # Chunks whose request failed while others succeeded: the result is ``ok`` but partial (their items
+    # are missing); a batch redoes such an article next run (the good chunks come from the cache).
+    chunk_errors: list[ChunkError] = Field(default_factory=list)
+
+    @property
+    def partial(self) -> bool:
+        """An ``ok`` result with some chunks missing (see ``chunk_errors``)."""
+        return bool(self.chunk_errors)

@@ -2,8 +2,10 @@
 
 Long articles are split on paragraph boundaries with overlap (``split_chunks``); each chunk is its own
 request (and cache entry); every item is grounded against the WHOLE article, and duplicates from the
-overlaps are merged. A cache hit makes no HTTP call but parses and grounds again, so a validator fix
-applies to old answers.
+overlaps are merged. A chunk whose request fails does not fail the article while another chunk
+succeeds: the result is ``ok`` with the failed chunks in ``chunk_errors`` (a partial result). A cache hit
+makes no HTTP call but validates (repair, per-item schema check) and grounds the stored answer again, so
+a validator fix applies to old answers and a hit keeps and rejects the same items as the call did.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from extractor.models import (
     Article,
     ArticleExtraction,
     ArticleResult,
+    ChunkError,
     ErrorInfo,
     Event,
     GroundedEvent,
@@ -220,11 +223,32 @@ def _fullness(item: BaseModel) -> tuple[int, int]:
     return len(filled), sum(len(str(v)) for v in filled)
 
 
+def _with_schema_rejects(
+    rejected: list[Rejected], extractions: Iterable[ArticleExtraction]
+) -> list[Rejected]:
+    """The grounding rejects, then each extraction's schema rejects (the same item told by two
+    overlapping chunks once)."""
+    seen: set[str] = set()
+    out = list(rejected)
+    for extraction in extractions:
+        for reject in extraction.schema_rejects:
+            fingerprint = reject.model_dump_json()
+            if fingerprint not in seen:
+                seen.add(fingerprint)
+                out.append(reject)
+    return out
+
+
+def _chunk_error(chunk: int, window: tuple[int, int], exc: Exception, secrets: Iterable[str]) -> ChunkError:
+    message = redact(" ".join(str(exc).split()), *secrets) or type(exc).__name__
+    return ChunkError(chunk=chunk, start=window[0], end=window[1], type=type(exc).__name__, message=message)
+
+
 def _grounding_check(index: SourceIndex) -> Any:
     def check(extraction: ArticleExtraction) -> list[str]:
         failures: list[str] = []
         for kind, field, items in (
-            ("quote", "text", [(q.text, q.speaker) for q in extraction.quotes]),
+            ("quote", "text", [(q.text, q.speaker or "unattributed") for q in extraction.quotes]),
             ("event", "evidence", [(e.evidence, e.summary) for e in extraction.events]),
             ("stance", "evidence", [(s.evidence, s.holder) for s in extraction.stances]),
         ):
@@ -313,7 +337,8 @@ class Extractor:
         return [key for _, key in self.requests(article)]
 
     async def aextract(self, article: Article | str) -> ArticleResult:
-        """Extract one article. Any failure gives an error result; only ConfigError is raised."""
+        """Extract one article. Any failure gives an error result; only ConfigError is raised. When some
+        chunks of a long article fail and others succeed, the result is ``ok`` with ``chunk_errors``."""
         if isinstance(article, str):
             article = Article.from_text(article)
         started = time.perf_counter()
@@ -321,38 +346,40 @@ class Extractor:
         model: str | None = None
         hits = 0
         windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+        chunk_errors: list[ChunkError] = []
+        first_error: Exception | None = None
         try:
             index = SourceIndex(article.text)
             check = _grounding_check(index)
             extractions: list[ArticleExtraction] = []
+            kept_windows: list[tuple[int, int]] = []
             for i, window in enumerate(windows, start=1):
                 messages, key = self._answer_key(article, window, i, len(windows))
-                cached = self.cache.get(key) if self.cache is not None else None
-                if cached is not None:
-                    try:
-                        extraction = ArticleExtraction.model_validate(cached["extraction"])
-                    except (KeyError, ValidationError):
-                        cached = None
-                    else:
-                        model = model or cached.get("model")
-                        hits += 1
-                if cached is None:
-                    self.check_ready()
-                    completion = await self._provider().complete(
-                        messages, key=key, article_id=article.id, check=check
-                    )
-                    usage = usage + completion.usage
-                    model = model or completion.model
-                    extraction = completion.extraction
-                    if self.cache is not None:
-                        self.cache.set(key, self._cache_value(completion, article))
+                try:
+                    extraction, spent, served = await self._answer(messages, key, article, check)
+                except ConfigError:
+                    raise
+                except Exception as exc:  # this chunk only: the other chunks are still worth having
+                    if isinstance(exc, ExtractorError) and isinstance(exc.usage, Usage):
+                        usage = usage + exc.usage
+                    first_error = first_error or exc
+                    chunk_errors.append(_chunk_error(i, window, exc, self.settings.secrets))
+                    continue
+                if spent is None:
+                    hits += 1
+                else:
+                    usage = usage + spent
+                model = model or served
                 extractions.append(extraction)
-            events, quotes, stances, rejected = ground_extraction(extractions, article.text, index, windows)
+                kept_windows.append(window)
+            if first_error is not None and not extractions:  # every chunk failed: the article did
+                return self._error_result(article, first_error, usage, model, started, len(windows))
+            events, quotes, stances, rejected = ground_extraction(
+                extractions, article.text, index, kept_windows
+            )
+            rejected = _with_schema_rejects(rejected, extractions)
         except ConfigError:
             raise
-        except ExtractorError as exc:
-            spent = exc.usage if isinstance(exc.usage, Usage) else Usage()
-            return self._error_result(article, exc, usage + spent, model, started, len(windows))
         except Exception as exc:  # an unexpected failure in one article must not end a batch
             return self._error_result(article, exc, usage, model, started, len(windows))
         return ArticleResult(
@@ -373,12 +400,36 @@ class Extractor:
             prompt_version=self.prompts.version,
             latency_s=round(time.perf_counter() - started, 4),
             chunks=len(windows),
+            chunk_errors=chunk_errors,
         )
+
+    async def _answer(
+        self, messages: list[dict[str, str]], key: str, article: Article, check: Any
+    ) -> tuple[ArticleExtraction, Usage | None, str | None]:
+        """One chunk's extraction, the usage spent on it (None: a cache hit) and the served model name:
+        from the cache, else from the model (then cached)."""
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            # "answer": the model's raw answer, validated again so that a hit keeps and rejects the same
+            # items as the call did; "extraction": an entry written before answers were kept (valid).
+            stored = cached.get("answer", cached.get("extraction"))
+            try:
+                extraction = ArticleExtraction.model_validate(stored)
+            except ValidationError:
+                pass  # unusable under today's rules: ask again
+            else:
+                served = cached.get("model")
+                return extraction, None, served if isinstance(served, str) else None
+        self.check_ready()
+        completion = await self._provider().complete(messages, key=key, article_id=article.id, check=check)
+        if self.cache is not None:
+            self.cache.set(key, self._cache_value(completion, article))
+        return completion.extraction, completion.usage, completion.model
 
     @staticmethod
     def _cache_value(completion: Completion, article: Article) -> dict[str, Any]:
         return {
-            "extraction": completion.extraction.model_dump(mode="json"),
+            "answer": completion.extraction.answer,
             "model": completion.model,
             "usage": completion.usage.model_dump(),
             "attempts": completion.attempts,

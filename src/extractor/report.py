@@ -44,6 +44,7 @@ __all__ = [
 ]
 
 REPORT_FILE = "report.html"
+UNATTRIBUTED = "(unattributed)"  # a quote whose speaker the article does not name
 
 KINDS: tuple[str, ...] = ("event", "quote", "stance")
 _KIND_ORDER = {kind: i for i, kind in enumerate(KINDS)}
@@ -230,7 +231,7 @@ def _shorten(value: str, limit: int = 200) -> str:
 def _item_title(kind: str, index: int, item: Item) -> str:
     parts = [f"{kind.capitalize()} {index + 1}"]
     if isinstance(item, GroundedQuote):
-        parts.append(f"speaker: {item.speaker}")
+        parts.append(f"speaker: {item.speaker or UNATTRIBUTED}")
         if item.cue:
             parts.append(f"cue: {item.cue}")
     elif isinstance(item, GroundedEvent):
@@ -339,7 +340,7 @@ def _render_item(kind: str, index: int, item: Item, anchor: str, shown: bool, br
     href = f' href="#{anchor}-{kind[0]}{index}"' if shown else ""
     head = f'<a class="lb"{href}>{label}</a>'
     if isinstance(item, GroundedQuote):
-        body = f"<b>{_e(item.speaker)}</b>"
+        body = f"<b>{_e(item.speaker)}</b>" if item.speaker else f'<i class="sm">{UNATTRIBUTED}</i>'
         if item.cue:
             body += f' <span class="sm">({_e(item.cue)})</span>'
         # The full quote is highlighted in the text; the list only needs enough to recognise it.
@@ -391,7 +392,7 @@ def _render_rejected(result: ArticleResult) -> str:
             + f'<br><span class="why">reason: {_e(rej.reason)}</span></li>'
         )
     return (
-        f'<div class="rej"><h4>Rejected ({len(result.rejected)}) — not found in the article</h4>'
+        f'<div class="rej"><h4>Rejected ({len(result.rejected)}) — not in the article, or not valid</h4>'
         f"<ul>{''.join(rows)}</ul></div>"
     )
 
@@ -425,8 +426,10 @@ def _search_key(result: ArticleResult) -> str:
         words += [result.error.type, result.error.message]
     if result.duplicate_of:
         words += ["duplicate", result.duplicate_of]
+    if result.chunk_errors:
+        words += ["partial", *(f"{c.type} {c.message}" for c in result.chunk_errors)]
     # The page's filter also searches the article text (read from the DOM); this adds what is not in it.
-    words += [q.speaker for q in result.quotes]
+    words += [q.speaker or UNATTRIBUTED for q in result.quotes]
     words += [x for s in result.stances for x in (s.holder, s.polarity, s.target)]
     for e in result.events:
         words += [e.event_type, *e.actors, e.location or "", e.date or ""]
@@ -479,6 +482,8 @@ def _render_article(
         status = ' <span class="st error">error</span>'
     elif result.duplicate_of:
         status = ' <span class="st dp">duplicate</span>'
+    elif result.chunk_errors:
+        status = ' <span class="st error">partial</span>'
     title = f" <span class='sm'>{_e(result.title)}</span>" if result.title else ""
     nav = (f'<a data-step="-1" href="#a{pos - 1}">← prev</a>' if pos > 1 else "") + (
         f'<a data-step="1" href="#a{pos + 1}">next →</a>' if pos < total else ""
@@ -493,6 +498,11 @@ def _render_article(
         err = result.error
         etype, emsg = (err.type, err.message) if err else ("error", "(no error details recorded)")
         parts.append(f'<div class="bad"><b>{_e(etype)}</b>: {_e(emsg)}</div>')
+    for ce in result.chunk_errors:
+        parts.append(
+            f'<div class="bad">Partial: chunk {ce.chunk} of {result.chunks} (characters {ce.start:,}–'
+            f"{ce.end:,}) failed, its items are missing: <b>{_e(ce.type)}</b>: {_e(ce.message)}</div>"
+        )
     if result.duplicate_of:
         target = targets.get(result.duplicate_of)
         link = (

@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from extractor.errors import StoreError
-from extractor.models import ArticleResult
+from extractor.models import ArticleResult, describe_validation_error
 
 __all__ = [
     "RESULTS_FILE",
@@ -97,7 +97,7 @@ def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
                 yield ArticleResult.model_validate_json(raw)
             except ValidationError as exc:
                 raise StoreError(
-                    f"{path}:{number}: not an ArticleResult ({exc.error_count()} errors)"
+                    f"{path}:{number}: not an ArticleResult: {describe_validation_error(exc, 5, 'the line')}"
                 ) from exc
 
 
