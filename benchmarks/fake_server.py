@@ -20,7 +20,8 @@ no match is a 404).
 Latency (``--latency``, ``--jitter``), sliding-window rate limits (``--rpm``, ``--tpm``; 429 with
 ``Retry-After``/``retry-after-ms``; ``x-ratelimit-*`` headers on every response while a limit is set;
 ``--window-s`` enforces them over a shorter sliding window, ``rpm * window_s / 60`` requests in any
-``window_s`` seconds, the way providers quantise a per-minute limit) and fault injection on first attempts (``--fault-rate``, ``--faults``) make it a stand-in for the real API.
+``window_s`` seconds, the way providers quantise a per-minute limit) and fault injection on first
+attempts (``--fault-rate``, ``--faults``) make it a stand-in for the real API.
 ``GET /stats`` returns counters; ``POST /stats/reset`` resets counters, first-attempt memory and the
 rate-limit windows.
 

@@ -232,7 +232,7 @@ def test_tpm_limit_counts_prompt_and_completion_tokens(serve: Any, client: httpx
     assert second.json()["error"]["type"] == "tokens"
 
 
-def test_short_window_enforces_the_per_minute_limit_over_any_window_s(serve: Any, client: httpx.Client) -> None:
+def test_short_window_enforces_the_limit_over_any_window_s(serve: Any, client: httpx.Client) -> None:
     url = serve(rpm=600, window_s=0.5)  # 600/min quantised: at most 5 in any 0.5 s
     started = time.monotonic()
     responses = [client.post(f"{url}/chat/completions", json=chat_body(f"Article {i}.")) for i in range(6)]
