@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 from collections import Counter
 from collections.abc import Callable
@@ -540,3 +541,66 @@ async def test_window_safe_never_exceeds_a_sliding_60s_window() -> None:
     safe = await demand(safe_limiter, until=START + 300)
     assert max_in_window(safe, 60.0) <= 600
     assert len(safe) >= 0.95 * 600 * 5  # still within ~3 % of the limit over five minutes
+
+
+# -- short windows: a per-minute limit enforced over seconds (what the Extractor relies on) --------------
+
+
+def paced(ft: FakeTime, rpm: float | None = None, tpm: float | None = None) -> RateLimiter:
+    """The limiter the Extractor builds (window_safe), on simulated time."""
+    return RateLimiter(rpm, tpm, window_safe=True, clock=ft.clock, sleep=ft.sleep)
+
+
+@pytest.mark.parametrize("rpm", [60, 600, 1200, 6000])
+async def test_window_safe_keeps_every_short_window_within_its_share(rpm: int) -> None:
+    """600 RPM may be enforced as 10 per second: no 1-s, 6-s or 60-s window gets more than its share."""
+    ft = FakeTime()
+    grants = await demand(paced(ft, rpm), until=START + 130, workers=16)
+    share = rpm / 60.0
+    for window in (1.0, 6.0, 60.0):
+        assert max_in_window(grants, window) <= window * share, window
+    assert len(grants) >= 0.97 * share * 130  # the pacing margin costs ~2 %
+
+
+async def test_window_safe_gaps_are_even() -> None:
+    ft = FakeTime()
+    grants = await demand(paced(ft, 600), until=START + 30, workers=16)
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
+    assert min(gaps) >= 0.1  # never two requests closer than 1/10 s at 600 RPM
+    assert max(gaps) <= 0.1 / 0.97  # ... and no slack left either
+
+
+@pytest.mark.parametrize(("rpm", "burst"), [(600, 1), (6000, 1), (60_000, 19)])
+async def test_window_safe_burst_is_small(rpm: int, burst: int) -> None:
+    """After a long idle spell a crowd of callers gets at most ~20 ms of the limit at once (>= 1)."""
+    ft = FakeTime()
+    limiter = paced(ft, rpm)
+    ft.now += 3600
+    grants = await asyncio.gather(*(limiter.acquire() for _ in range(50)))
+    assert Counter(grants)[START + 3600] == burst
+    later = sorted(grants)[burst:]
+    assert min(b - a for a, b in itertools.pairwise(later)) >= 60.0 / rpm - 1e-9
+
+
+async def test_window_safe_bucket_does_not_refill_into_a_burst_after_a_429_pause() -> None:
+    ft = FakeTime()
+    limiter = paced(ft, 600)
+    hit: list[float] = []
+
+    def on_grant(t: float) -> None:
+        if not hit and t >= START + 20:
+            hit.append(t)
+            limiter.on_rate_limited(5.0)
+
+    grants = await demand(limiter, START + 60, workers=16, on_grant=on_grant)
+    after = [t for t in grants if hit[0] + 5.0 <= t < hit[0] + 30.0]  # before the rate recovers
+    assert max_in_window(after, 1.0) <= 8  # the cut rate (0.8 of 10/s), no refilled burst on top
+
+
+async def test_window_safe_paces_tokens_over_short_windows() -> None:
+    ft = FakeTime()
+    grants = await demand(paced(ft, tpm=60_000), until=START + 130, tokens=700, workers=16)  # 1,000/s
+    for window in (1.0, 6.0, 60.0):
+        # its share plus at most one request (a request bigger than the bucket passes, then is waited off)
+        assert 700 * max_in_window(grants, window) <= window * 1000 + 700, window
+    assert 700 * len(grants) >= 0.97 * 1000 * 130

@@ -4,6 +4,10 @@ One ``RateLimiter`` is shared by every request of a run:
 
 - requests/min and tokens/min are each a token bucket refilled continuously at ``limit / 60`` per second,
   holding at most ``burst_seconds`` of refill (at least 1), so traffic is smooth rather than bursty;
+- ``window_safe`` (what the Extractor uses) also keeps every shorter window within its share, because
+  providers enforce a per-minute limit over seconds too (600 RPM as 10 per second): it paces at 98 % of
+  the limit with a burst of 20 ms of refill (at least one request), so 600 RPM goes out one request
+  every 0.102 s, and no 1-s, 6-s or 60-s window holds more than 10, 60 or 600;
 - callers are served strictly first come, first served (the head of the queue waits, the rest queue behind);
 - a 429 pauses every caller until the retry time and cuts the effective rate by ``decrease`` (floored at
   ``min_factor``); after ``recovery_quiet_s`` without a 429 it climbs back additively — quickly to 95 % of
@@ -53,6 +57,13 @@ _SLOW_RECOVERY = 0.1
 _WINDOW_S = 60.0
 # A header-less 429 on an unlimited limiter infers a limit only from at least this many recent grants.
 _MIN_INFER_SAMPLES = 10
+# Bucket size of a plain limiter, in seconds of refill.
+_PLAIN_BURST_S = 2.0
+# window_safe: pace this far below the limit, with this small a bucket, so a window of W >= 1 s sees at
+# most 0.98 * W * limit/60 + max(1, 0.02 s of refill) <= W * limit/60, and sending jitter of up to 2 % of
+# the request spacing (or 0.12 s against a 6-s window) still lands within it.
+_SAFE_PACE = 0.98
+_SAFE_BURST_S = 0.02
 
 
 def parse_duration(text: str) -> float:
@@ -122,6 +133,9 @@ class RateLimiter:
     """Shared, adaptive requests/min + tokens/min limiter for one event loop.
 
     ``rpm``/``tpm`` of ``None`` mean no client-side limit (one may still be learned from headers).
+    ``burst_seconds`` defaults to 2 s of refill, or 0.02 s with ``window_safe``, which also paces at 98 %
+    of the limit and stretches the refill over 60 s + the burst so that neither a server's sliding 60-s
+    window nor a shorter one it enforces its share over is exceeded.
     ``clock``/``sleep`` are injectable so tests can run on simulated time.
     """
 
@@ -130,7 +144,7 @@ class RateLimiter:
         rpm: float | None = None,
         tpm: float | None = None,
         *,
-        burst_seconds: float = 2.0,
+        burst_seconds: float | None = None,
         window_safe: bool = False,
         decrease: float = 0.8,
         min_factor: float = 0.05,
@@ -148,6 +162,8 @@ class RateLimiter:
                 raise ValueError(f"{name} must be a positive number or None, got {value!r}")
         if not 0 < decrease < 1 or not 0 < min_factor <= 1:
             raise ValueError("decrease must be in (0, 1) and min_factor in (0, 1]")
+        if burst_seconds is None:
+            burst_seconds = _SAFE_BURST_S if window_safe else _PLAIN_BURST_S
         if min(burst_seconds, recovery_per_s, max_sleep_s) <= 0:
             raise ValueError("burst_seconds, recovery_per_s and max_sleep_s must be positive")
         if min(decrease_cooldown_s, recovery_quiet_s, default_backoff_s, max_pause_s) < 0:
@@ -155,9 +171,10 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._burst_s = burst_seconds
-        # window_safe: refill over 60 s + the burst, so a full bucket plus a minute of refill is exactly
-        # the limit and a server's sliding 60-s window is never exceeded (costs burst/60, ~3 %).
+        # window_safe: refill over 60 s + the burst, so a full bucket plus a minute of refill stays within
+        # the limit and a server's sliding 60-s window is never exceeded; pace 2 % lower for short windows.
         self._refill_window_s = _WINDOW_S + (burst_seconds if window_safe else 0.0)
+        self._pace = _SAFE_PACE if window_safe else 1.0
         self._decrease = decrease
         self._min_factor = min_factor
         self._cooldown_s = decrease_cooldown_s
@@ -359,7 +376,7 @@ class RateLimiter:
 
     def _rate(self, limit: float, factor: float) -> float:
         """Refill per second of a per-minute ``limit`` at the current rate factor."""
-        return limit * factor / self._refill_window_s
+        return limit * factor * self._pace / self._refill_window_s
 
     def _capacity(self, limit: float, factor: float) -> float:
         return max(1.0, self._rate(limit, factor) * self._burst_s)
