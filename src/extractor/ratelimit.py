@@ -175,6 +175,7 @@ class RateLimiter:
         # the limit and a server's sliding 60-s window is never exceeded; pace 2 % lower for short windows.
         self._refill_window_s = _WINDOW_S + (burst_seconds if window_safe else 0.0)
         self._pace = _SAFE_PACE if window_safe else 1.0
+        self._window_safe = window_safe
         self._decrease = decrease
         self._min_factor = min_factor
         self._cooldown_s = decrease_cooldown_s
@@ -329,7 +330,7 @@ class RateLimiter:
         if tokens > 0 and self._tokens.limit is not None:
             now = self._clock()
             self._refill_all(now)
-            capacity = self._capacity(self._tokens.limit, self._factor(now))
+            capacity = self._capacity(self._tokens, self._tokens.limit, self._factor(now))
             self._tokens.level = min(capacity, self._tokens.level + tokens)
 
     def reconcile(self, estimated: int, actual: int) -> None:
@@ -378,15 +379,26 @@ class RateLimiter:
         """Refill per second of a per-minute ``limit`` at the current rate factor."""
         return limit * factor * self._pace / self._refill_window_s
 
-    def _capacity(self, limit: float, factor: float) -> float:
+    def _burst(self, limit: float, factor: float) -> float:
+        """The most a waiting head needs before it may go (a bigger need passes then, as debt)."""
         return max(1.0, self._rate(limit, factor) * self._burst_s)
+
+    def _capacity(self, bucket: _Bucket, limit: float, factor: float) -> float:
+        burst = self._burst(limit, factor)
+        if not self._window_safe:
+            return burst
+        # One request (or the token burst) plus burst_s of refill on top, so a head that wakes up to
+        # burst_s late (a busy event loop, a loaded machine) keeps its slot: the next one goes early by
+        # as much, never earlier than burst_s ahead of even pacing.
+        base = 1.0 if bucket is self._requests else burst
+        return base + self._rate(limit, factor) * self._burst_s
 
     def _refill_all(self, now: float) -> None:
         factor = self._factor(now)
         for bucket in (self._requests, self._tokens):
             if bucket.limit is not None and now > bucket.updated:
                 refill = (now - bucket.updated) * self._rate(bucket.limit, factor)
-                bucket.level = min(self._capacity(bucket.limit, factor), bucket.level + refill)
+                bucket.level = min(self._capacity(bucket, bucket.limit, factor), bucket.level + refill)
             bucket.updated = max(bucket.updated, now)
 
     def _set_limit(self, bucket: _Bucket, now: float) -> None:
@@ -396,7 +408,7 @@ class RateLimiter:
         if bucket.limit is None:
             bucket.level = 0.0
         else:
-            capacity = self._capacity(bucket.limit, self._factor(now))
+            capacity = self._capacity(bucket, bucket.limit, self._factor(now))
             bucket.level = capacity if old is None else min(bucket.level, capacity)
         bucket.updated = now
         self._limited = self._requests.limit is not None or self._tokens.limit is not None
@@ -419,7 +431,7 @@ class RateLimiter:
         for bucket, need in ((self._requests, 1.0), (self._tokens, float(tokens))):
             if bucket.limit is None or need <= 0:
                 continue
-            need = min(need, self._capacity(bucket.limit, factor))
+            need = min(need, self._burst(bucket.limit, factor))
             if bucket.level < need:
                 wait = max(wait, (need - bucket.level) / self._rate(bucket.limit, factor))
         return wait
