@@ -6,8 +6,10 @@ One ``RateLimiter`` is shared by every request of a run:
   holding at most ``burst_seconds`` of refill (at least 1), so traffic is smooth rather than bursty;
 - ``window_safe`` (what the Extractor uses) also keeps every shorter window within its share, because
   providers enforce a per-minute limit over seconds too (600 RPM as 10 per second): it paces at 98 % of
-  the limit with a burst of 20 ms of refill (at least one request), so 600 RPM goes out one request
-  every 0.102 s, and no 1-s, 6-s or 60-s window holds more than 10, 60 or 600;
+  the limit from a bucket of one request (or 20 ms of tokens) plus 20 ms of refill, so 600 RPM goes out
+  one request every 0.102 s and no 1-s, 6-s or 60-s window holds more than 10, 60 or 600. A caller that
+  wakes up to 20 ms late keeps its slot; a longer stall (a GC pause, a loaded machine) is lost time, as
+  catching it up would be a burst;
 - callers are served strictly first come, first served (the head of the queue waits, the rest queue behind);
 - a 429 pauses every caller until the retry time and cuts the effective rate by ``decrease`` (floored at
   ``min_factor``); after ``recovery_quiet_s`` without a 429 it climbs back additively — quickly to 95 % of
@@ -59,9 +61,9 @@ _WINDOW_S = 60.0
 _MIN_INFER_SAMPLES = 10
 # Bucket size of a plain limiter, in seconds of refill.
 _PLAIN_BURST_S = 2.0
-# window_safe: pace this far below the limit, with this small a bucket, so a window of W >= 1 s sees at
-# most 0.98 * W * limit/60 + max(1, 0.02 s of refill) <= W * limit/60, and sending jitter of up to 2 % of
-# the request spacing (or 0.12 s against a 6-s window) still lands within it.
+# window_safe: pace this far below the limit, from this small a bucket: any W-second window then holds
+# at most 1 + (0.02 + 0.98 W) * limit/60 requests, within the share of every W >= 1 s at 600 RPM, and 61
+# requests take 6.1 s, so sending jitter up to 0.1 s still keeps 60 in any 6 s.
 _SAFE_PACE = 0.98
 _SAFE_BURST_S = 0.02
 
@@ -134,8 +136,9 @@ class RateLimiter:
 
     ``rpm``/``tpm`` of ``None`` mean no client-side limit (one may still be learned from headers).
     ``burst_seconds`` defaults to 2 s of refill, or 0.02 s with ``window_safe``, which also paces at 98 %
-    of the limit and stretches the refill over 60 s + the burst so that neither a server's sliding 60-s
-    window nor a shorter one it enforces its share over is exceeded.
+    of the limit, lets a late caller catch up by ``burst_seconds`` and stretches the refill over 60 s +
+    the burst, so that neither a server's sliding 60-s window nor a shorter one over which it enforces
+    its share is exceeded.
     ``clock``/``sleep`` are injectable so tests can run on simulated time.
     """
 
@@ -183,7 +186,9 @@ class RateLimiter:
         self._recovery_per_s = recovery_per_s
         self._default_backoff_s = default_backoff_s
         self._max_pause_s = max_pause_s
-        self._max_sleep_s = max_sleep_s
+        # window_safe: the head re-checks every burst_s, so a credit (release_unused) that lets it go
+        # early is used before its small bucket overflows.
+        self._max_sleep_s = min(max_sleep_s, burst_seconds) if window_safe else max_sleep_s
 
         now = clock()
         self._lock = asyncio.Lock()
@@ -326,12 +331,15 @@ class RateLimiter:
         self._decreases += 1
 
     def release_unused(self, tokens: int) -> None:
-        """Give back tokens charged by ``acquire`` but not used (e.g. estimate minus actual usage)."""
+        """Give back tokens charged by ``acquire`` but not used (e.g. estimate minus actual usage).
+
+        The credit may lift the bucket above its capacity (by at most this one credit), so that a small
+        bucket does not clip it away before the next caller can use it."""
         if tokens > 0 and self._tokens.limit is not None:
             now = self._clock()
             self._refill_all(now)
             capacity = self._capacity(self._tokens, self._tokens.limit, self._factor(now))
-            self._tokens.level = min(capacity, self._tokens.level + tokens)
+            self._tokens.level = min(self._tokens.level, capacity) + tokens
 
     def reconcile(self, estimated: int, actual: int) -> None:
         """Correct the token charge of a request: credit an overestimate, charge an underestimate."""
@@ -398,7 +406,9 @@ class RateLimiter:
         for bucket in (self._requests, self._tokens):
             if bucket.limit is not None and now > bucket.updated:
                 refill = (now - bucket.updated) * self._rate(bucket.limit, factor)
-                bucket.level = min(self._capacity(bucket, bucket.limit, factor), bucket.level + refill)
+                capacity = self._capacity(bucket, bucket.limit, factor)
+                if bucket.level < capacity:  # a credit above the capacity stays until it is spent
+                    bucket.level = min(capacity, bucket.level + refill)
             bucket.updated = max(bucket.updated, now)
 
     def _set_limit(self, bucket: _Bucket, now: float) -> None:
