@@ -333,13 +333,16 @@ class RateLimiter:
     def release_unused(self, tokens: int) -> None:
         """Give back tokens charged by ``acquire`` but not used (e.g. estimate minus actual usage).
 
-        The credit may lift the bucket above its capacity (by at most this one credit), so that a small
-        bucket does not clip it away before the next caller can use it."""
+        With ``window_safe`` the credit may lift the bucket above its capacity (by at most this one
+        credit), so that the small bucket does not clip it away before the next caller can use it."""
         if tokens > 0 and self._tokens.limit is not None:
             now = self._clock()
             self._refill_all(now)
             capacity = self._capacity(self._tokens, self._tokens.limit, self._factor(now))
-            self._tokens.level = min(self._tokens.level, capacity) + tokens
+            if self._window_safe:
+                self._tokens.level = min(self._tokens.level, capacity) + tokens
+            else:
+                self._tokens.level = min(capacity, self._tokens.level + tokens)
 
     def reconcile(self, estimated: int, actual: int) -> None:
         """Correct the token charge of a request: credit an overestimate, charge an underestimate."""
