@@ -1,10 +1,12 @@
 """Benchmark run_batch end to end against the local fake OpenAI server (benchmarks/fake_server.py).
 
-    .venv/bin/python benchmarks/bench_batch.py [--quick] [--profile] [--keep]
+    .venv/bin/python benchmarks/bench_batch.py [--quick] [--only NAMES] [--profile] [--keep]
 
-(--quick: about 1.5 min, small sizes; the full run takes about 12 min. --profile: also cProfile the warm
-re-run into benchmarks/out/bench_batch_warm_profile.txt. The exit status is 1 when an article was lost or
-duplicated, or the warm re-run made an HTTP call; speed never fails the run.)
+(--quick: about 2 min, small sizes; the full run takes about 13 min. --only: some of the scenarios
+throughput, sustained, tpm_bound, short_window, rerun, faults (e.g. ``--only short_window``, about 40 s).
+--profile: also cProfile the warm re-run into benchmarks/out/bench_batch_warm_profile.txt. The exit status
+is 1 when an article was lost or duplicated, or the warm re-run made an HTTP call; speed never fails the
+run.)
 
 One run measures, side by side, and prints a markdown table (also written, with every raw figure, to
 benchmarks/out/bench_batch.json):
@@ -21,7 +23,11 @@ benchmarks/out/bench_batch.json):
    and 10 new articles dropped on top of the ones done (must cost exactly 10 HTTP calls).
 3. peak RSS growth (and tracemalloc peak) of the warm path for a small and a large drop, each in a fresh
    process: results stream to disk, so the ratio should be near 1, not near the size ratio.
-4. faults: the server fails 30 % of first attempts (429 with Retry-After, 500, 503, a timeout, malformed
+4. short windows: the server enforces 600 RPM as 60 requests in any 6 s (``--window-s 6``), 0.5 s latency,
+   client ``rpm=600``, ``concurrency=16``: server-side ratio to the 10/s ceiling (articles over the
+   server's span from the first request in to the last answer out), the client's time outside that span
+   (start-up and the final write), and the share of 429s.
+5. faults: the server fails 30 % of first attempts (429 with Retry-After, 500, 503, a timeout, malformed
    and truncated JSON), client timeout 2 s; every article must end with exactly one result line. HTTP
    calls and tokens are compared with a fault-free run of the same articles.
 
@@ -82,11 +88,12 @@ class Sizes:
     memory_mid: int  # a middle point, to show where the curve flattens
     faults: int  # articles of the fault run and of its fault-free twin
     tpm_bound: int  # articles of the run where the tokens/min limit binds
+    short_window: int  # articles of the run against a server enforcing RPM over 6-s windows
 
 
-# throughput, naive, sustained, warm, memory_small, memory_mid, faults, tpm_bound
-FULL = Sizes(500, 20, 1200, 10_000, 1_000, 4_000, 200, 300)
-QUICK = Sizes(100, 5, 0, 1_000, 100, 400, 50, 60)
+# throughput, naive, sustained, warm, memory_small, memory_mid, faults, tpm_bound, short_window
+FULL = Sizes(500, 20, 1200, 10_000, 1_000, 4_000, 200, 300, 240)
+QUICK = Sizes(100, 5, 0, 1_000, 100, 400, 50, 60, 120)
 NEW_ON_TOP = 10  # new articles dropped on top of the ``warm`` ones already done
 
 LATENCY_S = 1.5
@@ -99,6 +106,9 @@ FAULT_TIMEOUT_S = 2.0
 FAULT_HOLD_S = 5.0
 FAULT_LATENCY_S = 0.1
 FAULT_CONCURRENCY = 16
+SHORT_WINDOW_S = 6.0  # the server allows RPM * 6 / 60 = 60 requests in any 6 s
+SHORT_LATENCY_S = 0.5
+SHORT_CONCURRENCY = 16
 
 
 # --------------------------------------------------------------------------- synthetic articles
@@ -395,6 +405,43 @@ def tpm_bound(work: Path, paths: Sequence[Path]) -> dict[str, Any]:
     }
 
 
+def short_window(work: Path, paths: Sequence[Path]) -> dict[str, Any]:
+    """600 RPM enforced by the server as 60 requests in any 6 s: does the client pace evenly enough?"""
+    with fake_server(
+        "--latency", str(SHORT_LATENCY_S), "--rpm", str(RPM), "--window-s", str(SHORT_WINDOW_S)
+    ) as server:
+        config = settings(server.port, work / "cache-short", concurrency=SHORT_CONCURRENCY, rpm=RPM)
+        limiter = RateLimiter(rpm=RPM, window_safe=True)  # what Extractor builds; kept for its stats
+        run = batch(paths, work / "out-short", config, limiter=limiter)
+        stats = server.stats()
+    ceiling = min(RPM / 60.0, SHORT_CONCURRENCY / SHORT_LATENCY_S)
+    active = float(stats["active_s"] or run.wall_s)
+    n = len(paths)
+    requests = int(stats["requests"])
+    limited = int(stats["by_status"].get("429", 0))
+    return {
+        "articles": n,
+        "window_s": SHORT_WINDOW_S,
+        "window_limit": int(RPM * SHORT_WINDOW_S / 60),
+        "latency_s": SHORT_LATENCY_S,
+        "concurrency": SHORT_CONCURRENCY,
+        "ceiling_per_s": ceiling,
+        "wall_s": round(run.wall_s, 3),
+        "server_active_s": round(active, 3),
+        "outside_server_s": round(run.wall_s - active, 3),
+        # the issue's measure: articles over the server-side span, against the ceiling
+        "server_ratio": round(n / active / ceiling, 4),
+        "wall_ratio": round(run.rate / ceiling, 4),
+        # what even pacing at the ceiling needs: n - 1 gaps of 1/ceiling, plus the last answer's latency
+        "ideal_server_s": round((n - 1) / ceiling + SHORT_LATENCY_S, 3),
+        "server_requests": requests,
+        "server_429": limited,
+        "server_429_pct": round(100.0 * limited / max(1, requests), 2),
+        "limiter": dict(limiter.stats()),
+        "check": run.check,
+    }
+
+
 def _rate_figures(run: Batch, stats: dict[str, Any], n: int, tpm: int | None = None) -> dict[str, Any]:
     s = run.summary
     tokens = s.prompt_tokens + s.completion_tokens
@@ -405,8 +452,8 @@ def _rate_figures(run: Batch, stats: dict[str, Any], n: int, tpm: int | None = N
         "concurrency": CONCURRENCY / LATENCY_S,
     }
     ceiling = min(terms.values())
-    # A bucket holding burst_seconds (2 s) of refill lets that many requests go at t=0.
-    burst = max(1.0, ceiling * 2.0)
+    # The Extractor's (window_safe) bucket holds one request + 20 ms of refill: what may go at t=0.
+    burst = 1.0 + ceiling * 0.02
     return {
         "articles": n,
         "wall_s": round(run.wall_s, 3),
@@ -706,12 +753,30 @@ def _yes(flag: bool) -> str:
     return "yes" if flag else "**NO**"
 
 
+Row = tuple[str, str, str, str]
+
+
 def render(results: dict[str, Any]) -> str:
-    t, naive = results["throughput"], results["throughput"]["naive"]
-    fill, warm, skip, mem = (results["rerun"][k] for k in ("fill", "warm", "skip", "memory"))
-    f = results["faults"]
-    faulty, clean = f["faulty"], f["clean"]
-    rows: list[tuple[str, str, str, str]] = [
+    """The markdown table of every scenario in ``results`` (``--only`` runs some of them)."""
+    rows: list[Row] = []
+    if "throughput" in results:
+        rows += _throughput_rows(results["throughput"])
+    if "sustained" in results:
+        rows.append(_sustained_row(results["sustained"]))
+    if "tpm_bound" in results:
+        rows.append(_tpm_bound_row(results["tpm_bound"]))
+    if "short_window" in results:
+        rows.append(_short_window_row(results["short_window"]))
+    if "rerun" in results:
+        rows += _rerun_rows(results["rerun"])
+    if "faults" in results:
+        rows += _fault_rows(results["faults"])
+    return _table(results, rows)
+
+
+def _throughput_rows(t: dict[str, Any]) -> list[Row]:
+    naive = t["naive"]
+    return [
         (
             f"run_batch, {t['articles']} articles, {LATENCY_S:g} s latency, {RPM} RPM server + client, "
             f"concurrency {CONCURRENCY}",
@@ -730,34 +795,37 @@ def render(results: dict[str, Any]) -> str:
             f"{t['articles_per_s'] / naive['articles_per_s']:.1f}× faster",
         ),
     ]
-    if "sustained" in results:
-        s = results["sustained"]
-        lim = s["limiter"]
-        rows.append(
-            (
-                f"run_batch sustained, {s['articles']} articles (> 60-s window), same setup",
-                f"{s['articles_per_s']:.2f} articles/s ({s['wall_s']:.1f} s)",
-                f"ceiling {s['ceiling_per_s']:.2f}/s",
-                f"ratio **{s['ratio']:.3f}**; {s['server_429']} × 429 from the server; limiter: "
-                f"{lim['rate_decreases']} rate cuts, factor now {lim['rate_factor']:.2f}; "
-                f"intact {_yes(s['check']['intact'])}",
-            )
-        )
-    tb = results["tpm_bound"]
-    terms = tb["ceiling_terms_per_s"]
-    rows.append(
-        (
-            f"run_batch, {tb['articles']} articles, same setup + {TPM:,} TPM server + client",
-            f"{tb['articles_per_s']:.2f} articles/s ({tb['wall_s']:.1f} s)",
-            f"ceiling {tb['ceiling_per_s']:.2f}/s = min(RPM {terms['rpm']:.2f}, TPM {TPM:,}/60/"
-            f"{tb['tokens_per_article']:.0f} tokens = {terms['tpm']:.2f}, "
-            f"concurrency {terms['concurrency']:.2f})",
-            f"ratio **{tb['ratio']:.3f}** ({tb['binding']} binds); {tb['server_429']} × 429; intact "
-            f"{_yes(tb['check']['intact'])}",
-        )
+
+
+def _sustained_row(s: dict[str, Any]) -> Row:
+    lim = s["limiter"]
+    return (
+        f"run_batch sustained, {s['articles']} articles (> 60-s window), same setup",
+        f"{s['articles_per_s']:.2f} articles/s ({s['wall_s']:.1f} s)",
+        f"ceiling {s['ceiling_per_s']:.2f}/s",
+        f"ratio **{s['ratio']:.3f}**; {s['server_429']} × 429 from the server; limiter: "
+        f"{lim['rate_decreases']} rate cuts, factor now {lim['rate_factor']:.2f}; "
+        f"intact {_yes(s['check']['intact'])}",
     )
-    on_top = results["rerun"]["new_on_top"]
-    rows += [
+
+
+def _tpm_bound_row(tb: dict[str, Any]) -> Row:
+    terms = tb["ceiling_terms_per_s"]
+    return (
+        f"run_batch, {tb['articles']} articles, same setup + {TPM:,} TPM server + client",
+        f"{tb['articles_per_s']:.2f} articles/s ({tb['wall_s']:.1f} s)",
+        f"ceiling {tb['ceiling_per_s']:.2f}/s = min(RPM {terms['rpm']:.2f}, TPM {TPM:,}/60/"
+        f"{tb['tokens_per_article']:.0f} tokens = {terms['tpm']:.2f}, "
+        f"concurrency {terms['concurrency']:.2f})",
+        f"ratio **{tb['ratio']:.3f}** ({tb['binding']} binds); {tb['server_429']} × 429; intact "
+        f"{_yes(tb['check']['intact'])}",
+    )
+
+
+def _rerun_rows(rerun: dict[str, Any]) -> list[Row]:
+    fill, warm, skip, mem = (rerun[k] for k in ("fill", "warm", "skip", "memory"))
+    on_top = rerun["new_on_top"]
+    return [
         (
             f"cold fill, {fill['articles']:,} articles, 0 latency, no limit, concurrency {FILL_CONCURRENCY}",
             f"{fill['articles_per_s']:.1f} articles/s ({fill['wall_s']:.1f} s)",
@@ -798,6 +866,12 @@ def render(results: dict[str, Any]) -> str:
             + " / ".join(f"{p['tracemalloc_peak_mb']:.2f}" for p in mem["points"])
             + f" MB (ratio {mem['tracemalloc_ratio']})",
         ),
+    ]
+
+
+def _fault_rows(f: dict[str, Any]) -> list[Row]:
+    faulty, clean = f["faulty"], f["clean"]
+    return [
         (
             f"faults, {faulty['articles']} articles, {FAULT_RATE:.0%} of first attempts fail ({FAULTS}), "
             f"client timeout {FAULT_TIMEOUT_S:g} s",
@@ -815,6 +889,23 @@ def render(results: dict[str, Any]) -> str:
             f"wall {faulty['wall_s']:.1f} s vs {clean['wall_s']:.1f} s",
         ),
     ]
+
+
+def _short_window_row(sw: dict[str, Any]) -> Row:
+    lim = sw["limiter"]
+    return (
+        f"run_batch, {sw['articles']} articles, {sw['latency_s']:g} s latency, {RPM} RPM client, server "
+        f"allows {sw['window_limit']} in any {sw['window_s']:g} s, concurrency {sw['concurrency']}",
+        f"{sw['articles'] / sw['server_active_s']:.2f} articles/s server-side "
+        f"({sw['server_active_s']:.1f} s) + {sw['outside_server_s']:.1f} s outside it",
+        f"ceiling {sw['ceiling_per_s']:.2f}/s ({sw['ideal_server_s']:.1f} s server-side at the ceiling)",
+        f"server-side ratio **{sw['server_ratio']:.3f}** (target ≥ 0.95; wall {sw['wall_ratio']:.3f}); "
+        f"{sw['server_429']} × 429 of {sw['server_requests']} requests ({sw['server_429_pct']:.2f} %, "
+        f"target < 1 %); limiter: {lim['rate_decreases']} rate cuts; intact {_yes(sw['check']['intact'])}",
+    )
+
+
+def _table(results: dict[str, Any], rows: list[Row]) -> str:
     m = results["machine"]
     lines = [
         f"Python {m['python']}, {m['cpus']} CPUs, load average {m['load_average_at_start'][0]:.1f} at start, "
@@ -829,21 +920,19 @@ def render(results: dict[str, Any]) -> str:
 
 def correctness_problems(results: dict[str, Any]) -> list[str]:
     """What went wrong beyond speed: lost or duplicated articles, HTTP or errors on the warm path."""
-    runs = {
-        "throughput": results["throughput"]["check"],
-        "fill": results["rerun"]["fill"]["check"],
-        "warm": results["rerun"]["warm"]["check"],
-        "skip": results["rerun"]["skip"]["check"],
-        "faulty": results["faults"]["faulty"]["check"],
-        "clean": results["faults"]["clean"]["check"],
-    }
-    if "sustained" in results:
-        runs["sustained"] = results["sustained"]["check"]
-    runs["tpm_bound"] = results["tpm_bound"]["check"]
-    runs["new_on_top"] = results["rerun"]["new_on_top"]["check"]
+    runs = {name: results[name]["check"] for name in RATE_SCENARIOS if name in results}
+    if "faults" in results:
+        runs["faulty"] = results["faults"]["faulty"]["check"]
+        runs["clean"] = results["faults"]["clean"]["check"]
+    problems = [
+        f"{name}: results.jsonl does not match the inputs {c}" for name, c in runs.items() if not c["intact"]
+    ]
+    if "rerun" not in results:
+        return problems
+    runs = {name: results["rerun"][name]["check"] for name in ("fill", "warm", "skip", "new_on_top")}
     for i, repeat in enumerate(results["rerun"]["warm"]["repeats"]):
         runs[f"warm #{i + 1}"] = repeat["check"]
-    problems = [
+    problems += [
         f"{name}: results.jsonl does not match the inputs {c}" for name, c in runs.items() if not c["intact"]
     ]
     for name in ("warm", "skip"):
@@ -872,36 +961,64 @@ def machine() -> dict[str, Any]:
 # --------------------------------------------------------------------------- main
 
 
-def run(sizes: Sizes, work: Path, profile: Path | None = None) -> dict[str, Any]:
-    """Every scenario at ``sizes`` under ``work``; the results as one JSON-able dict."""
+RATE_SCENARIOS = ("throughput", "sustained", "tpm_bound", "short_window")
+SCENARIOS = (*RATE_SCENARIOS, "rerun", "faults")
+
+
+def run(
+    sizes: Sizes, work: Path, profile: Path | None = None, only: Sequence[str] = SCENARIOS
+) -> dict[str, Any]:
+    """The scenarios in ``only`` (default: all) at ``sizes`` under ``work``; the results as one JSON-able
+    dict."""
     step = time.perf_counter()
 
     def note(message: str) -> None:
         print(f"[{time.perf_counter() - step:7.1f} s] {message}", file=sys.stderr, flush=True)
 
-    note(f"writing {sizes.warm:,} articles")
-    n_articles = max(
-        sizes.warm + NEW_ON_TOP, sizes.throughput, sizes.sustained, sizes.faults, sizes.tpm_bound
-    )
+    counts = {
+        "throughput": sizes.throughput,
+        "sustained": sizes.sustained,
+        "tpm_bound": sizes.tpm_bound,
+        "short_window": sizes.short_window,
+        "rerun": sizes.warm + NEW_ON_TOP,
+        "faults": sizes.faults,
+    }
+    n_articles = max(counts[name] for name in only)
+    note(f"writing {n_articles:,} articles")
     paths = write_articles(work / "articles", n_articles)
-    warm_folder = link_subset(paths[: sizes.warm], work / "warm")
-    small_folder = link_subset(paths[: sizes.memory_small], work / "warm-small")
-    mid_folder = link_subset(paths[: sizes.memory_mid], work / "warm-mid")
     results: dict[str, Any] = {"sizes": sizes.__dict__, "machine": machine()}
-    note(f"throughput: {sizes.throughput} articles at {RPM} RPM, naive loop on {sizes.naive}")
-    results["throughput"] = throughput(work, paths[: sizes.throughput], sizes.naive)
-    if sizes.sustained:
+    if "throughput" in only:
+        note(f"throughput: {sizes.throughput} articles at {RPM} RPM, naive loop on {sizes.naive}")
+        results["throughput"] = throughput(work, paths[: sizes.throughput], sizes.naive)
+    if "sustained" in only and sizes.sustained:
         note(f"sustained: {sizes.sustained} articles at {RPM} RPM")
         results["sustained"] = sustained(work, paths[: sizes.sustained])
-    note(f"tokens/min-bound: {sizes.tpm_bound} articles at {TPM:,} TPM")
-    results["tpm_bound"] = tpm_bound(work, paths[: sizes.tpm_bound])
-    note(f"cold fill + warm/skip re-runs + memory: {sizes.warm:,} and {sizes.memory_small:,} articles")
-    extra = paths[sizes.warm : sizes.warm + NEW_ON_TOP]
-    results["rerun"] = fill_and_rerun(work, warm_folder, small_folder, mid_folder, sizes, profile, extra)
-    note(f"faults: {sizes.faults} articles")
-    results["faults"] = faults(work, paths[: sizes.faults])
+    if "tpm_bound" in only:
+        note(f"tokens/min-bound: {sizes.tpm_bound} articles at {TPM:,} TPM")
+        results["tpm_bound"] = tpm_bound(work, paths[: sizes.tpm_bound])
+    if "short_window" in only:
+        note(f"short windows: {sizes.short_window} articles, {RPM} RPM over {SHORT_WINDOW_S:g}-s windows")
+        results["short_window"] = short_window(work, paths[: sizes.short_window])
+    if "rerun" in only:
+        note(f"cold fill + warm/skip re-runs + memory: {sizes.warm:,} and {sizes.memory_small:,} articles")
+        warm_folder = link_subset(paths[: sizes.warm], work / "warm")
+        small_folder = link_subset(paths[: sizes.memory_small], work / "warm-small")
+        mid_folder = link_subset(paths[: sizes.memory_mid], work / "warm-mid")
+        extra = paths[sizes.warm : sizes.warm + NEW_ON_TOP]
+        results["rerun"] = fill_and_rerun(work, warm_folder, small_folder, mid_folder, sizes, profile, extra)
+    if "faults" in only:
+        note(f"faults: {sizes.faults} articles")
+        results["faults"] = faults(work, paths[: sizes.faults])
     note("done")
     return results
+
+
+def _scenarios(text: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(name.strip() for name in text.split(",") if name.strip()))
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown scenario(s) {unknown}; known: {', '.join(SCENARIOS)}")
+    return names
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -914,6 +1031,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also profile the warm re-run (cProfile) into benchmarks/out/bench_batch_warm_profile.txt",
     )
+    ap.add_argument(
+        "--only",
+        type=_scenarios,
+        default=SCENARIOS,
+        metavar="NAMES",
+        help=f"comma-separated scenarios to run, from {','.join(SCENARIOS)} (default: all); raw figures go "
+        "to bench_batch_only.json unless --out is given",
+    )
     ap.add_argument("--child-warm", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child_warm:
@@ -925,7 +1050,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         profile = OUT_DIR / "bench_batch_warm_profile.txt" if args.profile else None
         if profile is not None:
             profile.parent.mkdir(parents=True, exist_ok=True)
-        results = run(sizes, work, profile)
+        partial = set(args.only) != set(SCENARIOS)
+        if partial and args.out == ap.get_default("out"):
+            args.out = OUT_DIR / "bench_batch_only.json"  # never overwrite a full run's figures
+        results = run(sizes, work, profile, args.only)
     finally:
         if args.keep:
             print(f"work folder kept: {work}", file=sys.stderr)
@@ -933,7 +1061,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             shutil.rmtree(work, ignore_errors=True)
     results["mode"] = "quick" if args.quick else "full"
     results["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    results["command"] = "benchmarks/bench_batch.py" + (" --quick" if args.quick else "")
+    results["command"] = (
+        "benchmarks/bench_batch.py"
+        + (" --quick" if args.quick else "")
+        + (f" --only {','.join(args.only)}" if partial else "")
+    )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(render(results))

@@ -23,8 +23,10 @@ invented quote; re-asks get the same answer) and first attempts meet transport f
 503, or the connection dropped without an answer).
 
 Latency (``--latency``, ``--jitter``), sliding-window rate limits (``--rpm``, ``--tpm``; 429 with
-``Retry-After``/``retry-after-ms``; ``x-ratelimit-*`` headers on every response while a limit is set) and
-fault injection on first attempts (``--fault-rate``, ``--faults``) make it a stand-in for the real API.
+``Retry-After``/``retry-after-ms``; ``x-ratelimit-*`` headers on every response while a limit is set;
+``--window-s`` enforces them over a shorter sliding window, ``rpm * window_s / 60`` requests in any
+``window_s`` seconds, the way providers quantise a per-minute limit) and fault injection on first
+attempts (``--fault-rate``, ``--faults``) make it a stand-in for the real API.
 ``GET /stats`` returns counters; ``POST /stats/reset`` resets counters, first-attempt memory and the
 rate-limit windows.
 
@@ -109,6 +111,7 @@ class ServerConfig:
     jitter: float = 0.0
     rpm: int | None = None
     tpm: int | None = None
+    window_s: float = WINDOW_S
     fault_rate: float = 0.0
     faults: tuple[str, ...] = DEFAULT_FAULTS
     fault_seed: int = 0
@@ -136,6 +139,8 @@ class ServerConfig:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ValueError(f"{name} must be > 0 (omit it for no limit)")
+        if not 0 < self.window_s <= WINDOW_S:
+            raise ValueError(f"window_s must be within (0, {WINDOW_S:g}], got {self.window_s}")
         if (self.answers_dir is None) != (self.articles_dir is None):
             raise ValueError("answers_dir and articles_dir go together")
 
@@ -405,48 +410,60 @@ def _fmt_reset(seconds: float) -> str:
     return f"{int(minutes)}m{rest:.0f}s"
 
 
-class SlidingWindow:
-    """Requests and tokens over the last 60 s; None limits are not enforced."""
+def _window_share(per_minute: int | None, window_s: float) -> int | None:
+    """What a per-minute limit allows in any ``window_s`` seconds (at least 1)."""
+    return None if per_minute is None else max(1, int(per_minute * window_s / WINDOW_S))
 
-    def __init__(self, rpm: int | None, tpm: int | None) -> None:
+
+class SlidingWindow:
+    """Requests and tokens over the last ``window_s`` seconds (60 by default), each dimension allowed its
+    per-minute limit scaled to the window; None limits are not enforced.
+
+    Headers give the per-minute limit (what a provider states) and what is left in the window enforced."""
+
+    def __init__(self, rpm: int | None, tpm: int | None, window_s: float = WINDOW_S) -> None:
         self.rpm = rpm
         self.tpm = tpm
+        self.window_s = window_s
+        self.max_requests = _window_share(rpm, window_s)
+        self.max_tokens = _window_share(tpm, window_s)
         self._entries: deque[tuple[float, int]] = deque()
         self._tokens = 0
 
     def _expire(self, now: float) -> None:
-        while self._entries and self._entries[0][0] + WINDOW_S <= now:
+        while self._entries and self._entries[0][0] + self.window_s <= now:
             self._tokens -= self._entries.popleft()[1]
 
     def admit(self, now: float, tokens: int) -> tuple[float, str] | None:
         """Record the request and return None, or return (seconds to wait, "requests"|"tokens")."""
         self._expire(now)
-        if self.rpm is not None and len(self._entries) >= self.rpm:
-            wait = self._entries[len(self._entries) - self.rpm][0] + WINDOW_S - now
+        window = self.window_s
+        if self.max_requests is not None and len(self._entries) >= self.max_requests:
+            wait = self._entries[len(self._entries) - self.max_requests][0] + window - now
             return wait, "requests"
-        if self.tpm is not None and self._tokens + tokens > self.tpm:
-            if tokens > self.tpm:
-                return WINDOW_S, "tokens"
-            excess = self._tokens + tokens - self.tpm
+        if self.max_tokens is not None and self._tokens + tokens > self.max_tokens:
+            if tokens > self.max_tokens:
+                return window, "tokens"
+            excess = self._tokens + tokens - self.max_tokens
             for stamp, used in self._entries:
                 excess -= used
                 if excess <= 0:
-                    return stamp + WINDOW_S - now, "tokens"
+                    return stamp + window - now, "tokens"
         self._entries.append((now, tokens))
         self._tokens += tokens
         return None
 
     def headers(self, now: float) -> dict[str, str]:
         self._expire(now)
-        reset = self._entries[0][0] + WINDOW_S - now if self._entries else 0.0
+        reset = self._entries[0][0] + self.window_s - now if self._entries else 0.0
         out: dict[str, str] = {}
-        if self.rpm is not None:
+        if self.rpm is not None and self.max_requests is not None:
             out["x-ratelimit-limit-requests"] = str(self.rpm)
-            out["x-ratelimit-remaining-requests"] = str(max(0, self.rpm - len(self._entries)))
+            out["x-ratelimit-remaining-requests"] = str(max(0, self.max_requests - len(self._entries)))
             out["x-ratelimit-reset-requests"] = _fmt_reset(reset)
-        if self.tpm is not None:
+        if self.tpm is not None and self.max_tokens is not None:
             out["x-ratelimit-limit-tokens"] = str(self.tpm)
-            out["x-ratelimit-remaining-tokens"] = str(max(0, self.tpm - self._tokens))
+            out["x-ratelimit-remaining-tokens"] = str(max(0, self.max_tokens - self._tokens))
             out["x-ratelimit-reset-tokens"] = _fmt_reset(reset)
         return out
 
@@ -476,6 +493,8 @@ class Stats:
     in_flight: int = 0
     max_in_flight: int = 0
     started: float = field(default_factory=time.monotonic)
+    first_request: float | None = None  # monotonic time the first chat request arrived
+    last_response: float | None = None  # ... and the last one was answered
 
     def as_json(self, articles_seen: int) -> dict[str, Any]:
         return {
@@ -494,6 +513,10 @@ class Stats:
             "max_in_flight": self.max_in_flight,
             "articles_seen": articles_seen,
             "uptime_s": round(time.monotonic() - self.started, 3),
+            # first chat request in to last answer out: the run's time as the server saw it
+            "active_s": None
+            if self.first_request is None or self.last_response is None
+            else round(self.last_response - self.first_request, 3),
         }
 
 
@@ -552,7 +575,7 @@ class FakeServer:
         """Forget counters, first attempts and rate-limit windows."""
         in_flight = getattr(self, "stats", Stats()).in_flight
         self.stats = Stats(in_flight=in_flight, max_in_flight=in_flight)
-        self.window = SlidingWindow(self.config.rpm, self.config.tpm)
+        self.window = SlidingWindow(self.config.rpm, self.config.tpm, self.config.window_s)
         self.attempts: Counter[str] = Counter()
 
     def app(self) -> web.Application:
@@ -605,6 +628,8 @@ class FakeServer:
 
     async def chat_completions(self, request: web.Request) -> web.Response:
         self.stats.requests += 1
+        if self.stats.first_request is None:
+            self.stats.first_request = time.monotonic()
         self.stats.in_flight += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
         try:
@@ -616,6 +641,7 @@ class FakeServer:
             raise
         finally:
             self.stats.in_flight -= 1
+            self.stats.last_response = time.monotonic()
 
     async def _chat_completions(self, request: web.Request) -> web.Response:
         started = time.monotonic()
@@ -844,6 +870,13 @@ def _parse_args(argv: Sequence[str] | None) -> ServerConfig:
     parser.add_argument("--jitter", type=float, default=0.0, help="latency +/- up to this many seconds")
     parser.add_argument("--rpm", type=int, help="requests per 60-s sliding window")
     parser.add_argument("--tpm", type=int, help="tokens (prompt + completion) per 60-s sliding window")
+    parser.add_argument(
+        "--window-s",
+        type=float,
+        default=WINDOW_S,
+        help="enforce --rpm/--tpm over this shorter sliding window: rpm * window_s / 60 requests in any "
+        "window_s seconds (e.g. --window-s 6 --rpm 600: 60 in any 6 s)",
+    )
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of first attempts that fail")
     parser.add_argument(
         "--faults",
@@ -870,6 +903,7 @@ def _parse_args(argv: Sequence[str] | None) -> ServerConfig:
             jitter=args.jitter,
             rpm=args.rpm,
             tpm=args.tpm,
+            window_s=args.window_s,
             fault_rate=args.fault_rate,
             faults=faults,
             fault_seed=args.fault_seed,

@@ -232,6 +232,45 @@ def test_tpm_limit_counts_prompt_and_completion_tokens(serve: Any, client: httpx
     assert second.json()["error"]["type"] == "tokens"
 
 
+def test_short_window_enforces_the_limit_over_any_window_s(serve: Any, client: httpx.Client) -> None:
+    url = serve(rpm=600, window_s=0.5)  # 600/min quantised: at most 5 in any 0.5 s
+    started = time.monotonic()
+    responses = [client.post(f"{url}/chat/completions", json=chat_body(f"Article {i}.")) for i in range(6)]
+    assert time.monotonic() - started < 0.5, "machine too slow to send 6 requests inside the window"
+    assert [r.status_code for r in responses] == [200] * 5 + [429]
+    first, limited = responses[0], responses[-1]
+    assert first.headers["x-ratelimit-limit-requests"] == "600"  # the per-minute figure a provider states
+    assert first.headers["x-ratelimit-remaining-requests"] == "4"  # what is left in the window enforced
+    assert limited.headers["x-ratelimit-remaining-requests"] == "0"
+    retry_after = float(limited.headers["retry-after"])
+    assert 0 < retry_after <= 0.5
+    time.sleep(retry_after + 0.01)
+    assert client.post(f"{url}/chat/completions", json=chat_body("Article 7.")).status_code == 200
+    stats = client.get(f"{url}/stats").json()
+    assert stats["by_status"] == {"200": 6, "429": 1}
+    assert 0 < stats["active_s"] <= stats["uptime_s"]
+
+
+def test_short_window_scales_the_token_limit_too(serve: Any, client: httpx.Client) -> None:
+    url = serve(tpm=90_000, window_s=1.0)  # 1,500 tokens in any 1 s
+    text = seed(SEED_001).text
+    first = client.post(f"{url}/chat/completions", json=chat_body(text, "json"))
+    assert first.status_code == 200
+    used = first.json()["usage"]["total_tokens"]
+    assert 750 < used <= 1500
+    assert first.headers["x-ratelimit-limit-tokens"] == "90000"
+    assert first.headers["x-ratelimit-remaining-tokens"] == str(1500 - used)
+    second = client.post(f"{url}/chat/completions", json=chat_body(text, "json"))
+    assert second.status_code == 429
+    assert 0 < float(second.headers["retry-after"]) <= 1.0
+
+
+@pytest.mark.parametrize("window_s", [0, -1, 61])
+def test_window_s_must_be_within_a_minute(window_s: float) -> None:
+    with pytest.raises(ValueError, match="window_s"):
+        fs.ServerConfig(rpm=600, window_s=window_s)
+
+
 # --------------------------------------------------------------------------- faults
 
 

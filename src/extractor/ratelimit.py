@@ -4,6 +4,12 @@ One ``RateLimiter`` is shared by every request of a run:
 
 - requests/min and tokens/min are each a token bucket refilled continuously at ``limit / 60`` per second,
   holding at most ``burst_seconds`` of refill (at least 1), so traffic is smooth rather than bursty;
+- ``window_safe`` (what the Extractor uses) also keeps every shorter window within its share, because
+  providers enforce a per-minute limit over seconds too (600 RPM as 10 per second): it paces at 98 % of
+  the limit from a bucket of one request (or 20 ms of tokens) plus 20 ms of refill, so 600 RPM goes out
+  one request every 0.102 s and no 1-s, 6-s or 60-s window holds more than 10, 60 or 600. A caller that
+  wakes up to 20 ms late keeps its slot; a longer stall (a GC pause, a loaded machine) is lost time, as
+  catching it up would be a burst;
 - callers are served strictly first come, first served (the head of the queue waits, the rest queue behind);
 - a 429 pauses every caller until the retry time and cuts the effective rate by ``decrease`` (floored at
   ``min_factor``); after ``recovery_quiet_s`` without a 429 it climbs back additively — quickly to 95 % of
@@ -53,6 +59,13 @@ _SLOW_RECOVERY = 0.1
 _WINDOW_S = 60.0
 # A header-less 429 on an unlimited limiter infers a limit only from at least this many recent grants.
 _MIN_INFER_SAMPLES = 10
+# Bucket size of a plain limiter, in seconds of refill.
+_PLAIN_BURST_S = 2.0
+# window_safe: pace this far below the limit, from this small a bucket: any W-second window then holds
+# at most 1 + (0.02 + 0.98 W) * limit/60 requests, within the share of every W >= 1 s at 600 RPM, and 61
+# requests take 6.1 s, so sending jitter up to 0.1 s still keeps 60 in any 6 s.
+_SAFE_PACE = 0.98
+_SAFE_BURST_S = 0.02
 
 
 def parse_duration(text: str) -> float:
@@ -122,6 +135,10 @@ class RateLimiter:
     """Shared, adaptive requests/min + tokens/min limiter for one event loop.
 
     ``rpm``/``tpm`` of ``None`` mean no client-side limit (one may still be learned from headers).
+    ``burst_seconds`` defaults to 2 s of refill, or 0.02 s with ``window_safe``, which also paces at 98 %
+    of the limit, lets a late caller catch up by ``burst_seconds`` and stretches the refill over 60 s +
+    the burst, so that neither a server's sliding 60-s window nor a shorter one over which it enforces
+    its share is exceeded.
     ``clock``/``sleep`` are injectable so tests can run on simulated time.
     """
 
@@ -130,7 +147,7 @@ class RateLimiter:
         rpm: float | None = None,
         tpm: float | None = None,
         *,
-        burst_seconds: float = 2.0,
+        burst_seconds: float | None = None,
         window_safe: bool = False,
         decrease: float = 0.8,
         min_factor: float = 0.05,
@@ -148,6 +165,8 @@ class RateLimiter:
                 raise ValueError(f"{name} must be a positive number or None, got {value!r}")
         if not 0 < decrease < 1 or not 0 < min_factor <= 1:
             raise ValueError("decrease must be in (0, 1) and min_factor in (0, 1]")
+        if burst_seconds is None:
+            burst_seconds = _SAFE_BURST_S if window_safe else _PLAIN_BURST_S
         if min(burst_seconds, recovery_per_s, max_sleep_s) <= 0:
             raise ValueError("burst_seconds, recovery_per_s and max_sleep_s must be positive")
         if min(decrease_cooldown_s, recovery_quiet_s, default_backoff_s, max_pause_s) < 0:
@@ -155,9 +174,11 @@ class RateLimiter:
         self._clock = clock
         self._sleep = sleep
         self._burst_s = burst_seconds
-        # window_safe: refill over 60 s + the burst, so a full bucket plus a minute of refill is exactly
-        # the limit and a server's sliding 60-s window is never exceeded (costs burst/60, ~3 %).
+        # window_safe: refill over 60 s + the burst, so a full bucket plus a minute of refill stays within
+        # the limit and a server's sliding 60-s window is never exceeded; pace 2 % lower for short windows.
         self._refill_window_s = _WINDOW_S + (burst_seconds if window_safe else 0.0)
+        self._pace = _SAFE_PACE if window_safe else 1.0
+        self._window_safe = window_safe
         self._decrease = decrease
         self._min_factor = min_factor
         self._cooldown_s = decrease_cooldown_s
@@ -165,7 +186,9 @@ class RateLimiter:
         self._recovery_per_s = recovery_per_s
         self._default_backoff_s = default_backoff_s
         self._max_pause_s = max_pause_s
-        self._max_sleep_s = max_sleep_s
+        # window_safe: the head re-checks every burst_s, so a credit (release_unused) that lets it go
+        # early is used before its small bucket overflows.
+        self._max_sleep_s = min(max_sleep_s, burst_seconds) if window_safe else max_sleep_s
 
         now = clock()
         self._lock = asyncio.Lock()
@@ -308,12 +331,18 @@ class RateLimiter:
         self._decreases += 1
 
     def release_unused(self, tokens: int) -> None:
-        """Give back tokens charged by ``acquire`` but not used (e.g. estimate minus actual usage)."""
+        """Give back tokens charged by ``acquire`` but not used (e.g. estimate minus actual usage).
+
+        With ``window_safe`` the credit may lift the bucket above its capacity (by at most this one
+        credit), so that the small bucket does not clip it away before the next caller can use it."""
         if tokens > 0 and self._tokens.limit is not None:
             now = self._clock()
             self._refill_all(now)
-            capacity = self._capacity(self._tokens.limit, self._factor(now))
-            self._tokens.level = min(capacity, self._tokens.level + tokens)
+            capacity = self._capacity(self._tokens, self._tokens.limit, self._factor(now))
+            if self._window_safe:
+                self._tokens.level = min(self._tokens.level, capacity) + tokens
+            else:
+                self._tokens.level = min(capacity, self._tokens.level + tokens)
 
     def reconcile(self, estimated: int, actual: int) -> None:
         """Correct the token charge of a request: credit an overestimate, charge an underestimate."""
@@ -359,17 +388,30 @@ class RateLimiter:
 
     def _rate(self, limit: float, factor: float) -> float:
         """Refill per second of a per-minute ``limit`` at the current rate factor."""
-        return limit * factor / self._refill_window_s
+        return limit * factor * self._pace / self._refill_window_s
 
-    def _capacity(self, limit: float, factor: float) -> float:
+    def _burst(self, limit: float, factor: float) -> float:
+        """The most a waiting head needs before it may go (a bigger need passes then, as debt)."""
         return max(1.0, self._rate(limit, factor) * self._burst_s)
+
+    def _capacity(self, bucket: _Bucket, limit: float, factor: float) -> float:
+        burst = self._burst(limit, factor)
+        if not self._window_safe:
+            return burst
+        # One request (or the token burst) plus burst_s of refill on top, so a head that wakes up to
+        # burst_s late (a busy event loop, a loaded machine) keeps its slot: the next one goes early by
+        # as much, never earlier than burst_s ahead of even pacing.
+        base = 1.0 if bucket is self._requests else burst
+        return base + self._rate(limit, factor) * self._burst_s
 
     def _refill_all(self, now: float) -> None:
         factor = self._factor(now)
         for bucket in (self._requests, self._tokens):
             if bucket.limit is not None and now > bucket.updated:
                 refill = (now - bucket.updated) * self._rate(bucket.limit, factor)
-                bucket.level = min(self._capacity(bucket.limit, factor), bucket.level + refill)
+                capacity = self._capacity(bucket, bucket.limit, factor)
+                if bucket.level < capacity:  # a credit above the capacity stays until it is spent
+                    bucket.level = min(capacity, bucket.level + refill)
             bucket.updated = max(bucket.updated, now)
 
     def _set_limit(self, bucket: _Bucket, now: float) -> None:
@@ -379,7 +421,7 @@ class RateLimiter:
         if bucket.limit is None:
             bucket.level = 0.0
         else:
-            capacity = self._capacity(bucket.limit, self._factor(now))
+            capacity = self._capacity(bucket, bucket.limit, self._factor(now))
             bucket.level = capacity if old is None else min(bucket.level, capacity)
         bucket.updated = now
         self._limited = self._requests.limit is not None or self._tokens.limit is not None
@@ -402,7 +444,7 @@ class RateLimiter:
         for bucket, need in ((self._requests, 1.0), (self._tokens, float(tokens))):
             if bucket.limit is None or need <= 0:
                 continue
-            need = min(need, self._capacity(bucket.limit, factor))
+            need = min(need, self._burst(bucket.limit, factor))
             if bucket.level < need:
                 wait = max(wait, (need - bucket.level) / self._rate(bucket.limit, factor))
         return wait
