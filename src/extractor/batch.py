@@ -45,9 +45,11 @@ from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, ErrorInfo, LoadError
 from extractor.pipeline import Extractor, load_error_id, load_error_result
 from extractor.store import (
+    LOCK_FILE,
     RESULTS_FILE,
     RUN_FILE,
     ResultsWriter,
+    lock_run_folder,
     write_article_text,
     write_json_atomic,
 )
@@ -429,7 +431,7 @@ def _compact(path: Path) -> int:
 INDEX_FILE = ".index.sqlite"
 
 # What the project writes into a run folder (extractor.report.REPORT_FILE, extractor.digest.DIGEST_FILE).
-_OWN_FILES = (RESULTS_FILE, RUN_FILE, INDEX_FILE, "report.html", "digest.json")
+_OWN_FILES = (RESULTS_FILE, RUN_FILE, INDEX_FILE, LOCK_FILE, "report.html", "digest.json")
 
 
 def _excluder(out_dir: Path) -> Callable[[str, str], bool]:
@@ -711,8 +713,12 @@ def run_batch(
     force: bool = False,
     concurrency: int | None = None,
     reporter: BatchReporter | None = None,
+    wait_lock: bool = False,
 ) -> RunSummary:
-    """Extract every article under ``paths`` into ``out_dir``; see the module docstring."""
+    """Extract every article under ``paths`` into ``out_dir``; see the module docstring.
+
+    The folder's lock is held for the whole run (``store.lock_run_folder``): while another run or watch
+    writes into ``out_dir`` this raises FolderBusyError naming its pid, or waits with ``wait_lock``."""
     out = Path(out_dir)
     limit = extractor.settings.concurrency if concurrency is None else concurrency
     if limit < 1:
@@ -727,7 +733,8 @@ def run_batch(
         summary = await _run(inputs, out, extractor, force, limit, report, stop)
         return _finish(out, summary, started, report)
 
-    return asyncio.run(_with_sigint(once))
+    with lock_run_folder(out, wait=wait_lock):
+        return asyncio.run(_with_sigint(once))
 
 
 async def _with_sigint(make: Callable[[asyncio.Event], Awaitable[RunSummary]]) -> RunSummary:
@@ -779,9 +786,11 @@ def watch(
     settle_s: float = 1.0,
     reporter: BatchReporter | None = None,
     max_rounds: int | None = None,
+    wait_lock: bool = False,
 ) -> RunSummary:
     """Extract files as they appear in ``drop_dir`` (same incremental rules) until Ctrl-C, which lets
-    the articles in flight finish. run.json holds the totals of the whole watch, rewritten each round."""
+    the articles in flight finish. run.json holds the totals of the whole watch, rewritten each round.
+    The folder's lock is held for the whole watch, as in ``run_batch``."""
     drop, out = Path(drop_dir), Path(out_dir)
     if interval_s <= 0:
         raise ConfigError(f"watch interval must be positive, got {interval_s}")
@@ -818,7 +827,8 @@ def watch(
         total.interrupted = total.interrupted or stop.is_set()
         return _finish(out, total, started, report)
 
-    return asyncio.run(_with_sigint(loop))
+    with lock_run_folder(out, wait=wait_lock):
+        return asyncio.run(_with_sigint(loop))
 
 
 def _write_progress(out_dir: Path, summary: RunSummary, started: float) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from extractor.config import Settings
-from extractor.errors import ConfigError, ExtractorError
+from extractor.errors import ConfigError, ExtractorError, FolderBusyError
 
 __all__ = ["main"]
 
@@ -42,6 +42,15 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", dest="cache_dir", help="response cache ($EXTRACTOR_CACHE_DIR)")
     g.add_argument(
         "--no-cache", dest="no_cache", action="store_true", help="neither read nor write the cache"
+    )
+
+
+def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait-lock",
+        dest="wait_lock",
+        action="store_true",
+        help="if another run or watch is writing the output folder, wait for it (default: exit 2)",
     )
 
 
@@ -101,7 +110,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     extractor = _extractor_for(args)
     with extractor:
-        summary = run_batch(args.paths, args.out, extractor, force=args.force, reporter=_reporter(args))
+        summary = run_batch(
+            args.paths,
+            args.out,
+            extractor,
+            force=args.force,
+            reporter=_reporter(args),
+            wait_lock=args.wait_lock,
+        )
     print(f"results: {Path(args.out) / 'results.jsonl'}  summary: {Path(args.out) / 'run.json'}")
     if args.html:
         print(f"review page: {_write_report(Path(args.out))}")
@@ -116,7 +132,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     extractor = _extractor_for(args)
     with extractor:
-        summary = watch(args.drop, args.out, extractor, interval_s=args.interval, reporter=_reporter(args))
+        summary = watch(
+            args.drop,
+            args.out,
+            extractor,
+            interval_s=args.interval,
+            reporter=_reporter(args),
+            wait_lock=args.wait_lock,
+        )
     return 1 if summary.failed else 0
 
 
@@ -142,7 +165,9 @@ def cmd_record(args: argparse.Namespace) -> int:
         },
     )
     with Extractor(settings) as extractor:
-        summary = run_batch(args.paths, args.out, extractor, force=True, reporter=_reporter(args))
+        summary = run_batch(
+            args.paths, args.out, extractor, force=True, reporter=_reporter(args), wait_lock=args.wait_lock
+        )
     print(f"recorded {summary.http_calls} exchange(s) into {args.fixtures}")
     return 1 if summary.failed else 0
 
@@ -312,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges (default without API key)")
     p.add_argument("--html", action="store_true", help="also write the review page")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-article lines or progress bar")
+    _wait_lock_arg(p)
     _settings_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -321,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
     p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges")
     p.add_argument("--quiet", "-q", action="store_true")
+    _wait_lock_arg(p)
     _settings_args(p)
     p.set_defaults(func=cmd_watch)
 
@@ -329,6 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), help="where recordings go")
     p.add_argument("--out", default="out/record", help="output folder of the recording run")
     p.add_argument("--quiet", "-q", action="store_true")
+    _wait_lock_arg(p)
     _settings_args(p)
     p.set_defaults(func=cmd_record)
 
@@ -381,6 +409,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
+    except FolderBusyError as exc:
+        print(f"extractor: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"extractor: configuration error: {exc}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ Every error the library raises on purpose is an ``ExtractorError``; its message 
 
     ExtractorError
     ├── ConfigError           bad settings, missing API key, unknown mode, unreadable config file
+    │   └── FolderBusyError   the run folder is locked by another run (its pid in the message)
     ├── LoadError*            (not raised: a value, see extractor.models.LoadError)
     ├── LLMError              the model could not give a usable answer
     │   ├── TransportError    network / HTTP failure after every transport retry (429, 5xx, timeouts)
@@ -22,6 +23,7 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "ExtractorError",
+    "FolderBusyError",
     "LLMError",
     "ParseError",
     "ReplayError",
@@ -40,6 +42,10 @@ class ExtractorError(Exception):
 
 class ConfigError(ExtractorError):
     """Settings are missing or invalid (e.g. no API key for a live model)."""
+
+
+class FolderBusyError(ConfigError):
+    """Another process holds the run folder's lock (another run or watch writes into it)."""
 
 
 class LLMError(ExtractorError):

@@ -1,0 +1,190 @@
+"""The life of a run folder: one writer at a time (the folder lock), SIGTERM, and the run history.
+
+The process-level tests start real ``extractor`` processes against the project's fake OpenAI-compatible
+server on 127.0.0.1 and count the requests it served, so "paid twice" is measured, not inferred.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from extractor import cli
+from extractor.store import LOCK_FILE, RESULTS_FILE, lock_run_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def body(n: int | str) -> str:
+    return f"Report {n}. The minister said “we will act” on Monday. Leaders met in Paris on January 6.\n"
+
+
+def drop(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"art{i:02d}.txt").write_text(body(i), encoding="utf-8")
+    return folder
+
+
+def complete_lines(path: Path) -> list[dict[str, Any]]:
+    raw = path.read_bytes() if path.exists() else b""
+    return [json.loads(x) for x in raw.split(b"\n")[:-1] if x.strip()]
+
+
+def run_json(out: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    return data
+
+
+def fake_server(latency: float) -> Any:
+    """The project's fake server (benchmarks/fake_server.py) in a thread, ``latency`` seconds a request."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        fs: Any = importlib.import_module("fake_server")
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    return fs.run_in_thread(fs.ServerConfig(latency=latency))
+
+
+@pytest.fixture
+def server() -> Iterator[str]:
+    """1 s a request: a run of 40 articles one at a time would last 40 s; the tests end it early with
+    Ctrl-C (SIGINT), so a second process, however slow to start on a busy machine, meets it running."""
+    with fake_server(1.0) as url:
+        yield url
+
+
+def served(url: str) -> int:
+    """How many chat completions the fake server has answered (each one a paid call)."""
+    count: int = httpx.get(f"{url}/stats", timeout=5).json()["requests"]
+    return count
+
+
+def env_for(tmp_path: Path, url: str) -> dict[str, str]:
+    return dict(
+        os.environ, OPENAI_API_KEY="test", OPENAI_BASE_URL=url, EXTRACTOR_CACHE_DIR=str(tmp_path / "cache")
+    )
+
+
+def extractor_run(src: Path, out: Path, *extra: str) -> list[str]:
+    command = [sys.executable, "-m", "extractor", "run", str(src), "--out", str(out)]
+    return [*command, "--concurrency", "1", "--no-cache", "--quiet", *extra]
+
+
+def wait_for_results(proc: subprocess.Popen[bytes], out: Path, count: int, log: Path) -> None:
+    deadline = time.monotonic() + 30
+    while len(complete_lines(out / RESULTS_FILE)) < count:
+        assert proc.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, "the run wrote no results in time"
+        time.sleep(0.02)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+
+
+# --------------------------------------------------------------------------- one writer per folder
+
+
+@pytest.mark.slow
+def test_a_second_run_on_a_busy_folder_exits_2_naming_the_holder(tmp_path: Path, server: str) -> None:
+    src, out = drop(tmp_path / "in", 40), tmp_path / "out"
+    env = env_for(tmp_path, server)
+    log = tmp_path / "first.log"
+    with log.open("wb") as fh:
+        first = subprocess.Popen(extractor_run(src, out), env=env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        wait_for_results(first, out, 1, log)
+        second = subprocess.run(
+            extractor_run(src, out), env=env, capture_output=True, timeout=60, check=False
+        )
+        err = second.stderr.decode()
+        assert second.returncode == 2, (err, served(server))
+        assert first.poll() is None, "the first run ended before the second started: the test proves nothing"
+        assert f"pid {first.pid}" in err and str(out) in err and "--wait-lock" in err
+        assert "Traceback" not in err
+        first.send_signal(signal.SIGINT)  # end it early: the article in flight finishes
+        assert first.wait(timeout=60) == 130, log.read_text()
+    finally:
+        stop(first)
+    lines = complete_lines(out / RESULTS_FILE)
+    assert len({r["article_id"] for r in lines}) == len(lines) < 40
+    assert served(server) == len(lines)  # the refused run paid for nothing
+    assert run_json(out)["ok"] == len(lines)  # and did not overwrite the first run's summary
+
+
+@pytest.mark.slow
+def test_wait_lock_runs_after_the_holder_and_pays_nothing_twice(tmp_path: Path, server: str) -> None:
+    src, out = drop(tmp_path / "in", 40), tmp_path / "out"
+    env = env_for(tmp_path, server)
+    log, log2 = tmp_path / "first.log", tmp_path / "second.log"
+    with log.open("wb") as fh:
+        first = subprocess.Popen(extractor_run(src, out), env=env, stdout=fh, stderr=subprocess.STDOUT)
+    second: subprocess.Popen[bytes] | None = None
+    try:
+        wait_for_results(first, out, 1, log)  # it holds the lock
+        with log2.open("wb") as fh:
+            second = subprocess.Popen(
+                extractor_run(src, out, "--wait-lock"), env=env, stdout=fh, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 60
+        while f"waiting for pid {first.pid}" not in log2.read_text():
+            assert second.poll() is None, log2.read_text()
+            assert time.monotonic() < deadline, "the second run did not wait"
+            time.sleep(0.05)
+        assert first.poll() is None and second.poll() is None
+        first.send_signal(signal.SIGINT)
+        assert first.wait(timeout=60) == 130, log.read_text()
+        done_by_first = len(complete_lines(out / RESULTS_FILE))
+        assert second.wait(timeout=120) == 0, log2.read_text()
+    finally:
+        stop(first)
+        if second is not None:
+            stop(second)
+    assert served(server) == 40  # every article paid for once
+    lines = complete_lines(out / RESULTS_FILE)
+    assert Counter(r["article_id"] for r in lines) == Counter({f"art{i:02d}": 1 for i in range(40)})
+    last = run_json(out)
+    assert (last["skipped"], last["ok"], last["http_calls"]) == (
+        done_by_first,
+        40 - done_by_first,
+        40 - done_by_first,
+    )
+
+
+def test_writers_take_the_lock_and_readers_do_not(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """In one process: the lock is per open file, so a held lock refuses run and watch here too."""
+    out = tmp_path / "out"
+    seeds = ROOT / "seeds"
+    assert cli.main(["run", str(seeds), "--out", str(out), "-q"]) == 0
+    capsys.readouterr()
+    with lock_run_folder(out):
+        assert json.loads((out / LOCK_FILE).read_text(encoding="utf-8"))["pid"] == os.getpid()
+        assert cli.main(["run", str(seeds), "--out", str(out), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert (
+            f"\nextractor: {out} is in use" in err and f"pid {os.getpid()}" in err and "Traceback" not in err
+        )
+        assert cli.main(["watch", str(seeds), "--out", str(out), "-q"]) == 2
+        assert f"pid {os.getpid()}" in capsys.readouterr().err
+        # readers: the review page, the digest and the scores need no lock
+        assert cli.main(["report", str(out)]) == 0
+        assert cli.main(["digest", str(out)]) == 0
+        assert cli.main(["eval", str(out)]) == 0
+    capsys.readouterr()
+    assert cli.main(["run", str(seeds), "--out", str(out), "-q"]) == 0  # released
+    assert run_json(out)["skipped"] == 5
