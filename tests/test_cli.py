@@ -459,3 +459,16 @@ def test_ctrl_c_stops_a_watch_cleanly(tmp_path: Path, slow_server: str) -> None:
     assert {r.status for r in results} == {"ok"}
     data = run_json(out)
     assert data["interrupted"] is True and data["articles"] == data["ok"] == len(ids)
+
+
+def test_a_run_stopped_by_sigterm_exits_143(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import extractor.batch
+
+    def stopped_run(*_: Any, **__: Any) -> Any:
+        return extractor.batch.RunSummary(articles=5, ok=2, interrupted=True, stopped_by="SIGTERM")
+
+    monkeypatch.setattr(extractor.batch, "run_batch", stopped_run)
+    assert cli.main(["run", str(SEEDS), "--out", str(tmp_path / "out"), "-q"]) == 143
+    assert "stopped by SIGTERM; run the same command again to finish the rest" in capsys.readouterr().err

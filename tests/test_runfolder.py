@@ -188,3 +188,53 @@ def test_writers_take_the_lock_and_readers_do_not(tmp_path: Path, capsys: pytest
     capsys.readouterr()
     assert cli.main(["run", str(seeds), "--out", str(out), "-q"]) == 0  # released
     assert run_json(out)["skipped"] == 5
+
+
+# --------------------------------------------------------------------------- SIGTERM
+
+
+@pytest.fixture
+def busy_server() -> Iterator[str]:
+    """0.5 s a request."""
+    with fake_server(0.5) as url:
+        yield url
+
+
+@pytest.mark.slow
+def test_sigterm_ends_a_run_like_ctrl_c_and_the_rerun_pays_only_for_the_rest(
+    tmp_path: Path, busy_server: str
+) -> None:
+    src, out = drop(tmp_path / "in", 40), tmp_path / "out"
+    env = env_for(tmp_path, busy_server)
+    command = extractor_run(src, out)
+    command[command.index("--concurrency") + 1] = "3"
+    log = tmp_path / "first.log"
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(command, env=env, stdout=fh, stderr=subprocess.STDOUT)
+    try:
+        wait_for_results(proc, out, 3, log)
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+    finally:
+        stop(proc)
+    text = log.read_text()
+    assert code == 143, text
+    assert "SIGTERM: stopping after the articles in flight" in text and "Traceback" not in text
+    assert "stopped by SIGTERM; run the same command again to finish the rest" in text
+    raw = (out / RESULTS_FILE).read_bytes()
+    assert raw.endswith(b"\n")
+    done = [json.loads(x) for x in raw.splitlines()]
+    assert 3 <= len(done) < 40 and {r["status"] for r in done} == {"ok"}
+    assert served(busy_server) == len(done)  # what was in flight finished and was written
+    summary = run_json(out)
+    assert summary["interrupted"] is True and summary["stopped_by"] == "SIGTERM"
+    assert summary["ok"] == summary["http_calls"] == len(done)
+
+    second = subprocess.run(command, env=env, capture_output=True, timeout=120, check=False)
+    assert second.returncode == 0, second.stderr.decode()
+    assert served(busy_server) == 40  # nothing paid twice
+    lines = complete_lines(out / RESULTS_FILE)
+    assert Counter(r["article_id"] for r in lines) == Counter({f"art{i:02d}": 1 for i in range(40)})
+    final = run_json(out)
+    assert (final["skipped"], final["ok"], final["interrupted"]) == (len(done), 40 - len(done), False)
+    assert final["stopped_by"] is None

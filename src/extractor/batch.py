@@ -89,6 +89,7 @@ class RunSummary:
     repaired_bytes: int = 0
     compacted_lines: int = 0
     interrupted: bool = False
+    stopped_by: str | None = None  # "SIGINT" (Ctrl-C) or "SIGTERM" when a signal stopped the run
     error_types: dict[str, int] = field(default_factory=dict)
     rate_limiter: dict[str, Any] = field(default_factory=dict)
 
@@ -548,8 +549,12 @@ async def _run(
     concurrency: int,
     reporter: BatchReporter,
     stop: asyncio.Event,
+    abort: asyncio.Event | None = None,
 ) -> RunSummary:
-    """One pass over ``items`` into ``out_dir``; returns the counters (wall time not yet set)."""
+    """One pass over ``items`` into ``out_dir``; returns the counters (wall time not yet set).
+
+    ``stop`` set: nothing new starts, the articles in flight finish. ``abort`` set: they are cancelled
+    (not written: the next run does them) and the pass ends."""
     model, version = extractor.settings.model, extractor.prompts.version
     summary = RunSummary(model=model, prompt_version=version)
     price = extractor.settings.price()
@@ -597,6 +602,7 @@ async def _run(
             raise stopping
 
     source = _Inputs(items, lambda article: write_article_text(out_dir, article.sha256, article.text))
+    aborted = asyncio.ensure_future(abort.wait()) if abort is not None else None
     try:
         while True:
             if stop.is_set():
@@ -641,12 +647,16 @@ async def _run(
             article_of[task] = item
             pending.add(task)
             while len(pending) >= concurrency:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                done, pending = await _wait_some(pending, aborted)
                 harvest(done)
         while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            done, pending = await _wait_some(pending, aborted)
             harvest(done)
+    except _Aborted:
+        summary.interrupted = True
     finally:
+        if aborted is not None:
+            aborted.cancel()
         for task in pending:
             task.cancel()
         # Their outcome (cancelled, or the same ConfigError) is not needed, only collected.
@@ -659,6 +669,25 @@ async def _run(
         summary.compacted_lines = _compact(writer.path)
     summary.rate_limiter = dict(extractor.limiter.stats())
     return summary
+
+
+class _Aborted(Exception):
+    """A second Ctrl-C or SIGTERM: the articles in flight are left for the next run."""
+
+
+async def _wait_some(
+    pending: set[asyncio.Task[ArticleResult]], aborted: asyncio.Future[Any] | None
+) -> tuple[set[asyncio.Task[ArticleResult]], set[asyncio.Task[ArticleResult]]]:
+    """``asyncio.wait(pending, FIRST_COMPLETED)``, ended early by ``aborted`` (raising _Aborted once
+    no finished task is left to harvest)."""
+    if aborted is None:
+        return await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    done, rest = await asyncio.wait({*pending, aborted}, return_when=asyncio.FIRST_COMPLETED)
+    done.discard(aborted)
+    rest.discard(aborted)
+    if not done:
+        raise _Aborted
+    return done, rest  # type: ignore[return-value]
 
 
 def _finish(out_dir: Path, summary: RunSummary, started: float, reporter: BatchReporter) -> RunSummary:
@@ -726,37 +755,69 @@ def run_batch(
     extractor.check_ready()
     report = reporter or LogReporter()
 
-    async def once(stop: asyncio.Event) -> RunSummary:
+    async def once(stop: _Stop) -> RunSummary:
         started = time.perf_counter()
         report.start(out)
         inputs = _load(paths, out)
-        summary = await _run(inputs, out, extractor, force, limit, report, stop)
+        summary = await _run(inputs, out, extractor, force, limit, report, stop.finish, stop.abort)
+        summary.stopped_by = stop.by if summary.interrupted else None
         return _finish(out, summary, started, report)
 
     with lock_run_folder(out, wait=wait_lock):
         return asyncio.run(_with_sigint(once))
 
 
-async def _with_sigint(make: Callable[[asyncio.Event], Awaitable[RunSummary]]) -> RunSummary:
-    """Run ``make(stop_event)``: the first Ctrl-C sets the event (the articles in flight finish, nothing
-    new starts); a second Ctrl-C aborts (KeyboardInterrupt)."""
-    stop = asyncio.Event()
+class _Stop:
+    """What the signals asked for: ``finish`` (a first Ctrl-C or SIGTERM: the articles in flight finish,
+    nothing new starts) and ``abort`` (a second one: they are left for the next run); ``by`` names the
+    first signal."""
+
+    def __init__(self) -> None:
+        self.finish = asyncio.Event()
+        self.abort = asyncio.Event()
+        self.by: str | None = None
+
+
+async def _with_sigint(make: Callable[[_Stop], Awaitable[RunSummary]]) -> RunSummary:
+    """Run ``make(stop)`` with Ctrl-C (SIGINT) and SIGTERM handled alike: the first sets ``stop.finish``,
+    a second sets ``stop.abort``; either way the run ends normally and writes run.json. After the second
+    the process's own handlers are back, so a third one ends it at once (like a kill: the next run
+    repairs and finishes). The handlers the process had before are restored at the end."""
+    stop = _Stop()
     loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
 
-    def first_interrupt() -> None:
-        stop.set()
-        loop.remove_signal_handler(signal.SIGINT)
-        print("stopping after the articles in flight (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+    def restore() -> None:
+        for signum, handler in previous.items():
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, handler)
+        previous.clear()
 
-    installed = False
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, first_interrupt)
-        installed = True
+    def on_signal(signum: signal.Signals) -> None:
+        key = "Ctrl-C" if signum == signal.SIGINT else signum.name
+        if not stop.finish.is_set():
+            stop.by = signum.name
+            stop.finish.set()
+            prefix = "" if signum == signal.SIGINT else f"{signum.name}: "
+            print(
+                f"{prefix}stopping after the articles in flight ({key} again to leave them to the next run)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        stop.abort.set()
+        restore()
+        print("stopping now: the articles in flight are left for the next run", file=sys.stderr, flush=True)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            handler = signal.getsignal(signum)
+            loop.add_signal_handler(signum, on_signal, signum)
+            previous[signum] = handler
     try:
         return await make(stop)
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
+        restore()
 
 
 def _new_files(
@@ -799,13 +860,13 @@ def watch(
     extractor.check_ready()
     report = reporter or LogReporter()
 
-    async def loop(stop: asyncio.Event) -> RunSummary:
+    async def loop(stop: _Stop) -> RunSummary:
         started = time.perf_counter()
         total = RunSummary(model=extractor.settings.model, prompt_version=extractor.prompts.version)
         seen: dict[Path, tuple[int, float]] = {}
         rounds = 0
         report.start(out)
-        while not stop.is_set() and (max_rounds is None or rounds < max_rounds):
+        while not stop.finish.is_set() and (max_rounds is None or rounds < max_rounds):
             rounds += 1
             fresh = list(_new_files(drop, seen, settle_s, out))
             if fresh:
@@ -816,15 +877,17 @@ def watch(
                     False,
                     extractor.settings.concurrency,
                     report,
-                    stop,
+                    stop.finish,
+                    stop.abort,
                 )
                 _merge(total, part)
                 _write_progress(out, total, started)
             if max_rounds is not None and rounds >= max_rounds:
                 break
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        total.interrupted = total.interrupted or stop.is_set()
+                await asyncio.wait_for(stop.finish.wait(), timeout=interval_s)
+        total.interrupted = total.interrupted or stop.finish.is_set()
+        total.stopped_by = stop.by
         return _finish(out, total, started, report)
 
     with lock_run_folder(out, wait=wait_lock):

@@ -1,7 +1,8 @@
 """The ``extractor`` command: a thin layer over the library.
 
-Exit codes: 0 = everything ok, 1 = some articles (or checks) failed, 2 = usage or configuration error,
-130 = a run stopped by Ctrl-C before every article was done.
+Exit codes: 0 = everything ok, 1 = some articles (or checks) failed, 2 = usage or configuration error
+(or the output folder is busy), 130 / 143 = a run stopped by Ctrl-C / SIGTERM before every article was
+done.
 """
 
 from __future__ import annotations
@@ -122,8 +123,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.html:
         print(f"review page: {_write_report(Path(args.out))}")
     if summary.interrupted:
-        print("extractor: interrupted; run the same command again to finish the rest", file=sys.stderr)
-        return 130
+        how = "stopped by SIGTERM" if summary.stopped_by == "SIGTERM" else "interrupted"
+        print(f"extractor: {how}; run the same command again to finish the rest", file=sys.stderr)
+        return 143 if summary.stopped_by == "SIGTERM" else 130
     return 1 if summary.failed else 0
 
 
@@ -325,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract events, verbatim-checked quotes and stances from news articles.",
         epilog=(
             "Exit codes: 0 ok, 1 some articles or checks failed, 2 usage or configuration error, "
-            "130 a run stopped by Ctrl-C before every article was done."
+            "130 / 143 a run stopped by Ctrl-C / SIGTERM before every article was done."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
