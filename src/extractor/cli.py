@@ -283,10 +283,17 @@ def cmd_cache(args: argparse.Namespace) -> int:
     cache = ResponseCache(settings.cache_dir)
     try:
         if args.action == "clear":
-            print(f"removed {cache.clear()} cached answer(s) from {settings.cache_dir}")
+            aside = len(cache.set_aside())
+            removed = f"removed {cache.clear()} cached answer(s)"
+            if aside:
+                removed += f" and {aside} corrupt cache(s) set aside"
+            print(f"{removed} from {settings.cache_dir}")
         else:
             stats = cache.stats()
             print(f"{stats['entries']} cached answer(s), {stats['bytes']} bytes, in {stats['directory']}")
+            set_aside = stats["set_aside"]
+            if set_aside:
+                print(f"{len(set_aside)} corrupt cache(s) set aside: {', '.join(set_aside)}")
     finally:
         cache.close()
     return 0

@@ -11,7 +11,7 @@ Every error the library raises on purpose is an ``ExtractorError``; its message 
     │   ├── TruncatedOutputError  finish_reason == "length" even after the larger-max_tokens retry
     │   └── ParseError        output still not valid JSON / schema after every re-ask
     ├── ReplayError           no recorded response for a request, or a stale recording
-    ├── CacheError            the response cache cannot be opened or holds a corrupt entry
+    ├── CacheError            the response cache cannot be opened, written or recovered
     └── StoreError            an output folder cannot be written or its results file is unreadable
 
 Inside a batch these become error results (``ArticleResult.status == "error"``), never crashes.
@@ -69,7 +69,7 @@ class ReplayError(ExtractorError):
 
 
 class CacheError(ExtractorError):
-    """The response cache is unusable or an entry is corrupt."""
+    """The response cache is unusable (a damaged one is set aside and replaced; this is what cannot be)."""
 
 
 class StoreError(ExtractorError):
