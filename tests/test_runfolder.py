@@ -7,6 +7,7 @@ server on 127.0.0.1 and count the requests it served, so "paid twice" is measure
 from __future__ import annotations
 
 import importlib
+import io
 import json
 import os
 import signal
@@ -21,8 +22,12 @@ from typing import Any
 import httpx
 import pytest
 
-from extractor import cli
-from extractor.store import LOCK_FILE, RESULTS_FILE, lock_run_folder
+from extractor import Extractor, Settings, cli
+from extractor.batch import LogReporter, count_inputs, run_batch, watch
+from extractor.errors import TransportError
+from extractor.store import LOCK_FILE, RESULTS_FILE, RUNS_FILE, lock_run_folder
+from tests import wire
+from tests.conftest import FakeModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -238,3 +243,104 @@ def test_sigterm_ends_a_run_like_ctrl_c_and_the_rerun_pays_only_for_the_rest(
     final = run_json(out)
     assert (final["skipped"], final["ok"], final["interrupted"]) == (len(done), 40 - len(done), False)
     assert final["stopped_by"] is None
+
+
+# --------------------------------------------------------------------------- run history
+
+
+def quiet_log() -> tuple[LogReporter, io.StringIO]:
+    stream = io.StringIO()
+    return LogReporter(stream=stream, quiet=True), stream
+
+
+def history(out: Path) -> list[dict[str, Any]]:
+    raw = (out / RUNS_FILE).read_bytes()
+    assert raw.endswith(b"\n")
+    return [json.loads(x) for x in raw.splitlines()]
+
+
+def extractor(tmp_path: Path, *answers: dict[str, Any] | Exception) -> Extractor:
+    settings = Settings(cache_dir=tmp_path / "cache", use_cache=False, api_key=None)
+    return Extractor(settings, provider=FakeModel().enqueue(*answers), cache=None)
+
+
+def answer() -> dict[str, Any]:
+    return wire.extraction(
+        quotes=[("we will act", "the minister")], events=[wire.event("Leaders met in Paris on January 6.")]
+    )
+
+
+def test_a_rerun_that_skips_everything_says_the_folder_totals_and_its_own(tmp_path: Path) -> None:
+    src, out = drop(tmp_path / "in", 5), tmp_path / "out"
+    run_batch([src], out, extractor(tmp_path, *[answer()] * 5), reporter=quiet_log()[0])
+    reporter, stream = quiet_log()
+    summary = run_batch([src], out, extractor(tmp_path), reporter=reporter)
+
+    runs = history(out)
+    assert [(r["ok"], r["skipped"], r["http_calls"]) for r in runs] == [(5, 0, 5), (0, 5, 0)]
+    assert all(r["started_at"] <= r["finished_at"] and r["finished_at"].endswith("Z") for r in runs)
+    assert "folder" not in runs[0]  # a line is that run's own figures
+    last = run_json(out)
+    assert (last["ok"], last["skipped"]) == (0, 5)  # run.json stays the last run's summary ...
+    assert last["folder"] == {  # ... with the folder's totals, labelled
+        "runs": 2,
+        "articles": 5,
+        "ok": 5,
+        "failed": 0,
+        "duplicates": 0,
+        "quotes": 5,
+        "events": 5,
+        "stances": 0,
+        "rejected": 0,
+    }
+    assert summary.as_dict() == last
+    text = stream.getvalue()
+    assert "last run                 5 articles: 0 ok, 0 failed, 5 skipped as done\n" in text
+    assert "this folder              5 articles: 5 ok, 0 failed, 0 duplicates (results of 2 runs)" in text
+
+
+def test_folder_totals_count_each_input_once_after_retries(tmp_path: Path) -> None:
+    src, out = drop(tmp_path / "in", 4), tmp_path / "out"
+    first = extractor(tmp_path, answer(), answer(), TransportError("HTTP 503"), answer())
+    run_batch([src], out, first, concurrency=1, reporter=quiet_log()[0])
+    folder = run_json(out)["folder"]
+    assert (folder["runs"], folder["articles"], folder["ok"], folder["failed"]) == (1, 4, 3, 1)
+    run_batch([src], out, extractor(tmp_path, answer()), reporter=quiet_log()[0])  # the failed one again
+    folder = run_json(out)["folder"]
+    assert (folder["runs"], folder["articles"], folder["ok"], folder["failed"]) == (2, 4, 4, 0)
+    assert (folder["quotes"], folder["events"]) == (4, 4)
+    assert [(r["ok"], r["errors"], r["skipped"]) for r in history(out)] == [(3, 1, 0), (1, 0, 3)]
+
+
+def test_a_torn_history_line_is_repaired_and_the_history_is_never_input(tmp_path: Path) -> None:
+    src, out = drop(tmp_path / "in", 2), tmp_path / "out"
+    run_batch([src], out, extractor(tmp_path, answer(), answer()), reporter=quiet_log()[0])
+    with (out / RUNS_FILE).open("ab") as fh:
+        fh.write(b'{"articles": 2, "o')  # a kill in the middle of the append
+    run_batch([src], out, extractor(tmp_path), reporter=quiet_log()[0])
+    assert len(history(out)) == 2 and run_json(out)["folder"]["runs"] == 2
+    # the folder's own files are never articles, even when the folder itself is given as input
+    assert count_inputs([out], out) == 0
+    assert {r["article_id"] for r in complete_lines(out / RESULTS_FILE)} == {"art00", "art01"}
+
+
+def test_a_watch_is_one_run_of_the_history(tmp_path: Path) -> None:
+    src, out = drop(tmp_path / "in", 3), tmp_path / "out"
+    past = time.time() - 60
+    for path in src.iterdir():
+        os.utime(path, (past, past))
+    ex = extractor(tmp_path, *[answer()] * 3)
+    watch(src, out, ex, interval_s=0.01, settle_s=0.0, reporter=quiet_log()[0], max_rounds=3)
+    runs = history(out)
+    assert len(runs) == 1 and runs[0]["ok"] == 3
+    assert run_json(out)["folder"] | {"runs": 0} == {
+        "runs": 0,
+        "articles": 3,
+        "ok": 3,
+        "failed": 0,
+        "duplicates": 0,
+        "quotes": 3,
+        "events": 3,
+        "stances": 0,
+        "rejected": 0,
+    }

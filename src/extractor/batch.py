@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime
 import itertools
 import json
 import os
@@ -48,7 +49,9 @@ from extractor.store import (
     LOCK_FILE,
     RESULTS_FILE,
     RUN_FILE,
+    RUNS_FILE,
     ResultsWriter,
+    append_run,
     lock_run_folder,
     write_article_text,
     write_json_atomic,
@@ -92,6 +95,11 @@ class RunSummary:
     stopped_by: str | None = None  # "SIGINT" (Ctrl-C) or "SIGTERM" when a signal stopped the run
     error_types: dict[str, int] = field(default_factory=dict)
     rate_limiter: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None  # UTC, ISO 8601
+    finished_at: str | None = None
+    # The folder's totals after this run (results.jsonl, one result per input, and the runs so far),
+    # as opposed to the counters above, which are this run's alone.
+    folder: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -248,7 +256,31 @@ def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
         ("http calls / cache hits", f"{summary.http_calls} / {summary.cache_hits}"),
         ("estimated cost", cost),
         ("wall time", f"{summary.wall_s:.2f} s ({summary.articles_per_min:.1f} articles/min)"),
+        *_run_and_folder_rows(summary),
     ]
+
+
+def _run_and_folder_rows(summary: RunSummary) -> list[tuple[str, str]]:
+    """The bottom line, labelled: what this run did, and what the folder holds after it."""
+    rows = [
+        (
+            "last run",
+            f"{summary.articles} articles: {summary.ok} ok, {summary.failed} failed, "
+            f"{summary.skipped} skipped as done",
+        )
+    ]
+    folder = summary.folder
+    if folder:
+        runs = folder.get("runs")
+        rows.append(
+            (
+                "this folder",
+                f"{folder.get('articles', 0)} articles: {folder.get('ok', 0)} ok, {folder.get('failed', 0)} "
+                f"failed, {folder.get('duplicates', 0)} duplicates"
+                + (f" (results of {runs} run{'' if runs == 1 else 's'})" if runs else ""),
+            )
+        )
+    return rows
 
 
 def render_summary_text(summary: RunSummary) -> str:
@@ -402,10 +434,40 @@ def _read_index(path: Path) -> _Index:
     return index
 
 
-def _compact(path: Path) -> int:
+_FOLDER_KEYS = ("articles", "ok", "failed", "duplicates", "quotes", "events", "stances", "rejected")
+
+
+def _tally(data: dict[str, Any]) -> tuple[int, ...]:
+    """One result line's share of the folder totals (in the order of _FOLDER_KEYS)."""
+
+    def count(key: str) -> int:
+        items = data.get(key)
+        return len(items) if isinstance(items, list) else 0
+
+    ok = data.get("status") == "ok"
+    kinds = (count("quotes"), count("events"), count("stances"), count("rejected"))
+    return (1, int(ok), int(not ok), int(bool(data.get("duplicate_of"))), *kinds)
+
+
+def _folder_of(summary: RunSummary) -> dict[str, int]:
+    """The folder totals when every line of results.jsonl is this run's."""
+    quotes = summary.quotes_exact + summary.quotes_normalized + summary.quotes_elided
+    return {
+        "articles": summary.ok + summary.failed,
+        "ok": summary.ok,
+        "failed": summary.failed,
+        "duplicates": summary.duplicates,
+        "quotes": quotes,
+        "events": summary.events,
+        "stances": summary.stances,
+        "rejected": summary.rejected,
+    }
+
+
+def _compact(path: Path) -> tuple[int, dict[str, int]]:
     """Keep only the last line per input source (and drop unreadable lines); return how many lines
-    were dropped. The file is replaced atomically."""
-    last: dict[str, int] = {}
+    were dropped, and the folder totals over the lines kept. The file is replaced atomically."""
+    last: dict[str, tuple[int, tuple[int, ...]]] = {}
     total = 0
     with path.open("rb") as fh:
         for number, raw in enumerate(fh):
@@ -413,11 +475,13 @@ def _compact(path: Path) -> int:
             with contextlib.suppress(ValueError):
                 data = json.loads(raw)
                 if isinstance(data, dict):
-                    last[str(data.get("source", f"#{number}"))] = number
-    keep = set(last.values())
+                    last[str(data.get("source", f"#{number}"))] = (number, _tally(data))
+    sums = [sum(column) for column in zip(*(t for _, t in last.values()), strict=True)] or [0] * 8
+    folder = dict(zip(_FOLDER_KEYS, sums, strict=True))
+    keep = {number for number, _ in last.values()}
     dropped = total - len(keep)
     if not dropped:
-        return 0
+        return 0, folder
     tmp = path.with_name(f".{path.name}.compact")
     with path.open("rb") as fh, tmp.open("wb") as out:
         for number, raw in enumerate(fh):
@@ -426,13 +490,13 @@ def _compact(path: Path) -> int:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
-    return dropped
+    return dropped, folder
 
 
 INDEX_FILE = ".index.sqlite"
 
 # What the project writes into a run folder (extractor.report.REPORT_FILE, extractor.digest.DIGEST_FILE).
-_OWN_FILES = (RESULTS_FILE, RUN_FILE, INDEX_FILE, LOCK_FILE, "report.html", "digest.json")
+_OWN_FILES = (RESULTS_FILE, RUN_FILE, RUNS_FILE, INDEX_FILE, LOCK_FILE, "report.html", "digest.json")
 
 
 def _excluder(out_dir: Path) -> Callable[[str, str], bool]:
@@ -666,7 +730,9 @@ async def _run(
         index.close()
         await extractor.aclose()
     if index.lines:
-        summary.compacted_lines = _compact(writer.path)
+        summary.compacted_lines, summary.folder = _compact(writer.path)
+    else:  # every line of the file is this run's
+        summary.folder = _folder_of(summary)
     summary.rate_limiter = dict(extractor.limiter.stats())
     return summary
 
@@ -690,12 +756,24 @@ async def _wait_some(
     return done, rest  # type: ignore[return-value]
 
 
+def _utc(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _finish(out_dir: Path, summary: RunSummary, started: float, reporter: BatchReporter) -> RunSummary:
-    """Set the wall time, write run.json and let the reporter print its summary."""
+    """Set the wall time, append the run to runs.jsonl, write run.json (this run, and the folder's
+    totals) and let the reporter print its summary."""
     wall = time.perf_counter() - started
     summary.wall_s = round(wall, 3)
     summary.articles_per_min = round(summary.articles / wall * 60, 1) if wall > 0 else 0.0
+    now = datetime.datetime.now(datetime.UTC)
+    summary.finished_at = _utc(now)
+    summary.started_at = _utc(now - datetime.timedelta(seconds=wall))
     out_dir.mkdir(parents=True, exist_ok=True)
+    record = summary.as_dict()
+    del record["folder"]
+    runs = append_run(out_dir, record)
+    summary.folder = {"runs": runs, **(summary.folder or _folder_of(summary))}
     write_json_atomic(out_dir / RUN_FILE, summary.as_dict())
     reporter.finish(summary)
     return summary
@@ -714,6 +792,7 @@ def _merge(total: RunSummary, part: RunSummary) -> None:
         total.cost_usd += part.cost_usd
     total.interrupted = total.interrupted or part.interrupted
     total.rate_limiter = part.rate_limiter
+    total.folder = part.folder  # the folder's totals after the latest round
 
 
 def _skip_result(article: Article, model: str, version: str) -> ArticleResult:

@@ -1,7 +1,8 @@
 """The output folder of a run: results.jsonl, run.json and the article texts.
 
     DIR/results.jsonl          one ArticleResult per line, appended and flushed per article
-    DIR/run.json               the run summary (written atomically)
+    DIR/run.json               the last run's summary, with the folder's totals (written atomically)
+    DIR/runs.jsonl             the run history: one line per run (or watch), appended at its end
     DIR/articles/<sha256>.txt  each article's exact text, so offsets can be shown and checked
     DIR/.run.lock              the writer's lock: one run (or watch) at a time writes the folder
 
@@ -11,6 +12,7 @@ A process killed mid-write can leave a torn last line in results.jsonl; ``Result
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import os
@@ -30,12 +32,15 @@ from extractor.models import ArticleResult
 __all__ = [
     "LOCK_FILE",
     "RESULTS_FILE",
+    "RUNS_FILE",
     "RUN_FILE",
     "ResultsWriter",
+    "append_run",
     "article_text_path",
     "iter_results",
     "lock_run_folder",
     "read_article_text",
+    "read_runs",
     "repair_results",
     "write_article_text",
     "write_json_atomic",
@@ -44,6 +49,7 @@ __all__ = [
 RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
 LOCK_FILE = ".run.lock"
+RUNS_FILE = "runs.jsonl"
 
 
 def _results_path(out_dir: Path | str) -> Path:
@@ -149,6 +155,44 @@ def write_article_text(out_dir: Path | str, sha256: str, text: str) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         raise StoreError(f"cannot write article text {path}: {exc.strerror or exc}") from exc
+
+
+def append_run(out_dir: Path | str, record: dict[str, Any]) -> int:
+    """Append one run's summary to ``DIR/runs.jsonl`` as one line (one write, then fsync; a torn last
+    line left by a kill is cut off first) and return how many runs the file now holds."""
+    path = Path(out_dir) / RUNS_FILE
+    line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")).encode("utf-8")
+    try:
+        _repair(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with path.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 16), b""))
+    except OSError as exc:
+        raise StoreError(f"cannot append to {path}: {exc.strerror or exc}") from exc
+
+
+def read_runs(out_dir: Path | str, last: int | None = None) -> list[dict[str, Any]]:
+    """The run history of a folder (``runs.jsonl``), oldest first; with ``last``, only the last ones.
+    A missing file is no history; an unreadable line (a torn one) is left out."""
+    path = Path(out_dir) / RUNS_FILE
+    runs: collections.deque[dict[str, Any]] = collections.deque(maxlen=last)
+    try:
+        with path.open("rb") as fh:
+            for raw in fh:
+                with contextlib.suppress(ValueError):
+                    data = json.loads(raw)
+                    if raw.endswith(b"\n") and isinstance(data, dict):
+                        runs.append(data)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return list(runs)
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
