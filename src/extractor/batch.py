@@ -21,6 +21,9 @@ results.jsonl and writes run.json at the end. Nothing is held per article beyond
   ``--out out`` with ``extractor run .``).
 - Ids are unique within the folder: an article whose id is held by another input (different source and
   text) of an earlier run gets ``-2``, ``-3``, … appended, stably from run to run.
+- One writer: a run (or watch) holds the folder's lock throughout (``store.lock_run_folder``).
+- Stopping: a first Ctrl-C or SIGTERM lets the articles in flight finish, a second leaves them to the
+  next run; run.json and the run's line in runs.jsonl are written either way.
 """
 
 from __future__ import annotations
