@@ -895,7 +895,7 @@ async def _with_sigint(make: Callable[[_Stop], Awaitable[RunSummary]]) -> RunSum
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             handler = signal.getsignal(signum)
             loop.add_signal_handler(signum, on_signal, signum)
-            previous[signum] = handler
+            previous[signum] = signal.SIG_DFL if handler is None else handler
     try:
         return await make(stop)
     finally:
