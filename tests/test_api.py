@@ -28,6 +28,7 @@ PUBLIC = [
     "Event",
     "Extractor",
     "ExtractorError",
+    "FolderBusyError",
     "Grounding",
     "LLMError",
     "LoadError",
@@ -64,6 +65,7 @@ def test_error_family() -> None:
         assert issubclass(getattr(extractor, name), extractor.ExtractorError)
     for name in ("TransportError", "TruncatedOutputError", "ParseError"):
         assert issubclass(getattr(extractor, name), extractor.LLMError)
+    assert issubclass(extractor.FolderBusyError, extractor.ConfigError)  # exit 2, stops a run
 
 
 def _imports(path: Path) -> set[str]:

@@ -849,3 +849,76 @@ def test_inputs_come_in_order_with_each_text_stored_once_loaded(slow_s: float) -
     on_loop = {on_main for _, on_main in prepared}
     # A slow first block moves loading off the loop from the second block on.
     assert on_loop == ({True} if slow_s > 0 else {True, False})
+
+
+# --------------------------------------------------------------------------- SIGTERM
+
+
+@dataclass
+class SignallingModel(SlowModel):
+    """Answers its first ``quick`` calls after ``delay``; every later call hangs (an endpoint that stopped
+    answering). During call ``at`` it sends this process ``signals`` (one after another)."""
+
+    quick: int = 2
+    at: int = 2
+    signals: tuple[int, ...] = (signal.SIGTERM,)
+    calls: int = 0
+
+    async def complete(self, messages: list[dict[str, str]], *, key: str, article_id: str, check: Any) -> Any:
+        self.calls += 1
+        if self.calls == self.at:
+            for signum in self.signals:
+                os.kill(os.getpid(), signum)
+                await asyncio.sleep(0.01)
+        if self.calls > self.quick:
+            await asyncio.sleep(3600)
+        return await super().complete(messages, key=key, article_id=article_id, check=check)
+
+
+def test_sigterm_finishes_the_articles_in_flight_then_stops(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = drop(tmp_path / "in", range(10))
+    out = tmp_path / "out"
+    fake = SignallingModel(delay=0.05, quick=10, at=2).enqueue(*answers(10))
+    summary = run_batch([src], out, make(tmp_path, fake), concurrency=2, reporter=quiet())
+    assert summary.interrupted and summary.stopped_by == "SIGTERM"
+    data = run_json(out)
+    assert data["interrupted"] is True and data["stopped_by"] == "SIGTERM"
+    done = lines(out)
+    assert 2 <= len(done) < 10 and len(done) == len(fake.history)  # every call made was finished
+    assert "SIGTERM: stopping after the articles in flight" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the handler is gone after the run
+
+
+@pytest.mark.parametrize("signals", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, signal.SIGINT)])
+def test_a_second_signal_leaves_the_articles_in_flight_to_the_next_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], signals: tuple[int, ...]
+) -> None:
+    src = drop(tmp_path / "in", range(6))
+    out = tmp_path / "out"
+    # the first two answer; the third call hangs and signals twice: it must not hold the run
+    fake = SignallingModel(delay=0.01, quick=2, at=3, signals=signals).enqueue(*answers(6))
+    summary = run_batch([src], out, make(tmp_path, fake), concurrency=1, reporter=quiet())
+    name = signal.Signals(signals[0]).name
+    assert summary.interrupted and summary.stopped_by == name
+    assert run_json(out)["interrupted"] is True and run_json(out)["stopped_by"] == name
+    assert [r["article_id"] for r in lines(out)] == ["0", "1"]  # the hung one is not written
+    assert "the articles in flight are left for the next run" in capsys.readouterr().err
+
+    rest = FakeModel().enqueue(*answers(4))
+    final = run_batch([src], out, make(tmp_path, rest), reporter=quiet())
+    assert (final.skipped, final.ok, final.interrupted) == (2, 4, False)
+    assert sorted(r["article_id"] for r in lines(out)) == [str(i) for i in range(6)]
+
+
+def test_sigterm_ends_a_watch_like_ctrl_c(tmp_path: Path) -> None:
+    src = drop(tmp_path / "drop", range(4))
+    past = time.time() - 60
+    for path in src.iterdir():
+        os.utime(path, (past, past))
+    out = tmp_path / "out"
+    fake = SignallingModel(delay=0.02, quick=4, at=1).enqueue(*answers(4))
+    summary = watch(src, out, make(tmp_path, fake), interval_s=0.05, settle_s=0.0, reporter=quiet())
+    assert summary.stopped_by == "SIGTERM" and run_json(out)["stopped_by"] == "SIGTERM"
+    assert {r["status"] for r in lines(out)} == {"ok"} and len(lines(out)) == len(fake.history)

@@ -494,3 +494,49 @@ def test_bad_settings_stop_every_command_with_one_line(
         assert err.startswith("extractor: configuration error: ") and message in err, err
         assert err.count("\n") == 1 and "Traceback" not in err
     assert not (tmp_path / "out").exists()
+
+
+def test_a_run_stopped_by_sigterm_exits_143(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import extractor.batch
+
+    def stopped_run(*_: Any, **__: Any) -> Any:
+        return extractor.batch.RunSummary(articles=5, ok=2, interrupted=True, stopped_by="SIGTERM")
+
+    monkeypatch.setattr(extractor.batch, "run_batch", stopped_run)
+    assert cli.main(["run", str(SEEDS), "--out", str(tmp_path / "out"), "-q"]) == 143
+    assert "stopped by SIGTERM; run the same command again to finish the rest" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_and_cache_clear_recover_from_a_corrupt_cache(
+    tmp_path: Path, slow_server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-local-not-a-key")
+    monkeypatch.setenv("OPENAI_BASE_URL", slow_server)
+    cache_dir = tmp_path / "cache"
+    monkeypatch.setenv("EXTRACTOR_CACHE_DIR", str(cache_dir))
+    seed = str(SEEDS / "001_7026c964f11f0189.txt")
+    assert cli.main(["run", seed, "--out", str(tmp_path / "a"), "-q"]) == 0
+    (cache_dir / "cache.db").write_bytes(b"\x00garbage, not a database" * 500)
+    capsys.readouterr()
+
+    assert cli.main(["run", seed, "--out", str(tmp_path / "b"), "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("extractor: warning: the response cache") == 1, err
+    assert "moved it aside to " + str(cache_dir / "corrupt-") in err
+    assert run_json(tmp_path / "b")["http_calls"] == 1  # the answer was lost with the cache: paid again
+    assert cli.main(["run", seed, "--out", str(tmp_path / "c"), "-q"]) == 0
+    assert run_json(tmp_path / "c")["cache_hits"] == 1 and "warning" not in capsys.readouterr().err
+
+    (cache_dir / "cache.db").write_bytes(b"\x00garbage" * 500)
+    assert cli.main(["cache", "stats"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("extractor: warning: the response cache") == 1
+    assert "0 cached answer(s)" in captured.out and "2 corrupt cache(s) set aside" in captured.out
+    assert cli.main(["cache", "clear"]) == 0
+    assert capsys.readouterr().out == (
+        f"removed 0 cached answer(s) and 2 corrupt cache(s) set aside from {cache_dir}\n"
+    )
+    assert sorted(p.name for p in cache_dir.iterdir() if p.name.startswith("corrupt-")) == []

@@ -603,7 +603,9 @@ def noop_run_summary() -> dict[str, Any]:
 def test_summary_comes_from_the_results_and_the_last_run_is_collapsed() -> None:
     article, res = overlap_result()
     html_page = render_report([res, error_result()], {article.sha256: article.text}, noop_run_summary())
-    top = html_page[html_page.index("<h3>From the results</h3>") : html_page.index("<h3>Grounded vs")]
+    top = html_page[
+        html_page.index("<h3>This folder (results.jsonl)</h3>") : html_page.index("<h3>Grounded vs")
+    ]
     cells = dict(re.findall(r"<tr><td>([^<]+)</td><td>([^<]*)</td></tr>", top))
     assert cells == {
         "articles": "2",
@@ -614,12 +616,19 @@ def test_summary_comes_from_the_results_and_the_last_run_is_collapsed() -> None:
         "tokens": "1,500 (1,200 prompt + 300 completion)",
         "model": "gpt-test",
     }
-    # run.json: in a collapsed block after the summary and chart, before the contents and articles.
+    # the folder and the last run, each labelled, above the tables
+    lines = re.search(r'<p class="runs">(.*?)</p>', html_page)
+    assert lines, "no labelled folder / last-run lines"
+    assert lines.group(1) == (
+        "<b>This folder</b>: 2 articles · 1 ok · 1 failed<br>"
+        "<b>Last run</b>: 5 articles · 0 ok · 5 skipped as already done · 0 failed · 0.00 s"
+    )
+    # run.json in full: in a collapsed block after the summary and chart, before the contents and articles.
     last = re.search(
         r'<details class="last" id="last-run"><summary>(.*?)</summary>(.*?)</details>', html_page
     )
     assert last, "no collapsed run.json block"
-    assert last.group(1) == "Last run (run.json) — 5 articles · 0 ok · 5 skipped as done · 0 failed · 0.00 s"
+    assert last.group(1) == "Last run in full (run.json)"
     assert "<td>rate limiter</td><td>acquired 0 · waits 0 · limit_rpm — · effective_tpm —</td>" in last.group(
         2
     )
@@ -630,7 +639,8 @@ def test_summary_comes_from_the_results_and_the_last_run_is_collapsed() -> None:
     positions = [
         html_page.index(x)
         for x in (
-            "<h3>From the results</h3>",
+            '<p class="runs">',
+            "<h3>This folder (results.jsonl)</h3>",
             '<svg class="chart"',
             'id="last-run"',
             '<table id="toc"',
@@ -639,6 +649,32 @@ def test_summary_comes_from_the_results_and_the_last_run_is_collapsed() -> None:
     ]
     assert positions == sorted(positions)
     assert '<details class="last" id="last-run" open' not in html_page
+
+
+def test_a_rerun_folder_says_its_totals_and_the_last_run_and_lists_the_runs(tmp_path: Path) -> None:
+    """Two offline runs of the seeds into one folder: the second skips all five."""
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert main(["run", str(ROOT / "seeds"), "--out", str(out), "-q"]) == 0
+    page = write_report(out).read_text(encoding="utf-8")
+    lines = re.search(r'<p class="runs">(.*?)</p>', page)
+    assert lines
+    folder, last = lines.group(1).split("<br>")
+    assert folder == "<b>This folder</b>: 5 articles · 5 ok · 0 failed — the results of 2 runs"
+    assert re.fullmatch(
+        r"<b>Last run</b>, finished \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: 5 articles · 0 ok · "
+        r"5 skipped as already done · 0 failed · \d+\.\d\d s",
+        last,
+    ), last
+    block = re.search(r'<details class="last" id="last-run"><summary>(.*?)</summary>(.*?)</details>', page)
+    assert block and block.group(1) == (
+        "Run history (2 runs, runs.jsonl) and the last run in full (run.json)"
+    )
+    rows = re.findall(r'<tr class="run">(.*?)</tr>', block.group(2))
+    assert len(rows) == 2
+    cells = [re.findall(r"<td[^>]*>([^<]*)</td>", row) for row in rows]
+    # articles, ok, skipped, failed
+    assert [c[1:5] for c in cells] == [["5", "5", "0", "0"], ["5", "0", "5", "0"]]
 
 
 def test_title_names_the_number_of_articles_and_the_folder() -> None:

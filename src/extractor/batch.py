@@ -21,6 +21,9 @@ results.jsonl and writes run.json at the end. Nothing is held per article beyond
   ``--out out`` with ``extractor run .``).
 - Ids are unique within the folder: an article whose id is held by another input (different source and
   text) of an earlier run gets ``-2``, ``-3``, … appended, stably from run to run.
+- One writer: a run (or watch) holds the folder's lock throughout (``store.lock_run_folder``).
+- Stopping: a first Ctrl-C or SIGTERM lets the articles in flight finish, a second leaves them to the
+  next run; run.json and the run's line in runs.jsonl are written either way.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import datetime
 import itertools
 import json
 import os
@@ -45,9 +49,13 @@ from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, ErrorInfo, LoadError
 from extractor.pipeline import Extractor, load_error_id, load_error_result
 from extractor.store import (
+    LOCK_FILE,
     RESULTS_FILE,
     RUN_FILE,
+    RUNS_FILE,
     ResultsWriter,
+    append_run,
+    lock_run_folder,
     write_article_text,
     write_json_atomic,
 )
@@ -89,8 +97,14 @@ class RunSummary:
     repaired_bytes: int = 0
     compacted_lines: int = 0
     interrupted: bool = False
+    stopped_by: str | None = None  # "SIGINT" (Ctrl-C) or "SIGTERM" when a signal stopped the run
     error_types: dict[str, int] = field(default_factory=dict)
     rate_limiter: dict[str, Any] = field(default_factory=dict)
+    started_at: str | None = None  # UTC, ISO 8601
+    finished_at: str | None = None
+    # The folder's totals after this run (results.jsonl, one result per input, and the runs so far),
+    # as opposed to the counters above, which are this run's alone.
+    folder: dict[str, int] = field(default_factory=dict)
 
     @property
     def failed(self) -> int:
@@ -261,7 +275,31 @@ def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
         ("http calls / cache hits", f"{summary.http_calls} / {summary.cache_hits}"),
         ("estimated cost", cost),
         ("wall time", f"{summary.wall_s:.2f} s ({summary.articles_per_min:.1f} articles/min)"),
+        *_run_and_folder_rows(summary),
     ]
+
+
+def _run_and_folder_rows(summary: RunSummary) -> list[tuple[str, str]]:
+    """The bottom line, labelled: what this run did, and what the folder holds after it."""
+    rows = [
+        (
+            "last run",
+            f"{summary.articles} articles: {summary.ok} ok, {summary.failed} failed, "
+            f"{summary.skipped} skipped as done",
+        )
+    ]
+    folder = summary.folder
+    if folder:
+        runs = folder.get("runs")
+        rows.append(
+            (
+                "this folder",
+                f"{folder.get('articles', 0)} articles: {folder.get('ok', 0)} ok, {folder.get('failed', 0)} "
+                f"failed, {folder.get('duplicates', 0)} duplicates"
+                + (f" (results of {runs} run{'' if runs == 1 else 's'})" if runs else ""),
+            )
+        )
+    return rows
 
 
 def render_summary_text(summary: RunSummary) -> str:
@@ -415,10 +453,40 @@ def _read_index(path: Path) -> _Index:
     return index
 
 
-def _compact(path: Path) -> int:
+_FOLDER_KEYS = ("articles", "ok", "failed", "duplicates", "quotes", "events", "stances", "rejected")
+
+
+def _tally(data: dict[str, Any]) -> tuple[int, ...]:
+    """One result line's share of the folder totals (in the order of _FOLDER_KEYS)."""
+
+    def count(key: str) -> int:
+        items = data.get(key)
+        return len(items) if isinstance(items, list) else 0
+
+    ok = data.get("status") == "ok"
+    kinds = (count("quotes"), count("events"), count("stances"), count("rejected"))
+    return (1, int(ok), int(not ok), int(bool(data.get("duplicate_of"))), *kinds)
+
+
+def _folder_of(summary: RunSummary) -> dict[str, int]:
+    """The folder totals when every line of results.jsonl is this run's."""
+    quotes = summary.quotes_exact + summary.quotes_normalized + summary.quotes_elided
+    return {
+        "articles": summary.ok + summary.failed,
+        "ok": summary.ok,
+        "failed": summary.failed,
+        "duplicates": summary.duplicates,
+        "quotes": quotes,
+        "events": summary.events,
+        "stances": summary.stances,
+        "rejected": summary.rejected,
+    }
+
+
+def _compact(path: Path) -> tuple[int, dict[str, int]]:
     """Keep only the last line per input source (and drop unreadable lines); return how many lines
-    were dropped. The file is replaced atomically."""
-    last: dict[str, int] = {}
+    were dropped, and the folder totals over the lines kept. The file is replaced atomically."""
+    last: dict[str, tuple[int, tuple[int, ...]]] = {}
     total = 0
     with path.open("rb") as fh:
         for number, raw in enumerate(fh):
@@ -426,11 +494,13 @@ def _compact(path: Path) -> int:
             with contextlib.suppress(ValueError):
                 data = json.loads(raw)
                 if isinstance(data, dict):
-                    last[str(data.get("source", f"#{number}"))] = number
-    keep = set(last.values())
+                    last[str(data.get("source", f"#{number}"))] = (number, _tally(data))
+    sums = [sum(column) for column in zip(*(t for _, t in last.values()), strict=True)] or [0] * 8
+    folder = dict(zip(_FOLDER_KEYS, sums, strict=True))
+    keep = {number for number, _ in last.values()}
     dropped = total - len(keep)
     if not dropped:
-        return 0
+        return 0, folder
     tmp = path.with_name(f".{path.name}.compact")
     with path.open("rb") as fh, tmp.open("wb") as out:
         for number, raw in enumerate(fh):
@@ -439,13 +509,13 @@ def _compact(path: Path) -> int:
         out.flush()
         os.fsync(out.fileno())
     os.replace(tmp, path)
-    return dropped
+    return dropped, folder
 
 
 INDEX_FILE = ".index.sqlite"
 
 # What the project writes into a run folder (extractor.report.REPORT_FILE, extractor.digest.DIGEST_FILE).
-_OWN_FILES = (RESULTS_FILE, RUN_FILE, INDEX_FILE, "report.html", "digest.json")
+_OWN_FILES = (RESULTS_FILE, RUN_FILE, RUNS_FILE, INDEX_FILE, LOCK_FILE, "report.html", "digest.json")
 
 
 def _excluder(out_dir: Path) -> Callable[[str, str], bool]:
@@ -562,8 +632,12 @@ async def _run(
     concurrency: int,
     reporter: BatchReporter,
     stop: asyncio.Event,
+    abort: asyncio.Event | None = None,
 ) -> RunSummary:
-    """One pass over ``items`` into ``out_dir``; returns the counters (wall time not yet set)."""
+    """One pass over ``items`` into ``out_dir``; returns the counters (wall time not yet set).
+
+    ``stop`` set: nothing new starts, the articles in flight finish. ``abort`` set: they are cancelled
+    (not written: the next run does them) and the pass ends."""
     model, version = extractor.settings.model, extractor.prompts.version
     summary = RunSummary(model=model, prompt_version=version)
     price = extractor.settings.price()
@@ -611,6 +685,7 @@ async def _run(
             raise stopping
 
     source = _Inputs(items, lambda article: write_article_text(out_dir, article.sha256, article.text))
+    aborted = asyncio.ensure_future(abort.wait()) if abort is not None else None
     try:
         while True:
             if stop.is_set():
@@ -655,12 +730,16 @@ async def _run(
             article_of[task] = item
             pending.add(task)
             while len(pending) >= concurrency:
-                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                done, pending = await _wait_some(pending, aborted)
                 harvest(done)
         while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            done, pending = await _wait_some(pending, aborted)
             harvest(done)
+    except _Aborted:
+        summary.interrupted = True
     finally:
+        if aborted is not None:
+            aborted.cancel()
         for task in pending:
             task.cancel()
         # Their outcome (cancelled, or the same ConfigError) is not needed, only collected.
@@ -670,17 +749,50 @@ async def _run(
         index.close()
         await extractor.aclose()
     if index.lines:
-        summary.compacted_lines = _compact(writer.path)
+        summary.compacted_lines, summary.folder = _compact(writer.path)
+    else:  # every line of the file is this run's
+        summary.folder = _folder_of(summary)
     summary.rate_limiter = dict(extractor.limiter.stats())
     return summary
 
 
+class _Aborted(Exception):
+    """A second Ctrl-C or SIGTERM: the articles in flight are left for the next run."""
+
+
+async def _wait_some(
+    pending: set[asyncio.Task[ArticleResult]], aborted: asyncio.Future[Any] | None
+) -> tuple[set[asyncio.Task[ArticleResult]], set[asyncio.Task[ArticleResult]]]:
+    """``asyncio.wait(pending, FIRST_COMPLETED)``, ended early by ``aborted`` (raising _Aborted once
+    no finished task is left to harvest)."""
+    if aborted is None:
+        return await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    done, rest = await asyncio.wait({*pending, aborted}, return_when=asyncio.FIRST_COMPLETED)
+    done.discard(aborted)
+    rest.discard(aborted)
+    if not done:
+        raise _Aborted
+    return done, rest  # type: ignore[return-value]
+
+
+def _utc(moment: datetime.datetime) -> str:
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _finish(out_dir: Path, summary: RunSummary, started: float, reporter: BatchReporter) -> RunSummary:
-    """Set the wall time, write run.json and let the reporter print its summary."""
+    """Set the wall time, append the run to runs.jsonl, write run.json (this run, and the folder's
+    totals) and let the reporter print its summary."""
     wall = time.perf_counter() - started
     summary.wall_s = round(wall, 3)
     summary.articles_per_min = round(summary.articles / wall * 60, 1) if wall > 0 else 0.0
+    now = datetime.datetime.now(datetime.UTC)
+    summary.finished_at = _utc(now)
+    summary.started_at = _utc(now - datetime.timedelta(seconds=wall))
     out_dir.mkdir(parents=True, exist_ok=True)
+    record = summary.as_dict()
+    del record["folder"]
+    runs = append_run(out_dir, record)
+    summary.folder = {"runs": runs, **(summary.folder or _folder_of(summary))}
     write_json_atomic(out_dir / RUN_FILE, summary.as_dict())
     reporter.finish(summary)
     return summary
@@ -699,6 +811,7 @@ def _merge(total: RunSummary, part: RunSummary) -> None:
         total.cost_usd += part.cost_usd
     total.interrupted = total.interrupted or part.interrupted
     total.rate_limiter = part.rate_limiter
+    total.folder = part.folder  # the folder's totals after the latest round
 
 
 def _skip_result(article: Article, model: str, version: str) -> ArticleResult:
@@ -727,8 +840,12 @@ def run_batch(
     force: bool = False,
     concurrency: int | None = None,
     reporter: BatchReporter | None = None,
+    wait_lock: bool = False,
 ) -> RunSummary:
-    """Extract every article under ``paths`` into ``out_dir``; see the module docstring."""
+    """Extract every article under ``paths`` into ``out_dir``; see the module docstring.
+
+    The folder's lock is held for the whole run (``store.lock_run_folder``): while another run or watch
+    writes into ``out_dir`` this raises FolderBusyError naming its pid, or waits with ``wait_lock``."""
     out = Path(out_dir)
     limit = extractor.settings.concurrency if concurrency is None else concurrency
     if limit < 1:
@@ -736,36 +853,69 @@ def run_batch(
     extractor.check_ready()
     report = reporter or LogReporter()
 
-    async def once(stop: asyncio.Event) -> RunSummary:
+    async def once(stop: _Stop) -> RunSummary:
         started = time.perf_counter()
         report.start(out)
         inputs = _load(paths, out)
-        summary = await _run(inputs, out, extractor, force, limit, report, stop)
+        summary = await _run(inputs, out, extractor, force, limit, report, stop.finish, stop.abort)
+        summary.stopped_by = stop.by if summary.interrupted else None
         return _finish(out, summary, started, report)
 
-    return asyncio.run(_with_sigint(once))
+    with lock_run_folder(out, wait=wait_lock):
+        return asyncio.run(_with_sigint(once))
 
 
-async def _with_sigint(make: Callable[[asyncio.Event], Awaitable[RunSummary]]) -> RunSummary:
-    """Run ``make(stop_event)``: the first Ctrl-C sets the event (the articles in flight finish, nothing
-    new starts); a second Ctrl-C aborts (KeyboardInterrupt)."""
-    stop = asyncio.Event()
+class _Stop:
+    """What the signals asked for: ``finish`` (a first Ctrl-C or SIGTERM: the articles in flight finish,
+    nothing new starts) and ``abort`` (a second one: they are left for the next run); ``by`` names the
+    first signal."""
+
+    def __init__(self) -> None:
+        self.finish = asyncio.Event()
+        self.abort = asyncio.Event()
+        self.by: str | None = None
+
+
+async def _with_sigint(make: Callable[[_Stop], Awaitable[RunSummary]]) -> RunSummary:
+    """Run ``make(stop)`` with Ctrl-C (SIGINT) and SIGTERM handled alike: the first sets ``stop.finish``,
+    a second sets ``stop.abort``; either way the run ends normally and writes run.json. After the second
+    the process's own handlers are back, so a third one ends it at once (like a kill: the next run
+    repairs and finishes). The handlers the process had before are restored at the end."""
+    stop = _Stop()
     loop = asyncio.get_running_loop()
+    previous: dict[int, Any] = {}
 
-    def first_interrupt() -> None:
-        stop.set()
-        loop.remove_signal_handler(signal.SIGINT)
-        print("stopping after the articles in flight (Ctrl-C again to abort)", file=sys.stderr, flush=True)
+    def restore() -> None:
+        for signum, handler in previous.items():
+            loop.remove_signal_handler(signum)
+            signal.signal(signum, handler)
+        previous.clear()
 
-    installed = False
-    with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-        loop.add_signal_handler(signal.SIGINT, first_interrupt)
-        installed = True
+    def on_signal(signum: signal.Signals) -> None:
+        key = "Ctrl-C" if signum == signal.SIGINT else signum.name
+        if not stop.finish.is_set():
+            stop.by = signum.name
+            stop.finish.set()
+            prefix = "" if signum == signal.SIGINT else f"{signum.name}: "
+            print(
+                f"{prefix}stopping after the articles in flight ({key} again to leave them to the next run)",
+                file=sys.stderr,
+                flush=True,
+            )
+            return
+        stop.abort.set()
+        restore()
+        print("stopping now: the articles in flight are left for the next run", file=sys.stderr, flush=True)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            handler = signal.getsignal(signum)
+            loop.add_signal_handler(signum, on_signal, signum)
+            previous[signum] = signal.SIG_DFL if handler is None else handler
     try:
         return await make(stop)
     finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
+        restore()
 
 
 def _new_files(
@@ -795,9 +945,11 @@ def watch(
     settle_s: float = 1.0,
     reporter: BatchReporter | None = None,
     max_rounds: int | None = None,
+    wait_lock: bool = False,
 ) -> RunSummary:
     """Extract files as they appear in ``drop_dir`` (same incremental rules) until Ctrl-C, which lets
-    the articles in flight finish. run.json holds the totals of the whole watch, rewritten each round."""
+    the articles in flight finish. run.json holds the totals of the whole watch, rewritten each round.
+    The folder's lock is held for the whole watch, as in ``run_batch``."""
     drop, out = Path(drop_dir), Path(out_dir)
     if interval_s <= 0:
         raise ConfigError(f"watch interval must be positive, got {interval_s}")
@@ -806,13 +958,13 @@ def watch(
     extractor.check_ready()
     report = reporter or LogReporter()
 
-    async def loop(stop: asyncio.Event) -> RunSummary:
+    async def loop(stop: _Stop) -> RunSummary:
         started = time.perf_counter()
         total = RunSummary(model=extractor.settings.model, prompt_version=extractor.prompts.version)
         seen: dict[Path, tuple[int, float]] = {}
         rounds = 0
         report.start(out)
-        while not stop.is_set() and (max_rounds is None or rounds < max_rounds):
+        while not stop.finish.is_set() and (max_rounds is None or rounds < max_rounds):
             rounds += 1
             fresh = list(_new_files(drop, seen, settle_s, out))
             if fresh:
@@ -823,18 +975,21 @@ def watch(
                     False,
                     extractor.settings.concurrency,
                     report,
-                    stop,
+                    stop.finish,
+                    stop.abort,
                 )
                 _merge(total, part)
                 _write_progress(out, total, started)
             if max_rounds is not None and rounds >= max_rounds:
                 break
             with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=interval_s)
-        total.interrupted = total.interrupted or stop.is_set()
+                await asyncio.wait_for(stop.finish.wait(), timeout=interval_s)
+        total.interrupted = total.interrupted or stop.finish.is_set()
+        total.stopped_by = stop.by
         return _finish(out, total, started, report)
 
-    return asyncio.run(_with_sigint(loop))
+    with lock_run_folder(out, wait=wait_lock):
+        return asyncio.run(_with_sigint(loop))
 
 
 def _write_progress(out_dir: Path, summary: RunSummary, started: float) -> None:

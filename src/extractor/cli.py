@@ -1,7 +1,8 @@
 """The ``extractor`` command: a thin layer over the library.
 
-Exit codes: 0 = everything ok, 1 = some articles (or checks) failed, 2 = usage or configuration error,
-130 = a run stopped by Ctrl-C before every article was done.
+Exit codes: 0 = everything ok, 1 = some articles (or checks) failed, 2 = usage or configuration error
+(or the output folder is busy), 130 / 143 = a run stopped by Ctrl-C / SIGTERM before every article was
+done.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from extractor.config import Settings, url_secrets
-from extractor.errors import ConfigError, ExtractorError, redact
+from extractor.errors import ConfigError, ExtractorError, FolderBusyError, redact
 
 __all__ = ["main"]
 
@@ -53,6 +54,15 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--cache-dir", dest="cache_dir", help="response cache ($EXTRACTOR_CACHE_DIR)")
     g.add_argument(
         "--no-cache", dest="no_cache", action="store_true", help="neither read nor write the cache"
+    )
+
+
+def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--wait-lock",
+        dest="wait_lock",
+        action="store_true",
+        help="if another run or watch is writing the output folder, wait for it (default: exit 2)",
     )
 
 
@@ -114,13 +124,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     extractor = _extractor_for(args)
     with extractor:
-        summary = run_batch(args.paths, args.out, extractor, force=args.force, reporter=_reporter(args))
+        summary = run_batch(
+            args.paths,
+            args.out,
+            extractor,
+            force=args.force,
+            reporter=_reporter(args),
+            wait_lock=args.wait_lock,
+        )
     print(f"results: {Path(args.out) / 'results.jsonl'}  summary: {Path(args.out) / 'run.json'}")
     if args.html:
         print(f"review page: {_write_report(Path(args.out))}")
     if summary.interrupted:
-        print("extractor: interrupted; run the same command again to finish the rest", file=sys.stderr)
-        return 130
+        how = "stopped by SIGTERM" if summary.stopped_by == "SIGTERM" else "interrupted"
+        print(f"extractor: {how}; run the same command again to finish the rest", file=sys.stderr)
+        return 143 if summary.stopped_by == "SIGTERM" else 130
     return 1 if summary.failed else 0
 
 
@@ -129,7 +147,14 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
     extractor = _extractor_for(args)
     with extractor:
-        summary = watch(args.drop, args.out, extractor, interval_s=args.interval, reporter=_reporter(args))
+        summary = watch(
+            args.drop,
+            args.out,
+            extractor,
+            interval_s=args.interval,
+            reporter=_reporter(args),
+            wait_lock=args.wait_lock,
+        )
     return 1 if summary.failed else 0
 
 
@@ -155,7 +180,9 @@ def cmd_record(args: argparse.Namespace) -> int:
         },
     )
     with Extractor(settings) as extractor:
-        summary = run_batch(args.paths, args.out, extractor, force=True, reporter=_reporter(args))
+        summary = run_batch(
+            args.paths, args.out, extractor, force=True, reporter=_reporter(args), wait_lock=args.wait_lock
+        )
     print(f"recorded {summary.http_calls} exchange(s) into {args.fixtures}")
     return 1 if summary.failed else 0
 
@@ -269,10 +296,17 @@ def cmd_cache(args: argparse.Namespace) -> int:
     cache = ResponseCache(settings.cache_dir)
     try:
         if args.action == "clear":
-            print(f"removed {cache.clear()} cached answer(s) from {settings.cache_dir}")
+            aside = len(cache.set_aside())
+            removed = f"removed {cache.clear()} cached answer(s)"
+            if aside:
+                removed += f" and {aside} corrupt cache(s) set aside"
+            print(f"{removed} from {settings.cache_dir}")
         else:
             stats = cache.stats()
             print(f"{stats['entries']} cached answer(s), {stats['bytes']} bytes, in {stats['directory']}")
+            set_aside = stats["set_aside"]
+            if set_aside:
+                print(f"{len(set_aside)} corrupt cache(s) set aside: {', '.join(set_aside)}")
     finally:
         cache.close()
     return 0
@@ -313,7 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Extract events, verbatim-checked quotes and stances from news articles.",
         epilog=(
             "Exit codes: 0 ok, 1 some articles or checks failed, 2 usage or configuration error, "
-            "130 a run stopped by Ctrl-C before every article was done."
+            "130 / 143 a run stopped by Ctrl-C / SIGTERM before every article was done."
         ),
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -325,6 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges (default without API key)")
     p.add_argument("--html", action="store_true", help="also write the review page")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-article lines or progress bar")
+    _wait_lock_arg(p)
     _settings_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -334,6 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--interval", type=float, default=2.0, help="seconds between scans")
     p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges")
     p.add_argument("--quiet", "-q", action="store_true")
+    _wait_lock_arg(p)
     _settings_args(p)
     p.set_defaults(func=cmd_watch)
 
@@ -342,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), help="where recordings go")
     p.add_argument("--out", default="out/record", help="output folder of the recording run")
     p.add_argument("--quiet", "-q", action="store_true")
+    _wait_lock_arg(p)
     _settings_args(p)
     p.set_defaults(func=cmd_record)
 
@@ -394,6 +431,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.func(args)
         return code
+    except FolderBusyError as exc:
+        print(f"extractor: {exc}", file=sys.stderr)
+        return 2
     except ConfigError as exc:
         print(f"extractor: configuration error: {_error_line(exc)}", file=sys.stderr)
         return 2

@@ -4,6 +4,7 @@ Every error the library raises on purpose is an ``ExtractorError``; its message 
 
     ExtractorError
     ├── ConfigError           bad settings, missing API key, unknown mode, unreadable config file
+    │   └── FolderBusyError   the run folder is locked by another run (its pid in the message)
     ├── LoadError*            (not raised: a value, see extractor.models.LoadError)
     ├── LLMError              the model could not give a usable answer
     │   ├── TransportError    network / HTTP failure after every transport retry (429, 5xx, timeouts)
@@ -11,7 +12,7 @@ Every error the library raises on purpose is an ``ExtractorError``; its message 
     │   └── ParseError        no usable answer (not JSON, or not an object with the three lists)
     │                         after every re-ask; names the failing field paths
     ├── ReplayError           no recorded response for a request, or a stale recording
-    ├── CacheError            the response cache cannot be opened or holds a corrupt entry
+    ├── CacheError            the response cache cannot be opened, written or recovered
     └── StoreError            an output folder cannot be written or its results file is unreadable
 
 Inside a batch these become error results (``ArticleResult.status == "error"``), never crashes.
@@ -30,6 +31,7 @@ __all__ = [
     "CacheError",
     "ConfigError",
     "ExtractorError",
+    "FolderBusyError",
     "LLMError",
     "ParseError",
     "ReplayError",
@@ -121,6 +123,10 @@ class ConfigError(ExtractorError):
     """Settings are missing or invalid (e.g. no API key for a live model)."""
 
 
+class FolderBusyError(ConfigError):
+    """Another process holds the run folder's lock (another run or watch writes into it)."""
+
+
 class LLMError(ExtractorError):
     """The model call failed after all retries and re-asks."""
 
@@ -143,7 +149,7 @@ class ReplayError(ExtractorError):
 
 
 class CacheError(ExtractorError):
-    """The response cache is unusable or an entry is corrupt."""
+    """The response cache is unusable (a damaged one is set aside and replaced; this is what cannot be)."""
 
 
 class StoreError(ExtractorError):

@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from extractor.errors import StoreError
 from extractor.models import ArticleResult, GroundedEvent, GroundedQuote, GroundedStance, Span
-from extractor.store import RUN_FILE, iter_results, read_article_text
+from extractor.store import RUN_FILE, iter_results, read_article_text, read_runs
 
 __all__ = [
     "CSP",
@@ -168,7 +168,8 @@ margin-left:4px;color:#333}.bd.x{border-color:var(--r);color:var(--r)}
 q{font-style:italic}.sm{color:var(--mut)}
 [id]{scroll-margin-top:64px}.sub{color:var(--mut);margin:0 0 8px}.sub a{margin-right:10px}
 .last{margin:10px 0;border:1px solid var(--bd);background:#fff;border-radius:6px;padding:2px 10px}
-.last summary{font-weight:400}.last .kv{margin:6px 0}
+.last summary{font-weight:400}.last .kv{margin:6px 0}.last h3{margin:10px 0 4px}
+.runs{margin:4px 0 10px;line-height:1.6}
 """
 
 _JS = r"""
@@ -633,27 +634,105 @@ def _computed(results: Sequence[ArticleResult], counts: Sequence[_Counts]) -> li
     return rows
 
 
-def _last_run(summary: Mapping[str, Any]) -> str:
-    """run.json (the figures of the last ``extractor run`` only) as a collapsed block."""
-    gist = [
-        f"{_fmt(key, summary[key])} {label}".strip()
-        for key, label in (
-            ("articles", "articles"),
-            ("ok", "ok"),
-            ("skipped", "skipped as done"),
-            ("errors", "failed"),
-            ("wall_s", ""),
-        )
-        if key in summary
-    ]
-    rows = ((k.replace("_", " "), _fmt(k, v)) for k, v in summary.items())
-    return (
-        '<details class="last" id="last-run"><summary>Last run (run.json)'
-        + (f" — {_e(' · '.join(gist))}" if gist else "")
-        + "</summary><p class='sm'>What the last <code>extractor run</code> on this folder did: articles it "
-        "skipped as already done count as skipped, not ok, and its rates and rate-limiter figures are "
-        f"that run's alone. The summary above counts the results themselves.</p>{_kv_table(rows)}</details>"
+def _runs_word(n: int) -> str:
+    return f"{n:,} run{'' if n == 1 else 's'}"
+
+
+def _when(stamp: object) -> str | None:
+    """``2026-01-06T10:00:00Z`` as ``2026-01-06 10:00:00 UTC``."""
+    if not isinstance(stamp, str) or not stamp.endswith("Z") or "T" not in stamp:
+        return None
+    return stamp[:-1].replace("T", " ") + " UTC"
+
+
+def _run_lines(
+    results: Sequence[ArticleResult], summary: Mapping[str, Any] | None, history: Sequence[Mapping[str, Any]]
+) -> str:
+    """Two labelled lines: what the folder holds (the results on this page, and how many runs made
+    them) and what the last run did (run.json: articles it skipped as done are not counted as ok)."""
+    ok = sum(r.status == "ok" for r in results)
+    failed = sum(r.status == "error" for r in results)
+    duplicates = sum(r.duplicate_of is not None for r in results)
+    folder = f"{len(results):,} articles · {ok:,} ok · {failed:,} failed"
+    if duplicates:
+        folder += f" · {duplicates:,} duplicate{'' if duplicates == 1 else 's'}"
+    recorded = summary.get("folder") if summary else None
+    runs = len(history) or (recorded.get("runs") if isinstance(recorded, Mapping) else None)
+    if isinstance(runs, int) and runs:
+        folder += f" — the results of {_runs_word(runs)}"
+    lines = [f"<b>This folder</b>: {_e(folder)}"]
+    if summary:
+        failed_key = "failed" if "failed" in summary else "errors"
+        gist = [
+            f"{_fmt(key, summary[key])} {label}".strip()
+            for key, label in (
+                ("articles", "articles"),
+                ("ok", "ok"),
+                ("skipped", "skipped as already done"),
+                (failed_key, "failed"),
+                ("wall_s", ""),
+            )
+            if key in summary
+        ]
+        if summary.get("stopped_by"):
+            gist.append(f"stopped by {summary['stopped_by']}")
+        elif summary.get("interrupted"):
+            gist.append("interrupted")
+        finished = _when(summary.get("finished_at"))
+        label = "<b>Last run</b>" + (f", finished {_e(finished)}" if finished else "")
+        lines.append(f"{label}: {_e(' · '.join(gist) or 'no figures in run.json')}")
+    return f'<p class="runs">{"<br>".join(lines)}</p>'
+
+
+_HISTORY_SHOWN = 20
+_HISTORY_COLUMNS = (
+    ("articles", "articles"),
+    ("ok", "ok"),
+    ("skipped", "skipped"),
+    ("failed", "failed"),
+    ("http_calls", "HTTP calls"),
+    ("tokens", "tokens"),
+    ("wall_s", "wall"),
+)
+
+
+def _history_table(history: Sequence[Mapping[str, Any]]) -> str:
+    """The last runs of runs.jsonl, newest last."""
+    shown = history[-_HISTORY_SHOWN:]
+    head = "".join(f"<th class='n'>{_e(label)}</th>" for _, label in _HISTORY_COLUMNS)
+    rows = []
+    for run in shown:
+        cells = "".join(f"<td class='n'>{_e(_fmt(key, run.get(key)))}</td>" for key, _ in _HISTORY_COLUMNS)
+        note = f"stopped by {run['stopped_by']}" if run.get("stopped_by") else ""
+        finished = _e(_when(run.get("finished_at")) or "—")
+        rows.append(f'<tr class="run"><td>{finished}</td>{cells}<td>{_e(note)}</td></tr>')
+    more = (
+        f"<p class='sm'>The last {len(shown):,} of {_runs_word(len(history))}.</p>"
+        if len(history) > len(shown)
+        else ""
     )
+    return (
+        f"<h3>Runs, oldest first</h3>{more}<table class='kv'><thead><tr><th>finished</th>{head}"
+        f"<th></th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
+
+
+def _last_run(summary: Mapping[str, Any] | None, history: Sequence[Mapping[str, Any]]) -> str:
+    """run.json in full (the figures of the last ``extractor run`` only) and the run history, as a
+    collapsed block."""
+    title = "Last run in full (run.json)" if summary else "Run history"
+    if summary and history:
+        title = f"Run history ({_runs_word(len(history))}, runs.jsonl) and the last run in full (run.json)"
+    body = _history_table(history) if history else ""
+    if summary:
+        rows = ((k.replace("_", " "), _fmt(k, v)) for k, v in summary.items())
+        body += (
+            "<h3>Last run</h3><p class='sm'>What the last <code>extractor run</code> on this folder did: "
+            "articles it skipped as already done count as skipped, not ok, and its rates and rate-limiter "
+            "figures are that run's alone; <i>folder</i> is the folder's totals after it. The summary "
+            f"above counts the results themselves.</p>{_kv_table(rows)}"
+        )
+    return f'<details class="last" id="last-run"><summary>{_e(title)}</summary>{body}</details>'
 
 
 def _toc(results: Sequence[ArticleResult], counts: Sequence[_Counts]) -> str:
@@ -723,14 +802,16 @@ def render_report(
     title: str | None = None,
     open_limit: int = OPEN_LIMIT,
     folder: str | None = None,
+    history: Sequence[Mapping[str, Any]] = (),
 ) -> str:
     """The review page as one self-contained HTML string.
 
     Articles are shown sorted by article id (``in_page_order``). ``texts`` maps an article's sha256 to
     its text (a mapping or a lookup function returning None when unknown). The summary on top is
-    computed from the results; ``summary`` is the last run's run.json, shown collapsed below it with
-    every key it has. ``extra_sections`` are trusted, already-escaped HTML fragments (e.g. the digest)
-    inserted after the contents table, before the articles, styled by ``extra_css``. Article bodies
+    computed from the results and labelled "This folder"; ``summary`` is the last run's run.json, said
+    in a labelled "Last run" line and shown collapsed below with every key it has, with ``history``
+    (runs.jsonl, oldest first). ``extra_sections`` are trusted, already-escaped HTML fragments (e.g. the
+    digest) inserted after the contents table, before the articles, styled by ``extra_css``. Article bodies
     start open when there are at most ``open_limit`` articles. ``title`` defaults to "Extraction review
     — N articles — ``folder``".
     """
@@ -768,10 +849,12 @@ def render_report(
     body = [
         f"<h1>{_e(title)}</h1>",
         '<p class="sub">' + "".join(f'<a href="{h}">{label}</a>' for h, label in jumps) + "</p>",
-        '<section id="summary"><h2>Summary</h2><div class="sum">',
-        f"<div><h3>From the results</h3>{_kv_table(_computed(items, counts))}</div>",
+        '<section id="summary"><h2>Summary</h2>',
+        _run_lines(items, summary, history),
+        '<div class="sum">',
+        f"<div><h3>This folder (results.jsonl)</h3>{_kv_table(_computed(items, counts))}</div>",
         f"<div><h3>Grounded vs rejected</h3>{_chart(items)}</div></div>",
-        _last_run(summary) if summary else "",
+        _last_run(summary, history) if summary or history else "",
         "</section>",
         f'<div id="main"><h2 id="contents">Articles ({len(items)})</h2>{_TOOLS}',
         _toc(items, counts) if items else '<p class="missing">No results in this run.</p>',
@@ -795,6 +878,13 @@ def _read_summary(run_dir: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else {"run.json": data}
 
 
+def _read_history(run_dir: Path) -> list[dict[str, Any]]:
+    try:
+        return read_runs(run_dir)
+    except StoreError:
+        return []
+
+
 def write_report(
     run_dir: Path | str,
     out_path: Path | str | None = None,
@@ -803,7 +893,7 @@ def write_report(
 ) -> Path:
     """Write the review page for a run folder (default ``run_dir/report.html``) and return its path.
 
-    Reads results.jsonl, run.json (if present) and articles/<sha256>.txt; ``extra_sections`` /
+    Reads results.jsonl, run.json and runs.jsonl (if present) and articles/<sha256>.txt; ``extra_sections`` /
     ``extra_css`` as in ``render_report`` (the CLI always passes the digest section). The title names
     the number of articles and the folder.
     """
@@ -823,6 +913,7 @@ def write_report(
         extra_sections,
         extra_css=extra_css,
         folder=str(run_dir.resolve()),
+        history=_read_history(run_dir),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

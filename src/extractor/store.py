@@ -1,8 +1,10 @@
 """The output folder of a run: results.jsonl, run.json and the article texts.
 
     DIR/results.jsonl          one ArticleResult per line, appended and flushed per article
-    DIR/run.json               the run summary (written atomically)
+    DIR/run.json               the last run's summary, with the folder's totals (written atomically)
+    DIR/runs.jsonl             the run history: one line per run (or watch), appended at its end
     DIR/articles/<sha256>.txt  each article's exact text, so offsets can be shown and checked
+    DIR/.run.lock              the writer's lock: one run (or watch) at a time writes the folder
 
 A process killed mid-write can leave a torn last line in results.jsonl; ``ResultsWriter`` cuts it off
 (and reports it) before appending, so every line in the file is always one complete result.
@@ -10,26 +12,35 @@ A process killed mid-write can leave a torn last line in results.jsonl; ``Result
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import json
 import os
 import re
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from pydantic import ValidationError
 
-from extractor.errors import StoreError
+from extractor.errors import FolderBusyError, StoreError
 from extractor.models import ArticleResult, describe_validation_error
 
 __all__ = [
+    "LOCK_FILE",
     "RESULTS_FILE",
+    "RUNS_FILE",
     "RUN_FILE",
     "ResultsWriter",
+    "append_run",
     "article_text_path",
     "iter_results",
+    "lock_run_folder",
     "read_article_text",
+    "read_runs",
     "repair_results",
     "write_article_text",
     "write_json_atomic",
@@ -37,6 +48,8 @@ __all__ = [
 
 RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
+LOCK_FILE = ".run.lock"
+RUNS_FILE = "runs.jsonl"
 
 
 def _results_path(out_dir: Path | str) -> Path:
@@ -144,6 +157,44 @@ def write_article_text(out_dir: Path | str, sha256: str, text: str) -> None:
         raise StoreError(f"cannot write article text {path}: {exc.strerror or exc}") from exc
 
 
+def append_run(out_dir: Path | str, record: dict[str, Any]) -> int:
+    """Append one run's summary to ``DIR/runs.jsonl`` as one line (one write, then fsync; a torn last
+    line left by a kill is cut off first) and return how many runs the file now holds."""
+    path = Path(out_dir) / RUNS_FILE
+    line = json.dumps(record, ensure_ascii=False, default=str, separators=(",", ":")).encode("utf-8")
+    try:
+        _repair(path)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line + b"\n")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        with path.open("rb") as fh:
+            return sum(chunk.count(b"\n") for chunk in iter(lambda: fh.read(1 << 16), b""))
+    except OSError as exc:
+        raise StoreError(f"cannot append to {path}: {exc.strerror or exc}") from exc
+
+
+def read_runs(out_dir: Path | str, last: int | None = None) -> list[dict[str, Any]]:
+    """The run history of a folder (``runs.jsonl``), oldest first; with ``last``, only the last ones.
+    A missing file is no history; an unreadable line (a torn one) is left out."""
+    path = Path(out_dir) / RUNS_FILE
+    runs: collections.deque[dict[str, Any]] = collections.deque(maxlen=last)
+    try:
+        with path.open("rb") as fh:
+            for raw in fh:
+                with contextlib.suppress(ValueError):
+                    data = json.loads(raw)
+                    if raw.endswith(b"\n") and isinstance(data, dict):
+                        runs.append(data)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    return list(runs)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON to ``path`` via a temporary file and rename, so readers never see half a file."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -195,3 +246,62 @@ class ResultsWriter:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.close()
+
+
+def _holder(fd: int) -> str:
+    """Who holds the lock, from what the holder wrote into the lock file (it writes right after locking,
+    so an empty file is read again for a moment)."""
+    for _ in range(20):
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(os.pread(fd, 4096, 0))
+            if isinstance(data, dict) and "pid" in data:
+                since = f", since {data['since']}" if data.get("since") else ""
+                return f"pid {data['pid']}{since}"
+        time.sleep(0.025)
+    return "pid unknown"
+
+
+@contextlib.contextmanager
+def lock_run_folder(
+    out_dir: Path | str, *, wait: bool = False, notice: Callable[[str], None] | None = None
+) -> Iterator[Path]:
+    """Hold the run folder's exclusive lock (``DIR/.run.lock``) for the block; yield the folder.
+
+    Every writer of a folder (run, watch, record) holds it for its whole run, so two of them never
+    extract the same articles twice or interleave their lines; readers (report, digest, eval) need not
+    take it. It is an OS lock on an open file (``flock``): the end of the process releases it, even a
+    kill -9, and a lock file left behind is no obstacle. The holder's pid is written into the file. A
+    busy folder raises FolderBusyError naming that pid, or with ``wait`` is waited for (``notice`` is
+    told once, default: a line on stderr).
+    """
+    import fcntl
+
+    folder = Path(out_dir)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise StoreError(f"cannot lock the run folder {folder}: {exc.strerror or exc}") from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _holder(fd)
+            if not wait:
+                raise FolderBusyError(
+                    f"{folder} is in use by another extractor run or watch ({holder}); wait for it to "
+                    "finish, or wait for it with --wait-lock (from Python: wait_lock=True)"
+                ) from None
+            message = f"waiting for {holder} to finish with {folder}"
+            if notice is None:
+                print(message, file=sys.stderr, flush=True)
+            else:
+                notice(message)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+        with contextlib.suppress(OSError):  # the pid is information for others, not the lock
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps({"pid": os.getpid(), "since": stamp}) + "\n").encode("utf-8"), 0)
+        yield folder
+    finally:
+        os.close(fd)  # releases the lock
