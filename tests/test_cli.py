@@ -311,6 +311,7 @@ def test_schemas_write_then_check_then_drift(tmp_path: Path, capsys: pytest.Capt
     assert sorted(p.name for p in out.iterdir()) == [
         "article_extraction.schema.json",
         "article_result.schema.json",
+        "openapi.json",
     ]
     for path in out.iterdir():
         assert path.read_text() == (ROOT / "schemas" / path.name).read_text()

@@ -55,7 +55,16 @@ from extractor.store import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["BatchReporter", "LogReporter", "RichReporter", "RunSummary", "count_inputs", "run_batch", "watch"]
+__all__ = [
+    "BatchReporter",
+    "LogReporter",
+    "RichReporter",
+    "RunSummary",
+    "arun_batch",
+    "count_inputs",
+    "run_batch",
+    "watch",
+]
 
 
 @dataclass
@@ -713,21 +722,40 @@ def run_batch(
     reporter: BatchReporter | None = None,
 ) -> RunSummary:
     """Extract every article under ``paths`` into ``out_dir``; see the module docstring."""
+    extractor.check_ready()
+
+    def once(stop: asyncio.Event) -> Awaitable[RunSummary]:
+        return arun_batch(
+            paths, out_dir, extractor, force=force, concurrency=concurrency, reporter=reporter, stop=stop
+        )
+
+    return asyncio.run(_with_sigint(once))
+
+
+async def arun_batch(
+    paths: Iterable[str | Path],
+    out_dir: str | Path,
+    extractor: Extractor,
+    *,
+    force: bool = False,
+    concurrency: int | None = None,
+    reporter: BatchReporter | None = None,
+    stop: asyncio.Event | None = None,
+) -> RunSummary:
+    """``run_batch`` on the running event loop, for a caller that owns the loop (``extractor serve``).
+    Setting ``stop`` lets the articles in flight finish and starts no new one (``summary.interrupted``);
+    cancelling the task drops the articles in flight, which the next run over ``out_dir`` does."""
     out = Path(out_dir)
     limit = extractor.settings.concurrency if concurrency is None else concurrency
     if limit < 1:
         raise ConfigError(f"concurrency must be positive, got {limit}")
     extractor.check_ready()
     report = reporter or LogReporter()
-
-    async def once(stop: asyncio.Event) -> RunSummary:
-        started = time.perf_counter()
-        report.start(out)
-        inputs = _load(paths, out)
-        summary = await _run(inputs, out, extractor, force, limit, report, stop)
-        return _finish(out, summary, started, report)
-
-    return asyncio.run(_with_sigint(once))
+    started = time.perf_counter()
+    report.start(out)
+    inputs = _load(paths, out)
+    summary = await _run(inputs, out, extractor, force, limit, report, stop or asyncio.Event())
+    return _finish(out, summary, started, report)
 
 
 async def _with_sigint(make: Callable[[asyncio.Event], Awaitable[RunSummary]]) -> RunSummary:
