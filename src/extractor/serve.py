@@ -671,6 +671,21 @@ def create_app(service: _Service | None) -> FastAPI:
         data = generate_latest(_service(request).metrics.registry)
         return Response(data, media_type="text/plain; version=0.0.4; charset=utf-8")
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        # FastAPI's own handler echoes the input: huge for an article, and a lone surrogate in it
+        # cannot even be encoded. The location and the message say what is wrong.
+        errors = [
+            {
+                "type": str(e.get("type", "value_error")),
+                "loc": list(e.get("loc", ())),
+                "msg": str(e.get("msg", "")),
+            }
+            for e in exc.errors()
+        ]
+        body = json.dumps({"detail": errors}, ensure_ascii=True, default=str)
+        return Response(body, status_code=422, media_type="application/json")
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:
         svc: _Service | None = getattr(request.app.state, "service", None)
