@@ -3,6 +3,7 @@
 
     python3 dev.py run     extract seeds/ offline (recorded responses) into out/seeds and print the summary
     python3 dev.py test    lint (ruff), types (mypy --strict), layering (import-linter) and the pytest suite
+    python3 dev.py serve   the HTTP API (extractor serve [flags]; needs OPENAI_API_KEY like a live run)
 
 Each command first creates .venv/ and installs the project with its dev and serve extras (once; again when
 pyproject.toml changes). `test` also installs Debian's chromium + chromium-driver for the review-page
@@ -62,6 +63,11 @@ def run(argv: list[str]) -> int:
     return sh(BIN / "extractor", "run", *args, check=False)
 
 
+def serve(argv: list[str]) -> int:
+    ensure_venv()
+    return sh(BIN / "extractor", "serve", *argv, check=False)
+
+
 def test(argv: list[str]) -> int:
     ensure_venv()
     ensure_browser()
@@ -79,7 +85,7 @@ def test(argv: list[str]) -> int:
 
 
 def main() -> int:
-    commands = {"run": run, "test": test}
+    commands = {"run": run, "test": test, "serve": serve}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2

@@ -10,6 +10,7 @@ import http.server
 import json
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -495,3 +496,43 @@ def test_stdout_of_a_request_log_line_is_one_json_object(service: RunningService
     for line in lines:
         data = json.loads(line)
         assert set(data) >= {"ts", "event", "method", "route", "status", "latency_ms", "job"}
+
+
+# --------------------------------------------------------------------------- the README
+
+
+def _readme_blocks(section: str, language: str) -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {section}", 1)[1].split("\n## ", 1)[0]
+    return [block.split("```", 1)[0] for block in body.split(f"```{language}\n")[1:]]
+
+
+def test_the_readme_curl_session_works_as_written(service: RunningService) -> None:
+    serve, session = _readme_blocks("Service", "sh")
+    assert "python3 dev.py serve" in serve
+    assert session.count("curl") == 4 and "127.0.0.1:8000" in session
+    script = session.replace("127.0.0.1:8000", service.url.removeprefix("http://"))
+    run = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    objects = [json.loads(part) for part in _json_values(run.stdout)]
+    extracted, status, *results = objects
+    assert extracted["article_id"] == "a1" and extracted["status"] == "ok" and extracted["quotes"]
+    assert status["articles"] == 2 and status["state"] in ("queued", "running", "done")
+    assert sorted(r["article_id"] for r in results) == ["b1", "b2"]
+    assert all(r["status"] == "ok" for r in results)
+
+
+def _json_values(text: str) -> list[str]:
+    """The JSON documents printed one after another (curl prints no newline after a body)."""
+    decoder = json.JSONDecoder()
+    found, i = [], 0
+    while i < len(text):
+        if text[i].isspace():
+            i += 1
+            continue
+        _, end = decoder.raw_decode(text, i)
+        found.append(text[i:end])
+        i = end
+    return found
