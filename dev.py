@@ -3,8 +3,9 @@
 
     python3 dev.py run     extract seeds/ offline (recorded responses) into out/seeds and print the summary
     python3 dev.py test    lint (ruff), types (mypy --strict), layering (import-linter) and the pytest suite
+    python3 dev.py serve   the HTTP API (extractor serve [flags]; needs OPENAI_API_KEY like a live run)
 
-Each command first creates .venv/ and installs the project with its dev extras (once; again when
+Each command first creates .venv/ and installs the project with its dev and serve extras (once; again when
 pyproject.toml changes). `test` also installs Debian's chromium + chromium-driver for the review-page
 browser tests when it can (root + apt-get), and fails if that install fails; where it cannot (not root,
 no apt-get), those tests skip and say why.
@@ -38,7 +39,7 @@ def ensure_venv() -> None:
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     sh(BIN / "python", "-m", "pip", "install", "-q", "--upgrade", "pip")
-    sh(BIN / "python", "-m", "pip", "install", "-q", "-e", ".[dev]")
+    sh(BIN / "python", "-m", "pip", "install", "-q", "-e", ".[dev,serve]")
     STAMP.write_text(want)
 
 
@@ -98,6 +99,11 @@ def run(argv: list[str]) -> int:
     return sh(BIN / "extractor", "run", *args, check=False)
 
 
+def serve(argv: list[str]) -> int:
+    ensure_venv()
+    return sh(BIN / "extractor", "serve", *argv, check=False)
+
+
 def test(argv: list[str]) -> int:
     ensure_venv()
     try:
@@ -120,7 +126,7 @@ def test(argv: list[str]) -> int:
 
 
 def main() -> int:
-    commands = {"run": run, "test": test}
+    commands = {"run": run, "test": test, "serve": serve}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__)
         return 2

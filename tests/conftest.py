@@ -16,6 +16,7 @@ import pytest
 
 from extractor.llm import Completion
 from extractor.models import ArticleExtraction, Usage
+from tests.service import fake_endpoint, service  # noqa: F401 - session fixtures of the service tests
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"

@@ -497,7 +497,7 @@ def test_kill_9_mid_run_then_the_same_command_finishes_the_rest(tmp_path: Path, 
     log = (tmp_path / "first.log").open("wb")
     proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60  # a liveness bound, generous for a loaded machine
         while len(_complete_lines(out / RESULTS_FILE)) < 8:
             assert proc.poll() is None, (tmp_path / "first.log").read_text()
             assert time.monotonic() < deadline, "the run wrote no results in time"

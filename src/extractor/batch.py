@@ -63,7 +63,16 @@ from extractor.store import (
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["BatchReporter", "LogReporter", "RichReporter", "RunSummary", "count_inputs", "run_batch", "watch"]
+__all__ = [
+    "BatchReporter",
+    "LogReporter",
+    "RichReporter",
+    "RunSummary",
+    "arun_batch",
+    "count_inputs",
+    "run_batch",
+    "watch",
+]
 
 
 @dataclass
@@ -847,22 +856,62 @@ def run_batch(
     The folder's lock is held for the whole run (``store.lock_run_folder``): while another run or watch
     writes into ``out_dir`` this raises FolderBusyError naming its pid, or waits with ``wait_lock``."""
     out = Path(out_dir)
+    limit = _limit(extractor, concurrency)
+    report = reporter or LogReporter()
+
+    async def once(stop: _Stop) -> RunSummary:
+        summary = await _run_once(paths, out, extractor, force, limit, report, stop.finish, stop.abort)
+        summary.stopped_by = stop.by if summary.interrupted else None
+        return summary
+
+    with lock_run_folder(out, wait=wait_lock):
+        return asyncio.run(_with_sigint(once))
+
+
+async def arun_batch(
+    paths: Iterable[str | Path],
+    out_dir: str | Path,
+    extractor: Extractor,
+    *,
+    force: bool = False,
+    concurrency: int | None = None,
+    reporter: BatchReporter | None = None,
+    stop: asyncio.Event | None = None,
+) -> RunSummary:
+    """``run_batch`` on the running event loop, for a caller that owns the loop (``extractor serve``).
+    Setting ``stop`` lets the articles in flight finish and starts no new one (``summary.interrupted``);
+    cancelling the task drops the articles in flight, which the next run over ``out_dir`` does. The
+    folder's lock is held as in ``run_batch`` (never waited for: FolderBusyError)."""
+    out = Path(out_dir)
+    limit = _limit(extractor, concurrency)
+    with lock_run_folder(out, wait=False):
+        finish = stop or asyncio.Event()
+        return await _run_once(paths, out, extractor, force, limit, reporter or LogReporter(), finish)
+
+
+def _limit(extractor: Extractor, concurrency: int | None) -> int:
     limit = extractor.settings.concurrency if concurrency is None else concurrency
     if limit < 1:
         raise ConfigError(f"concurrency must be positive, got {limit}")
     extractor.check_ready()
-    report = reporter or LogReporter()
+    return limit
 
-    async def once(stop: _Stop) -> RunSummary:
-        started = time.perf_counter()
-        report.start(out)
-        inputs = _load(paths, out)
-        summary = await _run(inputs, out, extractor, force, limit, report, stop.finish, stop.abort)
-        summary.stopped_by = stop.by if summary.interrupted else None
-        return _finish(out, summary, started, report)
 
-    with lock_run_folder(out, wait=wait_lock):
-        return asyncio.run(_with_sigint(once))
+async def _run_once(
+    paths: Iterable[str | Path],
+    out: Path,
+    extractor: Extractor,
+    force: bool,
+    limit: int,
+    report: BatchReporter,
+    finish: asyncio.Event,
+    abort: asyncio.Event | None = None,
+) -> RunSummary:
+    started = time.perf_counter()
+    report.start(out)
+    inputs = _load(paths, out)
+    summary = await _run(inputs, out, extractor, force, limit, report, finish, abort or asyncio.Event())
+    return _finish(out, summary, started, report)
 
 
 class _Stop:

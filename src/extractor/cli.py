@@ -17,12 +17,30 @@ from typing import Any, TextIO
 
 from extractor.config import Settings, url_secrets
 from extractor.errors import ConfigError, ExtractorError, FolderBusyError, redact
+from extractor.resources import checkout_path, checkout_root, data_dir
 
 __all__ = ["main"]
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_FIXTURES = PROJECT_ROOT / "fixtures" / "recorded"
-SCHEMA_DIR = PROJECT_ROOT / "schemas"
+# Checkout-only defaults: the source checkout's folders, or None for a package installed from a wheel
+# (which carries prompts/ and schemas/ but no seeds, recordings or gold annotations).
+DEFAULT_FIXTURES = checkout_path("fixtures", "recorded")
+DEFAULT_SEEDS = checkout_path("seeds")
+DEFAULT_GOLD = checkout_path("fixtures", "gold")
+# The JSON Schemas: the checkout's schemas/ (through the package-data symlink), or the installed copy.
+SCHEMA_DIR = data_dir("schemas").resolve()
+
+
+def _checkout_default(value: str | None, default: Path | None, what: str, flag: str) -> str:
+    """``value`` when given; else the checkout's ``default``, said on stderr; else a usage error."""
+    if value is not None:
+        return value
+    if default is None:
+        raise ConfigError(
+            f"{flag} is required: the default {what} comes with the source checkout, which this "
+            "installed package does not have"
+        )
+    print(f"note: using the source checkout's {what}: {default}", file=sys.stderr, flush=True)
+    return str(default)
 
 
 # Credentials of the settings this command loaded (a config file's key too): taken out of what it prints.
@@ -95,6 +113,11 @@ def _extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Any:
     settings = _load_settings(args)
     replay = getattr(args, "replay", None)
     if replay is None and not settings.api_key:
+        if DEFAULT_FIXTURES is None:
+            raise ConfigError(
+                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR (the recorded "
+                "fixtures come with the source checkout, not with the installed package)"
+            )
         replay = str(DEFAULT_FIXTURES)
         if not Path(replay).is_dir():
             raise ConfigError(
@@ -163,6 +186,7 @@ def cmd_record(args: argparse.Namespace) -> int:
     from extractor.pipeline import Extractor
     from extractor.replay import save_recorded_settings
 
+    args.fixtures = _checkout_default(args.fixtures, DEFAULT_FIXTURES, "fixtures/recorded", "--fixtures")
     settings = _load_settings(args, record_dir=Path(args.fixtures), use_cache=False)
     if not settings.api_key:
         raise ConfigError(
@@ -193,7 +217,9 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     from extractor.pipeline import Extractor
     from extractor.replay import mismatched_recordings, stale_recordings
 
-    fixtures = Path(args.fixtures)
+    fixtures = Path(_checkout_default(args.fixtures, DEFAULT_FIXTURES, "fixtures/recorded", "--fixtures"))
+    if not args.paths:
+        args.paths = [_checkout_default(None, DEFAULT_SEEDS, "seeds/", "PATHS")]
     settings = _replay_settings(args, _load_settings(args, use_cache=False), fixtures)
     extractor = Extractor(settings)
     keys: dict[str, str] = {}
@@ -215,6 +241,56 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
         print(f"missing: no recording for {aid} with the current prompt {extractor.prompts.version}")
     print(f"{len(keys)} request(s) checked: {len(stale)} stale recording(s), {len(missing)} missing")
     return 1 if stale or missing else 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import importlib.util
+    import os
+
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        raise ConfigError("extractor serve needs the serve extra: pip install 'extractor[serve]'")
+    from extractor.serve import ServiceConfig, run
+
+    settings = _load_settings(args)
+    if args.replay is not None:
+        if not Path(args.replay).is_dir():
+            raise ConfigError(f"--replay {args.replay}: no recordings folder there")
+        settings = _replay_settings(args, settings, Path(args.replay))
+    elif not settings.api_key:
+        raise ConfigError(
+            "no API key: set OPENAI_API_KEY (any value for a local server), or answer from recordings "
+            "with --replay DIR"
+        )
+    config = ServiceConfig(
+        data_dir=Path(args.data_dir),
+        host=args.host,
+        port=args.port,
+        token=os.environ.get("EXTRACTOR_API_TOKEN") or None,
+        allow_paths=Path(args.allow_paths) if args.allow_paths else None,
+        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
+        max_article_chars=args.max_article_chars,
+        max_queued_jobs=args.max_queued_jobs,
+        max_pending=args.max_pending,
+        job_workers=args.job_workers,
+        shutdown_timeout_s=args.shutdown_timeout,
+    )
+    return run(settings, config)
+
+
+def _default_data_dir() -> str:
+    import platformdirs
+
+    return str(Path(platformdirs.user_data_dir("extractor")) / "service")
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+        return value
+
+    return parse
 
 
 def _write_report(run_dir: Path, out: Path | None = None) -> Path:
@@ -256,6 +332,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     from extractor.evaluate import GoldError, evaluate_path, render_articles, render_table, summary_lines
 
+    args.gold = _checkout_default(args.gold, DEFAULT_GOLD, "gold annotations (fixtures/gold)", "--gold")
     for given in (args.results, args.compare):
         if given is not None and not Path(given).exists():
             raise ConfigError(f"no run folder or results file at {given}")
@@ -312,18 +389,39 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve_installed() -> bool:
+    import importlib.util
+
+    return all(
+        importlib.util.find_spec(name) is not None for name in ("fastapi", "uvicorn", "prometheus_client")
+    )
+
+
 def schema_documents() -> dict[str, dict[str, Any]]:
-    """The JSON Schemas written to schemas/ (what the model emits, and what a result line holds)."""
+    """The JSON Schemas written to schemas/ (what the model emits, and what a result line holds), and
+    the service's OpenAPI document when the serve extra is installed."""
     from extractor.models import ArticleExtraction, ArticleResult
 
-    return {
+    documents = {
         "article_extraction.schema.json": ArticleExtraction.model_json_schema(),
         "article_result.schema.json": ArticleResult.model_json_schema(),
     }
+    if _serve_installed():
+        from extractor.serve import openapi_document
+
+        documents["openapi.json"] = openapi_document()
+    return documents
 
 
 def cmd_schemas(args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    if args.out is None and not args.check and checkout_root() is None:
+        raise ConfigError(
+            "extractor schemas writes into the source checkout's schemas/, which this installed package "
+            "does not have: give --out DIR (or --check to compare the installed copies with the models)"
+        )
+    out = Path(args.out) if args.out is not None else SCHEMA_DIR
+    if not _serve_installed():
+        print("note: openapi.json skipped: the serve extra is not installed", file=sys.stderr)
     drift = []
     for name, schema in schema_documents().items():
         text = json.dumps(schema, indent=2, sort_keys=True) + "\n"
@@ -375,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("record", help="run against a live model and record every exchange as a fixture")
     p.add_argument("paths", nargs="+")
-    p.add_argument("--fixtures", default=str(DEFAULT_FIXTURES), help="where recordings go")
+    p.add_argument("--fixtures", help="where recordings go (default: the checkout's fixtures/recorded)")
     p.add_argument("--out", default="out/record", help="output folder of the recording run")
     p.add_argument("--quiet", "-q", action="store_true")
     _wait_lock_arg(p)
@@ -384,8 +482,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("fixtures", help="check recorded fixtures against the current prompt")
     p.add_argument("action", choices=["check"])
-    p.add_argument("paths", nargs="*", default=[str(PROJECT_ROOT / "seeds")])
-    p.add_argument("--fixtures", default=str(DEFAULT_FIXTURES))
+    p.add_argument("paths", nargs="*", help="articles to check (default: the checkout's seeds/)")
+    p.add_argument("--fixtures", help="recordings folder (default: the checkout's fixtures/recorded)")
     _settings_args(p)
     p.set_defaults(func=cmd_fixtures)
 
@@ -402,9 +500,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("eval", help="score a run against gold annotations")
     p.add_argument("results", help="run folder or results.jsonl")
-    p.add_argument(
-        "--gold", default=str(PROJECT_ROOT / "fixtures" / "gold"), help="gold folder (default: %(default)s)"
-    )
+    p.add_argument("--gold", help="gold folder (default: the checkout's fixtures/gold)")
     p.add_argument("--compare", metavar="OTHER_RESULTS", help="a second run to show side by side")
     p.add_argument("--json", metavar="FILE", help="also write the scores as JSON")
     p.add_argument(
@@ -417,8 +513,54 @@ def build_parser() -> argparse.ArgumentParser:
     _settings_args(p)
     p.set_defaults(func=cmd_cache)
 
+    p = sub.add_parser("serve", help="the HTTP API: extract, jobs, results, metrics (needs extractor[serve])")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 = any free port)")
+    p.add_argument(
+        "--data-dir",
+        dest="data_dir",
+        default=_default_data_dir(),
+        help="where jobs live (default: %(default)s)",
+    )
+    p.add_argument(
+        "--allow-paths", dest="allow_paths", metavar="DIR", help="let jobs name files and folders under DIR"
+    )
+    p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges instead of a live model")
+    p.add_argument(
+        "--max-body-mb", dest="max_body_mb", type=_positive(float), default=32.0, help="request body limit"
+    )
+    p.add_argument(
+        "--max-article-chars",
+        dest="max_article_chars",
+        type=_positive(int),
+        default=1_000_000,
+        help="per article",
+    )
+    p.add_argument(
+        "--max-queued-jobs", dest="max_queued_jobs", type=_positive(int), default=64, help="then 429"
+    )
+    p.add_argument(
+        "--max-pending",
+        dest="max_pending",
+        type=_positive(int),
+        default=256,
+        help="/v1/extract requests in flight or waiting, then 429 (default: %(default)s)",
+    )
+    p.add_argument(
+        "--job-workers", dest="job_workers", type=_positive(int), default=1, help="jobs run at once"
+    )
+    p.add_argument(
+        "--shutdown-timeout",
+        dest="shutdown_timeout",
+        type=_positive(float),
+        default=20.0,
+        help="seconds SIGTERM waits for the work in flight (default: %(default)s)",
+    )
+    _settings_args(p)
+    p.set_defaults(func=cmd_serve)
+
     p = sub.add_parser("schemas", help="write (or --check) the JSON Schemas in schemas/")
-    p.add_argument("--out", default=str(SCHEMA_DIR))
+    p.add_argument("--out", help="folder (default: the package's schemas/, i.e. the checkout's)")
     p.add_argument("--check", action="store_true", help="exit 1 if the files differ from the models")
     p.set_defaults(func=cmd_schemas)
     return parser

@@ -15,10 +15,12 @@ import jinja2
 
 from extractor.errors import ConfigError
 from extractor.models import Article
+from extractor.resources import data_dir
 
 __all__ = ["DEFAULT_PROMPT_DIR", "OPEN_TAG", "PromptSet", "load_prompts"]
 
-DEFAULT_PROMPT_DIR = Path(__file__).resolve().parents[2] / "prompts"
+# The package's templates (the repository's prompts/, carried in the wheel; see extractor.resources).
+DEFAULT_PROMPT_DIR = data_dir("prompts")
 OPEN_TAG = "<article_text>"
 CLOSE_TAG = "</article_text>"
 _TEMPLATES = ("system.j2", "user.j2")
@@ -59,7 +61,7 @@ class PromptSet:
 
 @cache
 def load_prompts(directory: Path | str | None = None) -> PromptSet:
-    """Load and compile the templates in ``directory`` (default: the project's prompts/)."""
+    """Load and compile the templates in ``directory`` (default: the package's prompts/)."""
     folder = Path(directory) if directory is not None else DEFAULT_PROMPT_DIR
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(folder),

@@ -1,0 +1,553 @@
+"""The service's jobs: each job is a run folder under the data dir, run by ``batch.arun_batch``.
+
+    DATA/jobs/<id>/job.json       the job: state, input, counters (written atomically at each change)
+    DATA/jobs/<id>/input.jsonl    the articles of a job submitted as a body (one JSON object per line)
+    DATA/jobs/<id>/results.jsonl  + run.json, articles/, report.html: an ordinary run folder
+
+Jobs run on the server's event loop with the server's one ``Extractor`` (cache, rate limiter, in-flight
+bound), at most ``workers`` at a time, the rest queued. A job is the batch runner's incremental, crash-safe
+run over its folder, so a server stopped mid-job (SIGTERM: the articles in flight finish or are dropped at
+the deadline; killed: whatever was flushed) resumes it on its next start with every article already done
+skipped: nothing is lost or paid twice, and the results stay readable. ``cancel`` lets the articles in
+flight finish and starts no new one.
+
+Nothing here imports the web framework: ``extractor.serve`` maps these calls to HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import json
+import os
+import re
+import secrets
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from extractor import digest
+from extractor.batch import RunSummary, arun_batch, count_inputs
+from extractor.errors import ExtractorError, StoreError
+from extractor.models import ArticleResult
+from extractor.pipeline import Extractor
+from extractor.report import REPORT_FILE, article_anchors, write_report
+from extractor.serve_models import FINAL_STATES, JobState, JobStatus
+from extractor.store import RESULTS_FILE, iter_results, write_json_atomic
+
+__all__ = [
+    "JobManager",
+    "QueueFullError",
+    "UnknownJobError",
+    "redact",
+    "review_page",
+]
+
+JOB_FILE = "job.json"
+INPUT_FILE = "input.jsonl"
+JOBS_DIR = "jobs"
+_JOB_ID = re.compile(r"[0-9a-f]{16}")
+
+
+class _Record(BaseModel):
+    """job.json: the status and what the job reads."""
+
+    status: JobStatus
+    paths: list[str] | None = None  # server-side inputs (None: the job's own input.jsonl)
+
+
+class QueueFullError(Exception):
+    """Too many jobs are waiting; ``retry_after_s`` is a hint for the client."""
+
+    def __init__(self, queued: int, retry_after_s: int) -> None:
+        super().__init__(f"{queued} jobs are queued, the most this server holds; retry later")
+        self.retry_after_s = retry_after_s
+
+
+class UnknownJobError(Exception):
+    """No job with this id."""
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with every secret replaced by ``[redacted]`` (secrets shorter than 4 characters are
+    left alone: they would hit ordinary words)."""
+    for secret in secrets:
+        if secret and len(secret) >= 4 and secret in text:
+            text = text.replace(secret, "[redacted]")
+    return text
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class _Base:
+    """What the job's results file held when this pass started (earlier passes)."""
+
+    lines: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    http_calls: int = 0
+    cost_usd: float | None = 0.0
+
+
+@dataclass
+class _Job:
+    record: _Record
+    dir: Path
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    base: _Base = field(default_factory=_Base)
+    summary: RunSummary | None = None
+    written: int = 0  # result lines this pass has appended
+    cancel_requested: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.record.status.id
+
+    def notify(self) -> None:
+        """Wake every follower of the results (they wait on ``changed``)."""
+        old, self.changed = self.changed, asyncio.Event()
+        old.set()
+
+
+class _JobReporter:
+    """The batch runner's reporter for a job: keeps the live counters and wakes the followers."""
+
+    def __init__(self, job: _Job, on_result: Callable[[ArticleResult, str], None] | None) -> None:
+        self.job = job
+        self.on_result = on_result
+
+    def start(self, out_dir: Path) -> None:
+        return None
+
+    def article(self, result: ArticleResult, outcome: str, summary: RunSummary) -> None:
+        self.job.summary = summary
+        if outcome != "skipped":
+            self.job.written += 1
+        if self.on_result is not None:
+            self.on_result(result, outcome)
+        self.job.notify()
+
+    def finish(self, summary: RunSummary) -> None:
+        self.job.summary = summary
+
+
+def _scan_results(run_dir: Path, price: tuple[float, float] | None) -> _Base:
+    """Lines and spending already in a job's results file (from passes before a restart)."""
+    base = _Base(cost_usd=0.0 if price is not None else None)
+    path = run_dir / RESULTS_FILE
+    if not path.exists():
+        return base
+    with path.open("rb") as fh:
+        for raw in fh:
+            if not raw.endswith(b"\n") or not raw.strip():
+                continue
+            base.lines += 1
+            try:
+                usage = json.loads(raw).get("usage") or {}
+                prompt, completion = (
+                    int(usage.get("prompt_tokens", 0)),
+                    int(usage.get("completion_tokens", 0)),
+                )
+                calls = int(usage.get("http_calls", 0))
+            except (ValueError, AttributeError, TypeError):
+                continue
+            base.prompt_tokens += prompt
+            base.completion_tokens += completion
+            base.http_calls += calls
+            if price is not None and base.cost_usd is not None:
+                base.cost_usd += (prompt * price[0] + completion * price[1]) / 1e6
+    return base
+
+
+def review_page(run_dir: Path) -> Path:
+    """Write the run folder's review page with its digest section (as ``extractor report`` does)."""
+    current, note = digest.ensure_digest(run_dir)
+    section = digest.digest_html_section(current, article_anchors(iter_results(run_dir)), note)
+    return write_report(run_dir, None, [section], digest.DIGEST_CSS)
+
+
+class JobManager:
+    """Create, run, resume, follow and cancel jobs (see the module docstring).
+
+    ``on_result(result, outcome)`` is called for every result a job writes (for metrics); ``secrets``
+    (the API key, the service token) are redacted from every error message and result line served."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        extractor: Extractor,
+        *,
+        allow_paths: Path | None = None,
+        max_queued: int = 64,
+        workers: int = 1,
+        on_result: Callable[[ArticleResult, str], None] | None = None,
+        secrets: Sequence[str | None] = (),
+        poll_s: float = 1.0,
+    ) -> None:
+        self.root = (data_dir / JOBS_DIR).resolve()
+        self.extractor = extractor
+        self.allow_paths = allow_paths.resolve() if allow_paths is not None else None
+        self.max_queued = max_queued
+        self.workers = workers
+        self.on_result = on_result
+        self.secrets = tuple(s for s in secrets if s and len(s) >= 4)
+        self.poll_s = poll_s
+        self.stopping = False
+        self._active: dict[str, _Job] = {}
+        self._queue: asyncio.Queue[_Job] = asyncio.Queue()
+        self._workers: list[asyncio.Task[None]] = []
+        self._report_lock = asyncio.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> int:
+        """Create the data dir, queue every unfinished job found there (a restart) and start the
+        workers; return how many jobs were resumed."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        found = [(self._read_record(f.name), f) for f in self.root.iterdir() if _JOB_ID.fullmatch(f.name)]
+        unfinished = [(r, f) for r, f in found if r is not None and r.status.state not in FINAL_STATES]
+        resumed = 0
+        for record, folder in sorted(unfinished, key=lambda pair: pair[0].status.created):
+            if record.status.state == "cancelling":  # cancelled just before a stop: it stays cancelled
+                record.status.state = "cancelled"
+                record.status.finished = record.status.finished or _now()
+                self._write_record(folder, record)
+                continue
+            record.status.state = "queued"
+            record.status.resumed += 1
+            job = _Job(record=record, dir=folder)
+            self._write_record(folder, record)
+            self._active[job.id] = job
+            self._queue.put_nowait(job)
+            resumed += 1
+        self._workers = [asyncio.ensure_future(self._worker()) for _ in range(self.workers)]
+        return resumed
+
+    def begin_shutdown(self) -> None:
+        """Stop taking jobs; the running ones finish the articles in flight and start no new one."""
+        self.stopping = True
+        for job in self._active.values():
+            job.stop.set()
+            job.notify()
+
+    async def shutdown(self, timeout_s: float) -> None:
+        """``begin_shutdown``, then wait up to ``timeout_s`` for the running jobs; drop what is still in
+        flight after that (a restart does it). Unfinished jobs stay queued on disk."""
+        self.begin_shutdown()
+        running = [job.task for job in self._active.values() if job.task is not None and not job.task.done()]
+        if running:
+            await asyncio.wait(running, timeout=timeout_s)
+        for task in [*running, *self._workers]:
+            task.cancel()
+        await asyncio.gather(*running, *self._workers, return_exceptions=True)
+
+    # ------------------------------------------------------------------ submit
+
+    @property
+    def queued(self) -> int:
+        """Jobs waiting for a worker."""
+        return sum(1 for job in self._active.values() if job.record.status.state == "queued")
+
+    @property
+    def running(self) -> int:
+        return sum(1 for job in self._active.values() if job.record.status.state in ("running", "cancelling"))
+
+    def _admit(self) -> None:
+        if self.queued >= self.max_queued:
+            raise QueueFullError(self.queued, retry_after_s=30)
+
+    def _new_job(self, articles: int | None, paths: list[str] | None) -> _Job:
+        while True:
+            job_id = secrets.token_hex(8)
+            folder = self.root / job_id
+            try:
+                folder.mkdir(parents=True)
+                break
+            except FileExistsError:  # pragma: no cover - 64 random bits
+                continue
+        status = JobStatus(id=job_id, state="queued", created=_now(), articles=articles)
+        return _Job(record=_Record(status=status, paths=paths), dir=folder)
+
+    async def submit_articles(self, lines: Sequence[bytes]) -> JobStatus:
+        """A job over ``lines`` (each one validated article as a JSON object, without newline)."""
+        self._admit()
+        job = self._new_job(len(lines), None)
+
+        def write() -> None:
+            tmp = job.dir / f".{INPUT_FILE}.tmp"
+            with tmp.open("wb") as fh:
+                for line in lines:
+                    fh.write(line + b"\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, job.dir / INPUT_FILE)
+            self._write_record(job.dir, job.record)
+
+        await asyncio.to_thread(write)
+        return self._enqueue(job)
+
+    def resolve_paths(self, paths: Sequence[str]) -> list[tuple[int, str]]:
+        """Problems with server-side ``paths`` as (index, reason); none means every path is allowed."""
+        if self.allow_paths is None:
+            return [(-1, "server-side paths are disabled: start the server with --allow-paths DIR")]
+        problems: list[tuple[int, str]] = []
+        for i, raw in enumerate(paths):
+            if "\x00" in raw:
+                problems.append((i, "contains a NUL character"))
+                continue
+            try:
+                real = (self.allow_paths / raw).resolve()
+            except (OSError, ValueError, RuntimeError):
+                problems.append((i, "cannot be resolved"))
+                continue
+            if real != self.allow_paths and self.allow_paths not in real.parents:
+                problems.append((i, "is not inside the folder this server allows (--allow-paths)"))
+            elif not real.exists():
+                problems.append((i, "no such file or folder under the allowed folder"))
+        return problems
+
+    async def submit_paths(self, paths: Sequence[str]) -> JobStatus:
+        """A job over server-side files and folders under ``allow_paths`` (checked by
+        ``resolve_paths`` first)."""
+        assert self.allow_paths is not None
+        self._admit()
+        resolved = [str((self.allow_paths / raw).resolve()) for raw in paths]
+        job = self._new_job(None, resolved)
+        await asyncio.to_thread(self._write_record, job.dir, job.record)
+        return self._enqueue(job)
+
+    def _enqueue(self, job: _Job) -> JobStatus:
+        self._active[job.id] = job
+        self._queue.put_nowait(job)
+        return self._status(job)
+
+    # ------------------------------------------------------------------ run
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._queue.get()
+            if job.cancel_requested or self.stopping:
+                continue
+            job.task = asyncio.ensure_future(self._run(job))
+            try:
+                await asyncio.shield(job.task)
+            except asyncio.CancelledError:
+                if not job.task.done():
+                    job.task.cancel()
+                raise
+            except Exception:  # noqa: S112 - _run records its own failures; a worker never dies
+                continue
+
+    async def _run(self, job: _Job) -> None:
+        try:
+            await self._pass(job)
+        except asyncio.CancelledError:
+            # Shutdown deadline: the articles in flight are dropped; the next start resumes the job.
+            self._requeue(job)
+            raise
+        except Exception as exc:  # a bug or a full disk must not take the server down
+            with contextlib.suppress(Exception):
+                self._finish(job, "failed", f"{type(exc).__name__}: {self._redact(str(exc))}")
+            self._active.pop(job.id, None)
+
+    def _requeue(self, job: _Job) -> None:
+        """A job stopped by a shutdown: queued on disk, resumed by the next start."""
+        job.record.status = self._status(job)
+        job.record.status.state = "queued"
+        with contextlib.suppress(StoreError):
+            self._write_record(job.dir, job.record)
+        self._active.pop(job.id, None)
+        job.notify()
+
+    async def _pass(self, job: _Job) -> None:
+        status = job.record.status
+        status.state = "running"
+        status.started = status.started or _now()
+        self._write_record(job.dir, job.record)
+        settings = self.extractor.settings
+        job.base = await asyncio.to_thread(_scan_results, job.dir, settings.price())
+        job.written = 0
+        job.summary = None
+        paths = [job.dir / INPUT_FILE] if job.record.paths is None else [Path(p) for p in job.record.paths]
+        if status.articles is None:
+            status.articles = await asyncio.to_thread(count_inputs, paths, job.dir)
+        reporter = _JobReporter(job, self.on_result)
+        try:
+            summary = await arun_batch(paths, job.dir, self.extractor, reporter=reporter, stop=job.stop)
+        except ExtractorError as exc:  # a ConfigError (endpoint unreachable, no key) or a StoreError
+            self._finish(job, "failed", f"{type(exc).__name__}: {self._redact(str(exc))}")
+            return
+        if not summary.interrupted:
+            self._finish(job, "done", None)
+        elif job.cancel_requested:
+            self._finish(job, "cancelled", None)
+        else:
+            self._requeue(job)
+
+    def _finish(self, job: _Job, state: JobState, error: str | None) -> None:
+        status = self._status(job)
+        status.state = state
+        status.finished = _now()
+        status.error = error
+        job.record.status = status
+        self._write_record(job.dir, job.record)
+        self._active.pop(job.id, None)
+        job.notify()
+
+    # ------------------------------------------------------------------ read
+
+    def _status(self, job: _Job) -> JobStatus:
+        status = job.record.status.model_copy()
+        if job.summary is None and status.state == "queued":
+            return status  # as submitted, or as the last pass left it
+        s, base = job.summary or RunSummary(), job.base
+        status.ok = s.ok + s.skipped
+        status.failed = s.failed
+        status.duplicates = s.duplicates
+        status.cache_hits = s.cache_hits
+        status.done = s.ok + s.failed + s.skipped
+        status.results = base.lines + job.written - s.compacted_lines
+        status.prompt_tokens = base.prompt_tokens + s.prompt_tokens
+        status.completion_tokens = base.completion_tokens + s.completion_tokens
+        status.http_calls = base.http_calls + s.http_calls
+        cost = None if base.cost_usd is None or s.cost_usd is None else base.cost_usd + s.cost_usd
+        status.cost_usd = None if cost is None else round(cost, 6)
+        if status.articles:
+            status.progress = round(min(1.0, status.done / status.articles), 4)
+        if job.cancel_requested and status.state == "running":
+            status.state = "cancelling"
+        return status
+
+    def _folder(self, job_id: str) -> Path:
+        if not _JOB_ID.fullmatch(job_id):
+            raise UnknownJobError(job_id)
+        return self.root / job_id
+
+    def _read_record(self, job_id: str) -> _Record | None:
+        try:
+            raw = (self.root / job_id / JOB_FILE).read_bytes()
+        except OSError:
+            return None
+        try:
+            return _Record.model_validate_json(raw)
+        except ValidationError:
+            return None
+
+    @staticmethod
+    def _write_record(folder: Path, record: _Record) -> None:
+        write_json_atomic(folder / JOB_FILE, record.model_dump(mode="json"))
+
+    def status(self, job_id: str) -> JobStatus:
+        """The job's status; UnknownJobError when there is none."""
+        self._folder(job_id)
+        job = self._active.get(job_id)
+        if job is not None:
+            return self._status(job)
+        record = self._read_record(job_id)
+        if record is None:
+            raise UnknownJobError(job_id)
+        return record.status
+
+    async def cancel(self, job_id: str) -> JobStatus:
+        """Cancel a queued or running job (the articles in flight finish); a finished job is left as
+        it is. Returns the status."""
+        self._folder(job_id)
+        job = self._active.get(job_id)
+        if job is None:
+            return self.status(job_id)
+        job.cancel_requested = True
+        if job.record.status.state == "queued":
+            self._finish(job, "cancelled", None)
+        else:
+            job.record.status.state = "cancelling"
+            self._write_record(job.dir, job.record)
+            job.stop.set()
+        return self._status(job) if job.id in self._active else self.status(job_id)
+
+    async def follow(self, job_id: str, after: int = 0) -> AsyncIterator[bytes]:
+        """The job's result lines after the first ``after``, as they are written, until the job is
+        finished (or the server stops). Each line is one ArticleResult as JSON, newline-terminated."""
+        folder = self._folder(job_id)
+        self.status(job_id)  # UnknownJobError before the stream starts
+        prefixes = [folder, *([self.allow_paths] if self.allow_paths is not None else [])]
+        local = [json.dumps(str(p) + os.sep)[1:-1].encode() for p in prefixes]
+        path = folder / RESULTS_FILE
+        fh = None
+        skipped = 0
+        pending = b""
+        try:
+            while True:
+                job = self._active.get(job_id)
+                waiter = job.changed if job is not None else None
+                if fh is None and path.exists():
+                    fh = path.open("rb")  # held open: a compaction at the end replaces the file
+                if fh is not None:
+                    while True:
+                        chunk = fh.read(65536)
+                        if not chunk:
+                            break
+                        data = pending + chunk
+                        cut = data.rfind(b"\n") + 1
+                        pending = data[cut:]
+                        lines = data[:cut].splitlines(keepends=True)
+                        if skipped < after:
+                            drop = min(after - skipped, len(lines))
+                            skipped += drop
+                            lines = lines[drop:]
+                        if lines:
+                            yield self._public(b"".join(lines), local)
+                        await asyncio.sleep(0)
+                if job is None or self.stopping:
+                    if job is None and fh is None and path.exists():
+                        continue  # the file appeared as the job ended: read it once
+                    return
+                assert waiter is not None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(waiter.wait(), timeout=self.poll_s)
+        finally:
+            if fh is not None:
+                fh.close()
+
+    def _public(self, data: bytes, local: list[bytes]) -> bytes:
+        """Result lines as clients see them: sources relative to the job or allowed folder, and
+        nothing secret."""
+        for prefix in local:
+            if prefix in data:
+                data = data.replace(prefix, b"")
+        for secret in self.secrets:
+            token = secret.encode("utf-8")
+            if token in data:
+                data = data.replace(token, b"[redacted]")
+        return data
+
+    def _redact(self, text: str) -> str:
+        return redact(text, *self.secrets)
+
+    async def report(self, job_id: str) -> Path | None:
+        """The job's review page, written (again) when missing or older than its results; None while
+        the job has no result yet."""
+        folder = self._folder(job_id)
+        self.status(job_id)
+        results = folder / RESULTS_FILE
+        if not results.exists() or results.stat().st_size == 0:
+            return None
+        async with self._report_lock:  # one page at a time: it is CPU work in a thread
+            page = folder / REPORT_FILE
+            try:
+                fresh = page.stat().st_mtime_ns >= results.stat().st_mtime_ns
+            except OSError:
+                fresh = False
+            if not fresh:
+                try:
+                    await asyncio.to_thread(review_page, folder)
+                except StoreError:
+                    return None
+        return page
