@@ -43,7 +43,14 @@ from extractor.prompts import PromptSet, load_prompts
 from extractor.ratelimit import RateLimiter
 from extractor.replay import RecordingTransport, ReplayTransport
 
-__all__ = ["Extractor", "ground_extraction", "load_error_id", "load_error_result", "split_chunks"]
+__all__ = [
+    "Extractor",
+    "ground_extraction",
+    "grounding_check",
+    "load_error_id",
+    "load_error_result",
+    "split_chunks",
+]
 
 _Item = TypeVar("_Item", GroundedEvent, GroundedQuote, GroundedStance)
 
@@ -220,7 +227,9 @@ def _fullness(item: BaseModel) -> tuple[int, int]:
     return len(filled), sum(len(str(v)) for v in filled)
 
 
-def _grounding_check(index: SourceIndex) -> Any:
+def grounding_check(index: SourceIndex) -> Any:
+    """The check the answer's validators run (``context=``): one line per item not in the article."""
+
     def check(extraction: ArticleExtraction) -> list[str]:
         failures: list[str] = []
         for kind, field, items in (
@@ -323,7 +332,7 @@ class Extractor:
         windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
         try:
             index = SourceIndex(article.text)
-            check = _grounding_check(index)
+            check = grounding_check(index)
             extractions: list[ArticleExtraction] = []
             for i, window in enumerate(windows, start=1):
                 messages, key = self._answer_key(article, window, i, len(windows))
