@@ -374,7 +374,6 @@ class OpenAIProvider:
         for budget_attempt in range(2):
             try:
                 result, completion = await self._client.chat.completions.create_with_completion(
-                    model=self.settings.model,
                     messages=list(messages),  # type: ignore[arg-type]
                     response_model=ArticleExtraction,
                     max_retries=self.settings.reasks,
