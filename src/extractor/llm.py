@@ -39,8 +39,6 @@ import httpx
 import instructor
 import openai
 from instructor.core.exceptions import IncompleteOutputException, InstructorRetryException
-from instructor.processing.response import handle_reask_kwargs, handle_response_model, process_response
-from openai.types.chat import ChatCompletion
 from pydantic import ValidationError
 
 from extractor.config import Settings
@@ -441,6 +439,8 @@ def request_body(settings: Settings, messages: list[dict[str, Any]]) -> dict[str
     """The chat-completions request body the direct path sends for ``messages``: instructor's own request
     shaping for the mode (``tools``/``tool_choice``, ``response_format``, or the schema in the system
     prompt) and the same model settings. A Batch API input line carries it as its ``body``."""
+    from instructor.processing.response import handle_response_model  # loaded by the batch path only
+
     _, body = handle_response_model(
         ArticleExtraction,
         mode=MODES[settings.mode],
@@ -478,6 +478,9 @@ def judge_answer(
     """Parse and validate ``answer`` (a chat completion as JSON data) with instructor's parser for the
     mode, the same validators and grounding check as the direct path. Raises ParseError for something
     that is not a chat completion and TruncatedOutputError for an answer cut off at max_tokens."""
+    from instructor.processing.response import handle_reask_kwargs, process_response
+    from openai.types.chat import ChatCompletion
+
     try:
         completion = ChatCompletion.model_validate(answer)
     except ValidationError as exc:
