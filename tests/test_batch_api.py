@@ -255,7 +255,7 @@ def test_batch_prices_per_model_override_the_ratio() -> None:
 def test_batches_list_and_cancel_from_the_command_line(
     tmp_path: Path, drop: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with run_in_thread(ServerConfig(batch_steps=50)) as url:
+    with run_in_thread(ServerConfig(batch_steps=3)) as url:
 
         async def stop(_: float) -> None:
             raise KeyboardInterrupt
@@ -274,16 +274,26 @@ def test_batches_list_and_cancel_from_the_command_line(
         # the next run reads the cancelled batch in and submits its requests again
         summary, _ = _run(url, tmp_path, drop, tmp_path / "out")
         assert summary.errors == 4  # cancelled: nothing answered this time
-        again, _ = _run(url, tmp_path, drop, tmp_path / "out", sleep=_fast_forward(url))
+        again, _ = _run(url, tmp_path, drop, tmp_path / "out")
         assert again.ok == 4
 
 
-def _fast_forward(url: str) -> Any:
-    """A sleep that polls the fake server's batches on, so a 50-step batch ends at once."""
-
-    async def sleep(_: float) -> None:
-        for batch in _server_batches(url):
-            for _ in range(120):
-                httpx.get(f"{url}/batches/{batch['id']}")
-
-    return sleep
+def test_run_batch_api_from_the_command_line(
+    server: str,
+    tmp_path: Path,
+    drop: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = tmp_path / "extractor.toml"
+    config.write_text("[extractor]\nbatch_poll_s = 0.01\nbatch_poll_max_s = 0.02\n", encoding="utf-8")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", server)
+    out = tmp_path / "out"
+    argv = ["run", str(drop), "--out", str(out), "--batch-api", "--config", str(config)]
+    assert main([*argv, "--cache-dir", str(tmp_path / "cache")]) == 0
+    captured = capsys.readouterr()
+    assert "submitted batch" in captured.err and "results:" in captured.out
+    assert [r.status for r in iter_results(out)] == ["ok"] * 4
+    assert main([*argv, "--replay", str(tmp_path)]) == 2
+    assert "cannot be combined with --replay" in capsys.readouterr().err
