@@ -75,12 +75,23 @@ __all__ = [
 
 HOST = "127.0.0.1"
 WINDOW_S = 60.0
-FAULT_KINDS: tuple[str, ...] = ("429", "500", "503", "timeout", "malformed", "truncated", "schema-invalid")
+FAULT_KINDS: tuple[str, ...] = (
+    "429",
+    "500",
+    "503",
+    "timeout",
+    "malformed",
+    "truncated",
+    "schema-invalid",
+    "ungrounded",
+)
 DEFAULT_FAULTS: tuple[str, ...] = ("429", "500", "503", "timeout", "malformed", "truncated")
 OPEN_TAG = "<article_text>"
 CLOSE_TAG = "</article_text>"
 
 Mode = Literal["tools", "json_schema", "json", "md_json"]
+BatchOutcome = Literal["completed", "expired", "failed"]
+UNGROUNDED_QUOTE = "words this article never printed (injected fault)"
 
 _ARTICLE_BLOCK = re.compile(r"^<article_text>\n(?:(.*?)\n)?</article_text>$", re.MULTILINE | re.DOTALL)
 
@@ -120,6 +131,8 @@ class ServerConfig:
     created: int | None = None
     messy: bool = False
     shutdown_timeout: float = 1.0
+    batch_steps: int = 1
+    batch_outcome: BatchOutcome = "completed"
 
     def __post_init__(self) -> None:
         if self.host != HOST:
@@ -141,6 +154,10 @@ class ServerConfig:
                 raise ValueError(f"{name} must be > 0 (omit it for no limit)")
         if not 0 < self.window_s <= WINDOW_S:
             raise ValueError(f"window_s must be within (0, {WINDOW_S:g}], got {self.window_s}")
+        if self.batch_steps < 0:
+            raise ValueError("batch_steps must be >= 0")
+        if self.batch_outcome not in ("completed", "expired", "failed"):
+            raise ValueError(f"unknown batch_outcome {self.batch_outcome!r}")
         if (self.answers_dir is None) != (self.articles_dir is None):
             raise ValueError("answers_dir and articles_dir go together")
 
@@ -557,6 +574,29 @@ def _prompt_chars(body: dict[str, Any]) -> int:
     return chars
 
 
+def _faulty(body: dict[str, Any], mode: Mode, payload: str, fault: str | None) -> tuple[str, str]:
+    """The answer text and finish_reason after a content fault (and the request's max_tokens)."""
+    finish_reason = "tool_calls" if mode == "tools" else "stop"
+    if fault == "malformed":
+        payload = payload[1:]  # no opening brace: not JSON
+    elif fault == "schema-invalid":
+        data = json.loads(payload)
+        data.pop("quotes", None)
+        payload = json.dumps(data, ensure_ascii=False)
+    elif fault == "ungrounded":
+        data = json.loads(payload)
+        data["quotes"] = [*data["quotes"], {"text": UNGROUNDED_QUOTE, "speaker": "Nobody", "cue": None}]
+        payload = json.dumps(data, ensure_ascii=False)
+    if fault == "truncated":
+        payload = payload[: len(payload) // 2]
+        finish_reason = "length"
+    limit = body.get("max_completion_tokens") or body.get("max_tokens")
+    if isinstance(limit, int) and limit > 0 and _tokens(len(payload)) > limit:
+        payload = payload[: limit * 4]
+        finish_reason = "length"
+    return payload, finish_reason
+
+
 def _error_body(message: str, type_: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": None, "code": code}}
 
@@ -569,6 +609,11 @@ class FakeServer:
         self.answers: dict[str, str] | None = None
         if config.answers_dir is not None and config.articles_dir is not None:
             self.answers = load_answers(config.answers_dir, config.articles_dir)
+        # The Batch API's files and batches (kept by ``reset``).
+        self.files: dict[str, tuple[str, str, bytes]] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_polls: Counter[str] = Counter()
+        self._serial = 0
         self.reset()
 
     def reset(self) -> None:
@@ -587,6 +632,7 @@ class FakeServer:
         for prefix in ("", "/v1"):
             app.router.add_get(f"{prefix}/stats", self.get_stats)
             app.router.add_post(f"{prefix}/stats/reset", self.reset_stats)
+        self._add_batch_routes(app)
         return app
 
     async def get_stats(self, request: web.Request) -> web.Response:
@@ -704,20 +750,7 @@ class FakeServer:
             message = "The server had an error while processing your request (injected fault)."
             return self._error(status, message, "server_error" if status == 500 else "service_unavailable")
 
-        finish_reason = "tool_calls" if mode == "tools" else "stop"
-        if fault == "malformed":
-            payload = payload[1:]  # no opening brace: not JSON
-        elif fault == "schema-invalid":
-            data = json.loads(payload)
-            data.pop("quotes", None)
-            payload = json.dumps(data, ensure_ascii=False)
-        if fault == "truncated":
-            payload = payload[: len(payload) // 2]
-            finish_reason = "length"
-        limit = body.get("max_completion_tokens") or body.get("max_tokens")
-        if isinstance(limit, int) and limit > 0 and _tokens(len(payload)) > limit:
-            payload = payload[: limit * 4]
-            finish_reason = "length"
+        payload, finish_reason = _faulty(body, mode, payload, fault)
         return self._completion(
             body, mode, tool_name, sha, attempt, payload, finish_reason, prompt_tokens, started
         )
@@ -791,6 +824,220 @@ class FakeServer:
         }
         elapsed_ms = str(round((time.monotonic() - started) * 1000))
         return self._respond(200, result, {"openai-processing-ms": elapsed_ms})
+
+    # ----------------------------------------------------------------- files and batches (Batch API)
+    #
+    # POST /v1/files (multipart: purpose, file), GET /v1/files/{id}/content, POST /v1/batches,
+    # GET /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel. Every GET of a batch moves it
+    # on: ``batch_steps`` GETs in "validating", as many in "in_progress", then it ends as
+    # ``batch_outcome``: "completed" (every line answered like a chat completion, first-attempt faults
+    # included: transport faults go to the error file), "expired" (the first half answered, the rest
+    # in the error file with code batch_expired) or "failed" (no files, ``errors`` says why). An input
+    # file with a bad line (not JSON, no custom_id, a repeated custom_id, another url) fails the batch.
+
+    def _add_batch_routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/files", self.upload_file)
+        app.router.add_get("/v1/files/{file_id}/content", self.file_content)
+        app.router.add_post("/v1/batches", self.create_batch)
+        app.router.add_get("/v1/batches", self.list_batches)
+        app.router.add_get("/v1/batches/{batch_id}", self.get_batch)
+        app.router.add_post("/v1/batches/{batch_id}/cancel", self.cancel_batch)
+
+    def _new_id(self, prefix: str) -> str:
+        self._serial += 1
+        return f"{prefix}-{hashlib.sha256(f'{prefix}{self._serial}'.encode()).hexdigest()[:24]}"
+
+    def _add_file(self, name: str, purpose: str, data: bytes) -> str:
+        file_id = self._new_id("file")
+        self.files[file_id] = (name, purpose, data)
+        return file_id
+
+    async def upload_file(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload, purpose = form.get("file"), form.get("purpose")
+        if not isinstance(upload, web.FileField) or purpose != "batch":
+            return self._error(
+                400, "expected multipart fields purpose=batch and file", "invalid_request_error"
+            )
+        data = upload.file.read()
+        file_id = self._add_file(upload.filename, "batch", data)
+        return self._respond(
+            200,
+            {
+                "id": file_id,
+                "object": "file",
+                "bytes": len(data),
+                "created_at": int(time.time()),
+                "filename": upload.filename,
+                "purpose": "batch",
+            },
+        )
+
+    async def file_content(self, request: web.Request) -> web.Response:
+        found = self.files.get(request.match_info["file_id"])
+        if found is None:
+            return self._error(404, "No such file", "invalid_request_error")
+        self.stats.by_status["200"] += 1
+        return web.Response(body=found[2], content_type="application/octet-stream")
+
+    async def create_batch(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        file_id = body.get("input_file_id")
+        if file_id not in self.files:
+            return self._error(404, f"No such file: {file_id}", "invalid_request_error")
+        if body.get("endpoint") != "/v1/chat/completions" or body.get("completion_window") != "24h":
+            return self._error(
+                400, "endpoint must be /v1/chat/completions, completion_window 24h", "invalid_request_error"
+            )
+        batch_id = self._new_id("batch")
+        self.batches[batch_id] = {
+            "id": batch_id,
+            "object": "batch",
+            "endpoint": body["endpoint"],
+            "errors": None,
+            "input_file_id": file_id,
+            "completion_window": "24h",
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": int(time.time()),
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": body.get("metadata") or {},
+        }
+        return self._respond(200, self.batches[batch_id])
+
+    async def list_batches(self, request: web.Request) -> web.Response:
+        limit = int(request.query.get("limit", "20"))
+        data = sorted(self.batches.values(), key=lambda b: b["created_at"], reverse=True)[:limit]
+        return self._respond(200, {"object": "list", "data": data, "has_more": len(self.batches) > limit})
+
+    async def cancel_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return self._error(404, "No such batch", "invalid_request_error")
+        if batch["status"] in ("validating", "in_progress"):
+            batch["status"] = "cancelling"
+        return self._respond(200, batch)
+
+    async def get_batch(self, request: web.Request) -> web.Response:
+        batch = self.batches.get(request.match_info["batch_id"])
+        if batch is None:
+            return self._error(404, "No such batch", "invalid_request_error")
+        self._advance(batch)
+        return self._respond(200, batch)
+
+    def _advance(self, batch: dict[str, Any]) -> None:
+        if batch["status"] == "cancelling":
+            batch["status"] = "cancelled"
+            return
+        if batch["status"] not in ("validating", "in_progress"):
+            return
+        self.batch_polls[batch["id"]] += 1
+        polls, steps = self.batch_polls[batch["id"]], self.config.batch_steps
+        lines, problem = _batch_lines(self.files[batch["input_file_id"]][2])
+        batch["request_counts"]["total"] = len(lines)
+        if problem is not None or (self.config.batch_outcome == "failed" and polls > steps):
+            batch["status"] = "failed"
+            message = problem or "the batch failed (injected)"
+            batch["errors"] = {"object": "list", "data": [{"code": "invalid_request", "message": message}]}
+        elif polls <= steps:
+            batch["status"] = "validating"
+        elif polls <= 2 * steps:
+            batch["status"] = "in_progress"
+        else:
+            self._finish_batch(batch, lines)
+
+    def _finish_batch(self, batch: dict[str, Any], lines: list[dict[str, Any]]) -> None:
+        expired = self.config.batch_outcome == "expired"
+        answered = lines[: len(lines) // 2] if expired else lines
+        output: list[bytes] = []
+        errors: list[bytes] = []
+        for line in answered:
+            status, body = self._batch_answer(line["body"])
+            record = {
+                "id": self._new_id("batch_req"),
+                "custom_id": line["custom_id"],
+                "response": {"status_code": status, "request_id": self._new_id("req"), "body": body},
+                "error": None,
+            }
+            (output if status == 200 else errors).append(
+                json.dumps(record, ensure_ascii=False).encode() + b"\n"
+            )
+        for line in lines[len(answered) :]:
+            record = {
+                "id": self._new_id("batch_req"),
+                "custom_id": line["custom_id"],
+                "response": None,
+                "error": {
+                    "code": "batch_expired",
+                    "message": "This request could not be executed before the completion window expired.",
+                },
+            }
+            errors.append(json.dumps(record).encode() + b"\n")
+        if output:
+            batch["output_file_id"] = self._add_file("batch_output.jsonl", "batch_output", b"".join(output))
+        if errors:
+            batch["error_file_id"] = self._add_file("batch_errors.jsonl", "batch_output", b"".join(errors))
+        batch["request_counts"].update(completed=len(output), failed=len(errors))
+        batch["status"] = "expired" if expired else "completed"
+
+    def _batch_answer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """(status, body) of one batch line, answered as a chat completion would be."""
+        started = time.monotonic()
+        self.stats.requests += 1
+        try:
+            mode, tool_name = _detect_mode(body)
+        except RequestError as exc:
+            return exc.status, _error_body(exc.message, exc.type, exc.code)
+        text = extract_article_text(body.get("messages"))
+        if text is None:
+            return 400, _error_body(
+                f"no user message with a {OPEN_TAG} ... {CLOSE_TAG} block", "invalid_request_error"
+            )
+        sha = text_sha256(text)
+        payload = synthetic_extraction(text) if self.answers is None else self.answers.get(sha)
+        if payload is None:
+            return 404, _error_body(f"no answer for the article with sha256 {sha}", "invalid_request_error")
+        self.attempts[sha] += 1
+        attempt = self.attempts[sha]
+        self.stats.by_mode[mode] += 1
+        fault = self._fault_for(sha) if attempt == 1 else None
+        if fault is not None:
+            self.stats.faults[fault] += 1
+        if fault in ("429", "500", "503", "timeout"):
+            status = 504 if fault == "timeout" else int(fault)
+            return status, _error_body(f"injected fault {fault}", "server_error")
+        payload, finish_reason = _faulty(body, mode, payload, fault)
+        prompt_tokens = _tokens(_prompt_chars(body))
+        response = self._completion(
+            body, mode, tool_name, sha, attempt, payload, finish_reason, prompt_tokens, started
+        )
+        assert isinstance(response.body, bytes)
+        return 200, json.loads(response.body)
+
+
+def _batch_lines(data: bytes) -> tuple[list[dict[str, Any]], str | None]:
+    """The lines of a batch input file, or the first problem that fails the batch."""
+    lines: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for number, raw in enumerate(data.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            return [], f"line {number} is not JSON"
+        if not isinstance(line, dict) or not isinstance(line.get("custom_id"), str):
+            return [], f"line {number} has no custom_id"
+        if line["custom_id"] in seen:
+            return [], f"line {number}: custom_id {line['custom_id']!r} is not unique"
+        if line.get("method") != "POST" or line.get("url") != "/v1/chat/completions":
+            return [], f"line {number}: method must be POST and url /v1/chat/completions"
+        if not isinstance(line.get("body"), dict):
+            return [], f"line {number} has no body"
+        seen.add(line["custom_id"])
+        lines.append(line)
+    return lines, None
 
 
 # --------------------------------------------------------------------------- running it
@@ -890,6 +1137,15 @@ def _parse_args(argv: Sequence[str] | None) -> ServerConfig:
     parser.add_argument(
         "--messy", action="store_true", help="drifting answers and transport faults (see messy_answer)"
     )
+    parser.add_argument(
+        "--batch-steps", type=int, default=1, help="batch GETs spent validating, then in progress"
+    )
+    parser.add_argument(
+        "--batch-outcome",
+        choices=["completed", "expired", "failed"],
+        default="completed",
+        help="how batches end",
+    )
     args = parser.parse_args(argv)
     faults = tuple(kind.strip() for kind in args.faults.split(",") if kind.strip())
     try:
@@ -911,6 +1167,8 @@ def _parse_args(argv: Sequence[str] | None) -> ServerConfig:
             timeout_hold=args.timeout_hold,
             created=args.created,
             messy=args.messy,
+            batch_steps=args.batch_steps,
+            batch_outcome=args.batch_outcome,
         )
     except ValueError as exc:
         parser.error(str(exc))

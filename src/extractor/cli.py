@@ -145,6 +145,8 @@ def _reporter(args: argparse.Namespace) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from extractor.batch import run_batch
 
+    if args.batch_api:
+        return _run_batch_api(args)
     extractor = _extractor_for(args)
     with extractor:
         summary = run_batch(
@@ -163,6 +165,47 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"extractor: {how}; run the same command again to finish the rest", file=sys.stderr)
         return 143 if summary.stopped_by == "SIGTERM" else 130
     return 1 if summary.failed else 0
+
+
+def _run_batch_api(args: argparse.Namespace) -> int:
+    from extractor.batch_api import run_batch_api
+    from extractor.pipeline import Extractor
+
+    if args.replay:
+        raise ConfigError("--batch-api needs a live endpoint; it cannot be combined with --replay")
+    settings = _load_settings(args)
+    with Extractor(settings) as extractor:
+        summary = run_batch_api(
+            args.paths,
+            args.out,
+            extractor,
+            force=args.force,
+            reask_direct=args.reask_direct,
+            reporter=_reporter(args),
+            log=None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    print(f"results: {Path(args.out) / 'results.jsonl'}  summary: {Path(args.out) / 'run.json'}")
+    if args.html:
+        print(f"review page: {_write_report(Path(args.out))}")
+    return 1 if summary.failed else 0
+
+
+def cmd_batches(args: argparse.Namespace) -> int:
+    from extractor.batch_api import cancel_batches, list_batches
+
+    settings = _load_settings(args)
+    if args.action == "list":
+        if args.ids:
+            raise ConfigError("batches list takes no ids (use --out DIR for a run folder's batches)")
+        infos = list_batches(settings, args.out, limit=args.limit)
+    else:
+        infos = cancel_batches(settings, args.ids, args.out)
+    for info in infos:
+        name = f"  {info.submission}" if info.submission else ""
+        print(f"{info.id}  {info.status:<11} {info.completed}/{info.total} done, {info.failed} failed{name}")
+    if not infos:
+        print("no batches")
+    return 0
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
@@ -458,8 +501,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", action="store_true", help="also write the review page")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-article lines or progress bar")
     _wait_lock_arg(p)
+    p.add_argument(
+        "--batch-api",
+        dest="batch_api",
+        action="store_true",
+        help="submit through the Batch API (half price, within 24 h); run again to resume polling",
+    )
+    p.add_argument(
+        "--reask-direct",
+        dest="reask_direct",
+        action="store_true",
+        help="with --batch-api: re-ask ungrounded answers directly, not in a follow-up batch",
+    )
     _settings_args(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("batches", help="Batch API batches: list (the account's, or --out DIR's) or cancel")
+    p.add_argument("action", choices=["list", "cancel"])
+    p.add_argument("ids", nargs="*", help="batch ids to cancel")
+    p.add_argument("--out", help="a run folder of `run --batch-api`: its batches")
+    p.add_argument("--limit", type=int, default=20, help="how many of the account's batches to list")
+    _settings_args(p)
+    p.set_defaults(func=cmd_batches)
 
     p = sub.add_parser("watch", help="extract files as they appear in a drop folder, until Ctrl-C")
     p.add_argument("drop", help="folder to watch")

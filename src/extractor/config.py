@@ -116,6 +116,14 @@ class Settings:
     rpm: int | None = None
     tpm: int | None = None
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # The Batch API (extractor run --batch-api): prices per model (default: batch_price_ratio x prices),
+    # polling backoff, requests per batch (OpenAI's limit is 50,000) and the completion window.
+    batch_prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    batch_price_ratio: float = 0.5
+    batch_poll_s: float = 30.0
+    batch_poll_max_s: float = 600.0
+    batch_max_requests: int = 50_000
+    batch_window: str = "24h"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -133,7 +141,7 @@ class Settings:
             )
         if self.transport_max_wait_s < 0:
             raise ConfigError(f"transport_max_wait_s must be >= 0, got {self.transport_max_wait_s}")
-        for name, pair in self.prices.items():
+        for name, pair in [*self.prices.items(), *self.batch_prices.items()]:
             if not (
                 isinstance(pair, tuple | list)
                 and len(pair) == 2
@@ -146,7 +154,10 @@ class Settings:
             raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(get_args(Mode))}")
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigError(f"temperature must be between 0 and 2, got {self.temperature}")
-        for name in ("max_tokens", "timeout_s", "transport_attempts", "chunk_chars", "concurrency"):
+        if self.batch_price_ratio < 0:
+            raise ConfigError(f"batch_price_ratio must be >= 0, got {self.batch_price_ratio}")
+        names = ("max_tokens", "timeout_s", "transport_attempts", "chunk_chars", "concurrency")
+        for name in (*names, "batch_poll_s", "batch_poll_max_s", "batch_max_requests"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.reasks < 0 or self.reasks > 5:
@@ -177,11 +188,20 @@ class Settings:
 
     def price(self) -> tuple[float, float] | None:
         """(input, output) USD per 1M tokens for this model, user overrides first."""
-        table = {**DEFAULT_PRICES, **self.prices}
-        if self.model in table:
-            return table[self.model]
-        matches = [name for name in table if self.model.startswith(name)]
-        return table[max(matches, key=len)] if matches else None
+        return _lookup({**DEFAULT_PRICES, **self.prices}, self.model)
+
+    def batch_price(self) -> tuple[float, float] | None:
+        """(input, output) USD per 1M tokens through the Batch API: ``batch_prices`` for this model, else
+        ``batch_price_ratio`` times the direct price."""
+        found = _lookup(self.batch_prices, self.model)
+        if found is not None:
+            return found
+        direct = self.price()
+        return (
+            None
+            if direct is None
+            else (direct[0] * self.batch_price_ratio, direct[1] * self.batch_price_ratio)
+        )
 
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (None values are ignored)."""
@@ -204,6 +224,14 @@ class Settings:
                 values[name] = env[var]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**_coerce(values))
+
+
+def _lookup(table: dict[str, tuple[float, float]], model: str) -> tuple[float, float] | None:
+    """The prices of ``model``: its own entry, else the longest name it starts with."""
+    if model in table:
+        return table[model]
+    matches = [name for name in table if model.startswith(name)]
+    return table[max(matches, key=len)] if matches else None
 
 
 def _check_name(name: str, value: object) -> None:
@@ -311,7 +339,7 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
                 if not isinstance(value, str | os.PathLike):
                     raise ConfigError(f"setting {name}: expected a path, got {shown}")
                 out[name] = Path(value).expanduser()
-            elif name == "prices":
+            elif name in ("prices", "batch_prices"):
                 out[name] = {str(k): (float(v[0]), float(v[1])) for k, v in dict(value).items()}
             elif kind.startswith("int"):
                 if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):

@@ -31,6 +31,7 @@ echoes the request's ``Authorization`` header cannot put the key in a message.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -63,7 +64,15 @@ from extractor.models import (
 from extractor.ratelimit import RateLimiter
 from extractor.transport import RETRY_STATUSES, CallStats, RetryingTransport, track_calls
 
-__all__ = ["Completion", "OpenAIProvider", "Provider", "raw_answer_json"]
+__all__ = [
+    "Completion",
+    "Judgement",
+    "OpenAIProvider",
+    "Provider",
+    "judge_answer",
+    "raw_answer_json",
+    "request_body",
+]
 
 MODES: dict[str, instructor.Mode] = {
     "tools": instructor.Mode.TOOLS,
@@ -375,16 +384,14 @@ class OpenAIProvider:
         for budget_attempt in range(2):
             try:
                 result, completion = await self._client.chat.completions.create_with_completion(
-                    model=self.settings.model,
                     messages=list(messages),  # type: ignore[arg-type]
                     response_model=ArticleExtraction,
                     max_retries=self.settings.reasks,
                     context=ValidationContext(
                         grounding_check=check, reask_items=True, max_listed=self.settings.reask_max_listed
                     ),
-                    temperature=self.settings.temperature,
-                    max_tokens=max_tokens,
                     extra_headers={"x-extractor-key": key, "x-extractor-article": article_id},
+                    **_model_settings(self.settings, max_tokens),
                 )
             except IncompleteOutputException as exc:
                 if budget_attempt == 0 and self.settings.max_tokens_retry > max_tokens:
@@ -437,3 +444,93 @@ class OpenAIProvider:
             f"no usable answer after {exc.n_attempts} attempt(s) ({self.settings.reasks} re-ask(s)): "
             + summary
         ) from exc
+
+
+# --------------------------------------------------------------------------- the Batch API's requests
+
+
+def _model_settings(settings: Settings, max_tokens: int) -> dict[str, Any]:
+    """The model settings of every request, direct or batched."""
+    return {"model": settings.model, "temperature": settings.temperature, "max_tokens": max_tokens}
+
+
+def request_body(settings: Settings, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """The chat-completions request body the direct path sends for ``messages``: instructor's own request
+    shaping for the mode (``tools``/``tool_choice``, ``response_format``, or the schema in the system
+    prompt) and the same model settings. A Batch API input line carries it as its ``body``."""
+    from instructor.processing.response import handle_response_model  # loaded by the batch path only
+
+    _, body = handle_response_model(
+        ArticleExtraction,
+        mode=MODES[settings.mode],
+        messages=copy.deepcopy(messages),
+        **_model_settings(settings, settings.max_tokens),
+    )
+    return body
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """What one answer (a chat completion from a batch output file) is worth.
+
+    ``extraction`` is the validated answer, or, when only grounding failed, the answer as it stands (its
+    ungrounded items are rejected later); None when it is unusable. ``problem`` says why it needs a
+    re-ask and ``reask`` holds the messages instructor appends for one (the answer, then the errors)."""
+
+    extraction: ArticleExtraction | None
+    usage: Usage
+    model: str | None
+    problem: str | None = None
+    reask: list[dict[str, Any]] | None = None
+
+
+def _first_problem(exc: Exception) -> str:
+    """The first failure of ``exc`` on one line (a ValidationError's first error, not its header)."""
+    errors = exc.errors() if isinstance(exc, ValidationError) else []
+    text = str(errors[0].get("msg", "")) if errors else str(exc)
+    return " ".join(text.split())[:300] or type(exc).__name__
+
+
+def judge_answer(
+    settings: Settings, messages: list[dict[str, Any]], answer: Any, check: GroundingCheck | None
+) -> Judgement:
+    """Parse and validate ``answer`` (a chat completion as JSON data) with instructor's parser for the
+    mode, the same validators and grounding check as the direct path. Raises ParseError for something
+    that is not a chat completion and TruncatedOutputError for an answer cut off at max_tokens."""
+    from instructor.processing.response import handle_reask_kwargs, process_response
+    from openai.types.chat import ChatCompletion
+
+    try:
+        completion = ChatCompletion.model_validate(answer)
+    except ValidationError as exc:
+        raise ParseError(f"the answer is not a chat completion ({exc.error_count()} error(s))") from None
+    usage = Usage(
+        prompt_tokens=completion.usage.prompt_tokens if completion.usage else 0,
+        completion_tokens=completion.usage.completion_tokens if completion.usage else 0,
+    )
+    mode = MODES[settings.mode]
+    context = ValidationContext(grounding_check=check, max_listed=settings.reask_max_listed)
+    try:
+        extraction = process_response(
+            completion, response_model=ArticleExtraction, stream=False, validation_context=context, mode=mode
+        )
+    except IncompleteOutputException:
+        raise TruncatedOutputError(
+            f"the model's answer was cut off at max_tokens={settings.max_tokens} (finish_reason=length); "
+            "raise max_tokens or lower chunk_chars"
+        ) from None
+    except Exception as exc:  # a schema, JSON or grounding failure: what instructor would re-ask
+        shaped = request_body(settings, messages)
+        asked = handle_reask_kwargs(copy.deepcopy(shaped), mode, completion, exc)
+        tail = [dict(m) for m in asked["messages"][len(shaped["messages"]) :]]
+        kept: ArticleExtraction | None = None
+        raw = raw_answer_json(completion)
+        if _only_item_failures(exc) and raw is not None:
+            try:
+                kept = ArticleExtraction.model_validate_json(raw)
+            except ValidationError:
+                kept = None
+        return Judgement(kept, usage, completion.model, problem=_first_problem(exc), reask=tail)
+    if not isinstance(extraction, ArticleExtraction):  # pragma: no cover - instructor's contract
+        raise ParseError(f"instructor returned {type(extraction).__name__}, not an ArticleExtraction")
+    return Judgement(extraction, usage, completion.model)

@@ -46,7 +46,14 @@ from extractor.prompts import PromptSet, load_prompts
 from extractor.ratelimit import RateLimiter
 from extractor.replay import RecordingTransport, ReplayTransport
 
-__all__ = ["Extractor", "ground_extraction", "load_error_id", "load_error_result", "split_chunks"]
+__all__ = [
+    "Extractor",
+    "ground_extraction",
+    "grounding_check",
+    "load_error_id",
+    "load_error_result",
+    "split_chunks",
+]
 
 _Item = TypeVar("_Item", GroundedEvent, GroundedQuote, GroundedStance)
 
@@ -244,7 +251,9 @@ def _chunk_error(chunk: int, window: tuple[int, int], exc: Exception, secrets: I
     return ChunkError(chunk=chunk, start=window[0], end=window[1], type=type(exc).__name__, message=message)
 
 
-def _grounding_check(index: SourceIndex) -> Any:
+def grounding_check(index: SourceIndex) -> Any:
+    """The check the answer's validators run (``context=``): one line per item not in the article."""
+
     def check(extraction: ArticleExtraction) -> list[str]:
         failures: list[str] = []
         for kind, field, items in (
@@ -350,7 +359,7 @@ class Extractor:
         first_error: Exception | None = None
         try:
             index = SourceIndex(article.text)
-            check = _grounding_check(index)
+            check = grounding_check(index)
             extractions: list[ArticleExtraction] = []
             kept_windows: list[tuple[int, int]] = []
             for i, window in enumerate(windows, start=1):
