@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -746,6 +747,39 @@ def test_count_inputs_gives_the_progress_bar_its_total(tmp_path: Path) -> None:
     out.mkdir()
     (out / "results.jsonl").write_text("{}\n", encoding="utf-8")
     assert count_inputs([drop], out) == 4
+
+
+def test_count_inputs_neither_blocks_on_a_fifo_nor_holds_a_long_line(tmp_path: Path) -> None:
+    from extractor.batch import count_inputs
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    os.mkfifo(drop / "pipe.jsonl")
+    (drop / "long.jsonl").write_bytes(b'{"text": "' + b"x" * 3_000_000 + b'"}\n  \n{"text": "y"}')
+    counted: list[int] = []
+    worker = threading.Thread(
+        target=lambda: counted.append(count_inputs([drop], tmp_path / "out")), daemon=True
+    )
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():
+        os.close(os.open(drop / "pipe.jsonl", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("count_inputs blocked on a FIFO")
+    assert counted == [3]  # two lines of long.jsonl, and the FIFO counted once (the loader reports it)
+
+
+def test_watch_refuses_a_symlink_out_of_the_drop(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("Outside the drop.", encoding="utf-8")
+    src = drop(tmp_path / "in", ["a"])
+    (src / "link.txt").symlink_to(outside)
+    out = tmp_path / "out"
+    fake = FakeModel().enqueue(answer())
+    watch(src, out, make(tmp_path, fake), interval_s=0.01, settle_s=0, max_rounds=1, reporter=quiet())
+    by_id = {r["article_id"]: r for r in lines(out)}
+    assert by_id["a"]["status"] == "ok" and [h["article_id"] for h in fake.history] == ["a"]
+    assert by_id["link"]["error"]["type"] == "LoadError"
+    assert by_id["link"]["error"]["message"].startswith("symlink to outside the input")
 
 
 def test_the_scratch_index_is_removed_and_a_stale_one_is_rebuilt(tmp_path: Path) -> None:

@@ -38,9 +38,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from extractor.articles import MAX_ID_LENGTH, iter_input_files, load_articles
+from extractor.config import Settings
 from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, ErrorInfo, LoadError
 from extractor.pipeline import Extractor, load_error_id, load_error_result
@@ -456,24 +458,50 @@ def _input_files(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Path]:
         yield Path(item.path) if isinstance(item, LoadError) else item
 
 
-def _load(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Article | LoadError]:
-    """The articles under ``paths`` without the output folder's; ids are made unique by the index."""
-    return load_articles(paths, exclude=_excluder(out_dir), unique_ids=False)
+def _load(
+    paths: Iterable[str | Path],
+    out_dir: Path,
+    settings: Settings,
+    within: Iterable[str | Path] | None = None,
+) -> Iterator[Article | LoadError]:
+    """The articles under ``paths`` without the output folder's; ids are made unique by the index.
+    Symlinks must point inside ``within`` (default: ``paths``) unless ``settings.follow_symlinks``."""
+    return load_articles(
+        paths,
+        exclude=_excluder(out_dir),
+        unique_ids=False,
+        follow_symlinks=settings.follow_symlinks,
+        max_input_bytes=settings.max_input_bytes,
+        within=within,
+    )
 
 
 def count_inputs(paths: Iterable[str | Path], out_dir: str | Path) -> int:
     """How many articles ``paths`` hold (JSONL: its non-blank lines), for a progress bar's total/ETA."""
     total = 0
     for path in _input_files(paths, Path(out_dir)):
-        if path.suffix.lower() != ".jsonl":
-            total += 1
-            continue
-        try:
-            with path.open("rb") as fh:
-                total += sum(1 for line in fh if line.strip())
-        except OSError:
-            total += 1
+        total += _count_lines(path) if path.suffix.lower() == ".jsonl" else 1
     return total
+
+
+def _count_lines(path: Path) -> int:
+    """The non-blank lines of a JSONL file, read in blocks; 1 for what cannot be read as a regular file
+    (the loader reports it). Never blocks on a FIFO, never holds a whole line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return 1
+    with open(fd, "rb") as fh:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            return 1
+        count, open_line = 0, False
+        while block := fh.read(1 << 20):
+            *ended, rest = block.split(b"\n")
+            for part in ended:
+                count += open_line or bool(part.strip())
+                open_line = False
+            open_line = open_line or bool(rest.strip())
+        return count + open_line
 
 
 class _Inputs:
@@ -723,7 +751,7 @@ def run_batch(
     async def once(stop: asyncio.Event) -> RunSummary:
         started = time.perf_counter()
         report.start(out)
-        inputs = _load(paths, out)
+        inputs = _load(paths, out, extractor.settings)
         summary = await _run(inputs, out, extractor, force, limit, report, stop)
         return _finish(out, summary, started, report)
 
@@ -801,7 +829,7 @@ def watch(
             fresh = list(_new_files(drop, seen, settle_s, out))
             if fresh:
                 part = await _run(
-                    _load(fresh, out),
+                    _load(fresh, out, extractor.settings, within=[drop]),
                     out,
                     extractor,
                     False,
