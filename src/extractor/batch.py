@@ -16,7 +16,7 @@ results.jsonl and writes run.json at the end. Nothing is held per article beyond
   result; the batch goes on. Only a ConfigError stops it.
 - The same text twice (in this drop or an earlier one) is extracted once; later copies get a result with
   ``duplicate_of`` = the first article's id (an error result if that extraction failed, so they are
-  retried with it).
+  retried with it). Copies that come while the first is in flight wait in the scratch index on disk.
 - The output folder is never read as input, even when it lies inside an input folder (the default
   ``--out out`` with ``extractor run .``).
 - Ids are unique within the folder: an article whose id is held by another input (different source and
@@ -268,10 +268,11 @@ def _key(sha256: str, model: str | None, version: str | None) -> _Key:
 
 
 class _Index:
-    """What results.jsonl already holds (done texts, first extractions, who owns each id) and what this
-    run has extracted so far. It holds an entry per article, so it lives in a scratch sqlite file in the
-    output folder (``.index.sqlite``, removed at the end) with a small page cache: memory does not grow
-    with the drop. It is rebuilt from results.jsonl every run."""
+    """What results.jsonl already holds (done texts, first extractions, who owns each id), what this
+    run has extracted so far, and the copies waiting on a text in flight. It holds an entry per
+    article, so it lives in a scratch sqlite file in the output folder (``.index.sqlite``, removed at
+    the end) with a small page cache: memory does not grow with the drop. It is rebuilt from
+    results.jsonl every run."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -289,10 +290,14 @@ class _Index:
                                  WITHOUT ROWID;
             CREATE TABLE run (text BLOB PRIMARY KEY, id TEXT, finished INTEGER,
                               error_type TEXT, error_message TEXT) WITHOUT ROWID;
+            CREATE TABLE waiting (text BLOB, seq INTEGER, article TEXT, PRIMARY KEY (text, seq))
+                                  WITHOUT ROWID;
             BEGIN;
             """
         )
         self.lines = 0
+        self._parked = 0  # copies parked so far (their order), and still parked
+        self._waiting = 0
 
     def close(self) -> None:
         self._db.close()
@@ -372,6 +377,26 @@ class _Index:
             (text, article_id, error.type if error else None, error.message if error else None),
         )
 
+    def park(self, text: bytes, article: Article) -> None:
+        """Keep a copy of a text whose extraction is in flight until ``release``: on disk, so that a
+        run's memory does not grow with the number of copies waiting."""
+        published = article.published.isoformat() if article.published else None
+        fields = json.dumps([article.id, article.source, article.sha256, article.title, published])
+        self._db.execute("INSERT INTO waiting VALUES (?, ?, ?)", (text, self._parked, fields))
+        self._parked += 1
+        self._waiting += 1
+
+    def release(self, text: bytes) -> Iterator[Article]:
+        """The copies parked for ``text``, in the order they came (without their text, which a copy's
+        result does not carry), then forgotten."""
+        if not self._waiting:
+            return
+        rows = self._db.execute("SELECT article FROM waiting WHERE text = ? ORDER BY seq", (text,))
+        for (fields,) in rows:
+            article_id, source, sha, title, published = json.loads(fields)
+            yield Article(id=article_id, text="", source=source, sha256=sha, title=title, published=published)
+        self._waiting -= self._db.execute("DELETE FROM waiting WHERE text = ?", (text,)).rowcount
+
     def outcome(self, text: bytes) -> tuple[str, ErrorInfo | None] | None:
         row = self._db.execute(
             "SELECT id, finished, error_type, error_message FROM run WHERE text = ?", (text,)
@@ -403,32 +428,52 @@ def _read_index(path: Path) -> _Index:
 
 def _compact(path: Path) -> int:
     """Keep only the last line per input source (and drop unreadable lines); return how many lines
-    were dropped. The file is replaced atomically."""
-    last: dict[str, int] = {}
-    total = 0
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh):
-            total += 1
-            with contextlib.suppress(ValueError):
-                data = json.loads(raw)
-                if isinstance(data, dict):
-                    last[str(data.get("source", f"#{number}"))] = number
-    keep = set(last.values())
-    dropped = total - len(keep)
-    if not dropped:
-        return 0
-    tmp = path.with_name(f".{path.name}.compact")
-    with path.open("rb") as fh, tmp.open("wb") as out:
-        for number, raw in enumerate(fh):
-            if number in keep:
-                out.write(raw)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-    return dropped
+    were dropped. The file is replaced atomically. Which line is the last of its source is worked out
+    in a scratch sqlite file next to it, so memory does not grow with the number of lines."""
+    scratch = path.with_name(COMPACT_FILE)
+    with contextlib.suppress(FileNotFoundError):
+        scratch.unlink()  # left by a killed run
+    db = sqlite3.connect(scratch, isolation_level=None)
+    try:
+        db.executescript(
+            """
+            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
+            CREATE TABLE last (line INTEGER PRIMARY KEY, source TEXT UNIQUE);
+            BEGIN;
+            """
+        )
+        total = 0
+        with path.open("rb") as fh:
+            for number, raw in enumerate(fh):
+                total += 1
+                with contextlib.suppress(ValueError):
+                    data = json.loads(raw)
+                    if isinstance(data, dict):
+                        source = str(data.get("source", f"#{number}"))
+                        db.execute("INSERT OR REPLACE INTO last VALUES (?, ?)", (number, source))
+        dropped = total - int(db.execute("SELECT count(*) FROM last").fetchone()[0])
+        if not dropped:
+            return 0
+        keep = (row[0] for row in db.execute("SELECT line FROM last ORDER BY line"))
+        wanted = next(keep, None)
+        tmp = path.with_name(f".{path.name}.compact")
+        with path.open("rb") as fh, tmp.open("wb") as out:
+            for number, raw in enumerate(fh):
+                if number == wanted:
+                    out.write(raw)
+                    wanted = next(keep, None)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        return dropped
+    finally:
+        db.close()
+        with contextlib.suppress(OSError):
+            scratch.unlink()
 
 
 INDEX_FILE = ".index.sqlite"
+COMPACT_FILE = ".compact.sqlite"  # hidden, as the index: a folder walk never reads it
 
 # What the project writes into a run folder (extractor.report.REPORT_FILE, extractor.digest.DIGEST_FILE).
 _OWN_FILES = (RESULTS_FILE, RUN_FILE, INDEX_FILE, "report.html", "digest.json")
@@ -582,8 +627,6 @@ async def _run(
     writer = ResultsWriter(out_dir)
     summary.repaired_bytes = writer.repaired_bytes
     index = _read_index(writer.path)
-    # Copies of a text whose extraction is still in flight (bounded by what is in flight).
-    waiting: dict[bytes, list[Article]] = {}
     article_of: dict[asyncio.Task[ArticleResult], Article] = {}
     pending: set[asyncio.Task[ArticleResult]] = set()
 
@@ -617,7 +660,7 @@ async def _run(
             error = None if result.status == "ok" else result.error or ErrorInfo(type="Error", message="")
             index.finish(_digest(article.sha256), result.article_id, error)
             emit(result, "extracted" if result.status == "ok" else "failed")
-            for copy in waiting.pop(_digest(article.sha256), []):
+            for copy in index.release(_digest(article.sha256)):
                 emit_copy(copy, result.article_id, error)
         if stopping is not None:
             raise stopping
@@ -658,7 +701,7 @@ async def _run(
                 if outcome is not None:
                     emit_copy(item, *outcome)
                 elif started is not None:
-                    waiting.setdefault(text, []).append(item)
+                    index.park(text, item)
                 else:
                     emit(_duplicate_result(item, first, model, version), "duplicate")
                 continue
