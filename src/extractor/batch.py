@@ -533,7 +533,7 @@ def _count_lines(path: Path) -> int:
     """The non-blank lines of a JSONL file, read in blocks; 1 for what cannot be read as a regular file
     (the loader reports it). Never blocks on a FIFO, never holds a whole line."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError:
         return 1
     with open(fd, "rb") as fh:
