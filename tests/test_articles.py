@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import re
+import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -384,20 +387,14 @@ def test_permission_denied_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     locked_txt = write(tmp_path / "locked.txt", "secret")
     locked_jsonl = write(tmp_path / "locked.jsonl", '{"text": "secret"}\n')
     fine = write(tmp_path / "z_fine.txt", "Fine.")
-    real_read_bytes, real_open = Path.read_bytes, Path.open
+    real_open = os.open
 
-    def read_bytes(self: Path) -> bytes:
-        if self.name.startswith("locked"):
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_read_bytes(self)
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if Path(path).name.startswith("locked"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
 
-    def open_(self: Path, *args: object, **kwargs: object) -> object:
-        if self.name.startswith("locked"):
-            raise PermissionError(13, "Permission denied", str(self))
-        return real_open(self, *args, **kwargs)  # type: ignore[call-overload]
-
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
-    monkeypatch.setattr(Path, "open", open_)
+    monkeypatch.setattr(os, "open", open_)
     items = load(tmp_path)
     assert items[:2] == [
         LoadError(path=str(locked_jsonl), reason="permission denied"),
@@ -503,7 +500,10 @@ def test_a_symlink_into_an_earlier_folder_is_not_loaded_again(tmp_path: Path) ->
     (second / "dangling.txt").symlink_to(tmp_path / "missing.txt")
     (second / "linked-dir").symlink_to(tmp_path / "first", target_is_directory=True)
     assert [a.id for a in articles(load(tmp_path / "first", second))] == ["a", "b"]
-    assert [a.id for a in articles(load(second))] == ["b", "link"]
+    assert [a.id for a in articles(load(second, tmp_path / "first"))] == ["b", "link", "a"]
+    alone = load(second)  # the link points outside the input now
+    assert [a.id for a in articles(alone)] == ["b"]
+    assert [e.reason.split(" (")[0] for e in errors(alone)] == ["symlink to outside the input"]
 
 
 def test_exclude_sees_resolved_paths_of_walked_files_only(tmp_path: Path) -> None:
@@ -534,13 +534,13 @@ def test_loading_streams_one_file_at_a_time(tmp_path: Path, monkeypatch: pytest.
     for i in range(3):
         write(tmp_path / f"{i}.txt", f"Article {i}.")
     reads: list[str] = []
-    real_read_bytes = Path.read_bytes
+    real_open = os.open
 
-    def read_bytes(self: Path) -> bytes:
-        reads.append(self.name)
-        return real_read_bytes(self)
+    def open_(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        reads.append(Path(path).name)
+        return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(os, "open", open_)
 
     def paths() -> Iterator[Path]:
         yield tmp_path / "0.txt"
@@ -664,3 +664,260 @@ def test_real_seeds_load_verbatim() -> None:
         assert article.sha256 == text_sha256(article.text)
         assert article.title is None
         assert article.published is None
+
+
+# --------------------------------------------------------------------------- outside the input, endless input
+
+SECRET = "root:x:0:0:secret line that must never leave this machine"
+
+
+def load_soon(*paths: str | Path, seconds: float = 10.0, **options: Any) -> list[Article | LoadError]:
+    """``load_articles`` in a thread that must finish within ``seconds`` (a FIFO would block it)."""
+    done: list[list[Article | LoadError]] = []
+    failed: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            done.append(list(load_articles(paths, **options)))
+        except BaseException as exc:  # handed to the test thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        for path in paths:  # a reader blocked on a FIFO gets EOF once a writer comes and goes
+            with contextlib.suppress(OSError):
+                os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail(f"loading {paths} did not finish within {seconds} s")
+    if failed:
+        raise failed[0]
+    return done[0]
+
+
+@pytest.fixture
+def outside(tmp_path: Path) -> Path:
+    return write(tmp_path / "elsewhere" / "passwd", SECRET)
+
+
+def no_secret(items: list[Article | LoadError]) -> None:
+    assert not any(SECRET in (a.text + (a.title or "")) for a in articles(items))
+
+
+def test_a_symlink_in_the_drop_to_outside_it_is_refused(tmp_path: Path, outside: Path) -> None:
+    drop = tmp_path / "drop"
+    write(drop / "a.txt", "A real article.")
+    (drop / "passwd.txt").symlink_to(outside)
+    items = load(drop)
+    no_secret(items)
+    assert [a.id for a in articles(items)] == ["a"]
+    assert errors(items) == [
+        LoadError(
+            path=str(drop / "passwd.txt"),
+            reason=f"symlink to outside the input ({os.path.realpath(outside)}); "
+            "name the target itself or use --follow-symlinks",
+        )
+    ]
+    # named one by one (a shell glob), the link is still refused
+    assert only_error(drop / "passwd.txt").reason.startswith("symlink to outside the input")
+    assert [type(x) for x in load_file(drop / "passwd.txt")] == [LoadError]
+
+
+def test_follow_symlinks_opts_in(tmp_path: Path, outside: Path) -> None:
+    drop = tmp_path / "drop"
+    (drop / "sub").mkdir(parents=True)
+    (drop / "sub" / "passwd.txt").symlink_to(outside)
+    items = list(load_articles([drop], follow_symlinks=True))
+    assert [(a.id, a.text) for a in articles(items)] == [("passwd", SECRET)]
+    assert [a.text for a in articles(list(load_file(drop / "sub" / "passwd.txt", follow_symlinks=True)))] == [
+        SECRET
+    ]
+
+
+def test_symlinks_inside_the_given_paths_still_load(tmp_path: Path, outside: Path) -> None:
+    drop, other = tmp_path / "drop", tmp_path / "other"
+    write(drop / "a.txt", "A.")
+    write(other / "b.txt", "B.")
+    (drop / "link-a.txt").symlink_to(drop / "a.txt")  # within its own folder: an input of its own
+    (drop / "link-b.txt").symlink_to(other / "b.txt")  # into another given folder (named later)
+    (drop / "link-secret.txt").symlink_to(outside)
+    named = tmp_path / "named.txt"
+    named.symlink_to(outside)
+    items = load(drop, other, named, outside)
+    # a link into a folder named later is an input of its own, like a link within its folder
+    assert [a.id for a in articles(items)] == ["a", "link-a", "link-b", "link-secret", "b", "named"]
+    # the target named too: it is inside the input, and loaded once (through the first path reaching it)
+    assert [a.text for a in articles(items)].count(SECRET) == 2
+    alone = load(drop)
+    assert [a.id for a in articles(alone)] == ["a", "link-a"]
+    assert [Path(e.path).name for e in errors(alone)] == ["link-b.txt", "link-secret.txt"]
+
+
+def test_a_symlinked_folder_named_explicitly_is_walked(tmp_path: Path) -> None:
+    write(tmp_path / "real" / "a.txt", "A.")
+    (tmp_path / "alias").symlink_to(tmp_path / "real", target_is_directory=True)
+    assert [a.id for a in articles(load(tmp_path / "alias"))] == ["a"]
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "drop" / "pipe.txt"
+    fifo.parent.mkdir()
+    os.mkfifo(fifo)
+    write(tmp_path / "drop" / "z.txt", "After the pipe.")
+    named_jsonl = tmp_path / "feed.jsonl"
+    os.mkfifo(named_jsonl)
+    items = load_soon(fifo, named_jsonl, tmp_path / "drop")
+    assert [(e.path, e.reason) for e in errors(items)] == [
+        (str(fifo), "not a regular file (a FIFO)"),
+        (str(named_jsonl), "not a regular file (a FIFO)"),
+    ]
+    assert [a.id for a in articles(items)] == ["z"]
+    # inside a walked folder it is reported, not skipped silently
+    walked = load_soon(tmp_path / "drop")
+    assert [(Path(e.path).name, e.reason) for e in errors(walked)] == [
+        ("pipe.txt", "not a regular file (a FIFO)")
+    ]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_symlink_to_dev_zero_is_refused_not_read(tmp_path: Path) -> None:
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    for name in ("zero.txt", "zero.jsonl", "zero.json", "zero.html"):
+        (drop / name).symlink_to("/dev/zero")
+    items = load_soon(drop)
+    assert {e.reason for e in errors(items)} == {
+        "symlink to outside the input (/dev/zero); name the target itself or use --follow-symlinks"
+    }
+    followed = load_soon(drop, follow_symlinks=True)
+    assert len(followed) == 4
+    assert {e.reason for e in errors(followed)} == {"not a regular file (a character device)"}
+    named = drop / "zero.jsonl"
+    assert load_soon(named, follow_symlinks=True) == [
+        LoadError(path=str(named), reason="not a regular file (a character device)")
+    ]
+
+
+CAP_REASON = "over the input cap of 1,000 bytes (max_input_bytes; raise it with --max-input-bytes)"
+
+
+@pytest.mark.parametrize("suffix", [".txt", ".md", ".json", ".html"])
+def test_a_file_over_the_size_cap_is_refused_and_says_the_cap(tmp_path: Path, suffix: str) -> None:
+    def content(size: int) -> str:
+        if suffix == ".json":
+            return json.dumps({"text": "x" * (size - 12)})
+        if suffix == ".html":
+            head, tail = "<html><body><article><p>", "</p></article></body></html>"
+            words = ("Some words of a story. " * 100)[: size - len(head) - len(tail)]
+            return head + words + tail
+        return "x" * size
+
+    fits = write(tmp_path / f"fits{suffix}", content(1000))
+    big = write(tmp_path / f"big{suffix}", content(1001))
+    assert fits.stat().st_size == 1000 and big.stat().st_size == 1001
+    items = list(load_articles([fits, big], max_input_bytes=1000))
+    assert errors(items) == [LoadError(path=str(big), reason=f"file is 1,001 bytes, {CAP_REASON}")]
+    assert [a.id for a in articles(items)] == ["fits"]
+
+
+def test_the_default_cap_is_20_mb(tmp_path: Path) -> None:
+    big = tmp_path / "big.txt"
+    with big.open("wb") as fh:
+        fh.truncate(20_000_001)  # sparse: no disk used
+    error = only_error(big)
+    assert error.reason == (
+        "file is 20,000,001 bytes, over the input cap of 20,000,000 bytes "
+        "(max_input_bytes; raise it with --max-input-bytes)"
+    )
+
+
+def test_in_jsonl_the_cap_is_per_line(tmp_path: Path) -> None:
+    lines = [
+        json.dumps({"id": "a", "text": "x" * 900}),
+        json.dumps({"id": "huge", "text": "y" * 5000}),
+        json.dumps({"id": "c", "text": "z" * 900}),
+        json.dumps({"id": "last", "text": "w" * 3000}),  # no newline at the end
+    ]
+    path = write(tmp_path / "feed.jsonl", "\n".join(lines))
+    assert path.stat().st_size > 5000  # the file is far over the cap; its lines are not
+    items = list(load_articles([path], max_input_bytes=1000))
+    assert [a.id for a in articles(items)] == ["a", "c"]
+    assert errors(items) == [
+        LoadError(path=str(path), line=2, reason=f"line is {len(lines[1]):,} bytes, {CAP_REASON}"),
+        LoadError(path=str(path), line=4, reason=f"line is {len(lines[3]):,} bytes, {CAP_REASON}"),
+    ]
+
+
+def test_a_jsonl_line_at_the_cap_loads_and_offsets_stay_right_after_a_long_line(tmp_path: Path) -> None:
+    at_cap = json.dumps({"id": "at", "text": "x" * 100}).encode()
+    long = json.dumps({"text": "y" * 500}).encode()
+    raw = at_cap + b"\n" + long + b"\n" + b'{"text": "caf\xe9"}\n'
+    path = write(tmp_path / "f.jsonl", raw)
+    items = list(load_articles([path], max_input_bytes=len(at_cap)))
+    assert [a.id for a in articles(items)] == ["at"]
+    cap = f"over the input cap of {len(at_cap)} bytes (max_input_bytes; raise it with --max-input-bytes)"
+    assert errors(items) == [
+        LoadError(path=str(path), line=2, reason=f"line is {len(long)} bytes, {cap}"),
+        LoadError(path=str(path), line=3, reason=f"invalid UTF-8 at byte {raw.index(0xE9)}"),
+    ]
+
+
+def test_a_file_swapped_for_a_fifo_after_the_check_is_caught_on_the_open_fd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    victim = write(tmp_path / "drop" / "a.txt", "Harmless at first.")
+    real_open = os.open
+
+    def swapping_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == str(victim) and victim.is_file():
+            victim.unlink()
+            os.mkfifo(victim)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", swapping_open)
+    items = load_soon(tmp_path / "drop")
+    assert errors(items) == [LoadError(path=str(victim), reason="not a regular file (a FIFO)")]
+
+
+def test_a_file_swapped_for_a_symlink_after_the_check_is_not_followed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, outside: Path
+) -> None:
+    victim = write(tmp_path / "drop" / "a.txt", "Harmless at first.")
+    real_open = os.open
+
+    def swapping_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == str(victim) and not victim.is_symlink():
+            victim.unlink()
+            victim.symlink_to(outside)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", swapping_open)
+    items = load_soon(tmp_path / "drop")
+    no_secret(items)
+    assert [e.reason for e in errors(items)] == ["file changed while it was being loaded (now a symlink)"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs Linux /proc")
+def test_a_folder_swapped_for_a_symlink_after_the_walk_is_caught_on_the_open_fd(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path / "elsewhere" / "a.txt", SECRET)
+    victim = write(tmp_path / "drop" / "sub" / "a.txt", "Harmless at first.")
+    real_open = os.open
+
+    def swapping_open(path: Any, flags: int, *args: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == str(victim) and not victim.parent.is_symlink():
+            victim.unlink()
+            victim.parent.rmdir()
+            victim.parent.symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", swapping_open)
+    items = load_soon(tmp_path / "drop")
+    no_secret(items)
+    real = os.path.realpath(tmp_path / "elsewhere" / "a.txt")
+    assert errors(items) == [
+        LoadError(
+            path=str(victim), reason=f"file changed while it was being loaded (now outside the input: {real})"
+        )
+    ]

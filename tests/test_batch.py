@@ -11,10 +11,11 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -392,6 +393,74 @@ def test_copies_of_a_failed_article_fail_with_it_and_are_retried(tmp_path: Path)
     final = {r["article_id"]: r for r in lines(out)}
     assert len(final) == 3 and {r["status"] for r in final.values()} == {"ok"}
     assert final["b"]["duplicate_of"] == final["c"]["duplicate_of"] == "a"
+
+
+@dataclass
+class GatedModel(FakeModel):
+    """Answers only once the batch has read its whole input: every copy is then waiting on the first."""
+
+    state: dict[str, bool] = field(default_factory=dict)
+
+    async def complete(self, messages: list[dict[str, str]], *, key: str, article_id: str, check: Any) -> Any:
+        while not self.state.get("read_all"):
+            await asyncio.sleep(0.001)
+        return await super().complete(messages, key=key, article_id=article_id, check=check)
+
+
+@pytest.fixture
+def parked(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, bool], list[int]]:
+    """Marks when the batch has read all its input, and records how many copies wait in the on-disk
+    index each time the copies of a finished article are released."""
+    state: dict[str, bool] = {}
+    counts: list[int] = []
+    real_next = batch._Inputs.next
+
+    async def next_(self: Any) -> Any:
+        item = await real_next(self)
+        state["read_all"] = item is None
+        return item
+
+    class Index(batch._Index):
+        def release(self, text: bytes) -> Iterator[Any]:
+            counts.append(self._one("SELECT count(*) FROM waiting"))
+            return super().release(text)
+
+    monkeypatch.setattr(batch._Inputs, "next", next_)
+    monkeypatch.setattr(batch, "_Index", Index)
+    return state, counts
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["ok", "failed"])
+def test_copies_waiting_on_an_article_in_flight_wait_on_disk_and_each_gets_its_line(
+    tmp_path: Path, parked: tuple[dict[str, bool], list[int]], fails: bool
+) -> None:
+    state, counts = parked
+    feed = tmp_path / "in" / "feed.jsonl"
+    feed.parent.mkdir()
+    rows = [{"id": "other", "text": body("other")}]
+    rows += [{"id": f"copy{i}", "text": body("same"), "title": f"T{i}"} for i in range(300)]
+    rows += [{"id": "last", "text": body("last")}]
+    feed.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    out = tmp_path / "out"
+    fake = GatedModel(state=state)
+    fake.enqueue(answer(), TransportError("HTTP 503") if fails else answer(), answer())
+    summary = run_batch([feed], out, make(tmp_path, fake), concurrency=4, reporter=quiet())
+    assert len(fake.history) == 3
+    assert counts and max(counts) == 299  # every copy waited in the index, none in memory
+    got = lines(out)
+    assert len(got) == 302 and summary.articles == 302 and summary.duplicates == 299
+    copies = [r for r in got if r["duplicate_of"] == "copy0"]
+    assert [r["article_id"] for r in copies] == [f"copy{i}" for i in range(1, 300)]  # in input order
+    assert [r["title"] for r in copies] == [f"T{i}" for i in range(1, 300)]
+    assert {r["source"] for r in copies} == {f"{feed}:{i}" for i in range(3, 302)}
+    assert {r["sha256"] for r in copies} == {text_sha256(body("same"))}
+    if fails:
+        assert {r["status"] for r in copies} == {"error"} and summary.failed == 300
+        assert {r["error"]["message"] for r in copies} == {
+            "same text as copy0, which failed (TransportError: HTTP 503)"
+        }
+    else:
+        assert {r["status"] for r in got} == {"ok"} and summary.ok == 302
 
 
 # --------------------------------------------------------------------------- concurrency and interruption
@@ -806,6 +875,58 @@ def test_count_inputs_gives_the_progress_bar_its_total(tmp_path: Path) -> None:
     out.mkdir()
     (out / "results.jsonl").write_text("{}\n", encoding="utf-8")
     assert count_inputs([drop], out) == 4
+
+
+def test_count_inputs_neither_blocks_on_a_fifo_nor_holds_a_long_line(tmp_path: Path) -> None:
+    from extractor.batch import count_inputs
+
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    os.mkfifo(drop / "pipe.jsonl")
+    (drop / "long.jsonl").write_bytes(b'{"text": "' + b"x" * 3_000_000 + b'"}\n  \n{"text": "y"}')
+    counted: list[int] = []
+    worker = threading.Thread(
+        target=lambda: counted.append(count_inputs([drop], tmp_path / "out")), daemon=True
+    )
+    worker.start()
+    worker.join(20)
+    if worker.is_alive():
+        os.close(os.open(drop / "pipe.jsonl", os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("count_inputs blocked on a FIFO")
+    assert counted == [3]  # two lines of long.jsonl, and the FIFO counted once (the loader reports it)
+
+
+def test_watch_refuses_a_symlink_out_of_the_drop(tmp_path: Path) -> None:
+    outside = tmp_path / "secret.txt"
+    outside.write_text("Outside the drop.", encoding="utf-8")
+    src = drop(tmp_path / "in", ["a"])
+    (src / "link.txt").symlink_to(outside)
+    out = tmp_path / "out"
+    fake = FakeModel().enqueue(answer())
+    watch(src, out, make(tmp_path, fake), interval_s=0.01, settle_s=0, max_rounds=1, reporter=quiet())
+    by_id = {r["article_id"]: r for r in lines(out)}
+    assert by_id["a"]["status"] == "ok" and [h["article_id"] for h in fake.history] == ["a"]
+    assert by_id["link"]["error"]["type"] == "LoadError"
+    assert by_id["link"]["error"]["message"].startswith("symlink to outside the input")
+
+
+def test_compaction_keeps_the_last_line_per_source_in_file_order(tmp_path: Path) -> None:
+    path = tmp_path / RESULTS_FILE
+    rows = [
+        b'{"source": "a", "n": 1}\n',
+        b'{"source": "b", "n": 2}\n',
+        b'{"source": "a", "n": 3}\n',
+        b"not json\n",
+        b'{"n": 5}\n',  # no source: kept, keyed by its line
+        b'["a list"]\n',
+        b'{"source": "c", "n": 7}\n',
+        b'{"source": "b", "n": 8}\n',
+    ]
+    path.write_bytes(b"".join(rows))
+    assert batch._compact(path)[0] == 4
+    assert path.read_bytes() == rows[2] + rows[4] + rows[6] + rows[7]
+    assert batch._compact(path)[0] == 0 and path.read_bytes() == rows[2] + rows[4] + rows[6] + rows[7]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [RESULTS_FILE]  # no scratch file left
 
 
 def test_the_scratch_index_is_removed_and_a_stale_one_is_rebuilt(tmp_path: Path) -> None:

@@ -297,6 +297,108 @@ def test_replay_of_a_folder_without_the_recording_fails_those_articles(
     assert "no recorded response for 000_2b0579c4498e7e08" in result.error.message
 
 
+# --------------------------------------------------------------------------- inputs from outside the drop
+
+SECRET = "root:x:0:0:a line of a file outside the drop"
+
+
+def every_file_under(folder: Path) -> Iterator[Path]:
+    return (p for p in folder.rglob("*") if p.is_file())
+
+
+def test_a_symlink_out_of_the_drop_is_neither_sent_nor_stored_nor_shown(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    outside = tmp_path / "etc" / "passwd"
+    outside.parent.mkdir()
+    outside.write_text(SECRET, encoding="utf-8")
+    drop = tmp_path / "drop"
+    shutil.copytree(SEEDS, drop)
+    (drop / "passwd.txt").symlink_to(outside)
+    out = tmp_path / "out"
+    assert cli.main(["run", str(drop), "--out", str(out), "-q", "--html"]) == 1
+    by_id = {r.article_id: r for r in iter_results(out)}
+    assert len(by_id) == 6 and {r.status for r in by_id.values()} == {"ok", "error"}
+    error = by_id["passwd"].error
+    assert error is not None and error.type == "LoadError"
+    assert error.message.startswith(f"symlink to outside the input ({os.path.realpath(outside)})")
+    assert "--follow-symlinks" in error.message
+    for path in every_file_under(out):
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert SECRET not in capsys.readouterr().err
+
+    # --follow-symlinks opts in: the file is loaded (and, offline, fails for want of a recording)
+    followed = tmp_path / "followed"
+    argv = ["run", str(drop / "passwd.txt"), "--out", str(followed), "-q", "--follow-symlinks"]
+    assert cli.main(argv) == 1
+    [result] = list(iter_results(followed))
+    assert result.error is not None and result.error.type == "ReplayError"
+
+
+def run_cli(argv: list[str], timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """``extractor`` in a child process, which must finish within ``timeout`` (no hang, no crash)."""
+    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
+    return subprocess.run(
+        [sys.executable, "-m", "extractor", *argv],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+def test_a_fifo_named_on_the_command_line_does_not_hang_the_run(tmp_path: Path) -> None:
+    fifo = tmp_path / "feed.jsonl"
+    os.mkfifo(fifo)
+    out = tmp_path / "out"
+    seed = SEEDS / "000_2b0579c4498e7e08.txt"
+    done = run_cli(["run", str(fifo), str(seed), "--out", str(out), "-q"])
+    assert done.returncode == 1, done.stderr
+    by_source = {r.source: r for r in iter_results(out)}
+    assert by_source[str(seed)].status == "ok"
+    error = by_source[str(fifo)].error
+    assert error is not None and (error.type, error.message) == ("LoadError", "not a regular file (a FIFO)")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_symlink_to_dev_zero_is_a_load_error_not_a_memory_error(tmp_path: Path) -> None:
+    zero = tmp_path / "zero.txt"
+    zero.symlink_to("/dev/zero")
+    out = tmp_path / "out"
+    done = run_cli(["run", str(zero), "--out", str(out), "-q", "--follow-symlinks"])
+    assert done.returncode == 1 and "MemoryError" not in done.stderr, done.stderr
+    [result] = list(iter_results(out))
+    assert result.error is not None
+    assert result.error.message == "not a regular file (a character device)"
+
+
+def test_the_input_size_cap_comes_from_flag_or_config(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    s = settings_of("run", "x")
+    assert (s.follow_symlinks, s.max_input_bytes) == (False, 20_000_000)
+    s = settings_of("run", "x", "--follow-symlinks", "--max-input-bytes", "1000")
+    assert (s.follow_symlinks, s.max_input_bytes) == (True, 1000)
+    cfg = tmp_path / "x.toml"
+    cfg.write_text("[extractor]\nmax_input_bytes = 5000\nfollow_symlinks = true\n", encoding="utf-8")
+    s = settings_of("run", "x", "--config", str(cfg))
+    assert (s.follow_symlinks, s.max_input_bytes) == (True, 5000)
+
+    big = tmp_path / "in" / "big.txt"
+    big.parent.mkdir()
+    big.write_text("word " * 400, encoding="utf-8")
+    out = tmp_path / "out"
+    assert cli.main(["run", str(big.parent), "--out", str(out), "-q", "--max-input-bytes", "1999"]) == 1
+    [result] = list(iter_results(out))
+    assert result.error is not None and result.error.message == (
+        "file is 2,000 bytes, over the input cap of 1,999 bytes (max_input_bytes; raise it with "
+        "--max-input-bytes)"
+    )
+    assert cli.main(["run", str(big.parent), "--out", str(out), "-q", "--max-input-bytes", "0"]) == 2
+    assert "max_input_bytes must be positive, got 0" in capsys.readouterr().err
+
+
 # --------------------------------------------------------------------------- schemas
 
 

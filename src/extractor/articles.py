@@ -7,6 +7,23 @@ A file named explicitly is always loaded, hidden or not; an unsupported extensio
 ``LoadError``. The same file reached twice (e.g. named and inside a named folder) is loaded once; a
 symlink inside a folder to another file of that folder is an input of its own.
 
+What is read, and how much:
+
+- Symlinks stay inside the input. A file that is a symlink (named, or found in a folder) is loaded only
+  when its target lies inside the given paths (a folder named, or a file named that is not itself a
+  symlink); any other is a ``LoadError`` "symlink to outside the input", so ``ln -s /etc/passwd
+  drop/passwd.txt`` sends nothing anywhere. ``follow_symlinks=True`` (``--follow-symlinks``) opts out.
+- Only regular files are read. A FIFO, socket or device (named, found in a folder, or a symlink's
+  target) is a ``LoadError`` "not a regular file", refused before it is opened. Files are opened
+  non-blocking and without following a final symlink, and the checks are made again on the opened
+  descriptor (``fstat``, and on Linux the path it really opened), so a file swapped after the checks
+  cannot slip through.
+- A size cap, ``max_input_bytes`` (default 20,000,000 bytes; ``--max-input-bytes``). A ``.txt``,
+  ``.md``, ``.html`` or ``.json`` file over it is a ``LoadError`` that says the cap; no more than the cap
+  is ever read. A ``.jsonl`` file is read line by line and has no size limit as a whole: the cap applies
+  to each line (each article), and a line over it is that line's ``LoadError`` (skipped without being
+  held in memory) while the other lines load. A JSON list over the cap: split it into a JSONL file.
+
 Formats (extensions are case-insensitive):
 
 - ``.txt``, ``.md`` — the whole file is the text; id = file stem; a Markdown file whose first non-blank
@@ -35,6 +52,7 @@ from __future__ import annotations
 
 import codecs
 import datetime as dt
+import errno
 import json
 import os
 import re
@@ -43,6 +61,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from extractor.config import DEFAULT_MAX_INPUT_BYTES
 from extractor.models import Article, LoadError, text_sha256
 
 __all__ = [
@@ -65,6 +84,17 @@ _ID_BAD_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 _MD_TITLE = re.compile(r"#[ \t]+(.+?)(?:[ \t]+#+)?[ \t]*")
 _HTML_CHARSET = re.compile(rb"""<meta[^>]+charset\s*=\s*["']?\s*([A-Za-z0-9_.:-]+)""", re.IGNORECASE)
 _UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_READ_BLOCK = 1 << 20
+_OPEN_FLAGS = os.O_RDONLY
+for _flag in ("O_NONBLOCK", "O_NOFOLLOW", "O_CLOEXEC", "O_BINARY"):  # those this platform has
+    _OPEN_FLAGS |= getattr(os, _flag, 0)
+_FILE_KINDS = (
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISDIR, "a directory"),
+)
 
 
 # --------------------------------------------------------------------------- public helpers
@@ -133,11 +163,25 @@ def _reached(real: str, roots: list[str], files: set[str]) -> bool:
     return real in files or any(real.startswith(root) or real + os.sep == root for root in roots)
 
 
-def load_file(path: str | Path) -> Iterator[Article | LoadError]:
+def load_file(
+    path: str | Path,
+    *,
+    follow_symlinks: bool = False,
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+    within: Iterable[str | Path] | None = None,
+) -> Iterator[Article | LoadError]:
     """Yield the articles of one file (several for JSONL or a JSON list), or LoadErrors in their place.
 
-    Ids are sanitised but not yet made unique across files; ``load_articles`` does that."""
-    path = Path(path)
+    ``within``: the input area a symlink must point into (default: ``path`` itself, so a symlink is
+    refused unless ``follow_symlinks``). Ids are sanitised but not yet made unique across files;
+    ``load_articles`` does that."""
+    area = _Area()
+    for given in [path] if within is None else within:
+        area.add(given)
+    return _load_file(Path(path), area, follow_symlinks, max_input_bytes)
+
+
+def _load_file(path: Path, area: _Area, follow: bool, cap: int) -> Iterator[Article | LoadError]:
     suffix = path.suffix.lower()
     try:
         mode = path.stat().st_mode
@@ -152,15 +196,23 @@ def load_file(path: str | Path) -> Iterator[Article | LoadError]:
             path=str(path), reason=f"unsupported file type {suffix or '(none)'} {_UNSUPPORTED_HINT}"
         )
         return
+    opened = _open_input(path, area, follow)
+    if isinstance(opened, str):
+        yield LoadError(path=str(path), reason=opened)
+        return
+    fd, size = opened
     if suffix == ".jsonl":
-        yield from _load_jsonl(path)
+        yield from _load_jsonl(path, fd, cap)
         return
     try:
-        data = path.read_bytes()
+        data = _read_capped(fd, size, cap)
     except OSError as exc:
-        yield LoadError(path=str(path), reason=_os_reason(exc))
-        return
-    if suffix in (".txt", ".md"):
+        data = _os_reason(exc)
+    finally:
+        os.close(fd)
+    if isinstance(data, str):
+        yield LoadError(path=str(path), reason=data)
+    elif suffix in (".txt", ".md"):
         yield _load_plain(path, data, markdown=suffix == ".md")
     elif suffix in (".html", ".htm"):
         yield _load_html(path, data)
@@ -173,19 +225,32 @@ def load_articles(
     *,
     exclude: Callable[[str, str], bool] | None = None,
     unique_ids: bool = True,
+    follow_symlinks: bool = False,
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+    within: Iterable[str | Path] | None = None,
 ) -> Iterator[Article | LoadError]:
     """Stream the articles of files and folders (see the module docstring), one file at a time.
 
     Yields every article with a sanitised id, and a ``LoadError`` in place of each input that could not
     be loaded. Never raises for bad input. Ids are made unique within this call unless ``unique_ids`` is
     False (the caller then does it, as the batch runner does in its on-disk index: the set of ids taken
-    is the only state that grows with the number of articles). ``exclude``: see ``iter_input_files``."""
+    is the only state that grows with the number of articles). ``exclude``: see ``iter_input_files``.
+
+    Symlinks must point inside ``within`` (default: ``paths``; when ``paths`` is neither a list nor a
+    tuple it is consumed lazily, and a symlink can point only into the paths given so far) unless
+    ``follow_symlinks``; ``max_input_bytes`` caps each file (each line of a JSONL file)."""
     ids = _UniqueIds() if unique_ids else None
+    area = _Area()
+    if within is not None or isinstance(paths, list | tuple):
+        for given in paths if within is None else within:
+            area.add(given)
+    else:
+        paths = area.adding(paths)
     for item in iter_input_files(paths, exclude=exclude):
         if isinstance(item, LoadError):
             yield item
             continue
-        for loaded in load_file(item):
+        for loaded in _load_file(item, area, follow_symlinks, max_input_bytes):
             if ids is not None and isinstance(loaded, Article):
                 unique = ids.claim(loaded.id)
                 if unique != loaded.id:
@@ -232,7 +297,7 @@ def _walk(
         if stat.S_ISDIR(mode):
             if not link:
                 yield from _walk(path, real, roots, files, exclude, top)
-        elif stat.S_ISREG(mode) and os.path.splitext(name)[1].lower() in SUPPORTED_SUFFIXES:
+        elif os.path.splitext(name)[1].lower() in SUPPORTED_SUFFIXES:  # a FIFO too: load_file reports it
             if _reached(real, roots, files) or (exclude is not None and exclude(real, top)):
                 continue
             yield path
@@ -310,19 +375,32 @@ def _load_json(path: Path, data: bytes) -> Iterator[Article | LoadError]:
         )
 
 
-def _load_jsonl(path: Path) -> Iterator[Article | LoadError]:
+def _load_jsonl(path: Path, fd: int, cap: int) -> Iterator[Article | LoadError]:
+    """The lines of an opened JSONL file, each read with the size cap (a longer line is skipped in
+    blocks, never held whole)."""
+    offset = 0
+    any_line = False
     try:
-        with path.open("rb") as fh:
-            head = fh.read(_BINARY_SNIFF_BYTES)
-            problem = _binary_reason(head)
+        with os.fdopen(fd, "rb") as fh:
+            problem = _binary_reason(fh.read(_BINARY_SNIFF_BYTES))
             if problem is not None:
                 yield LoadError(path=str(path), reason=problem)
                 return
             fh.seek(0)
-            offset = 0
-            any_line = False
-            for n, raw in enumerate(fh, start=1):
+            n = 0
+            while raw := fh.readline(cap + 1):
+                n += 1
                 line_start, offset = offset, offset + len(raw)
+                if len(raw) > cap and not raw.endswith(b"\n"):
+                    length = len(raw)
+                    while not raw.endswith(b"\n") and (raw := fh.readline(_READ_BLOCK)):
+                        length += len(raw)
+                    offset = line_start + length
+                    length -= raw.endswith(b"\n")
+                    any_line = True
+                    reason = _over_cap(f"line is {length:,} bytes", cap)
+                    yield LoadError(path=str(path), line=n, reason=reason)
+                    continue
                 if n == 1 and raw.startswith(codecs.BOM_UTF8):
                     raw = raw[len(codecs.BOM_UTF8) :]
                     line_start += len(codecs.BOM_UTF8)
@@ -409,6 +487,106 @@ class _Text:
 
     def __init__(self, text: str) -> None:
         self.text = text
+
+
+class _Area:
+    """The input area: the folders named (their resolved paths, all below them) and the files named
+    that are not symlinks themselves. A symlink is followed only to a file inside it."""
+
+    def __init__(self) -> None:
+        self._roots: list[str] = []
+        self._files: set[str] = set()
+
+    def add(self, given: str | Path) -> None:
+        if os.path.isdir(given):
+            root = os.path.join(os.path.realpath(given), "")
+            if root not in self._roots:
+                self._roots.append(root)
+        elif not os.path.islink(given):
+            self._files.add(os.path.realpath(given))
+
+    def adding(self, paths: Iterable[str | Path]) -> Iterator[str | Path]:
+        """``paths`` as given, each added to the area just before it is handed on."""
+        for given in paths:
+            self.add(given)
+            yield given
+
+    def __contains__(self, real: str) -> bool:
+        return real in self._files or any(real.startswith(root) for root in self._roots)
+
+
+def _open_input(path: Path, area: _Area, follow: bool) -> tuple[int, int] | str:
+    """Open ``path`` for reading if it is a regular file inside ``area`` (any file when ``follow``):
+    (descriptor, size), or a one-line reason. A FIFO or device is never opened; the checks are made
+    again on the opened descriptor."""
+    try:
+        target = os.fspath(path)
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            target = os.path.realpath(path)
+            if not follow and target not in area:
+                return (
+                    f"symlink to outside the input ({target}); "
+                    "name the target itself or use --follow-symlinks"
+                )
+        kind = _not_regular(os.stat(target).st_mode)
+        if kind is not None:
+            return kind
+        fd = os.open(target, _OPEN_FLAGS)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return "file changed while it was being loaded (now a symlink)"
+        return _os_reason(exc)
+    try:
+        info = os.fstat(fd)
+        reason = _not_regular(info.st_mode)
+        opened = None if follow or reason else _fd_path(fd)
+        if opened is not None and opened not in area:
+            reason = f"file changed while it was being loaded (now outside the input: {opened})"
+    except OSError as exc:
+        reason = _os_reason(exc)
+    if reason is None:
+        return fd, info.st_size
+    os.close(fd)
+    return reason
+
+
+def _not_regular(mode: int) -> str | None:
+    if stat.S_ISREG(mode):
+        return None
+    kind = next((name for test, name in _FILE_KINDS if test(mode)), "a special file")
+    return f"not a regular file ({kind})"
+
+
+def _fd_path(fd: int) -> str | None:
+    """The path an open descriptor really refers to (Linux ``/proc``), or None where unknown."""
+    try:
+        opened = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return None
+    if not opened.startswith("/"):
+        return None
+    if opened.endswith(" (deleted)") and not os.path.exists(opened):
+        opened = opened.removesuffix(" (deleted)")
+    return opened
+
+
+def _read_capped(fd: int, size: int, cap: int) -> bytes | str:
+    """At most ``cap`` bytes of an opened file, or a reason when it holds more."""
+    if size > cap:
+        return _over_cap(f"file is {size:,} bytes", cap)
+    chunks: list[bytes] = []
+    total = 0
+    while total <= cap:
+        chunk = os.read(fd, min(_READ_BLOCK, cap + 1 - total))
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
+        total += len(chunk)
+    return _over_cap(f"file grew to more than {cap:,} bytes while it was read", cap)
+
+
+def _over_cap(what: str, cap: int) -> str:
+    return f"{what}, over the input cap of {cap:,} bytes (max_input_bytes; raise it with --max-input-bytes)"
 
 
 class _UniqueIds:

@@ -16,7 +16,7 @@ results.jsonl and writes run.json at the end. Nothing is held per article beyond
   result; the batch goes on. Only a ConfigError stops it.
 - The same text twice (in this drop or an earlier one) is extracted once; later copies get a result with
   ``duplicate_of`` = the first article's id (an error result if that extraction failed, so they are
-  retried with it).
+  retried with it). Copies that come while the first is in flight wait in the scratch index on disk.
 - The output folder is never read as input, even when it lies inside an input folder (the default
   ``--out out`` with ``extractor run .``).
 - Ids are unique within the folder: an article whose id is held by another input (different source and
@@ -42,9 +42,11 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from extractor.articles import MAX_ID_LENGTH, iter_input_files, load_articles
+from extractor.config import Settings
 from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, ErrorInfo, LoadError
 from extractor.pipeline import Extractor, load_error_id, load_error_result
@@ -329,10 +331,11 @@ def _key(sha256: str, model: str | None, version: str | None) -> _Key:
 
 
 class _Index:
-    """What results.jsonl already holds (done texts, first extractions, who owns each id) and what this
-    run has extracted so far. It holds an entry per article, so it lives in a scratch sqlite file in the
-    output folder (``.index.sqlite``, removed at the end) with a small page cache: memory does not grow
-    with the drop. It is rebuilt from results.jsonl every run."""
+    """What results.jsonl already holds (done texts, first extractions, who owns each id), what this
+    run has extracted so far, and the copies waiting on a text in flight. It holds an entry per
+    article, so it lives in a scratch sqlite file in the output folder (``.index.sqlite``, removed at
+    the end) with a small page cache: memory does not grow with the drop. It is rebuilt from
+    results.jsonl every run."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -350,10 +353,14 @@ class _Index:
                                  WITHOUT ROWID;
             CREATE TABLE run (text BLOB PRIMARY KEY, id TEXT, finished INTEGER,
                               error_type TEXT, error_message TEXT) WITHOUT ROWID;
+            CREATE TABLE waiting (text BLOB, seq INTEGER, article TEXT, PRIMARY KEY (text, seq))
+                                  WITHOUT ROWID;
             BEGIN;
             """
         )
         self.lines = 0
+        self._parked = 0  # copies parked so far (their order), and still parked
+        self._waiting = 0
 
     def close(self) -> None:
         self._db.close()
@@ -433,6 +440,26 @@ class _Index:
             (text, article_id, error.type if error else None, error.message if error else None),
         )
 
+    def park(self, text: bytes, article: Article) -> None:
+        """Keep a copy of a text whose extraction is in flight until ``release``: on disk, so that a
+        run's memory does not grow with the number of copies waiting."""
+        published = article.published.isoformat() if article.published else None
+        fields = json.dumps([article.id, article.source, article.sha256, article.title, published])
+        self._db.execute("INSERT INTO waiting VALUES (?, ?, ?)", (text, self._parked, fields))
+        self._parked += 1
+        self._waiting += 1
+
+    def release(self, text: bytes) -> Iterator[Article]:
+        """The copies parked for ``text``, in the order they came (without their text, which a copy's
+        result does not carry), then forgotten."""
+        if not self._waiting:
+            return
+        rows = self._db.execute("SELECT article FROM waiting WHERE text = ? ORDER BY seq", (text,))
+        for (fields,) in rows:
+            article_id, source, sha, title, published = json.loads(fields)
+            yield Article(id=article_id, text="", source=source, sha256=sha, title=title, published=published)
+        self._waiting -= self._db.execute("DELETE FROM waiting WHERE text = ?", (text,)).rowcount
+
     def outcome(self, text: bytes) -> tuple[str, ErrorInfo | None] | None:
         row = self._db.execute(
             "SELECT id, finished, error_type, error_message FROM run WHERE text = ?", (text,)
@@ -494,34 +521,59 @@ def _folder_of(summary: RunSummary) -> dict[str, int]:
 
 def _compact(path: Path) -> tuple[int, dict[str, int]]:
     """Keep only the last line per input source (and drop unreadable lines); return how many lines
-    were dropped, and the folder totals over the lines kept. The file is replaced atomically."""
-    last: dict[str, tuple[int, tuple[int, ...]]] = {}
-    total = 0
-    with path.open("rb") as fh:
-        for number, raw in enumerate(fh):
-            total += 1
-            with contextlib.suppress(ValueError):
-                data = json.loads(raw)
-                if isinstance(data, dict):
-                    last[str(data.get("source", f"#{number}"))] = (number, _tally(data))
-    sums = [sum(column) for column in zip(*(t for _, t in last.values()), strict=True)] or [0] * 8
-    folder = dict(zip(_FOLDER_KEYS, sums, strict=True))
-    keep = {number for number, _ in last.values()}
-    dropped = total - len(keep)
-    if not dropped:
-        return 0, folder
-    tmp = path.with_name(f".{path.name}.compact")
-    with path.open("rb") as fh, tmp.open("wb") as out:
-        for number, raw in enumerate(fh):
-            if number in keep:
-                out.write(raw)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)
-    return dropped, folder
+    were dropped, and the folder totals over the lines kept. The file is replaced atomically. Which line
+    is the last of its source is worked out in a scratch sqlite file next to it, so memory does not grow
+    with the number of lines."""
+    scratch = path.with_name(COMPACT_FILE)
+    with contextlib.suppress(FileNotFoundError):
+        scratch.unlink()  # left by a killed run
+    db = sqlite3.connect(scratch, isolation_level=None)
+    columns = ", ".join(f"t{i} INTEGER" for i in range(len(_FOLDER_KEYS)))
+    try:
+        db.executescript(
+            f"""
+            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
+            CREATE TABLE last (line INTEGER PRIMARY KEY, source TEXT UNIQUE, {columns});
+            BEGIN;
+            """
+        )
+        marks = ", ".join("?" * (len(_FOLDER_KEYS) + 2))
+        total = 0
+        with path.open("rb") as fh:
+            for number, raw in enumerate(fh):
+                total += 1
+                with contextlib.suppress(ValueError):
+                    data = json.loads(raw)
+                    if isinstance(data, dict):
+                        source = str(data.get("source", f"#{number}"))
+                        row = (number, source, *_tally(data))
+                        db.execute(f"INSERT OR REPLACE INTO last VALUES ({marks})", row)  # noqa: S608
+        totals = ", ".join(f"coalesce(sum(t{i}), 0)" for i in range(len(_FOLDER_KEYS)))
+        sums = db.execute(f"SELECT {totals} FROM last").fetchone()  # noqa: S608
+        folder = dict(zip(_FOLDER_KEYS, (int(v) for v in sums), strict=True))
+        dropped = total - int(db.execute("SELECT count(*) FROM last").fetchone()[0])
+        if not dropped:
+            return 0, folder
+        keep = (row[0] for row in db.execute("SELECT line FROM last ORDER BY line"))
+        wanted = next(keep, None)
+        tmp = path.with_name(f".{path.name}.compact")
+        with path.open("rb") as fh, tmp.open("wb") as out:
+            for number, raw in enumerate(fh):
+                if number == wanted:
+                    out.write(raw)
+                    wanted = next(keep, None)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+        return dropped, folder
+    finally:
+        db.close()
+        with contextlib.suppress(OSError):
+            scratch.unlink()
 
 
 INDEX_FILE = ".index.sqlite"
+COMPACT_FILE = ".compact.sqlite"  # hidden, as the index: a folder walk never reads it
 
 # What the project writes into a run folder (extractor.report.REPORT_FILE, extractor.digest.DIGEST_FILE).
 _OWN_FILES = (RESULTS_FILE, RUN_FILE, RUNS_FILE, INDEX_FILE, LOCK_FILE, "report.html", "digest.json")
@@ -551,24 +603,50 @@ def _input_files(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Path]:
         yield Path(item.path) if isinstance(item, LoadError) else item
 
 
-def _load(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Article | LoadError]:
-    """The articles under ``paths`` without the output folder's; ids are made unique by the index."""
-    return load_articles(paths, exclude=_excluder(out_dir), unique_ids=False)
+def _load(
+    paths: Iterable[str | Path],
+    out_dir: Path,
+    settings: Settings,
+    within: Iterable[str | Path] | None = None,
+) -> Iterator[Article | LoadError]:
+    """The articles under ``paths`` without the output folder's; ids are made unique by the index.
+    Symlinks must point inside ``within`` (default: ``paths``) unless ``settings.follow_symlinks``."""
+    return load_articles(
+        paths,
+        exclude=_excluder(out_dir),
+        unique_ids=False,
+        follow_symlinks=settings.follow_symlinks,
+        max_input_bytes=settings.max_input_bytes,
+        within=within,
+    )
 
 
 def count_inputs(paths: Iterable[str | Path], out_dir: str | Path) -> int:
     """How many articles ``paths`` hold (JSONL: its non-blank lines), for a progress bar's total/ETA."""
     total = 0
     for path in _input_files(paths, Path(out_dir)):
-        if path.suffix.lower() != ".jsonl":
-            total += 1
-            continue
-        try:
-            with path.open("rb") as fh:
-                total += sum(1 for line in fh if line.strip())
-        except OSError:
-            total += 1
+        total += _count_lines(path) if path.suffix.lower() == ".jsonl" else 1
     return total
+
+
+def _count_lines(path: Path) -> int:
+    """The non-blank lines of a JSONL file, read in blocks; 1 for what cannot be read as a regular file
+    (the loader reports it). Never blocks on a FIFO, never holds a whole line."""
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return 1
+    with open(fd, "rb") as fh:
+        if not S_ISREG(os.fstat(fd).st_mode):
+            return 1
+        count, open_line = 0, False
+        while block := fh.read(1 << 20):
+            *ended, rest = block.split(b"\n")
+            for part in ended:
+                count += open_line or bool(part.strip())
+                open_line = False
+            open_line = open_line or bool(rest.strip())
+        return count + open_line
 
 
 class _Inputs:
@@ -653,8 +731,6 @@ async def _run(
     writer = ResultsWriter(out_dir)
     summary.repaired_bytes = writer.repaired_bytes
     index = _read_index(writer.path)
-    # Copies of a text whose extraction is still in flight (bounded by what is in flight).
-    waiting: dict[bytes, list[Article]] = {}
     article_of: dict[asyncio.Task[ArticleResult], Article] = {}
     pending: set[asyncio.Task[ArticleResult]] = set()
 
@@ -688,7 +764,7 @@ async def _run(
             error = None if result.status == "ok" else result.error or ErrorInfo(type="Error", message="")
             index.finish(_digest(article.sha256), result.article_id, error)
             emit(result, "extracted" if result.status == "ok" else "failed")
-            for copy in waiting.pop(_digest(article.sha256), []):
+            for copy in index.release(_digest(article.sha256)):
                 emit_copy(copy, result.article_id, error)
         if stopping is not None:
             raise stopping
@@ -730,7 +806,7 @@ async def _run(
                 if outcome is not None:
                     emit_copy(item, *outcome)
                 elif started is not None:
-                    waiting.setdefault(text, []).append(item)
+                    index.park(text, item)
                 else:
                     emit(_duplicate_result(item, first, model, version), "duplicate")
                 continue
@@ -860,9 +936,7 @@ def run_batch(
     report = reporter or LogReporter()
 
     async def once(stop: _Stop) -> RunSummary:
-        summary = await _run_once(paths, out, extractor, force, limit, report, stop.finish, stop.abort)
-        summary.stopped_by = stop.by if summary.interrupted else None
-        return summary
+        return await _run_once(paths, out, extractor, force, limit, report, stop)
 
     with lock_run_folder(out, wait=wait_lock):
         return asyncio.run(_with_sigint(once))
@@ -885,8 +959,10 @@ async def arun_batch(
     out = Path(out_dir)
     limit = _limit(extractor, concurrency)
     with lock_run_folder(out, wait=False):
-        finish = stop or asyncio.Event()
-        return await _run_once(paths, out, extractor, force, limit, reporter or LogReporter(), finish)
+        signals = _Stop()
+        if stop is not None:
+            signals.finish = stop
+        return await _run_once(paths, out, extractor, force, limit, reporter or LogReporter(), signals)
 
 
 def _limit(extractor: Extractor, concurrency: int | None) -> int:
@@ -904,13 +980,13 @@ async def _run_once(
     force: bool,
     limit: int,
     report: BatchReporter,
-    finish: asyncio.Event,
-    abort: asyncio.Event | None = None,
+    stop: _Stop,
 ) -> RunSummary:
     started = time.perf_counter()
     report.start(out)
-    inputs = _load(paths, out)
-    summary = await _run(inputs, out, extractor, force, limit, report, finish, abort or asyncio.Event())
+    inputs = _load(paths, out, extractor.settings)
+    summary = await _run(inputs, out, extractor, force, limit, report, stop.finish, stop.abort)
+    summary.stopped_by = stop.by if summary.interrupted else None
     return _finish(out, summary, started, report)
 
 
@@ -1018,7 +1094,7 @@ def watch(
             fresh = list(_new_files(drop, seen, settle_s, out))
             if fresh:
                 part = await _run(
-                    _load(fresh, out),
+                    _load(fresh, out, extractor.settings, within=[drop]),
                     out,
                     extractor,
                     False,

@@ -536,7 +536,7 @@ class _Run:
     def _requests(self) -> Iterator[tuple[Article, int, int, list[dict[str, str]], str]]:
         """(article, chunk, chunks, messages, key) of every request the drop needs."""
         done = self._done()
-        for item in _load(self.paths, self.out):
+        for item in _load(self.paths, self.out, self.extractor.settings):
             if isinstance(item, Article) and item.sha256 not in done:
                 requests = self.extractor.requests(item)
                 for chunk, (messages, key) in enumerate(requests, start=1):

@@ -73,6 +73,18 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--no-cache", dest="no_cache", action="store_true", help="neither read nor write the cache"
     )
+    g.add_argument(
+        "--follow-symlinks",
+        dest="follow_symlinks",
+        action="store_true",
+        help="load symlinks that point outside the given paths (refused by default)",
+    )
+    g.add_argument(
+        "--max-input-bytes",
+        dest="max_input_bytes",
+        type=int,
+        help="size cap of one input file, of one line in JSONL (default 20000000)",
+    )
 
 
 def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
@@ -87,9 +99,12 @@ def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
 def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     names = ["model", "base_url", "mode", "temperature", "max_tokens", "timeout_s", "reasks", "concurrency"]
     names += ["rpm", "tpm", "chunk_chars", "cache_dir"]
+    names += ["max_input_bytes"]
     overrides = {n: getattr(args, n, None) for n in names}
     if getattr(args, "no_cache", False):
         overrides["use_cache"] = False
+    if getattr(args, "follow_symlinks", False):
+        overrides["follow_symlinks"] = True
     overrides.update(extra)
     settings = Settings.load(getattr(args, "config", None), **overrides)
     _SECRETS.update(settings.secrets)
@@ -267,7 +282,10 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
     extractor = Extractor(settings)
     keys: dict[str, str] = {}
     rendered: dict[str, tuple[str, list[dict[str, str]]]] = {}
-    for item in load_articles(args.paths):
+    inputs = load_articles(
+        args.paths, follow_symlinks=settings.follow_symlinks, max_input_bytes=settings.max_input_bytes
+    )
+    for item in inputs:
         if isinstance(item, Article):
             for messages, key in extractor.requests(item):
                 keys[key] = item.id

@@ -26,7 +26,7 @@ import platformdirs
 
 from extractor.errors import ConfigError, redact
 
-__all__ = ["DEFAULT_PRICES", "Mode", "Settings", "scrub_url"]
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_PRICES", "Mode", "Settings", "scrub_url"]
 
 Mode = Literal["tools", "json_schema", "json", "md_json"]
 
@@ -42,6 +42,9 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-5-nano": (0.05, 0.40),
     "reference-fixture": (0.0, 0.0),
 }
+
+# The largest input file read (a JSONL file: the largest line); larger ones are that input's LoadError.
+DEFAULT_MAX_INPUT_BYTES = 20_000_000
 
 _ENV: dict[str, str] = {
     "api_key": "OPENAI_API_KEY",
@@ -124,6 +127,9 @@ class Settings:
     batch_poll_max_s: float = 600.0
     batch_max_requests: int = 50_000
     batch_window: str = "24h"
+    # Inputs: follow symlinks that point outside the given paths; the size cap of one input.
+    follow_symlinks: bool = False
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -168,6 +174,8 @@ class Settings:
             value = getattr(self, name)
             if value is not None and value <= 0:
                 raise ConfigError(f"{name} must be positive, got {value}")
+        if self.max_input_bytes <= 0:
+            raise ConfigError(f"max_input_bytes must be positive, got {self.max_input_bytes}")
 
     @property
     def endpoint(self) -> str:
