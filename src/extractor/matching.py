@@ -4,15 +4,19 @@ told by two overlapping chunks), the digest and the evaluator. Standard library 
 - ``names_match``: normalised names are equal up to initials, or one is the other's surname alone;
   titles and descriptors before the last title are dropped; a group noun is never a surname.
 - ``target_similarity``: Jaccard similarity of lightly stemmed content words.
+- ``fold``: the one way names and phrases are folded (accents removed, casefolded) before comparison,
+  here (``word_tokens``), in the digest's lookup keys and in ``extractor.dates``.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 __all__ = [
     "SURNAME_PARTICLES",
+    "fold",
     "names_match",
     "normalize_name",
     "target_similarity",
@@ -49,10 +53,20 @@ _POSSESSIVE = re.compile(r"['’]s\b")
 _NON_WORD = re.compile(r"[\W_]+")
 
 
-def word_tokens(text: str) -> list[str]:
+@lru_cache(maxsize=65536)
+def fold(text: str, *, straight_apostrophes: bool = False) -> str:
+    """Accents removed and casefolded ("Élysée" -> "elysee"); with ``straight_apostrophes`` the curly
+    apostrophes ’ and ‘ become ' first (the digest's lookup keys keep apostrophes; ``word_tokens`` drops
+    them with the rest of the punctuation)."""
+    if straight_apostrophes:
+        text = text.replace("’", "'").replace("‘", "'")
     decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return _NON_WORD.sub(" ", _POSSESSIVE.sub("", plain)).split()
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def word_tokens(text: str) -> list[str]:
+    """Folded words (``fold``) without possessive 's, punctuation to spaces."""
+    return _NON_WORD.sub(" ", _POSSESSIVE.sub("", fold(text))).split()
 
 
 def normalize_name(name: str) -> tuple[str, ...]:
