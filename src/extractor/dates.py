@@ -1,10 +1,19 @@
-"""Date phrases and partial dates, shared by the digest and the evaluator."""
+"""Date phrases and partial dates: the one home of month names and date-phrase reading.
+
+- ``parse_date_text`` reads the year, month and day a phrase names ("on January 6", "6 Jan. 2026");
+  with ``parse_iso``, ``event_date`` and ``date_value`` it gives the digest's partial dates, which
+  ``dates_conflict`` / ``date_agreement`` compare and ``date_label`` shows ("6 January (year not stated)").
+- ``date_text_tokens`` / ``date_texts_agree`` compare two phrases loosely, for the evaluator
+  ("January 6" = "on January 6" = "the 6th of January").
+
+Both fold text with ``extractor.matching.fold``. Standard library only.
+"""
 
 from __future__ import annotations
 
 import re
 
-from extractor.matching import fold
+from extractor.matching import fold, word_tokens
 
 MONTHS: dict[str, int] = {
     "january": 1,
@@ -151,3 +160,25 @@ def date_agreement(a: PartialDate, b: PartialDate) -> str:
     if any(x is not None and y is not None for x, y in zip(a, b, strict=True)):
         return "partial"
     return "none"
+
+
+# --------------------------------------------------------------------------- loose comparison
+
+_DATE_FILLERS = frozenset(
+    {"on", "in", "at", "by", "during", "since", "from", "until", "till", "of", "the", "a", "an"}
+)  # fmt: skip
+_ORDINAL = re.compile(r"^(\d+)(?:st|nd|rd|th)$")
+
+
+def date_text_tokens(date_text: str | None) -> tuple[str, ...]:
+    """A date phrase for loose comparison: accents removed, casefolded, punctuation, prepositions and
+    articles dropped, ordinals to numbers ("On the 6th of January," -> 6 january)."""
+    if date_text is None:
+        return ()
+    return tuple(_ORDINAL.sub(r"\1", t) for t in word_tokens(date_text) if t not in _DATE_FILLERS)
+
+
+def date_texts_agree(predicted: str | None, gold: str | None) -> bool:
+    """``date_text_tokens`` equal in any order: "January 6" = "on January 6" = "the 6th of January"; both
+    null (or empty) agree."""
+    return sorted(date_text_tokens(predicted)) == sorted(date_text_tokens(gold))
