@@ -18,8 +18,23 @@ Quotes
     *exact*: the predicted span's (start, end) equals the gold span's. *overlap*: character IoU
     (|intersection| / |union|, elided pieces counted piece by piece) >= ``QUOTE_IOU`` (0.5). IoU rather
     than "any overlap" so a prediction must cover most of the quote *and* not much more; 0.5 is the usual
-    span-overlap threshold. *speaker accuracy*: share of overlap-matched quotes whose speaker matches
-    (``names_match``; an unattributed quote, speaker null, matches only an unattributed one).
+    span-overlap threshold. Speakers, over the overlap-matched quotes, two figures: *same-person
+    accuracy* (``matching.same_person``: ``names_match`` with abbreviated titles such as "Gov." dropped,
+    so a title, a bare surname or an initial may stand for the gold's full name -- but only when it fits
+    no other person the article's gold names, and different given names never match) and *exact-name
+    accuracy* (the name as written, up to Unicode normalisation and spaces). An unattributed quote,
+    speaker null, matches only an unattributed one.
+    *Predicted quotes by outcome* (shares of all predicted quotes; "matched" is the overlap precision and
+    the rest say where precision is lost -- each prediction gets exactly one):
+      matched: paired with a gold quote (IoU >= ``QUOTE_IOU``);
+      duplicate: IoU >= ``QUOTE_IOU`` with a gold quote another prediction was paired with;
+      wrong span: shares characters with a gold quote but reaches the IoU with none;
+      not in gold: overlaps no gold quote and lies inside quotation marks in the article text
+        (``quotemarks``: “…”, „…“, «…», ‹…›, 「…」, "…", '…' ..., a quote running to the end of its
+        paragraph when it is not closed; an apostrophe inside a word is not a mark);
+      not a direct quote: overlaps no gold quote and is not inside quotation marks (or is not found in
+        the article text at all);
+      unchecked: overlaps no gold quote and the article text is unknown (``evaluate`` without ``texts``).
 Names (speakers, stance holders)
     ``normalize_name``: accents removed, casefolded, possessive 's dropped, punctuation to spaces, articles
     (the/a/an) dropped, and titles (Prime Minister, President, Mr, ...) dropped with whatever precedes the

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from extractor.dates import date_text_tokens, date_texts_agree
 from extractor.evaluate import scores
 from extractor.evaluate.gold import GoldArticle, GoldEvent, GoldQuote, GoldStance, _GoldItem
-from extractor.matching import names_match, target_similarity
+from extractor.evaluate.quotemarks import inside_quotes, quoted_regions
+from extractor.matching import names_match, same_name, same_person, target_similarity
 from extractor.models import ArticleResult, GroundedEvent, GroundedQuote, GroundedStance, Span
 
 
@@ -127,15 +129,46 @@ def _span(item: _GoldItem) -> Interval:
     return (item.start, item.end)
 
 
+QuoteOutcome = Literal["matched", "not_a_quote", "wrong_span", "duplicate", "not_in_gold", "unchecked"]
+
+
+def quote_outcome(
+    places: Sequence[_Placement],
+    gold: Sequence[Interval],
+    matched: bool,
+    quoted: Sequence[tuple[int, int]] | None,
+) -> QuoteOutcome:
+    """What became of one predicted quote (``places``: where it may sit) in the overlap matching.
+
+    matched: it is paired with a gold quote (IoU >= ``QUOTE_IOU``). Otherwise: duplicate, when it has
+    IoU >= ``QUOTE_IOU`` with a gold quote another prediction took; wrong span, when it shares characters
+    with a gold quote but never reaches the IoU; and when it overlaps no gold quote, by the article text
+    (``quoted``: its quoted regions, None when the text is unknown): not in gold, when it lies inside
+    quotation marks; not a direct quote, when it does not (or could not be found in the text at all);
+    unchecked, when the text is unknown.
+    """
+    if matched:
+        return "matched"
+    if any(_iou(places, g) >= scores.QUOTE_IOU for g in gold):
+        return "duplicate"
+    if any(place.overlap(g) > 0 for place in places for g in gold):
+        return "wrong_span"
+    if quoted is None:
+        return "unchecked"
+    if any(inside_quotes(quoted, *place.extent) for place in places):
+        return "not_in_gold"
+    return "not_a_quote"
+
+
 def _score_quotes(
     gold: Sequence[GoldQuote], pred: Sequence[GroundedQuote], text: str | None
 ) -> scores.QuoteScores:
     places = [_placements(q.span, text) for q in pred]
+    names = [q.speaker for q in gold if q.speaker is not None]
 
     def said_by(gi: int, pi: int) -> bool:
-        """An unattributed prediction matches only an unattributed gold quote."""
-        g, p = gold[gi].speaker, pred[pi].speaker
-        return g is None and p is None if g is None or p is None else names_match(g, p)
+        """The same person (``same_person``); an unattributed prediction matches only an unattributed one."""
+        return same_person(pred[pi].speaker, gold[gi].speaker, names)
 
     def speaker(gi: int, pi: int) -> tuple[float, ...]:
         return (float(said_by(gi, pi)),)
@@ -149,11 +182,23 @@ def _score_quotes(
 
     exact_pairs = _match(len(gold), len(pred), exact, speaker)
     overlap_pairs = _match(len(gold), len(pred), overlap, speaker)
-    correct = sum(said_by(gi, pi) for gi, pi in overlap_pairs)
+    matched = {pi for _, pi in overlap_pairs}
+    quoted = quoted_regions(text) if text is not None else None
+    spans = [_span(g) for g in gold]
+    outcomes: Counter[str] = Counter(
+        quote_outcome(places[pi], spans, pi in matched, quoted) for pi in range(len(pred))
+    )
     return scores.QuoteScores(
         exact=_counts(exact_pairs, len(gold), len(pred)),
         overlap=_counts(overlap_pairs, len(gold), len(pred)),
-        speaker=scores.Accuracy(correct=correct, total=len(overlap_pairs)),
+        speaker=scores.Accuracy(
+            correct=sum(said_by(gi, pi) for gi, pi in overlap_pairs), total=len(overlap_pairs)
+        ),
+        speaker_exact=scores.Accuracy(
+            correct=sum(same_name(pred[pi].speaker, gold[gi].speaker) for gi, pi in overlap_pairs),
+            total=len(overlap_pairs),
+        ),
+        predicted=scores.QuotePredictions(**outcomes),
     )
 
 

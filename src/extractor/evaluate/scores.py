@@ -162,10 +162,24 @@ class DateScores(Outcomes):
         ]
 
 
+class QuotePredictions(Outcomes):
+    """What became of each predicted quote in the overlap matching (see ``match.quote_outcome``)."""
+
+    matched: int = 0
+    not_a_quote: int = Field(0, title="not a direct quote")
+    wrong_span: int = Field(0, title="wrong span")
+    duplicate: int = 0
+    not_in_gold: int = Field(0, title="not in gold")
+    unchecked: int = Field(0, title="unchecked (article text unknown)")
+
+
 class QuoteScores(Figure):
     exact: Counts = figure(Counts, "quotes exact")
     overlap: Counts = figure(Counts, "quotes overlap")
-    speaker: Accuracy = figure(Accuracy, "quotes speaker acc")
+    # Of the overlap-matched quotes: the same person (``matching.same_person``) / the same name as written.
+    speaker: Accuracy = figure(Accuracy, "quotes speaker same-person acc")
+    speaker_exact: Accuracy = figure(Accuracy, "quotes speaker exact-name acc")
+    predicted: QuotePredictions = figure(QuotePredictions, "quotes predicted:")
 
 
 class EventScores(Figure):
