@@ -191,12 +191,9 @@ def _score_quotes(
     return scores.QuoteScores(
         exact=_counts(exact_pairs, len(gold), len(pred)),
         overlap=_counts(overlap_pairs, len(gold), len(pred)),
-        speaker=scores.Accuracy(
-            correct=sum(said_by(gi, pi) for gi, pi in overlap_pairs), total=len(overlap_pairs)
-        ),
-        speaker_exact=scores.Accuracy(
-            correct=sum(same_name(pred[pi].speaker, gold[gi].speaker) for gi, pi in overlap_pairs),
-            total=len(overlap_pairs),
+        speaker=scores.Accuracy.over(overlap_pairs, said_by),
+        speaker_exact=scores.Accuracy.over(
+            overlap_pairs, lambda gi, pi: same_name(pred[pi].speaker, gold[gi].speaker)
         ),
         predicted=scores.QuotePredictions(**outcomes),
     )
@@ -223,9 +220,7 @@ def _score_events(
     dates: Counter[str] = Counter(date(gi, pi) for gi, pi in pairs)
     return scores.EventScores(
         matched=_counts(pairs, len(gold), len(pred)),
-        event_type=scores.Accuracy(
-            correct=sum(gold[gi].event_type == pred[pi].event_type for gi, pi in pairs), total=len(pairs)
-        ),
+        event_type=scores.Accuracy.over(pairs, lambda gi, pi: gold[gi].event_type == pred[pi].event_type),
         date=scores.DateScores(**dates),
     )
 
@@ -256,10 +251,7 @@ def _score_stances(
     return scores.StanceScores(
         strict=_counts(strict_pairs, len(gold), len(pred)),
         holder_target=_counts(loose_pairs, len(gold), len(pred)),
-        polarity=scores.Accuracy(
-            correct=sum(gold[gi].polarity == pred[pi].polarity for gi, pi in loose_pairs),
-            total=len(loose_pairs),
-        ),
+        polarity=scores.Accuracy.over(loose_pairs, lambda gi, pi: gold[gi].polarity == pred[pi].polarity),
     )
 
 

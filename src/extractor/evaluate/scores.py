@@ -10,7 +10,7 @@ follow.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, Field, computed_field
@@ -105,6 +105,11 @@ class Accuracy(Figure):
     @property
     def value(self) -> float | None:
         return _share(self.correct, self.total)
+
+    @classmethod
+    def over(cls, pairs: Sequence[tuple[int, int]], agrees: Callable[[int, int], bool]) -> Self:
+        """The share of matched (gold, prediction) index ``pairs`` on which ``agrees`` holds."""
+        return cls(correct=sum(agrees(gi, pi) for gi, pi in pairs), total=len(pairs))
 
     def rows(self, label: str = "") -> list[Metric]:
         return [(label, self.value, f"{self.correct}/{self.total}")]
