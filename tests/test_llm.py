@@ -505,4 +505,6 @@ def test_a_content_answer_that_is_not_an_extraction_is_a_parse_error(tmp_path: P
     res = run(tmp_path, mode=mode, reasks=1)
     assert route.call_count == 2
     assert res.error is not None and res.error.type == "ParseError"
-    assert res.error.message.startswith("no usable answer after 2 attempt(s) (1 re-ask(s)): the answer: Invalid JSON")
+    assert res.error.message.startswith(
+        "no usable answer after 2 attempt(s) (1 re-ask(s)): the answer: Invalid JSON"
+    )
