@@ -3,18 +3,28 @@ told by two overlapping chunks), the digest and the evaluator. Standard library 
 
 - ``names_match``: normalised names are equal up to initials, or one is the other's surname alone;
   titles and descriptors before the last title are dropped; a group noun is never a surname.
+- ``same_person`` (the evaluator's speaker rule): ``names_match`` where a bare surname, an initial or a
+  name behind an abbreviated title ("Gov. Harlow") must fit exactly one person named in the article's gold;
+  ``same_name``: the names as written, up to Unicode normalisation and whitespace.
 - ``target_similarity``: Jaccard similarity of lightly stemmed content words.
+- ``fold``: the one way names and phrases are folded (accents removed, casefolded) before comparison,
+  here (``word_tokens``), in the digest's lookup keys and in ``extractor.dates``.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+from functools import lru_cache
 
 __all__ = [
     "SURNAME_PARTICLES",
+    "fold",
     "names_match",
     "normalize_name",
+    "same_name",
+    "same_person",
     "target_similarity",
     "target_tokens",
     "word_tokens",
@@ -49,10 +59,20 @@ _POSSESSIVE = re.compile(r"['’]s\b")
 _NON_WORD = re.compile(r"[\W_]+")
 
 
-def word_tokens(text: str) -> list[str]:
+@lru_cache(maxsize=65536)
+def fold(text: str, *, straight_apostrophes: bool = False) -> str:
+    """Accents removed and casefolded ("Élysée" -> "elysee"); with ``straight_apostrophes`` the curly
+    apostrophes ’ and ‘ become ' first (the digest's lookup keys keep apostrophes; ``word_tokens`` drops
+    them with the rest of the punctuation)."""
+    if straight_apostrophes:
+        text = text.replace("’", "'").replace("‘", "'")
     decomposed = unicodedata.normalize("NFKD", text)
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
-    return _NON_WORD.sub(" ", _POSSESSIVE.sub("", plain)).split()
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
+
+
+def word_tokens(text: str) -> list[str]:
+    """Folded words (``fold``) without possessive 's, punctuation to spaces."""
+    return _NON_WORD.sub(" ", _POSSESSIVE.sub("", fold(text))).split()
 
 
 def normalize_name(name: str) -> tuple[str, ...]:
@@ -100,6 +120,42 @@ def names_match(a: str, b: str) -> bool:
         return short[0] == long[-1] and short[0] not in _GROUP_NOUNS
     # A surname of several words starts with a particle: "von der Leyen".
     return short[0] in SURNAME_PARTICLES and long[-len(short) :] == short
+
+
+# Abbreviated titles (with their dot) that ``normalize_name`` does not know: "Gov. Harlow" -> Harlow.
+_TITLE_ABBREVIATION = re.compile(
+    r"\b(?:gov|gen|col|lt|sgt|capt|cpt|adm|cmdr|maj|rev|fr|hon|pres|amb|supt|insp|det|cllr)\.\s*",
+    re.IGNORECASE,
+)
+
+
+def same_name(a: str | None, b: str | None) -> bool:
+    """The names as written (NFC, whitespace collapsed); two nulls (no speaker) are the same name."""
+    if a is None or b is None:
+        return a is None and b is None
+    return " ".join(unicodedata.normalize("NFC", a).split()) == " ".join(
+        unicodedata.normalize("NFC", b).split()
+    )
+
+
+def same_person(predicted: str | None, gold: str | None, article_names: Iterable[str] = ()) -> bool:
+    """Whether ``predicted`` names the person ``gold`` names; ``article_names``: every name in the gold.
+
+    Two nulls (no speaker) agree, a null never matches a name. Otherwise ``names_match`` after dropping
+    abbreviated titles ("Gov. Harlow" -> Harlow): so a title, a bare surname or an initial may stand for
+    the full name, but different given names never match ("John Smith" != "Jane Smith"). A shortened name
+    (fewer words than the gold's, or an initial) must also fit no other person of the article's gold:
+    "Smith" in an article whose gold names John Smith and Jane Smith is no one's name.
+    """
+    if predicted is None or gold is None:
+        return predicted is None and gold is None
+    plain = _TITLE_ABBREVIATION.sub("", predicted)
+    if not names_match(plain, gold):
+        return False
+    if normalize_name(plain) == normalize_name(gold):
+        return True
+    others = {n for n in article_names if normalize_name(n) != normalize_name(gold)}
+    return not any(names_match(plain, other) and not names_match(other, gold) for other in others)
 
 
 def _stem(token: str) -> str:
