@@ -4,7 +4,7 @@
     python3 dev.py run     extract seeds/ offline (recorded responses) into out/seeds and print the summary
     python3 dev.py test    lint (ruff), types (mypy --strict), layering (import-linter) and the pytest suite
 
-Each command first creates .venv/ and installs the project with its dev extras (once; again when
+Each command first creates .venv/ and installs the project with its dev, export and ray extras (once; again when
 pyproject.toml changes). `test` also installs Debian's chromium + chromium-driver for the review-page
 browser tests when it can (root + apt-get), and fails if that install fails; where it cannot (not root,
 no apt-get), those tests skip and say why.
@@ -38,7 +38,7 @@ def ensure_venv() -> None:
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     sh(BIN / "python", "-m", "pip", "install", "-q", "--upgrade", "pip")
-    sh(BIN / "python", "-m", "pip", "install", "-q", "-e", ".[dev]")
+    sh(BIN / "python", "-m", "pip", "install", "-q", "-e", ".[dev,export,ray]")
     STAMP.write_text(want)
 
 

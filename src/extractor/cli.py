@@ -52,13 +52,16 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-chars", dest="chunk_chars", type=int, help="split articles longer than this")
     g.add_argument("--cache-dir", dest="cache_dir", help="response cache ($EXTRACTOR_CACHE_DIR)")
     g.add_argument(
+        "--cache-url", dest="cache_url", help="shared JSON cache: folder or s3:// URL ($EXTRACTOR_CACHE_URL)"
+    )
+    g.add_argument(
         "--no-cache", dest="no_cache", action="store_true", help="neither read nor write the cache"
     )
 
 
 def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     names = ["model", "base_url", "mode", "temperature", "max_tokens", "timeout_s", "reasks", "concurrency"]
-    names += ["rpm", "tpm", "chunk_chars", "cache_dir"]
+    names += ["rpm", "tpm", "chunk_chars", "cache_dir", "cache_url"]
     overrides = {n: getattr(args, n, None) for n in names}
     if getattr(args, "no_cache", False):
         overrides["use_cache"] = False
@@ -114,7 +117,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     extractor = _extractor_for(args)
     with extractor:
-        summary = run_batch(args.paths, args.out, extractor, force=args.force, reporter=_reporter(args))
+        if args.engine == "ray":
+            from extractor.ray_engine import run_ray
+
+            reporter, actors, address = _reporter(args), args.ray_actors, args.ray_address
+            settings, force = extractor.settings, args.force
+            summary, _ = run_ray(
+                args.paths, args.out, settings, actors=actors, address=address, force=force, reporter=reporter
+            )
+        else:
+            summary = run_batch(args.paths, args.out, extractor, force=args.force, reporter=_reporter(args))
     print(f"results: {Path(args.out) / 'results.jsonl'}  summary: {Path(args.out) / 'run.json'}")
     if args.html:
         print(f"review page: {_write_report(Path(args.out))}")
@@ -262,14 +274,24 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from extractor.export import export_run
+
+    out = Path(args.out) if args.out else Path(args.dir) / "export"
+    summary = export_run(args.dir, out, args.format)
+    for table, path in summary.files.items():
+        print(f"{table:<9} {summary.rows[table]:>8} rows  {path}")
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
-    from extractor.cache import ResponseCache
+    from extractor.cache import open_cache
 
     settings = _load_settings(args)
-    cache = ResponseCache(settings.cache_dir)
+    cache = open_cache(settings)
     try:
         if args.action == "clear":
-            print(f"removed {cache.clear()} cached answer(s) from {settings.cache_dir}")
+            print(f"removed {cache.clear()} cached answer(s) from {cache.stats()['directory']}")
         else:
             stats = cache.stats()
             print(f"{stats['entries']} cached answer(s), {stats['bytes']} bytes, in {stats['directory']}")
@@ -325,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges (default without API key)")
     p.add_argument("--html", action="store_true", help="also write the review page")
     p.add_argument("--quiet", "-q", action="store_true", help="no per-article lines or progress bar")
+    p.add_argument("--engine", choices=["local", "ray"], default="local", help="local or ray (Ray Data)")
+    p.add_argument("--ray-actors", dest="ray_actors", type=int, default=2, help="Ray actors (default 2)")
+    p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster ('auto')")
     _settings_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -374,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-article", dest="per_article", action="store_true", help="also print one row per gold article"
     )
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="flat tables (articles, quotes, events, stances, rejected) of a run")
+    p.add_argument("dir", help="output folder of a run (or its results.jsonl)")
+    p.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    p.add_argument("--out", help="folder for the tables (default: DIR/export)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("cache", help="response cache: stats or clear")
     p.add_argument("action", choices=["stats", "clear"])
