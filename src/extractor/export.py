@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Literal, get_args
 
 from extractor.errors import ConfigError, StoreError
@@ -37,7 +36,7 @@ TABLES: tuple[str, ...] = ("articles", "quotes", "events", "stances", "rejected"
 _Row = dict[str, Any]
 
 
-def _pyarrow() -> ModuleType:
+def _pyarrow() -> Any:
     try:
         import pyarrow
     except ImportError as exc:

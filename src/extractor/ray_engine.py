@@ -235,7 +235,8 @@ def _start_ray(address: str | None, num_cpus: int | None) -> Callable[[], None]:
             runtime_env=env,
             log_to_driver=False,
         )
-    return ray.shutdown
+    shutdown: Callable[[], None] = ray.shutdown
+    return shutdown
 
 
 def _extract_wave(
