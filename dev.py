@@ -4,8 +4,8 @@
     python3 dev.py run     extract seeds/ offline (recorded responses) into out/seeds and print the summary
     python3 dev.py test    lint (ruff), types (mypy --strict), layering (import-linter) and the pytest suite
 
-Each command first creates .venv/ and installs the project with its dev, export and ray extras (once; again when
-pyproject.toml changes). `test` also installs Debian's chromium + chromium-driver for the review-page
+Each command first creates .venv/ and installs the project with its dev, export and ray extras (once; again
+when pyproject.toml changes). `test` also installs Debian's chromium + chromium-driver for the review-page
 browser tests when it can (root + apt-get), and fails if that install fails; where it cannot (not root,
 no apt-get), those tests skip and say why.
 """

@@ -18,7 +18,7 @@ from extractor.pipeline import Extractor
 
 pytest.importorskip("pyarrow")
 
-from extractor.fscache import JSONFileCache  # noqa: E402
+from extractor.fscache import JSONFileCache
 
 KEY = "ab" + "0" * 62
 

@@ -31,7 +31,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from fake_server import FakeServer, ServerConfig  # noqa: E402
 
-pytestmark = pytest.mark.slow
+pytestmark = [
+    pytest.mark.slow,
+    # Ray's own deprecation notices (its internals calling its own older APIs) are not ours to fix
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:ray"),
+    pytest.mark.filterwarnings("ignore::FutureWarning:ray"),
+]
 
 NAMES = ["Maria Rossi", "John Okafor", "Ana Lima", "Kenji Sato", "Lea Weber"]
 
@@ -174,7 +179,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_ray: None, t
     with fake_endpoint(latency=0.3) as (url, arrivals):
         killer = threading.Thread(target=kill_one, daemon=True)
         killer.start()
-        summary, plan = run_ray(
+        summary, _ = run_ray(
             [drop], tmp_path / "out", settings_for(url, tmp_path / "c", concurrency=2), actors=2, batch_size=4
         )
         killer.join()

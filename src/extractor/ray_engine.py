@@ -260,11 +260,13 @@ def _extract_wave(
         _ExtractBatch,
         fn_constructor_kwargs={"settings": fields, "concurrency": settings.concurrency},
         batch_size=batch_size,
-        concurrency=actors,
+        # a fixed pool; two batches at a time per actor (threads sharing the actor's one event loop, so
+        # one batch's slow tail does not idle the actor). Ray Data restarts a dead actor and retries its
+        # batches (max_restarts / max_task_retries default to -1 for actor pools).
+        compute=ray.data.ActorPoolStrategy(
+            size=actors, max_concurrent_calls_per_actor=2, enable_true_multi_threading=True
+        ),
         num_cpus=0.5,
-        max_concurrency=2,
-        max_restarts=-1,
-        max_task_retries=-1,
     )
     pending: list[tuple[str, bool, str]] = []
     for row in answered.iter_rows():
