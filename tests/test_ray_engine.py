@@ -163,20 +163,20 @@ def _map_workers() -> list[Any]:
 
 def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_ray: None, tmp_path: Path) -> None:
     drop = make_drop(tmp_path / "drop", 40)
-    killed: list[int] = []
+    killed: list[tuple[int, int]] = []  # (pid, requests the endpoint had seen when it was killed)
+    arrivals: list[float] = []
 
     def kill_one() -> None:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not killed:
             workers = _map_workers()
-            if workers and (tmp_path / "out" / SCRATCH_FILE).exists():
-                time.sleep(1.0)  # let it take a batch
-                victim = _map_workers()[0]
-                killed.append(victim.pid)
-                os.kill(victim.pid, signal.SIGKILL)
-            time.sleep(0.1)
+            if workers and len(arrivals) >= 6:  # the pool is extracting
+                killed.append((workers[0].pid, len(arrivals)))
+                os.kill(workers[0].pid, signal.SIGKILL)
+            time.sleep(0.05)
 
-    with fake_endpoint(latency=0.3) as (url, arrivals):
+    with fake_endpoint(latency=0.5) as (url, seen):
+        arrivals = seen
         killer = threading.Thread(target=kill_one, daemon=True)
         killer.start()
         summary, _ = run_ray(
@@ -184,6 +184,7 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_ray: None, t
         )
         killer.join()
     assert killed, "no Ray Data worker process was found to kill"
+    assert killed[0][1] < 40, "the worker was killed after the work was done"
     results = list(iter_results(tmp_path / "out"))
     assert len(results) == 40 and summary.ok == 40
     assert sorted(r.article_id for r in results) == sorted(f"article-{i:03d}" for i in range(40))
