@@ -212,3 +212,13 @@ def test_the_readme_duckdb_queries_work_as_written(seed_run: Path, tmp_path: Pat
     assert sum(row[3] for row in by_holder) == sum(len(r.stances) for r in results)
     speakers = {q.speaker for r in results for q in r.quotes}
     assert {row[0] for row in by_speaker} == speakers
+
+
+def test_importing_the_library_and_the_cli_pulls_in_neither_ray_nor_pyarrow() -> None:
+    code = (
+        "import sys, extractor, extractor.cli, extractor.pipeline, extractor.batch, extractor.cache; "
+        "extractor.cli.build_parser(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('ray', 'pyarrow')))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
