@@ -1,7 +1,7 @@
 """Benchmark ``extractor run --engine ray`` (2 actors) against the local engine on the same rate-limited
 fake endpoint (benchmarks/fake_server.py, its own process on 127.0.0.1).
 
-    .venv/bin/python benchmarks/bench_ray.py [--articles 2000] [--rpm 2400] [--latency 0.5]
+    .venv/bin/python benchmarks/bench_ray.py [--articles 2000] [--rpm 480] [--latency 0.5]
 
 Both engines extract the same N fresh articles (each its own empty cache and run folder) with
 ``--rpm`` set to the server's limit, which binds: the ceiling is RPM/60 articles per second (one request
@@ -70,7 +70,7 @@ def main() -> int:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--articles", type=int, default=2000)
-    parser.add_argument("--rpm", type=int, default=2400)
+    parser.add_argument("--rpm", type=int, default=480)
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--actors", type=int, default=2)
     args = parser.parse_args()
