@@ -5,10 +5,10 @@
     python3 dev.py test    lint (ruff), types (mypy --strict), layering (import-linter) and the pytest suite
     python3 dev.py serve   the HTTP API (extractor serve [flags]; needs OPENAI_API_KEY like a live run)
 
-Each command first creates .venv/ and installs the project with its dev and serve extras (once; again when
-pyproject.toml changes). `test` also installs Debian's chromium + chromium-driver for the review-page
-browser tests when it can (root + apt-get), and fails if that install fails; where it cannot (not root,
-no apt-get), those tests skip and say why.
+Each command first creates .venv/ and installs the project with its dev, serve, export and ray extras
+(once; again when pyproject.toml changes). `test` also installs Debian's chromium + chromium-driver for
+the review-page browser tests when it can (root + apt-get), and fails if that install fails; where it
+cannot (not root, no apt-get), those tests skip and say why.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def ensure_venv() -> None:
     if not (BIN / "python").exists():
         venv.EnvBuilder(with_pip=True).create(VENV)
     sh(BIN / "python", "-m", "pip", "install", "-q", "--upgrade", "pip")
-    sh(BIN / "python", "-m", "pip", "install", "-q", "-e", ".[dev,serve]")
+    sh(BIN / "python", "-m", "pip", "install", "-q", "-e", ".[dev,serve,export,ray]")
     STAMP.write_text(want)
 
 

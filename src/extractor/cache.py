@@ -20,14 +20,14 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import diskcache
 
 from extractor.config import Settings
 from extractor.errors import CacheError
 
-__all__ = ["CACHE_FORMAT", "ResponseCache", "cache_key"]
+__all__ = ["CACHE_FORMAT", "AnswerCache", "ResponseCache", "cache_key", "open_cache"]
 
 CACHE_FORMAT = 2
 
@@ -241,3 +241,25 @@ class ResponseCache:
 
     def close(self) -> None:
         self._cache.close()
+
+
+class AnswerCache(Protocol):
+    """What the pipeline needs of a response cache: ResponseCache (diskcache, one host) or
+    extractor.fscache.JSONFileCache (JSON files on any pyarrow filesystem, shared across hosts)."""
+
+    def get(self, key: str) -> dict[str, Any] | None: ...
+    def set(self, key: str, value: dict[str, Any]) -> None: ...
+    def __contains__(self, key: str) -> bool: ...
+    def stats(self) -> dict[str, Any]: ...
+    def clear(self) -> int: ...
+    def close(self) -> None: ...
+
+
+def open_cache(settings: Settings) -> AnswerCache:
+    """The cache the settings select: the shared JSON store at ``cache_url`` when set, else diskcache in
+    ``cache_dir``."""
+    if settings.cache_url:
+        from extractor.fscache import JSONFileCache
+
+        return JSONFileCache(settings.cache_url)
+    return ResponseCache(settings.cache_dir)

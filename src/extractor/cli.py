@@ -71,6 +71,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--chunk-chars", dest="chunk_chars", type=int, help="split articles longer than this")
     g.add_argument("--cache-dir", dest="cache_dir", help="response cache ($EXTRACTOR_CACHE_DIR)")
     g.add_argument(
+        "--cache-url", dest="cache_url", help="shared JSON cache: folder or s3:// URL ($EXTRACTOR_CACHE_URL)"
+    )
+    g.add_argument(
         "--no-cache", dest="no_cache", action="store_true", help="neither read nor write the cache"
     )
     g.add_argument(
@@ -98,7 +101,7 @@ def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
 
 def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     names = ["model", "base_url", "mode", "temperature", "max_tokens", "timeout_s", "reasks", "concurrency"]
-    names += ["rpm", "tpm", "chunk_chars", "cache_dir"]
+    names += ["rpm", "tpm", "chunk_chars", "cache_dir", "cache_url"]
     names += ["max_input_bytes"]
     overrides = {n: getattr(args, n, None) for n in names}
     if getattr(args, "no_cache", False):
@@ -164,14 +167,23 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_batch_api(args)
     extractor = _extractor_for(args)
     with extractor:
-        summary = run_batch(
-            args.paths,
-            args.out,
-            extractor,
-            force=args.force,
-            reporter=_reporter(args),
-            wait_lock=args.wait_lock,
-        )
+        if args.engine == "ray":
+            from extractor.ray_engine import run_ray
+
+            reporter, actors, address = _reporter(args), args.ray_actors, args.ray_address
+            settings, force = extractor.settings, args.force
+            summary, _ = run_ray(
+                args.paths, args.out, settings, actors=actors, address=address, force=force, reporter=reporter
+            )
+        else:
+            summary = run_batch(
+                args.paths,
+                args.out,
+                extractor,
+                force=args.force,
+                reporter=_reporter(args),
+                wait_lock=args.wait_lock,
+            )
     print(f"results: {Path(args.out) / 'results.jsonl'}  summary: {Path(args.out) / 'run.json'}")
     if args.html:
         print(f"review page: {_write_report(Path(args.out))}")
@@ -427,22 +439,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from extractor.export import export_run
+
+    out = Path(args.out) if args.out else Path(args.dir) / "export"
+    summary = export_run(args.dir, out, args.format)
+    for table, path in summary.files.items():
+        print(f"{table:<9} {summary.rows[table]:>8} rows  {path}")
+    return 0
+
+
 def cmd_cache(args: argparse.Namespace) -> int:
-    from extractor.cache import ResponseCache
+    from extractor.cache import open_cache
 
     settings = _load_settings(args)
-    cache = ResponseCache(settings.cache_dir)
+    cache = open_cache(settings)
     try:
+        stats = cache.stats()
+        set_aside = stats.get("set_aside", [])  # corrupt diskcache files moved aside (diskcache only)
         if args.action == "clear":
-            aside = len(cache.set_aside())
             removed = f"removed {cache.clear()} cached answer(s)"
-            if aside:
-                removed += f" and {aside} corrupt cache(s) set aside"
-            print(f"{removed} from {settings.cache_dir}")
+            if set_aside:
+                removed += f" and {len(set_aside)} corrupt cache(s) set aside"
+            print(f"{removed} from {stats['directory']}")
         else:
-            stats = cache.stats()
             print(f"{stats['entries']} cached answer(s), {stats['bytes']} bytes, in {stats['directory']}")
-            set_aside = stats["set_aside"]
             if set_aside:
                 print(f"{len(set_aside)} corrupt cache(s) set aside: {', '.join(set_aside)}")
     finally:
@@ -531,6 +552,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="with --batch-api: re-ask ungrounded answers directly, not in a follow-up batch",
     )
+    p.add_argument("--engine", choices=["local", "ray"], default="local", help="local or ray (Ray Data)")
+    p.add_argument("--ray-actors", dest="ray_actors", type=int, default=2, help="Ray actors (default 2)")
+    p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster ('auto')")
     _settings_args(p)
     p.set_defaults(func=cmd_run)
 
@@ -588,6 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--per-article", dest="per_article", action="store_true", help="also print one row per gold article"
     )
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("export", help="flat tables (articles, quotes, events, stances, rejected) of a run")
+    p.add_argument("dir", help="output folder of a run (or its results.jsonl)")
+    p.add_argument("--format", choices=["parquet", "csv", "jsonl"], default="parquet")
+    p.add_argument("--out", help="folder for the tables (default: DIR/export)")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("cache", help="response cache: stats or clear")
     p.add_argument("action", choices=["stats", "clear"])

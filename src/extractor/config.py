@@ -52,6 +52,7 @@ _ENV: dict[str, str] = {
     "model": "EXTRACTOR_MODEL",
     "mode": "EXTRACTOR_MODE",
     "cache_dir": "EXTRACTOR_CACHE_DIR",
+    "cache_url": "EXTRACTOR_CACHE_URL",
     "concurrency": "EXTRACTOR_CONCURRENCY",
     "rpm": "EXTRACTOR_RPM",
     "tpm": "EXTRACTOR_TPM",
@@ -109,6 +110,9 @@ class Settings:
     reask_max_listed: int = 10
     cache_dir: Path = field(default_factory=_default_cache_dir)
     use_cache: bool = True
+    # The shared response cache (one JSON file per answer, extractor.fscache) at a folder or pyarrow URL
+    # (s3://bucket/prefix): several hosts can share it; unset = diskcache in cache_dir (one host).
+    cache_url: str | None = None
     replay_dir: Path | None = None
     record_dir: Path | None = None
     chunk_chars: int = 300_000
@@ -192,7 +196,8 @@ class Settings:
     def secrets(self) -> tuple[str, ...]:
         """The credentials these settings hold (API key, base URL password and secret query values):
         what ``extractor.errors.redact`` must take out of any message."""
-        return tuple(s for s in (self.api_key, *url_secrets(self.base_url)) if s)
+        urls = (*url_secrets(self.base_url), *url_secrets(self.cache_url))
+        return tuple(s for s in (self.api_key, *urls) if s)
 
     def price(self) -> tuple[float, float] | None:
         """(input, output) USD per 1M tokens for this model, user overrides first."""

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from extractor.articles import sanitize_id
-from extractor.cache import ResponseCache, cache_key
+from extractor.cache import AnswerCache, cache_key, open_cache
 from extractor.config import Settings
 from extractor.errors import ConfigError, ExtractorError, redact
 from extractor.grounding import Grounding, SourceIndex, ground
@@ -281,7 +281,7 @@ class Extractor:
         settings: Settings | None = None,
         *,
         provider: Provider | None = None,
-        cache: ResponseCache | None = None,
+        cache: AnswerCache | None = None,
         prompts: PromptSet | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
@@ -289,7 +289,7 @@ class Extractor:
         self.prompts = prompts or load_prompts()
         self.schema = json.dumps(ArticleExtraction.model_json_schema(), sort_keys=True, separators=(",", ":"))
         if cache is None and self.settings.use_cache:
-            cache = ResponseCache(self.settings.cache_dir)
+            cache = open_cache(self.settings)
         self.cache = cache
         self.limiter = limiter or RateLimiter(rpm=self.settings.rpm, tpm=self.settings.tpm, window_safe=True)
         self._injected = provider

@@ -1,0 +1,348 @@
+"""``extractor run --engine ray``: extraction on a Ray cluster with Ray Data, same results folder.
+
+Two phases, so that everything the local engine guarantees about the run folder holds unchanged:
+
+1. **Extract on the cluster.** The driver lists and loads the drop with the project's loader (the same
+   ``Article | LoadError`` records), keeps the texts that still need an answer — not already extracted
+   ``ok`` into this folder with the same model and prompt version, not extracted earlier in this run
+   (a scratch store, see below), and each text once — and turns them, a wave of ``wave`` articles at a
+   time, into a Ray Dataset. ``map_batches`` runs them over an actor pool of ``actors`` actors, each
+   holding one ``Extractor``. Results come back to the driver, which writes each into the scratch store
+   ``DIR/.ray-results.sqlite`` (keyed by the text's sha256: a batch Ray retries after a worker died is
+   written once — ``INSERT OR IGNORE``).
+2. **Write the folder.** ``batch.run_batch`` then runs over the same drop with an ``Extractor`` whose
+   answers come from the scratch store: ids, skips, duplicates, load errors, results.jsonl (flushed per
+   article, compacted), run.json, article texts and the progress lines are exactly the local engine's.
+   An article the scratch store lacks (a file added in between) is extracted locally. The scratch store
+   is removed when the run completes; a run stopped before keeps it, so the next run sends nothing again
+   for what was already answered.
+
+One budget: ``--rpm`` / ``--tpm`` are account-wide. Each actor gets ``1/actors`` of each (rounded down),
+paced by its own window-safe limiter, so the sum the endpoint sees never exceeds the limit (a server's
+``x-ratelimit-*`` headers can only lower an actor's share). One cache: with ``cache_url`` every worker
+reads and writes the shared JSON store (``extractor.fscache``); diskcache in ``cache_dir`` is safe only
+when every actor runs on this host.
+
+``address``: ``None`` starts a local Ray instance (``num_cpus`` CPUs, no dashboard); ``"auto"`` or
+``ray://host:10001`` joins an existing cluster. Ray is imported here only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import sqlite3
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, TextIO
+
+from extractor.articles import load_articles
+from extractor.batch import BatchReporter, RunSummary, run_batch
+from extractor.config import Settings
+from extractor.errors import ConfigError
+from extractor.models import Article, ArticleResult, LoadError
+from extractor.pipeline import Extractor
+from extractor.store import RESULTS_FILE, iter_results, write_article_text
+
+__all__ = ["SCRATCH_FILE", "RayPlan", "actor_settings", "run_ray"]
+
+SCRATCH_FILE = ".ray-results.sqlite"
+
+
+def actor_settings(settings: Settings, actors: int) -> Settings:
+    """One actor's settings: the account-wide ``rpm`` / ``tpm`` split evenly (rounded down, at least 1)."""
+
+    def share(limit: int | None) -> int | None:
+        return None if limit is None else max(1, limit // actors)
+
+    return dataclasses.replace(settings, rpm=share(settings.rpm), tpm=share(settings.tpm))
+
+
+class _Scratch:
+    """Answers extracted on the cluster, by text sha256, in a sqlite file in the run folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.executescript(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;"
+            "CREATE TABLE IF NOT EXISTS answers (sha TEXT PRIMARY KEY, ok INTEGER, result TEXT NOT NULL)"
+            " WITHOUT ROWID;"
+            # an error is asked again by the next run, as the local engine retries earlier errors
+            "DELETE FROM answers WHERE ok = 0;"
+        )
+
+    def __contains__(self, sha: str) -> bool:
+        return self._db.execute("SELECT 1 FROM answers WHERE sha = ?", (sha,)).fetchone() is not None
+
+    def add(self, rows: Iterable[tuple[str, bool, str]]) -> int:
+        """Store results (sha, ok, ArticleResult JSON); one already stored for a sha is kept (a batch
+        Ray ran twice is stored once). Returns how many were new."""
+        before = self._db.total_changes
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT OR IGNORE INTO answers VALUES (?, ?, ?)", rows)
+        self._db.execute("COMMIT")
+        return self._db.total_changes - before
+
+    def get(self, sha: str) -> ArticleResult | None:
+        row = self._db.execute("SELECT result FROM answers WHERE sha = ?", (sha,)).fetchone()
+        return None if row is None else ArticleResult.model_validate_json(row[0])
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM answers").fetchone()[0])
+
+    def close(self, remove: bool = False) -> None:
+        self._db.close()
+        if remove:
+            for suffix in ("", "-wal", "-shm"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(f"{self.path}{suffix}")
+
+
+class _ScratchExtractor(Extractor):
+    """An Extractor that answers from the scratch store (phase 2); anything else is extracted here."""
+
+    def __init__(self, settings: Settings, scratch: _Scratch) -> None:
+        super().__init__(settings)
+        self._scratch = scratch
+        self.from_cluster = 0
+
+    async def aextract(self, article: Article | str) -> ArticleResult:
+        if isinstance(article, Article):
+            found = self._scratch.get(article.sha256)
+            if found is not None:
+                self.from_cluster += 1
+                update = {
+                    "article_id": article.id,
+                    "source": article.source,
+                    "title": article.title,
+                    "published": article.published,
+                }
+                return found.model_copy(update=update)
+        return await super().aextract(article)
+
+
+# ----------------------------------------------------------------------------------------------- actors
+
+
+class _ExtractBatch:
+    """A Ray Data actor: one Extractor, one event loop in a thread, so that the batches Ray hands this
+    actor concurrently share the loop, the HTTP client and the rate limiter."""
+
+    def __init__(self, settings: dict[str, Any], concurrency: int) -> None:
+        self.extractor = Extractor(Settings(**settings))
+        self.concurrency = concurrency
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="extract-loop", daemon=True)
+        self.thread.start()
+        self.gate = asyncio.Semaphore(concurrency)
+
+    async def _one(self, article: Article) -> ArticleResult:
+        async with self.gate:
+            return await self.extractor.aextract(article)
+
+    async def _all(self, articles: list[Article]) -> list[ArticleResult]:
+        return list(await asyncio.gather(*(self._one(a) for a in articles)))
+
+    def __call__(self, batch: dict[str, Any]) -> dict[str, list[Any]]:
+        articles = [Article.model_validate_json(raw) for raw in batch["article"]]
+        future = asyncio.run_coroutine_threadsafe(self._all(articles), self.loop)
+        results = future.result()
+        return {
+            "sha256": [a.sha256 for a in articles],
+            "ok": [r.status == "ok" for r in results],
+            "result": [r.model_dump_json() for r in results],
+            "pid": [os.getpid()] * len(results),
+        }
+
+
+# ----------------------------------------------------------------------------------------------- driver
+
+
+@dataclasses.dataclass
+class RayPlan:
+    """What phase 1 did: articles loaded, already done, sent to the cluster, answered, and timings."""
+
+    loaded: int = 0
+    done_before: int = 0
+    reused: int = 0
+    sent: int = 0
+    answered: int = 0
+    waves: int = 0
+    start_s: float = 0.0
+    extract_s: float = 0.0
+    actor_pids: set[int] = dataclasses.field(default_factory=set)
+
+
+def _exclude_out(out_dir: Path) -> Callable[[str, str], bool]:
+    """Walked files inside the output folder are not inputs (unless the walk itself is inside it)."""
+    inside = os.path.join(os.path.realpath(out_dir), "")
+
+    def exclude(real: str, folder: str) -> bool:
+        return real.startswith(inside) and not os.path.join(folder, "").startswith(inside)
+
+    return exclude
+
+
+def _done_before(out_dir: Path, model: str, version: str) -> set[str]:
+    if not (out_dir / RESULTS_FILE).exists():
+        return set()
+    return {
+        r.sha256
+        for r in iter_results(out_dir)
+        if r.status == "ok" and r.sha256 and r.model == model and r.prompt_version == version
+    }
+
+
+def _to_extract(
+    paths: Iterable[str | Path], out_dir: Path, scratch: _Scratch, done: set[str], plan: RayPlan
+) -> Iterator[Article]:
+    seen: set[str] = set()
+    for item in load_articles(paths, exclude=_exclude_out(out_dir)):
+        if isinstance(item, LoadError):
+            continue
+        plan.loaded += 1
+        if item.sha256 in seen:
+            continue
+        seen.add(item.sha256)
+        if item.sha256 in done:
+            plan.done_before += 1
+        elif item.sha256 in scratch:
+            plan.reused += 1
+        else:
+            write_article_text(out_dir, item.sha256, item.text)
+            yield item
+
+
+def _start_ray(address: str | None, num_cpus: int | None) -> Callable[[], None]:
+    import ray
+
+    if ray.is_initialized():
+        return lambda: None
+    env = {"env_vars": {"RAY_DATA_DISABLE_PROGRESS_BARS": "1"}}
+    if address:
+        ray.init(address=address, runtime_env=env, log_to_driver=False)
+    else:
+        ray.init(
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            _node_ip_address="127.0.0.1",
+            runtime_env=env,
+            log_to_driver=False,
+        )
+    shutdown: Callable[[], None] = ray.shutdown
+    return shutdown
+
+
+def _extract_wave(
+    articles: list[Article],
+    settings: Settings,
+    actors: int,
+    batch_size: int,
+    scratch: _Scratch,
+    plan: RayPlan,
+) -> None:
+    import ray
+
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False
+    context.verbose_stats_logs = False
+    rows = [{"article": a.model_dump_json()} for a in articles]
+    per_actor = actor_settings(settings, actors)
+    fields = {f.name: getattr(per_actor, f.name) for f in dataclasses.fields(per_actor)}
+    dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), actors * 8)))
+    answered = dataset.map_batches(
+        _ExtractBatch,
+        fn_constructor_kwargs={"settings": fields, "concurrency": settings.concurrency},
+        batch_size=batch_size,
+        # a fixed pool; two batches at a time per actor (threads sharing the actor's one event loop, so
+        # one batch's slow tail does not idle the actor). Ray Data restarts a dead actor and retries its
+        # batches (max_restarts / max_task_retries default to -1 for actor pools).
+        compute=ray.data.ActorPoolStrategy(
+            size=actors, max_concurrent_calls_per_actor=2, enable_true_multi_threading=True
+        ),
+        num_cpus=0.5,
+    )
+    pending: list[tuple[str, bool, str]] = []
+    for row in answered.iter_rows():
+        pending.append((str(row["sha256"]), bool(row["ok"]), str(row["result"])))
+        plan.actor_pids.add(int(row["pid"]))
+        if len(pending) >= batch_size:
+            plan.answered += scratch.add(pending)
+            pending.clear()
+    plan.answered += scratch.add(pending)
+
+
+def run_ray(
+    paths: Iterable[str | Path],
+    out_dir: str | Path,
+    settings: Settings,
+    *,
+    actors: int = 2,
+    address: str | None = None,
+    num_cpus: int | None = None,
+    force: bool = False,
+    batch_size: int = 32,
+    wave: int = 20_000,
+    reporter: BatchReporter | None = None,
+    log: TextIO | None = None,
+) -> tuple[RunSummary, RayPlan]:
+    """Extract ``paths`` into ``out_dir`` on Ray (see the module docstring); returns the run summary
+    (as run.json has it) and what the cluster phase did."""
+    if actors < 1:
+        raise ConfigError(f"--ray-actors must be positive, got {actors}")
+    if batch_size < 1 or wave < 1:
+        raise ConfigError("batch_size and wave must be positive")
+    try:
+        import ray  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError("--engine ray needs Ray: pip install 'extractor[ray]'") from exc
+    stream = log or sys.stderr
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = list(paths)
+    checker = Extractor(dataclasses.replace(settings, use_cache=False))
+    checker.check_ready()
+    version = checker.prompts.version
+    plan = RayPlan()
+    scratch = _Scratch(out / SCRATCH_FILE)
+    completed = False
+    stop: Callable[[], None] | None = None
+    try:
+        done = set() if force else _done_before(out, settings.model, version)
+        todo = _to_extract(paths, out, scratch, done, plan)
+        started = time.perf_counter()
+        while True:
+            chunk = [a for _, a in zip(range(wave), todo, strict=False)]
+            if not chunk:
+                break
+            if stop is None:
+                stop = _start_ray(address, num_cpus)
+                plan.start_s = round(time.perf_counter() - started, 3)
+                print(f"ray: started in {plan.start_s:.1f} s; {actors} actor(s)", file=stream, flush=True)
+            plan.sent += len(chunk)
+            plan.waves += 1
+            _extract_wave(chunk, settings, actors, batch_size, scratch, plan)
+        plan.extract_s = round(time.perf_counter() - started - plan.start_s, 3)
+        if stop is not None:
+            stop()
+            stop = None
+        print(
+            f"ray: {plan.sent} article(s) extracted on the cluster, {plan.reused} answered by an earlier "
+            f"stopped run, {plan.done_before} already done",
+            file=stream,
+            flush=True,
+        )
+        with _ScratchExtractor(settings, scratch) as extractor:
+            summary = run_batch(paths, out, extractor, force=force, reporter=reporter)
+        completed = not summary.interrupted
+        return summary, plan
+    finally:
+        if stop is not None:
+            stop()
+        scratch.close(remove=completed)
