@@ -39,6 +39,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rpm", type=int, help="requests/min limit ($EXTRACTOR_RPM)")
     g.add_argument("--tpm", type=int, help="tokens/min limit ($EXTRACTOR_TPM)")
     g.add_argument("--chunk-chars", dest="chunk_chars", type=int, help="split articles longer than this")
+    g.add_argument(
+        "--chunk-overlap", dest="chunk_overlap_chars", type=int, help="characters shared by adjacent chunks"
+    )
     g.add_argument("--cache-dir", dest="cache_dir", help="response cache ($EXTRACTOR_CACHE_DIR)")
     g.add_argument(
         "--no-cache", dest="no_cache", action="store_true", help="neither read nor write the cache"
@@ -47,7 +50,7 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
 
 def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     names = ["model", "base_url", "mode", "temperature", "max_tokens", "timeout_s", "reasks", "concurrency"]
-    names += ["rpm", "tpm", "chunk_chars", "cache_dir"]
+    names += ["rpm", "tpm", "chunk_chars", "cache_dir", "chunk_overlap_chars"]
     overrides = {n: getattr(args, n, None) for n in names}
     if getattr(args, "no_cache", False):
         overrides["use_cache"] = False

@@ -49,11 +49,14 @@ _Item = TypeVar("_Item", GroundedEvent, GroundedQuote, GroundedStance)
 
 
 def split_chunks(text: str, max_chars: int, overlap: int) -> list[tuple[int, int]]:
-    """(start, end) windows of at most ``max_chars``, cut at paragraph (else line, else space) breaks,
-    each starting ``overlap`` characters or less before the previous one's end."""
+    """(start, end) windows of at most ``max_chars``, cut at paragraph (else line, else sentence, else
+    space) breaks in the second half of the window, else hard at ``max_chars``; each starts ``overlap``
+    characters or less before the previous one's end, and at least half a window (rounded up) after the
+    previous one's start, whatever the overlap and the text."""
     if len(text) <= max_chars:
         return [(0, len(text))]
     chunks: list[tuple[int, int]] = []
+    step = (max_chars + 1) // 2  # end - start > max_chars // 2 >= step - 1, so no gap
     start = 0
     while start < len(text):
         limit = start + max_chars
@@ -69,7 +72,7 @@ def split_chunks(text: str, max_chars: int, overlap: int) -> list[tuple[int, int
         if end == -1:
             end = limit
         chunks.append((start, end))
-        next_start = max(end - overlap, start + 1)
+        next_start = max(end - overlap, start + step)
         para = text.find("\n", next_start, end)
         start = para + 1 if para != -1 and para + 1 < end else next_start
     return chunks
