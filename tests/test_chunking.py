@@ -233,3 +233,23 @@ def test_distinct_items_at_one_span_are_never_merged_away() -> None:
         ("Meloni", "new sanctions on Russia"),
         ("Meloni", "sending Italian troops"),
     ]
+
+
+def test_an_item_rejected_in_two_overlapping_chunks_is_rejected_once() -> None:
+    """Issue 20: both chunks see the overlap and the model invents the same quote in each."""
+    text = "Intro.\n\nMeloni said “no troops” in Paris.\n\nEnd of the story."
+    windows = [(0, text.index("End")), (text.index("Meloni"), len(text))]
+    invented = ("we will send troops", "Meloni")
+    answer = wire.extraction(
+        quotes=[("no troops", "Meloni"), invented],
+        events=[wire.event("Leaders met in Rome.")],  # not in the article either
+    )
+    other = wire.extraction(quotes=[invented, ("we will never send troops", "Meloni")])
+    answers = [ArticleExtraction.model_validate(answer), ArticleExtraction.model_validate(other)]
+    _, quotes, _, rejected = ground_extraction(answers, text, None, windows)
+    assert [q.text for q in quotes] == ["no troops"]
+    assert [(r.kind, r.field, r.item["text" if r.kind == "quote" else "evidence"]) for r in rejected] == [
+        ("event", "evidence", "Leaders met in Rome."),
+        ("quote", "text", "we will send troops"),
+        ("quote", "text", "we will never send troops"),
+    ]
