@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from extractor import Article, Extractor, Settings, cli
 from extractor.errors import ConfigError
+from extractor.grounding import SourceIndex
 from extractor.models import ArticleExtraction
 from extractor.pipeline import ground_extraction, split_chunks
 from tests import wire
@@ -253,3 +254,33 @@ def test_an_item_rejected_in_two_overlapping_chunks_is_rejected_once() -> None:
         ("quote", "text", "we will send troops"),
         ("quote", "text", "we will never send troops"),
     ]
+
+
+def test_repeated_passages_are_placed_per_chunk_on_the_one_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: every earlier occurrence of a repeated quote cost a new SourceIndex (quadratic)."""
+    passage = "He said “we stay” today.\n\n"
+    text = passage * 400
+    windows = [(0, 4000), (3000, 7000), (6000, len(text))]
+    answers = [
+        ArticleExtraction.model_validate(wire.extraction(quotes=[("we stay", "He")] * 3)) for _ in windows
+    ]
+    index = SourceIndex(text)
+    built = 0
+    init = SourceIndex.__init__
+
+    def counting(self: SourceIndex, source: str) -> None:
+        nonlocal built
+        built += 1
+        init(self, source)
+
+    monkeypatch.setattr(SourceIndex, "__init__", counting)
+    _, quotes, _, rejected = ground_extraction(answers, text, index, windows)
+    assert built == 0
+    assert rejected == []
+    first = text.index("we stay")
+    expected = [
+        (start + first + k * len(passage), 400)
+        for start in (w[0] + (-w[0]) % len(passage) for w in windows)
+        for k in range(3)
+    ]
+    assert [(q.span.start, q.span.occurrences) for q in quotes] == expected

@@ -60,6 +60,15 @@ def word_index_blocks(size: int) -> Iterator[None]:
 BLOCK_SIZES = st.sampled_from([1, 5, 16, 64, 1 << 16])
 
 
+def warm_index(source: str, positions: bool) -> SourceIndex:
+    """An index past its first query (so it uses the word index), with the position index if asked."""
+    index = SourceIndex(source)
+    index.ground("warm-up")
+    if positions:
+        index._position_index()
+    return index
+
+
 # --------------------------------------------------------------------------- API
 
 
@@ -428,6 +437,73 @@ def test_empty_source() -> None:
     assert ground("", "").reason == "empty candidate"
 
 
+# --------------------------------------------------------------------------- from an offset
+
+
+def test_ground_from_an_offset_reports_the_first_occurrence_there_and_counts_from_there() -> None:
+    source = "the cat sat; the cat ran; the cat"
+    index = SourceIndex(source)
+    assert index.ground("the cat", start=0) == index.ground("the cat")
+    assert index.ground("the cat", start=1) == Grounding("exact", 13, 20, ((13, 20),), 2, None)
+    assert index.ground("the cat", start=13) == Grounding("exact", 13, 20, ((13, 20),), 2, None)
+    assert index.ground("the cat", start=14) == Grounding("exact", 26, 33, ((26, 33),), 1, None)
+    g = index.ground("the cat", start=27)
+    assert g == Grounding("not_found", None, None, (), 0, "not at or after offset 27 (first occurrence at 0)")
+    assert index.ground("the cat", start=len(source)).reason == (
+        f"not at or after offset {len(source)} (first occurrence at 0)"
+    )
+    assert index.ground("the dog", start=5) == ground("the dog", source)  # the reason for the article
+    with pytest.raises(ValueError, match="start"):
+        index.ground("the cat", start=-1)
+
+
+def test_ground_from_an_offset_prefers_literal_occurrences_from_there() -> None:
+    source = "a b. a  b. a b. a\tb."
+    index = SourceIndex(source)
+    assert span(index.ground("a b", start=1)) == (11, 14)  # the literal one, as rule 1 says
+    g = index.ground("a b", start=12)
+    assert (g.status, span(g), g.occurrences) == ("normalized", (16, 19), 1)
+    # An offset inside a collapsed whitespace run: the occurrence that starts before it is not taken.
+    g = index.ground("a  b", start=7)
+    assert (g.status, span(g), g.occurrences) == ("normalized", (11, 14), 2)
+
+
+def test_ground_from_an_offset_keeps_the_whole_article_as_context() -> None:
+    source = "👩\u200d💻 and 💻"  # the first 💻 is joined to 👩: never a match on its own
+    index = SourceIndex(source)
+    assert span(index.ground("💻", start=1)) == (8, 9)
+    assert span(index.ground("💻", start=2)) == (8, 9)
+
+
+def test_repeated_text_gets_the_position_index_and_the_same_answers(monkeypatch: pytest.MonkeyPatch) -> None:
+    seeds = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "seeds").glob("*.txt"))]
+    source = "\n\n".join(seeds * 12)
+    quotes = [
+        "ruled out deploying Italian troops on Ukrainian soil",
+        "the Italian government's unwavering positions",
+        "Prime Minister Meloni reiterated … Ukrainian soil",
+        "ruled out deploying Italian troops on Ukrainian soil in 2026",
+        source[-5000:] + " end",
+    ]
+    expected = [ground(q, source) for q in quotes]
+    monkeypatch.setattr(grounding, "_SCAN_BUDGET", 4)
+    index = SourceIndex(source)
+    for _ in range(6):
+        assert [index.ground(q) for q in quotes] == expected
+    assert index._positions is not None  # searches scanned the source more than 4 times over
+    at = expected[0].start
+    assert at is not None
+    later = index.ground(quotes[0], start=at + 1)
+    assert later.start == source.find(quotes[0], at + 1) and later.occurrences == 11
+
+
+def test_ground_elided_from_an_offset() -> None:
+    source = "One two three four. One two three four."
+    index = SourceIndex(source)
+    g = index.ground("One … four", start=1)
+    assert (g.status, g.pieces, g.occurrences) == ("elided", ((20, 23), (34, 38)), 1)
+
+
 # --------------------------------------------------------------------------- the seed article
 
 
@@ -713,8 +789,7 @@ def test_property_first_occurrence_and_count_match_an_oracle(doc: Doc, data: st.
     i, j = pick_range(doc, data.draw)
     core = render_span(doc, i, j, data.draw)
     with word_index_blocks(data.draw(BLOCK_SIZES)):
-        index = SourceIndex(source)
-        index.ground("warm-up")  # later calls use the word index
+        index = warm_index(source, data.draw(st.booleans()))  # later calls use the word index
         g = index.ground(core)
 
     m = j - i
@@ -784,8 +859,7 @@ def test_property_elided_placement_matches_brute_force(doc: Doc, data: st.DataOb
     marker = data.draw(st.sampled_from(MARKERS))
     first, second = render_span(doc, i, j, data.draw), render_span(doc, k, m, data.draw)
     with word_index_blocks(data.draw(BLOCK_SIZES)):
-        index = SourceIndex(doc.source)
-        index.ground("warm-up")
+        index = warm_index(doc.source, data.draw(st.booleans()))
         g = index.ground(first + marker + second)
 
     def matches(piece: str, length: int) -> list[tuple[int, int]]:
@@ -810,3 +884,34 @@ def test_property_elided_placement_matches_brute_force(doc: Doc, data: st.DataOb
     while later := [v for v in valid if v[0][0] >= chosen[-1][1][1]]:
         chosen.append(min(later))
     assert (g.status, g.pieces, g.occurrences) == ("elided", chosen[0], len(chosen))
+
+
+@PROPERTY
+@given(doc=documents(units=VOCAB, max_units=1), data=st.data())
+def test_property_ground_from_an_offset_matches_the_rule_on_the_rest(doc: Doc, data: st.DataObject) -> None:
+    """The first occurrence at or after ``start`` and the count from there, literal ones first."""
+    doc = repeated_words(doc)
+    i, j = pick_range(doc, data.draw)
+    core = render_span(doc, i, j, data.draw)
+    start = data.draw(st.integers(0, len(doc.source)))
+    with word_index_blocks(data.draw(BLOCK_SIZES)):
+        index = warm_index(doc.source, data.draw(st.booleans()))
+        index.ground(core, start=data.draw(st.integers(0, start)))  # an earlier search to reuse
+        g = index.ground(core, start=start)
+    m = j - i
+    literal, typographic = [], []
+    for a in range(len(doc.words) - m):
+        s, e = doc.spans[a][0], doc.spans[a + m][1]
+        if s < start:
+            continue
+        if doc.source[s:e] == core:
+            literal.append((s, e))
+        if ref_norm(doc.source[s:e]) == ref_norm(core):
+            typographic.append((s, e))
+    expected = first_non_overlapping(literal) or first_non_overlapping(typographic)
+    if not expected:
+        assert not g.found and g.reason is not None and g.reason.startswith(f"not at or after offset {start}")
+        return
+    assert g.status == ("exact" if literal else "normalized")
+    assert (g.start, g.end) == expected[0]
+    assert g.occurrences == len(expected)

@@ -50,6 +50,7 @@ from __future__ import annotations
 import operator
 import re
 import unicodedata
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -88,6 +89,9 @@ _NON_ASCII = re.compile(r"[\x00-\x7f]?[^\x00-\x7f]+")
 # Block size (characters of the normalised source) of the word index.
 _BLOCK = 1 << 16
 _HINT_STEPS = 4
+# Characters of the normalised source scanned for occurrences, in source lengths, after which every
+# word's positions are indexed (about what building that index costs; only repeated text gets there).
+_SCAN_BUDGET = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +282,10 @@ class SourceIndex:
 
     From the second candidate on (or when a ``not_found`` reason needs it), searches are narrowed by a
     word index: for each block of the normalised source, each word in it with its first and last
-    position, built with C-speed passes. Results never depend on whether it exists yet.
+    position, built with C-speed passes. When searches have scanned the source many times over anyway
+    (text repeated so often that every block holds every word), every word's positions are indexed and
+    a search visits only the places of the candidate's rarest inner word. Results never depend on
+    whether either index exists yet.
     """
 
     __slots__ = (
@@ -286,9 +293,12 @@ class SourceIndex:
         "_break_ends",
         "_break_starts",
         "_collapse",
+        "_last",
         "_nfc",
         "_norm",
+        "_positions",
         "_queries",
+        "_scanned",
         "_source",
         "_spans",
     )
@@ -303,20 +313,37 @@ class SourceIndex:
         self._blocks: list[tuple[dict[str, int], dict[str, int]]] | None = None
         self._spans: dict[str, tuple[int, tuple[tuple[int, int], ...]]] = {}
         self._queries = 0
+        self._positions: dict[str, array[int]] | None = None
+        self._scanned = 0
+        # The last needle searched, from where, and its occurrences: grounding one candidate again from a
+        # later offset (the pipeline placing repeats) filters them instead of searching again.
+        self._last: tuple[str, int, list[_Occurrence]] = ("", 0, [])
 
-    def ground(self, candidate: str) -> Grounding:
-        """Ground one candidate by the rules in the module docstring."""
+    def ground(self, candidate: str, start: int = 0) -> Grounding:
+        """Ground one candidate by the rules in the module docstring.
+
+        With ``start``, only occurrences that start at or after that offset of the source count (the
+        rules applied to the rest of the article, with its offsets and the characters around them):
+        the first of them is reported and ``occurrences`` counts them. Raises ``ValueError`` for a
+        negative ``start``.
+        """
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
         self._queries += 1
         if self._queries == 2 and len(self._norm) > _BLOCK:
             self._word_index()  # pays off only once the source spans several blocks
+        if self._positions is None and self._scanned > _SCAN_BUDGET * max(len(self._norm), _BLOCK):
+            self._position_index()
         core = candidate.strip(_STRIP)
         if not core:
             return _missing("empty candidate")
+        start = min(start, len(self._source))
+        frm = self._to_norm(start)
         needle = _normalize(core)
-        occurrences = list(self._find_all(needle, 0))
+        occurrences = self._occurrences(needle, frm)
         if core[0] in _DASHES or core[-1] in _DASHES:
             # A dash run in the source may straddle the edge of a literal match.
-            exact = self._literal(core)
+            exact = self._literal(core, start)
         else:
             exact = _first_non_overlapping([(o[2], o[3]) for o in occurrences if self._is_literal(o, core)])
         if exact:
@@ -326,9 +353,14 @@ class SourceIndex:
             normalized = _first_non_overlapping([(o[2], o[3]) for o in occurrences])
             s, e = normalized[0]
             return Grounding("normalized", s, e, ((s, e),), len(normalized), None)
-        elided = self._elided(core)
-        if elided is not None:
+        elided = self._elided(core, frm)
+        if elided is not None and (elided.found or not start):
             return elided
+        if start:
+            anywhere = self.ground(candidate)
+            if anywhere.found:
+                return _missing(f"not at or after offset {start} (first occurrence at {anywhere.start})")
+            return anywhere
         return _missing(self._absent(needle))
 
     # ----------------------------------------------------------------------- matching
@@ -351,6 +383,8 @@ class SourceIndex:
         src = self._source
         if k <= 0 or k >= len(src):
             return True
+        if src[k] < "\u0300":  # no extender or regional indicator is below the combining marks
+            return src[k - 1] != _ZWJ
         if _is_extender(src[k]) or src[k - 1] == _ZWJ:
             return False
         if _is_regional(src[k]) and _is_regional(src[k - 1]):
@@ -376,6 +410,21 @@ class SourceIndex:
                 i = j
         return self._blocks
 
+    def _position_index(self) -> dict[str, array[int]]:
+        """Every word of the normalised source with the positions where it starts, in order."""
+        if self._positions is None:
+            words = self._norm.split(" ")
+            starts = map(operator.add, accumulate(map(len, words), initial=0), range(len(words)))
+            positions: dict[str, array[int]] = {}
+            for word, at in zip(words, starts, strict=False):
+                where = positions.get(word)
+                if where is None:
+                    positions[word] = array("q", (at,))
+                else:
+                    where.append(at)
+            self._positions = positions
+        return self._positions
+
     def _word_spans(self, word: str) -> tuple[int, tuple[tuple[int, int], ...]]:
         """Where ``word`` occurs as a whole word: ``(first, last)`` per block holding it, and their total
         width; ``()`` if it never does."""
@@ -395,9 +444,11 @@ class SourceIndex:
         ``needle`` occurs; the inner word whose occurrences are least spread out bounds the search.
         """
         size, total = len(needle), len(self._norm)
-        if self._blocks is None or needle.count(" ") < 2:
+        if (self._blocks is None and self._positions is None) or needle.count(" ") < 2:
             return [(0, total)]
         tokens = needle.split(" ")
+        if self._positions is not None:
+            return self._places(tokens, size)
         best: tuple[int, tuple[tuple[int, int], ...]] | None = None
         offset = best_offset = len(tokens[0]) + 1
         for token in tokens[1:-1]:
@@ -419,6 +470,34 @@ class SourceIndex:
                 windows.append((lo, hi))
         return windows
 
+    def _places(self, tokens: list[str], size: int) -> list[tuple[int, int]]:
+        """``_windows`` from the position index: one window per place of the rarest inner word."""
+        positions = self._position_index()
+        best: array[int] | None = None
+        offset = best_offset = len(tokens[0]) + 1
+        for token in tokens[1:-1]:
+            where = positions.get(token)
+            if where is None:
+                return []
+            if best is None or len(where) < len(best):
+                best, best_offset = where, offset
+            offset += len(token) + 1
+        assert best is not None
+        total = len(self._norm)
+        windows: list[tuple[int, int]] = []
+        for at in best:
+            lo = at - best_offset
+            if lo < 0:
+                continue
+            hi = lo + size
+            if hi > total:
+                break
+            if windows and lo <= windows[-1][1]:
+                windows[-1] = windows[-1][0], hi
+            else:
+                windows.append((lo, hi))
+        return windows
+
     def _find_first(self, needle: str, frm: int) -> int:
         """First occurrence of ``needle`` in the normalised source at or after ``frm`` (valid or not)."""
         for lo, hi in self._windows(needle):
@@ -430,27 +509,38 @@ class SourceIndex:
 
     def _find_all(self, needle: str, frm: int) -> Iterator[_Occurrence]:
         """Valid occurrences of ``needle`` in the normalised source from ``frm``, overlapping allowed."""
-        norm = self._norm
-        size = len(needle)
+        norm, size, cut_ok = self._norm, len(needle), self._cut_ok
+        to_source = self._collapse.to_input if self._nfc is None else self._to_source
         for lo, hi in self._windows(needle):
             if hi <= frm:
                 continue
-            p = norm.find(needle, max(lo, frm), hi)
+            lo = max(lo, frm)
+            self._scanned += hi - lo
+            p = norm.find(needle, lo, hi)
             while p >= 0:
-                s = self._to_source(p)
-                e = self._to_source(p + size)
-                if s is not None and e is not None and self._cut_ok(s) and self._cut_ok(e):
+                s = to_source(p)
+                e = to_source(p + size)
+                if s is not None and e is not None and cut_ok(s) and cut_ok(e):
                     yield p, p + size, s, e
                 p = norm.find(needle, p + 1, hi)
+
+    def _occurrences(self, needle: str, frm: int) -> list[_Occurrence]:
+        """``list(self._find_all(needle, frm))``, from the last search when it covers ``frm``."""
+        last, since, found = self._last
+        if last == needle and since <= frm:
+            return found[bisect_left(found, frm, key=operator.itemgetter(0)) :]
+        found = list(self._find_all(needle, frm))
+        self._last = needle, frm, found
+        return found
 
     def _is_literal(self, occ: _Occurrence, core: str) -> bool:
         s, e = occ[2], occ[3]
         return e - s == len(core) and self._source.startswith(core, s)
 
-    def _literal(self, core: str) -> list[tuple[int, int]]:
+    def _literal(self, core: str, start: int) -> list[tuple[int, int]]:
         src, size, nfc = self._source, len(core), self._nfc
         spans: list[tuple[int, int]] = []
-        p = src.find(core)
+        p = src.find(core, start)
         while p >= 0:
             e = p + size
             if (
@@ -471,7 +561,7 @@ class SourceIndex:
 
     # ----------------------------------------------------------------------- rule 3
 
-    def _elided(self, core: str) -> Grounding | None:
+    def _elided(self, core: str, frm: int) -> Grounding | None:
         parts = _ELLIPSIS.split(core)
         if len(parts) == 1:
             return None
@@ -487,7 +577,7 @@ class SourceIndex:
             if not piece:
                 return _missing(f"piece {k} of {n} is empty (ellipses with nothing between them)")
         needles = [_normalize(p) for p in pieces]
-        placement, reason = self._place(needles, 0)
+        placement, reason = self._place(needles, frm)
         if placement is None:
             if not reason:  # the first piece is nowhere
                 reason = self._absent(needles[0])
