@@ -2,8 +2,15 @@
 
 A candidate string is checked against the article text (the *source*) by these rules, in order:
 
-0. Whitespace and quotation marks at the very start and end of the candidate are stripped; the reported
-   span covers the remaining core only. An empty core is ``not_found`` ("empty candidate").
+0. Whitespace and quotation marks at the very start and end of the candidate are stripped; the rules
+   below place the remaining core. An empty core is ``not_found`` ("empty candidate"). The reported
+   span is the core's place grown over each quotation mark next to it in the article (inline spaces
+   between allowed: space, tab, NBSP, thin space, narrow NBSP) that pairs with a mark inside it,
+   whether or not the candidate has that mark, passing on the way only marks that pair with nothing
+   (apostrophes): the ’ that closes an inner quotation opened inside the candidate (``said, ‘We can’t
+   close the shelter before spring,’``), the ‘ that opens one closed inside it. The quotation's own
+   marks, which pair with each other outside the span, stay out, as do marks the article does not
+   have there. Status and ``occurrences`` are the core's.
 1. **exact** — the core is a substring of the source.
 2. **normalized** — the core equals part of the source under these typographic equivalences only:
    all quotation marks and apostrophes alike (``' " ` ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›``, also ``ʼ ＂ ＇ 「 」
@@ -40,9 +47,18 @@ When the text occurs more than once, the first occurrence is reported and ``occu
 non-overlapping occurrences under the rule that matched (literal ones for ``exact``, typographically
 equal ones for ``normalized``, complete non-overlapping placements for ``elided``).
 
+Quotation marks pair within a paragraph and a family (single ``' ‘ ’ ‚ ‛ ‹ ›``, double ``" “ ” „ ‟ « »``,
+``「 」``, ``『 』``); a closing mark closes the innermost open mark of its family. Whether a mark opens
+or closes is read from its neighbours (past adjacent marks): after a space or punctuation and before
+a word it opens, after a word and before a space or punctuation it closes; a single mark between two
+letters is an apostrophe (``can’t``); between two punctuation marks it opens after an opening bracket
+or dash, else closes; otherwise the glyph decides (“ opens, ” closes). ’ never opens and „ ‚ never
+close. A ’ or ' right after an s (``students’``) closes only an innermost open mark of its family, and
+gives it up to a later closing mark of the family that finds nothing open.
+
 ``SourceIndex`` normalises the source once (linear time) and keeps a map from normalised to original
 offsets; candidates are then found with C-speed ``str.find`` on the normalised text, narrowed by a
-word index.
+word index. ``SourceIndex.ground(candidate, start=N)`` grounds in the article from offset ``N`` on.
 """
 
 from __future__ import annotations
@@ -71,6 +87,23 @@ _SPACES = (
     + "\u2028\u2029\u202f\u205f\u3000"
 )
 _STRIP = _SPACES + _QUOTES
+# Quotation marks that can pair, by family: single, double, CJK corner, CJK white corner (U+02BC, the
+# modifier letter apostrophe, never pairs). Which way a mark turns is read from its neighbours; the
+# glyph decides when they do not tell, and rules out what it never does (’ never opens: it is also the
+# apostrophe; „ ‚ never close).
+_FAMILY = {
+    **dict.fromkeys("'`\u2018\u2019\u201a\u201b\u2039\u203a\uff07", 1),
+    **dict.fromkeys('"\u201c\u201d\u201e\u201f\u00ab\u00bb\uff02', 2),
+    **dict.fromkeys("\u300c\u300d", 3),
+    **dict.fromkeys("\u300e\u300f", 4),
+}
+_PAIRING = re.compile("[" + re.escape("".join(_FAMILY)) + "]")
+_OPENS = "`\u2018\u201a\u201b\u201c\u201e\u201f\u00ab\u2039\u300c\u300e"
+_CLOSES = "\u2019\u201d\u00bb\u203a\u300d\u300f"
+_NEVER_OPENS = "\u2019\u300d\u300f"
+_NEVER_CLOSES = "`\u201a\u201b\u201e\u201f\u300c\u300e"
+# Spaces that may stand between a quotation mark and the words it encloses (French « Oui »).
+_INLINE_SPACES = " \t\u00a0\u2009\u202f"
 _REPLACEMENTS: tuple[tuple[str, str], ...] = (
     *((c, '"') for c in _QUOTES if c != '"'),
     *((c, "-") for c in _DASHES if c != "-"),
@@ -265,6 +298,10 @@ def _is_regional(c: str) -> bool:
     return "\U0001f1e6" <= c <= "\U0001f1ff"
 
 
+def _is_punctuation(c: str) -> bool:
+    return unicodedata.category(c)[0] in "PS"
+
+
 def _first_non_overlapping(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     kept: list[tuple[int, int]] = []
     for s, e in spans:
@@ -296,6 +333,8 @@ class SourceIndex:
         "_last",
         "_nfc",
         "_norm",
+        "_pairs",
+        "_paragraphs",
         "_positions",
         "_queries",
         "_scanned",
@@ -318,6 +357,9 @@ class SourceIndex:
         # The last needle searched, from where, and its occurrences: grounding one candidate again from a
         # later offset (the pipeline placing repeats) filters them instead of searching again.
         self._last: tuple[str, int, list[_Occurrence]] = ("", 0, [])
+        # Paragraph start -> the pairs of quotation marks in that paragraph (both ways), built on demand.
+        self._pairs: dict[int, dict[int, int]] = {}
+        self._paragraphs: tuple[list[int], list[int]] | None = None  # (starts, ends), on demand
 
     def ground(self, candidate: str, start: int = 0) -> Grounding:
         """Ground one candidate by the rules in the module docstring.
@@ -347,14 +389,17 @@ class SourceIndex:
         else:
             exact = _first_non_overlapping([(o[2], o[3]) for o in occurrences if self._is_literal(o, core)])
         if exact:
-            s, e = exact[0]
+            ((s, e),) = self._balance(exact[:1])
             return Grounding("exact", s, e, ((s, e),), len(exact), None)
         if occurrences:
             normalized = _first_non_overlapping([(o[2], o[3]) for o in occurrences])
-            s, e = normalized[0]
+            ((s, e),) = self._balance(normalized[:1])
             return Grounding("normalized", s, e, ((s, e),), len(normalized), None)
         elided = self._elided(core, frm)
-        if elided is not None and (elided.found or not start):
+        if elided is not None and elided.found:
+            pieces = self._balance(list(elided.pieces))
+            return Grounding("elided", pieces[0][0], pieces[-1][1], pieces, elided.occurrences, None)
+        if elided is not None and not start:
             return elided
         if start:
             anywhere = self.ground(candidate)
@@ -558,6 +603,131 @@ class SourceIndex:
         if i >= 0 and self._break_starts[i] >= start:
             return self._break_ends[i]
         return None
+
+    # ----------------------------------------------------------------------- quotation marks (rule 0)
+
+    def _balance(self, pieces: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+        """The span grown over each quotation mark next to it (inline spaces between allowed) that pairs
+        with a mark inside one of its pieces, and over the apostrophes (marks paired with nothing) on
+        the way to one."""
+        src = self._source
+
+        def pairs_inside(k: int) -> bool | None:
+            """True if the mark at ``k`` pairs inside, None if it pairs with nothing."""
+            partner = self._partner(k)
+            return None if partner < 0 else any(a <= partner < b for a, b in pieces)
+
+        grown = True
+        while grown:
+            grown = False
+            k = pieces[-1][1]
+            while k < len(src) and src[k] in _INLINE_SPACES:
+                k += 1
+            while k < len(src) and src[k] in _FAMILY and (inside := pairs_inside(k)) is not False:
+                k += 1
+                if inside and self._cut_ok(k):
+                    pieces[-1], grown = (pieces[-1][0], k), True
+            k = pieces[0][0]
+            while k > 0 and src[k - 1] in _INLINE_SPACES:
+                k -= 1
+            while k > 0 and src[k - 1] in _FAMILY and (inside := pairs_inside(k - 1)) is not False:
+                k -= 1
+                if inside and self._cut_ok(k):
+                    pieces[0], grown = (k, pieces[0][1]), True
+        return tuple(pieces)
+
+    def _partner(self, k: int) -> int:
+        """Position of the quotation mark that pairs with the one at ``k`` in its paragraph, else -1."""
+        if self._paragraphs is None:
+            starts, ends = [0], []
+            for s, e in zip(self._break_starts, self._break_ends, strict=True):
+                if s < starts[-1]:  # a blank line around a U+2029: one break
+                    starts[-1] = max(starts[-1], e)
+                else:
+                    ends.append(s)
+                    starts.append(e)
+            ends.append(len(self._source))
+            self._paragraphs = starts, ends
+        starts, ends = self._paragraphs
+        i = bisect_right(starts, k) - 1  # a mark is never inside a blank line
+        lo, hi = starts[i], ends[i]
+        pairs = self._pairs.get(lo)
+        if pairs is None:
+            pairs = self._pairs[lo] = self._pair_marks(lo, hi)
+        return pairs.get(k, -1)
+
+    def _pair_marks(self, lo: int, hi: int) -> dict[int, int]:
+        """Pair the quotation marks of ``source[lo:hi]`` (one paragraph), each with its partner.
+
+        A closing mark closes the innermost open mark of its family (marks of other families opened
+        after it stay unpaired). A ’ or ' right after an s may be a plural possessive (students’): it
+        closes only an innermost open mark of its family, and gives it up to a later closing mark of
+        its family that finds nothing open.
+        """
+        src = self._source
+        pairs: dict[int, int] = {}
+        stack: list[tuple[int, int]] = []  # (family, position) of each open mark
+        possessive: dict[int, tuple[int, int]] = {}  # family -> (opening mark, ’ after an s) paired last
+        for m in _PAIRING.finditer(src, lo, hi):
+            k = m.start()
+            family = _FAMILY[src[k]]
+            role = self._role(k)
+            if role > 0:
+                stack.append((family, k))
+            elif role < 0:
+                soft = src[k] in "'\u2019" and src[k - 1] in "sS"
+                d = len(stack) - 1
+                while d >= 0 and stack[d][0] != family and not soft:
+                    d -= 1
+                if d >= 0 and stack[d][0] == family:
+                    opening = stack[d][1]
+                    del stack[d:]
+                    pairs[opening], pairs[k] = k, opening
+                    if soft:
+                        possessive[family] = opening, k
+                elif family in possessive and not soft:
+                    opening, apostrophe = possessive.pop(family)
+                    del pairs[apostrophe]
+                    pairs[opening], pairs[k] = k, opening
+        return pairs
+
+    def _role(self, k: int) -> int:
+        """1 if the quotation mark at ``k`` opens, -1 if it closes, 0 if neither (an apostrophe).
+
+        Its neighbours (past adjacent marks) decide, as in typesetting: a mark with a space or
+        punctuation before it and a word after it opens; one with a word before it and a space or
+        punctuation after it closes. Between two letters a single mark is an apostrophe and the glyph
+        decides for the others (“ opens, ” closes, straight marks do neither), as between two spaces;
+        between two punctuation marks a mark opens after an opening bracket or dash, else closes.
+        """
+        src = self._source
+        c = src[k]
+        if _FAMILY[c] > 2:
+            return 1 if c in _OPENS else -1
+        i = k - 1
+        while i >= 0 and src[i] in _FAMILY:
+            i -= 1
+        j = k + 1
+        while j < len(src) and src[j] in _FAMILY:
+            j += 1
+        before = src[i] if i >= 0 else " "
+        after = src[j] if j < len(src) else " "
+        before_p, after_p = _is_punctuation(before), _is_punctuation(after)
+        opens = not after.isspace() and (not after_p or before.isspace() or before_p)
+        closes = not before.isspace() and (not before_p or after.isspace() or after_p)
+        if opens != closes:
+            role = 1 if opens else -1
+        elif opens and not (before_p or after_p):  # inside a word
+            if _FAMILY[c] == 1:
+                return 0
+            role = 1 if c in _OPENS else -1 if c in _CLOSES else 0
+        elif opens:  # between punctuation: ,”. or (“(
+            role = 1 if unicodedata.category(before) in ("Ps", "Pi", "Pd") else -1
+        else:  # between spaces
+            role = 1 if c in _OPENS else -1 if c in _CLOSES else 0
+        if (role > 0 and c in _NEVER_OPENS) or (role < 0 and c in _NEVER_CLOSES):
+            return 0
+        return role
 
     # ----------------------------------------------------------------------- rule 3
 
