@@ -660,36 +660,62 @@ class SourceIndex:
         """Pair the quotation marks of ``source[lo:hi]`` (one paragraph), each with its partner.
 
         A closing mark closes the innermost open mark of its family (marks of other families opened
-        after it stay unpaired). A ’ or ' right after an s may be a plural possessive (students’): it
-        closes only an innermost open mark of its family, and gives it up to a later closing mark of
-        its family that finds nothing open.
+        after it stay unpaired), except that a closing ’ or ' (maybe an apostrophe) closes only when
+        the innermost open mark is of its family. After an s it may be a plural possessive: before
+        another closing ’ (``workers’,’``) it is one; before another word (``students’ union``) it
+        closes only until a later closing mark of the family does (the last such ’ if none does) or
+        the family opens again.
         """
         src = self._source
         pairs: dict[int, int] = {}
         stack: list[tuple[int, int]] = []  # (family, position) of each open mark
-        possessive: dict[int, tuple[int, int]] = {}  # family -> (opening mark, ’ after an s) paired last
+        possessive: dict[int, int] = {}  # open mark -> the ’ after an s that closes it for now
         for m in _PAIRING.finditer(src, lo, hi):
             k = m.start()
             family = _FAMILY[src[k]]
             role = self._role(k)
             if role > 0:
+                if stack and stack[-1][0] == family and stack[-1][1] in possessive:
+                    stack.pop()  # that ’ did close it
                 stack.append((family, k))
-            elif role < 0:
-                soft = src[k] in "'\u2019" and src[k - 1] in "sS"
-                d = len(stack) - 1
-                while d >= 0 and stack[d][0] != family and not soft:
-                    d -= 1
-                if d >= 0 and stack[d][0] == family:
-                    opening = stack[d][1]
-                    del stack[d:]
+                continue
+            if role == 0:
+                continue
+            if src[k] in "'\u2019":  # maybe an apostrophe: closes only its own family's innermost mark
+                if not stack or stack[-1][0] != family or self._possessive_then_closed(k):
+                    continue
+                if (
+                    src[k - 1] in "sS"
+                    and src[k + 1 : k + 2] in _INLINE_SPACES
+                    and src[k + 2 : k + 3].isalnum()
+                ):
+                    opening = stack[-1][1]
+                    pairs.pop(possessive.get(opening, -1), None)
+                    possessive[opening] = k
                     pairs[opening], pairs[k] = k, opening
-                    if soft:
-                        possessive[family] = opening, k
-                elif family in possessive and not soft:
-                    opening, apostrophe = possessive.pop(family)
-                    del pairs[apostrophe]
-                    pairs[opening], pairs[k] = k, opening
+                    continue
+            d = len(stack) - 1
+            while d >= 0 and stack[d][0] != family:
+                d -= 1
+            if d >= 0:
+                opening = stack[d][1]
+                pairs.pop(possessive.pop(opening, -1), None)
+                del stack[d:]
+                pairs[opening], pairs[k] = k, opening
         return pairs
+
+    def _possessive_then_closed(self, k: int) -> bool:
+        """Whether the ’ or ' at ``k`` follows an s and, before any space or word, another single
+        closing mark follows it (``workers’,’``): a possessive, and the quotation's end after it."""
+        src = self._source
+        if src[k - 1] not in "sS":
+            return False
+        j = k + 1
+        while j < len(src) and _is_punctuation(src[j]):
+            if _FAMILY.get(src[j]) == 1 and src[j] not in _NEVER_CLOSES:
+                return True
+            j += 1
+        return False
 
     def _role(self, k: int) -> int:
         """1 if the quotation mark at ``k`` opens, -1 if it closes, 0 if neither (an apostrophe).
