@@ -53,8 +53,9 @@ or closes is read from its neighbours (past adjacent marks): after a space or pu
 a word it opens, after a word and before a space or punctuation it closes; a single mark between two
 letters is an apostrophe (``can’t``); between two punctuation marks it opens after an opening bracket
 or dash, else closes; otherwise the glyph decides (“ opens, ” closes). ’ never opens and „ ‚ never
-close. A ’ or ' right after an s (``students’``) closes only an innermost open mark of its family, and
-gives it up to a later closing mark of the family that finds nothing open.
+close. A closing ’ or ' (maybe an apostrophe) closes only when the innermost open mark is of its
+family; after an s it may be a plural possessive: before another closing ’ (``workers’,’``) it is one,
+and before another word (``students’ union``) it closes only until a later closing mark does.
 
 ``SourceIndex`` normalises the source once (linear time) and keeps a map from normalised to original
 offsets; candidates are then found with C-speed ``str.find`` on the normalised text, narrowed by a
