@@ -1,6 +1,7 @@
 """Benchmark extractor.grounding against naive approaches on a large synthetic article.
 
     .venv/bin/python benchmarks/bench_grounding.py [--size 1000000] [--candidates 1000] [--repeat 5]
+        [--repeated-sizes 0.5,1,2,4,8,16,20] [--legacy-sizes 0.25,0.5] [--only-repeated]
 
 Builds a deterministic ~1 MB English-like article (the seed articles' words plus a Zipf tail of rarer
 made-up words; curly quotes and apostrophes, dashes, hard-wrapped paragraphs, blank lines) and a mix of
@@ -8,7 +9,15 @@ candidates: 40% exact spans, 25% typographic variants (straight quotes, hyphens,
 15% elided spans, 20% spans with one letter changed. It times SourceIndex from cold (constructor and
 queries separately, fastest of --repeat runs), one-shot ground() calls, a naive regex per candidate
 (typographic character classes, no NFC mapping; first match plus finditer for the count) and difflib,
-and prints a markdown table. Runs in well under a minute by default.
+and prints a markdown table (well under a minute).
+
+A second section grounds an article of repeated passages the way the pipeline does: a ~50 kB article
+repeated (blank lines between copies) to each of --repeated-sizes MB, split into the default 300,000-
+character chunks, with 1,000 quotes spread evenly over the chunks (each taken from its own chunk, so it
+occurs once per copy); ``ground_extraction`` places every quote at the first free occurrence in its
+chunk. It prints the index build and the placing time per size, and the same for the former placement
+(a new SourceIndex over the rest of the article for every earlier occurrence) at --legacy-sizes MB.
+A few minutes, most of them the former placement; --only-repeated skips the first section.
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ from collections.abc import Callable
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from extractor.grounding import SourceIndex, ground
+from extractor import pipeline
+from extractor.grounding import Grounding, SourceIndex, ground
+from extractor.models import ArticleExtraction, Quote
 
 QUOTES = "'\"`‘’‚‛“”„‟«»‹›"
 DASHES = "-‐‑‒–—―−"
@@ -183,6 +194,108 @@ def difflib_longest_match(candidate: str, source: str) -> int:
     return SequenceMatcher(None, source, candidate, autojunk=False).find_longest_match().size
 
 
+def legacy_ground_at(
+    index: SourceIndex, source: str, candidate: str, start_at: int, taken: set[tuple[int, int]]
+) -> Grounding:
+    """The placement before issue 15: one new SourceIndex over the rest of the article per earlier
+    occurrence (kept here as the reference the new one is measured against)."""
+    first = index.ground(candidate)
+    if first.status not in ("exact", "normalized") or (first.occurrences < 2 and start_at == 0):
+        return first
+    found = first
+    while found.start is not None and found.end is not None:
+        if found.start >= start_at and (found.start, found.end) not in taken:
+            return found
+        offset = found.start + 1
+        later = ground(candidate, source[offset:])
+        if later.start is None or later.end is None or later.status not in ("exact", "normalized"):
+            break
+        s, e = later.start + offset, later.end + offset
+        found = Grounding(later.status, s, e, ((s, e),), first.occurrences, None)
+    return first
+
+
+def repeated_article(base: str, size: int) -> str:
+    copies = -(-size // (len(base) + 2))
+    return "\n\n".join([base] * copies)[:size]
+
+
+def chunk_quotes(
+    text: str, windows: list[tuple[int, int]], count: int, rng: random.Random
+) -> list[ArticleExtraction]:
+    """``count`` quotes spread evenly over the chunks, each a 6-25 word span of its own chunk."""
+    answers = []
+    for k, (ws, we) in enumerate(windows):
+        words = word_spans(text[ws:we])
+        n = count * (k + 1) // len(windows) - count * k // len(windows)
+        quotes = []
+        for _ in range(n):
+            s, e = pick_span(text[ws:we], words, rng, rng.randint(6, 25))
+            quotes.append(Quote(text=text[ws + s : ws + e], speaker="Someone", cue=None))
+        answers.append(ArticleExtraction(events=[], quotes=quotes, stances=[]))
+    return answers
+
+
+def time_repeated(base: str, megabytes: float, count: int, seed: int, legacy: bool) -> dict[str, float]:
+    """Build the index and place ``count`` quotes with ground_extraction over a repeated article."""
+    rng = random.Random(seed)
+    text = repeated_article(base, int(megabytes * 1_000_000))
+    windows = pipeline.split_chunks(text, 300_000, 2_000)
+    answers = chunk_quotes(text, windows, count, rng)
+    saved = pipeline._ground_at
+    if legacy:
+        pipeline._ground_at = lambda index, cand, start_at, taken: legacy_ground_at(  # type: ignore[assignment]
+            index, text, cand, start_at, taken
+        )
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        index = SourceIndex(text)
+        t1 = time.perf_counter()
+        _, quotes, _, rejected = pipeline.ground_extraction(answers, text, index, windows)
+        t2, c2 = time.perf_counter(), time.process_time()
+    finally:
+        pipeline._ground_at = saved
+    occurrences = sorted(q.span.occurrences for q in quotes)
+    return {
+        "chars": len(text),
+        "chunks": len(windows),
+        "quotes": len(quotes),
+        "rejected": len(rejected),
+        "occurrences": occurrences[len(occurrences) // 2] if occurrences else 0,
+        "build": t1 - t0,
+        "place": t2 - t1,
+        "cpu": c2 - c0,
+    }
+
+
+def repeated_section(args: argparse.Namespace) -> None:
+    base = make_article(50_000, random.Random(args.seed))
+    print()
+    print(
+        f"Repeated passages: a {len(base):,}-character article repeated to each size, 300,000-character "
+        f"chunks, {args.quotes:,} quotes spread over the chunks (seed {args.seed})."
+    )
+    print()
+    print(
+        "| placement | size (MB) | characters | chunks | occurrences per quote (median) "
+        "| index build (s) | placing (s) | total per MB (s) | CPU, build + placing (s) |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    rows = [(False, float(x)) for x in args.repeated_sizes.split(",") if x]
+    rows += [(True, float(x)) for x in args.legacy_sizes.split(",") if x]
+    for legacy, mb in rows:
+        r = time_repeated(base, mb, args.quotes, args.seed, legacy)
+        name = "former: a new SourceIndex per earlier occurrence" if legacy else "SourceIndex.ground(start=)"
+        print(
+            f"| {name} | {mb:g} | {r['chars']:,} | {r['chunks']:.0f} | {r['occurrences']:,.0f} "
+            f"| {r['build']:.2f} | {r['place']:.2f} | {(r['build'] + r['place']) / mb:.3f} "
+            f"| {r['cpu']:.2f} |",
+            flush=True,
+        )
+        if r["rejected"] or r["quotes"] != args.quotes:
+            print(f"  (kept {r['quotes']:.0f}, rejected {r['rejected']:.0f}, expected {args.quotes} kept)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, default=1_000_000, help="article size in characters")
@@ -191,7 +304,18 @@ def main() -> None:
     ap.add_argument("--oneshot", type=int, default=20, help="candidates timed with one-shot ground()")
     ap.add_argument("--difflib", type=int, default=3, help="candidates timed with difflib")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--quotes", type=int, default=1000, help="quotes placed over the repeated article")
+    ap.add_argument(
+        "--repeated-sizes", default="0.5,1,2,4,8,16,20", help="repeated-article sizes in MB, comma-separated"
+    )
+    ap.add_argument(
+        "--legacy-sizes", default="0.25,0.5", help="sizes (MB) for the former placement ('' to skip)"
+    )
+    ap.add_argument("--only-repeated", action="store_true", help="skip the 1 MB comparison")
     args = ap.parse_args()
+    if args.only_repeated:
+        repeated_section(args)
+        return
 
     rng = random.Random(args.seed)
     text = make_article(args.size, rng)
@@ -243,6 +367,8 @@ def main() -> None:
     print(f"Queries include the word index, built lazily at the second query: {word_index:.3f} s.")
     print("Candidate kind → status: " + "; ".join(f"{k}: {v}" for k, v in sorted(statuses.items())))
     print(f"Found/not-found agreement with the naive regex matcher: {agree}/{n}.")
+    if args.repeated_sizes or args.legacy_sizes:
+        repeated_section(args)
 
 
 if __name__ == "__main__":

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from extractor import Article, Extractor, Settings
+from extractor import Article, Extractor, Settings, cli
 from extractor.errors import ConfigError, ParseError, TransportError
+from extractor.grounding import SourceIndex
 from extractor.models import ArticleExtraction
 from extractor.pipeline import ground_extraction, split_chunks
 from tests import wire
@@ -31,6 +32,78 @@ def test_chunks_cover_the_text_in_order_within_size(parts: list[str], size: int,
         assert s1 < s2 <= e1  # progress, no gap
         assert e1 - s2 <= overlap
     assert all(e - s <= size for s, e in chunks)
+
+
+@given(
+    st.lists(st.text(alphabet="ab .\n", min_size=0, max_size=80), min_size=1, max_size=40),
+    st.integers(min_value=1, max_value=200),
+    st.data(),
+)
+@settings(max_examples=300, deadline=None)
+def test_chunks_advance_at_least_half_a_chunk_whatever_the_overlap(
+    parts: list[str], size: int, data: st.DataObject
+) -> None:
+    """Even an overlap close to the chunk size (which Settings refuses) cannot make the window creep."""
+    overlap = data.draw(st.integers(min_value=0, max_value=size - 1))
+    text = "\n\n".join(parts)
+    chunks = split_chunks(text, size, overlap)
+    assert chunks[0][0] == 0 and chunks[-1][1] == len(text)
+    for (s1, e1), (s2, _) in pairwise(chunks):
+        assert s2 - s1 >= (size + 1) // 2  # half a chunk, rounded up
+        assert s2 <= e1 and e1 - s2 <= overlap
+    assert all(0 < e - s <= size for s, e in chunks) or chunks == [(0, 0)] == [(0, len(text))]
+    assert len(chunks) <= 1 + max(0, len(text) - 1) // ((size + 1) // 2)
+
+
+def test_the_reported_creeping_window_plans_a_handful_of_chunks() -> None:
+    """Issue 15: --chunk-chars 2001 with the 2,000 overlap planned 2,206 chunks for 4,206 characters."""
+    text = "\n\n".join(f"Paragraph {i}. " + "word " * 40 for i in range(20))[:4206]
+    assert len(text) == 4206
+    chunks = split_chunks(text, 2001, 2000)
+    assert len(chunks) <= 4
+    assert all(s2 - s1 >= 1001 for (s1, _), (s2, _) in pairwise(chunks))
+
+
+def test_a_chunk_with_no_separator_in_range_is_hard_cut_at_the_limit() -> None:
+    text = "x" * 2500
+    assert split_chunks(text, 1000, 100) == [(0, 1000), (900, 1900), (1800, 2500)]
+    # Separators only in the first half of the window do not count: a cut there would make a tiny chunk.
+    text = "ab cd. " + "y" * 1500
+    assert split_chunks(text, 1000, 0) == [(0, 1000), (1000, len(text))]
+    # Non-ASCII text without spaces (e.g. Chinese) is cut by characters, never lost or duplicated.
+    text = "漢字かな" * 300
+    chunks = split_chunks(text, 500, 50)
+    assert chunks == [(0, 500), (450, 950), (900, 1200)]
+    assert "".join(text[s:e] for s, e in [(0, 500), (500, 950), (950, 1200)]) == text
+
+
+@pytest.mark.parametrize(
+    ("chars", "overlap", "ok"),
+    [(2001, 2000, False), (2001, 1001, False), (2001, 1000, True), (300_000, 2_000, True), (10, 0, True)],
+)
+def test_a_chunk_step_below_half_the_chunk_size_is_a_config_error(chars: int, overlap: int, ok: bool) -> None:
+    if ok:
+        assert Settings(chunk_chars=chars, chunk_overlap_chars=overlap).chunk_overlap_chars == overlap
+        return
+    with pytest.raises(ConfigError, match=r"chunk_overlap_chars .* at most half of chunk_chars") as info:
+        Settings(chunk_chars=chars, chunk_overlap_chars=overlap)
+    assert f"({overlap:,})" in str(info.value) and f"({chars:,})" in str(info.value)
+    assert "--chunk-overlap" in str(info.value)
+
+
+def test_chunk_flags_reach_the_settings_and_a_creeping_setting_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = cli.build_parser().parse_args(["run", "x", "--chunk-chars", "5000", "--chunk-overlap", "500"])
+    settings = cli._load_settings(args)
+    assert (settings.chunk_chars, settings.chunk_overlap_chars) == (5000, 500)
+    article = tmp_path / "a.txt"
+    article.write_text("Some text.", encoding="utf-8")
+    out = tmp_path / "out"
+    assert cli.main(["run", str(article), "--out", str(out), "--chunk-chars", "2001"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("extractor: configuration error: chunk_overlap_chars (2,000) must be at most half")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
 
 
 def test_chunks_end_at_paragraph_breaks() -> None:
@@ -214,3 +287,53 @@ def test_a_config_error_in_a_chunk_still_stops_everything(tmp_path: Path) -> Non
     settings = Settings(chunk_chars=1200, chunk_overlap_chars=300, use_cache=False, cache_dir=tmp_path)
     with Extractor(settings, provider=fake) as ex, pytest.raises(ConfigError):
         ex.extract(article)
+
+
+def test_an_item_rejected_in_two_overlapping_chunks_is_rejected_once() -> None:
+    """Issue 20: both chunks see the overlap and the model invents the same quote in each."""
+    text = "Intro.\n\nMeloni said “no troops” in Paris.\n\nEnd of the story."
+    windows = [(0, text.index("End")), (text.index("Meloni"), len(text))]
+    invented = ("we will send troops", "Meloni")
+    answer = wire.extraction(
+        quotes=[("no troops", "Meloni"), invented],
+        events=[wire.event("Leaders met in Rome.")],  # not in the article either
+    )
+    other = wire.extraction(quotes=[invented, ("we will never send troops", "Meloni")])
+    answers = [ArticleExtraction.model_validate(answer), ArticleExtraction.model_validate(other)]
+    _, quotes, _, rejected = ground_extraction(answers, text, None, windows)
+    assert [q.text for q in quotes] == ["no troops"]
+    assert [(r.kind, r.field, r.item["text" if r.kind == "quote" else "evidence"]) for r in rejected] == [
+        ("event", "evidence", "Leaders met in Rome."),
+        ("quote", "text", "we will send troops"),
+        ("quote", "text", "we will never send troops"),
+    ]
+
+
+def test_repeated_passages_are_placed_per_chunk_on_the_one_index(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 15: every earlier occurrence of a repeated quote cost a new SourceIndex (quadratic)."""
+    passage = "He said “we stay” today.\n\n"
+    text = passage * 400
+    windows = [(0, 4000), (3000, 7000), (6000, len(text))]
+    answers = [
+        ArticleExtraction.model_validate(wire.extraction(quotes=[("we stay", "He")] * 3)) for _ in windows
+    ]
+    index = SourceIndex(text)
+    built = 0
+    init = SourceIndex.__init__
+
+    def counting(self: SourceIndex, source: str) -> None:
+        nonlocal built
+        built += 1
+        init(self, source)
+
+    monkeypatch.setattr(SourceIndex, "__init__", counting)
+    _, quotes, _, rejected = ground_extraction(answers, text, index, windows)
+    assert built == 0
+    assert rejected == []
+    first = text.index("we stay")
+    expected = [
+        (start + first + k * len(passage), 400)
+        for start in (w[0] + (-w[0]) % len(passage) for w in windows)
+        for k in range(3)
+    ]
+    assert [(q.span.start, q.span.occurrences) for q in quotes] == expected

@@ -69,6 +69,9 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rpm", type=int, help="requests/min limit ($EXTRACTOR_RPM)")
     g.add_argument("--tpm", type=int, help="tokens/min limit ($EXTRACTOR_TPM)")
     g.add_argument("--chunk-chars", dest="chunk_chars", type=int, help="split articles longer than this")
+    g.add_argument(
+        "--chunk-overlap", dest="chunk_overlap_chars", type=int, help="characters shared by adjacent chunks"
+    )
     g.add_argument("--cache-dir", dest="cache_dir", help="response cache ($EXTRACTOR_CACHE_DIR)")
     g.add_argument(
         "--cache-url", dest="cache_url", help="shared JSON cache: folder or s3:// URL ($EXTRACTOR_CACHE_URL)"
@@ -101,7 +104,7 @@ def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
 
 def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     names = ["model", "base_url", "mode", "temperature", "max_tokens", "timeout_s", "reasks", "concurrency"]
-    names += ["rpm", "tpm", "chunk_chars", "cache_dir", "cache_url"]
+    names += ["rpm", "tpm", "chunk_chars", "cache_dir", "cache_url", "chunk_overlap_chars"]
     names += ["max_input_bytes"]
     overrides = {n: getattr(args, n, None) for n in names}
     if getattr(args, "no_cache", False):

@@ -174,6 +174,12 @@ class Settings:
             raise ConfigError(f"reasks must be between 0 and 5, got {self.reasks}")
         if self.chunk_overlap_chars < 0 or self.chunk_overlap_chars >= self.chunk_chars:
             raise ConfigError("chunk_overlap_chars must be >= 0 and smaller than chunk_chars")
+        if 2 * self.chunk_overlap_chars > self.chunk_chars:
+            raise ConfigError(
+                f"chunk_overlap_chars ({self.chunk_overlap_chars:,}) must be at most half of chunk_chars "
+                f"({self.chunk_chars:,}), so that each chunk advances by at least half its size; "
+                "lower --chunk-overlap or raise --chunk-chars"
+            )
         for name in ("rpm", "tpm"):
             value = getattr(self, name)
             if value is not None and value <= 0:

@@ -2,8 +2,15 @@
 
 A candidate string is checked against the article text (the *source*) by these rules, in order:
 
-0. Whitespace and quotation marks at the very start and end of the candidate are stripped; the reported
-   span covers the remaining core only. An empty core is ``not_found`` ("empty candidate").
+0. Whitespace and quotation marks at the very start and end of the candidate are stripped; the rules
+   below place the remaining core. An empty core is ``not_found`` ("empty candidate"). The reported
+   span is the core's place grown over each quotation mark next to it in the article (inline spaces
+   between allowed: space, tab, NBSP, thin space, narrow NBSP) that pairs with a mark inside it,
+   whether or not the candidate has that mark, passing on the way only marks that pair with nothing
+   (apostrophes): the ’ that closes an inner quotation opened inside the candidate (``said, ‘We can’t
+   close the shelter before spring,’``), the ‘ that opens one closed inside it. The quotation's own
+   marks, which pair with each other outside the span, stay out, as do marks the article does not
+   have there. Status and ``occurrences`` are the core's.
 1. **exact** — the core is a substring of the source.
 2. **normalized** — the core equals part of the source under these typographic equivalences only:
    all quotation marks and apostrophes alike (``' " ` ‘ ’ ‚ ‛ “ ” „ ‟ « » ‹ ›``, also ``ʼ ＂ ＇ 「 」
@@ -40,9 +47,19 @@ When the text occurs more than once, the first occurrence is reported and ``occu
 non-overlapping occurrences under the rule that matched (literal ones for ``exact``, typographically
 equal ones for ``normalized``, complete non-overlapping placements for ``elided``).
 
+Quotation marks pair within a paragraph and a family (single ``' ‘ ’ ‚ ‛ ‹ ›``, double ``" “ ” „ ‟ « »``,
+``「 」``, ``『 』``); a closing mark closes the innermost open mark of its family. Whether a mark opens
+or closes is read from its neighbours (past adjacent marks): after a space or punctuation and before
+a word it opens, after a word and before a space or punctuation it closes; a single mark between two
+letters is an apostrophe (``can’t``); between two punctuation marks it opens after an opening bracket
+or dash, else closes; otherwise the glyph decides (“ opens, ” closes). ’ never opens and „ ‚ never
+close. A closing ’ or ' (maybe an apostrophe) closes only when the innermost open mark is of its
+family; after an s it may be a plural possessive: before another closing ’ (``workers’,’``) it is one,
+and before another word (``students’ union``) it closes only until a later closing mark does.
+
 ``SourceIndex`` normalises the source once (linear time) and keeps a map from normalised to original
 offsets; candidates are then found with C-speed ``str.find`` on the normalised text, narrowed by a
-word index.
+word index. ``SourceIndex.ground(candidate, start=N)`` grounds in the article from offset ``N`` on.
 """
 
 from __future__ import annotations
@@ -50,6 +67,7 @@ from __future__ import annotations
 import operator
 import re
 import unicodedata
+from array import array
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -70,6 +88,23 @@ _SPACES = (
     + "\u2028\u2029\u202f\u205f\u3000"
 )
 _STRIP = _SPACES + _QUOTES
+# Quotation marks that can pair, by family: single, double, CJK corner, CJK white corner (U+02BC, the
+# modifier letter apostrophe, never pairs). Which way a mark turns is read from its neighbours; the
+# glyph decides when they do not tell, and rules out what it never does (’ never opens: it is also the
+# apostrophe; „ ‚ never close).
+_FAMILY = {
+    **dict.fromkeys("'`\u2018\u2019\u201a\u201b\u2039\u203a\uff07", 1),
+    **dict.fromkeys('"\u201c\u201d\u201e\u201f\u00ab\u00bb\uff02', 2),
+    **dict.fromkeys("\u300c\u300d", 3),
+    **dict.fromkeys("\u300e\u300f", 4),
+}
+_PAIRING = re.compile("[" + re.escape("".join(_FAMILY)) + "]")
+_OPENS = "`\u2018\u201a\u201b\u201c\u201e\u201f\u00ab\u2039\u300c\u300e"
+_CLOSES = "\u2019\u201d\u00bb\u203a\u300d\u300f"
+_NEVER_OPENS = "\u2019\u300d\u300f"
+_NEVER_CLOSES = "`\u201a\u201b\u201e\u201f\u300c\u300e"
+# Spaces that may stand between a quotation mark and the words it encloses (French « Oui »).
+_INLINE_SPACES = " \t\u00a0\u2009\u202f"
 _REPLACEMENTS: tuple[tuple[str, str], ...] = (
     *((c, '"') for c in _QUOTES if c != '"'),
     *((c, "-") for c in _DASHES if c != "-"),
@@ -88,6 +123,9 @@ _NON_ASCII = re.compile(r"[\x00-\x7f]?[^\x00-\x7f]+")
 # Block size (characters of the normalised source) of the word index.
 _BLOCK = 1 << 16
 _HINT_STEPS = 4
+# Characters of the normalised source scanned for occurrences, in source lengths, after which every
+# word's positions are indexed (about what building that index costs; only repeated text gets there).
+_SCAN_BUDGET = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,6 +299,10 @@ def _is_regional(c: str) -> bool:
     return "\U0001f1e6" <= c <= "\U0001f1ff"
 
 
+def _is_punctuation(c: str) -> bool:
+    return unicodedata.category(c)[0] in "PS"
+
+
 def _first_non_overlapping(spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
     kept: list[tuple[int, int]] = []
     for s, e in spans:
@@ -278,7 +320,10 @@ class SourceIndex:
 
     From the second candidate on (or when a ``not_found`` reason needs it), searches are narrowed by a
     word index: for each block of the normalised source, each word in it with its first and last
-    position, built with C-speed passes. Results never depend on whether it exists yet.
+    position, built with C-speed passes. When searches have scanned the source many times over anyway
+    (text repeated so often that every block holds every word), every word's positions are indexed and
+    a search visits only the places of the candidate's rarest inner word. Results never depend on
+    whether either index exists yet.
     """
 
     __slots__ = (
@@ -286,9 +331,14 @@ class SourceIndex:
         "_break_ends",
         "_break_starts",
         "_collapse",
+        "_last",
         "_nfc",
         "_norm",
+        "_pairs",
+        "_paragraphs",
+        "_positions",
         "_queries",
+        "_scanned",
         "_source",
         "_spans",
     )
@@ -303,32 +353,60 @@ class SourceIndex:
         self._blocks: list[tuple[dict[str, int], dict[str, int]]] | None = None
         self._spans: dict[str, tuple[int, tuple[tuple[int, int], ...]]] = {}
         self._queries = 0
+        self._positions: dict[str, array[int]] | None = None
+        self._scanned = 0
+        # The last needle searched, from where, and its occurrences: grounding one candidate again from a
+        # later offset (the pipeline placing repeats) filters them instead of searching again.
+        self._last: tuple[str, int, list[_Occurrence]] = ("", 0, [])
+        # Paragraph start -> the pairs of quotation marks in that paragraph (both ways), built on demand.
+        self._pairs: dict[int, dict[int, int]] = {}
+        self._paragraphs: tuple[list[int], list[int]] | None = None  # (starts, ends), on demand
 
-    def ground(self, candidate: str) -> Grounding:
-        """Ground one candidate by the rules in the module docstring."""
+    def ground(self, candidate: str, start: int = 0) -> Grounding:
+        """Ground one candidate by the rules in the module docstring.
+
+        With ``start``, only occurrences that start at or after that offset of the source count (the
+        rules applied to the rest of the article, with its offsets and the characters around them):
+        the first of them is reported and ``occurrences`` counts them. Raises ``ValueError`` for a
+        negative ``start``.
+        """
+        if start < 0:
+            raise ValueError(f"start must be >= 0, got {start}")
         self._queries += 1
         if self._queries == 2 and len(self._norm) > _BLOCK:
             self._word_index()  # pays off only once the source spans several blocks
+        if self._positions is None and self._scanned > _SCAN_BUDGET * max(len(self._norm), _BLOCK):
+            self._position_index()
         core = candidate.strip(_STRIP)
         if not core:
             return _missing("empty candidate")
+        start = min(start, len(self._source))
+        frm = self._to_norm(start)
         needle = _normalize(core)
-        occurrences = list(self._find_all(needle, 0))
+        occurrences = self._occurrences(needle, frm)
         if core[0] in _DASHES or core[-1] in _DASHES:
             # A dash run in the source may straddle the edge of a literal match.
-            exact = self._literal(core)
+            exact = self._literal(core, start)
         else:
             exact = _first_non_overlapping([(o[2], o[3]) for o in occurrences if self._is_literal(o, core)])
         if exact:
-            s, e = exact[0]
+            ((s, e),) = self._balance(exact[:1])
             return Grounding("exact", s, e, ((s, e),), len(exact), None)
         if occurrences:
             normalized = _first_non_overlapping([(o[2], o[3]) for o in occurrences])
-            s, e = normalized[0]
+            ((s, e),) = self._balance(normalized[:1])
             return Grounding("normalized", s, e, ((s, e),), len(normalized), None)
-        elided = self._elided(core)
-        if elided is not None:
+        elided = self._elided(core, frm)
+        if elided is not None and elided.found:
+            pieces = self._balance(list(elided.pieces))
+            return Grounding("elided", pieces[0][0], pieces[-1][1], pieces, elided.occurrences, None)
+        if elided is not None and not start:
             return elided
+        if start:
+            anywhere = self.ground(candidate)
+            if anywhere.found:
+                return _missing(f"not at or after offset {start} (first occurrence at {anywhere.start})")
+            return anywhere
         return _missing(self._absent(needle))
 
     # ----------------------------------------------------------------------- matching
@@ -351,6 +429,8 @@ class SourceIndex:
         src = self._source
         if k <= 0 or k >= len(src):
             return True
+        if src[k] < "\u0300":  # no extender or regional indicator is below the combining marks
+            return src[k - 1] != _ZWJ
         if _is_extender(src[k]) or src[k - 1] == _ZWJ:
             return False
         if _is_regional(src[k]) and _is_regional(src[k - 1]):
@@ -376,6 +456,21 @@ class SourceIndex:
                 i = j
         return self._blocks
 
+    def _position_index(self) -> dict[str, array[int]]:
+        """Every word of the normalised source with the positions where it starts, in order."""
+        if self._positions is None:
+            words = self._norm.split(" ")
+            starts = map(operator.add, accumulate(map(len, words), initial=0), range(len(words)))
+            positions: dict[str, array[int]] = {}
+            for word, at in zip(words, starts, strict=False):
+                where = positions.get(word)
+                if where is None:
+                    positions[word] = array("q", (at,))
+                else:
+                    where.append(at)
+            self._positions = positions
+        return self._positions
+
     def _word_spans(self, word: str) -> tuple[int, tuple[tuple[int, int], ...]]:
         """Where ``word`` occurs as a whole word: ``(first, last)`` per block holding it, and their total
         width; ``()`` if it never does."""
@@ -395,9 +490,11 @@ class SourceIndex:
         ``needle`` occurs; the inner word whose occurrences are least spread out bounds the search.
         """
         size, total = len(needle), len(self._norm)
-        if self._blocks is None or needle.count(" ") < 2:
+        if (self._blocks is None and self._positions is None) or needle.count(" ") < 2:
             return [(0, total)]
         tokens = needle.split(" ")
+        if self._positions is not None:
+            return self._places(tokens, size)
         best: tuple[int, tuple[tuple[int, int], ...]] | None = None
         offset = best_offset = len(tokens[0]) + 1
         for token in tokens[1:-1]:
@@ -419,6 +516,34 @@ class SourceIndex:
                 windows.append((lo, hi))
         return windows
 
+    def _places(self, tokens: list[str], size: int) -> list[tuple[int, int]]:
+        """``_windows`` from the position index: one window per place of the rarest inner word."""
+        positions = self._position_index()
+        best: array[int] | None = None
+        offset = best_offset = len(tokens[0]) + 1
+        for token in tokens[1:-1]:
+            where = positions.get(token)
+            if where is None:
+                return []
+            if best is None or len(where) < len(best):
+                best, best_offset = where, offset
+            offset += len(token) + 1
+        assert best is not None
+        total = len(self._norm)
+        windows: list[tuple[int, int]] = []
+        for at in best:
+            lo = at - best_offset
+            if lo < 0:
+                continue
+            hi = lo + size
+            if hi > total:
+                break
+            if windows and lo <= windows[-1][1]:
+                windows[-1] = windows[-1][0], hi
+            else:
+                windows.append((lo, hi))
+        return windows
+
     def _find_first(self, needle: str, frm: int) -> int:
         """First occurrence of ``needle`` in the normalised source at or after ``frm`` (valid or not)."""
         for lo, hi in self._windows(needle):
@@ -430,27 +555,38 @@ class SourceIndex:
 
     def _find_all(self, needle: str, frm: int) -> Iterator[_Occurrence]:
         """Valid occurrences of ``needle`` in the normalised source from ``frm``, overlapping allowed."""
-        norm = self._norm
-        size = len(needle)
+        norm, size, cut_ok = self._norm, len(needle), self._cut_ok
+        to_source = self._collapse.to_input if self._nfc is None else self._to_source
         for lo, hi in self._windows(needle):
             if hi <= frm:
                 continue
-            p = norm.find(needle, max(lo, frm), hi)
+            lo = max(lo, frm)
+            self._scanned += hi - lo
+            p = norm.find(needle, lo, hi)
             while p >= 0:
-                s = self._to_source(p)
-                e = self._to_source(p + size)
-                if s is not None and e is not None and self._cut_ok(s) and self._cut_ok(e):
+                s = to_source(p)
+                e = to_source(p + size)
+                if s is not None and e is not None and cut_ok(s) and cut_ok(e):
                     yield p, p + size, s, e
                 p = norm.find(needle, p + 1, hi)
+
+    def _occurrences(self, needle: str, frm: int) -> list[_Occurrence]:
+        """``list(self._find_all(needle, frm))``, from the last search when it covers ``frm``."""
+        last, since, found = self._last
+        if last == needle and since <= frm:
+            return found[bisect_left(found, frm, key=operator.itemgetter(0)) :]
+        found = list(self._find_all(needle, frm))
+        self._last = needle, frm, found
+        return found
 
     def _is_literal(self, occ: _Occurrence, core: str) -> bool:
         s, e = occ[2], occ[3]
         return e - s == len(core) and self._source.startswith(core, s)
 
-    def _literal(self, core: str) -> list[tuple[int, int]]:
+    def _literal(self, core: str, start: int) -> list[tuple[int, int]]:
         src, size, nfc = self._source, len(core), self._nfc
         spans: list[tuple[int, int]] = []
-        p = src.find(core)
+        p = src.find(core, start)
         while p >= 0:
             e = p + size
             if (
@@ -469,9 +605,160 @@ class SourceIndex:
             return self._break_ends[i]
         return None
 
+    # ----------------------------------------------------------------------- quotation marks (rule 0)
+
+    def _balance(self, pieces: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
+        """The span grown over each quotation mark next to it (inline spaces between allowed) that pairs
+        with a mark inside one of its pieces, and over the apostrophes (marks paired with nothing) on
+        the way to one."""
+        src = self._source
+
+        def pairs_inside(k: int) -> bool | None:
+            """True if the mark at ``k`` pairs inside, None if it pairs with nothing."""
+            partner = self._partner(k)
+            return None if partner < 0 else any(a <= partner < b for a, b in pieces)
+
+        grown = True
+        while grown:
+            grown = False
+            k = pieces[-1][1]
+            while k < len(src) and src[k] in _INLINE_SPACES:
+                k += 1
+            while k < len(src) and src[k] in _FAMILY and (inside := pairs_inside(k)) is not False:
+                k += 1
+                if inside and self._cut_ok(k):
+                    pieces[-1], grown = (pieces[-1][0], k), True
+            k = pieces[0][0]
+            while k > 0 and src[k - 1] in _INLINE_SPACES:
+                k -= 1
+            while k > 0 and src[k - 1] in _FAMILY and (inside := pairs_inside(k - 1)) is not False:
+                k -= 1
+                if inside and self._cut_ok(k):
+                    pieces[0], grown = (k, pieces[0][1]), True
+        return tuple(pieces)
+
+    def _partner(self, k: int) -> int:
+        """Position of the quotation mark that pairs with the one at ``k`` in its paragraph, else -1."""
+        if self._paragraphs is None:
+            starts, ends = [0], []
+            for s, e in zip(self._break_starts, self._break_ends, strict=True):
+                if s < starts[-1]:  # a blank line around a U+2029: one break
+                    starts[-1] = max(starts[-1], e)
+                else:
+                    ends.append(s)
+                    starts.append(e)
+            ends.append(len(self._source))
+            self._paragraphs = starts, ends
+        starts, ends = self._paragraphs
+        i = bisect_right(starts, k) - 1  # a mark is never inside a blank line
+        lo, hi = starts[i], ends[i]
+        pairs = self._pairs.get(lo)
+        if pairs is None:
+            pairs = self._pairs[lo] = self._pair_marks(lo, hi)
+        return pairs.get(k, -1)
+
+    def _pair_marks(self, lo: int, hi: int) -> dict[int, int]:
+        """Pair the quotation marks of ``source[lo:hi]`` (one paragraph), each with its partner.
+
+        A closing mark closes the innermost open mark of its family (marks of other families opened
+        after it stay unpaired), except that a closing ’ or ' (maybe an apostrophe) closes only when
+        the innermost open mark is of its family. After an s it may be a plural possessive: before
+        another closing ’ (``workers’,’``) it is one; before another word (``students’ union``) it
+        closes only until a later closing mark of the family does (the last such ’ if none does) or
+        the family opens again.
+        """
+        src = self._source
+        pairs: dict[int, int] = {}
+        stack: list[tuple[int, int]] = []  # (family, position) of each open mark
+        possessive: dict[int, int] = {}  # open mark -> the ’ after an s that closes it for now
+        for m in _PAIRING.finditer(src, lo, hi):
+            k = m.start()
+            family = _FAMILY[src[k]]
+            role = self._role(k)
+            if role > 0:
+                if stack and stack[-1][0] == family and stack[-1][1] in possessive:
+                    stack.pop()  # that ’ did close it
+                stack.append((family, k))
+                continue
+            if role == 0:
+                continue
+            if src[k] in "'\u2019":  # maybe an apostrophe: closes only its own family's innermost mark
+                if not stack or stack[-1][0] != family or self._possessive_then_closed(k):
+                    continue
+                if (
+                    src[k - 1] in "sS"
+                    and src[k + 1 : k + 2] in _INLINE_SPACES
+                    and src[k + 2 : k + 3].isalnum()
+                ):
+                    opening = stack[-1][1]
+                    pairs.pop(possessive.get(opening, -1), None)
+                    possessive[opening] = k
+                    pairs[opening], pairs[k] = k, opening
+                    continue
+            d = len(stack) - 1
+            while d >= 0 and stack[d][0] != family:
+                d -= 1
+            if d >= 0:
+                opening = stack[d][1]
+                pairs.pop(possessive.pop(opening, -1), None)
+                del stack[d:]
+                pairs[opening], pairs[k] = k, opening
+        return pairs
+
+    def _possessive_then_closed(self, k: int) -> bool:
+        """Whether the ’ or ' at ``k`` follows an s and, before any space or word, another single
+        closing mark follows it (``workers’,’``): a possessive, and the quotation's end after it."""
+        src = self._source
+        if src[k - 1] not in "sS":
+            return False
+        j = k + 1
+        while j < len(src) and _is_punctuation(src[j]):
+            if _FAMILY.get(src[j]) == 1 and src[j] not in _NEVER_CLOSES:
+                return True
+            j += 1
+        return False
+
+    def _role(self, k: int) -> int:
+        """1 if the quotation mark at ``k`` opens, -1 if it closes, 0 if neither (an apostrophe).
+
+        Its neighbours (past adjacent marks) decide, as in typesetting: a mark with a space or
+        punctuation before it and a word after it opens; one with a word before it and a space or
+        punctuation after it closes. Between two letters a single mark is an apostrophe and the glyph
+        decides for the others (“ opens, ” closes, straight marks do neither), as between two spaces;
+        between two punctuation marks a mark opens after an opening bracket or dash, else closes.
+        """
+        src = self._source
+        c = src[k]
+        if _FAMILY[c] > 2:
+            return 1 if c in _OPENS else -1
+        i = k - 1
+        while i >= 0 and src[i] in _FAMILY:
+            i -= 1
+        j = k + 1
+        while j < len(src) and src[j] in _FAMILY:
+            j += 1
+        before = src[i] if i >= 0 else " "
+        after = src[j] if j < len(src) else " "
+        before_p, after_p = _is_punctuation(before), _is_punctuation(after)
+        opens = not after.isspace() and (not after_p or before.isspace() or before_p)
+        closes = not before.isspace() and (not before_p or after.isspace() or after_p)
+        if opens != closes:
+            role = 1 if opens else -1
+        elif opens and not (before_p or after_p):  # inside a word
+            if _FAMILY[c] == 1:
+                return 0
+            role = 1 if c in _OPENS else -1 if c in _CLOSES else 0
+        elif opens:  # between punctuation: ,”. or (“(
+            role = 1 if unicodedata.category(before) in ("Ps", "Pi", "Pd") else -1
+        else:  # between spaces
+            role = 1 if c in _OPENS else -1 if c in _CLOSES else 0
+        if (role > 0 and c in _NEVER_OPENS) or (role < 0 and c in _NEVER_CLOSES):
+            return 0
+        return role
+
     # ----------------------------------------------------------------------- rule 3
 
-    def _elided(self, core: str) -> Grounding | None:
+    def _elided(self, core: str, frm: int) -> Grounding | None:
         parts = _ELLIPSIS.split(core)
         if len(parts) == 1:
             return None
@@ -487,7 +774,7 @@ class SourceIndex:
             if not piece:
                 return _missing(f"piece {k} of {n} is empty (ellipses with nothing between them)")
         needles = [_normalize(p) for p in pieces]
-        placement, reason = self._place(needles, 0)
+        placement, reason = self._place(needles, frm)
         if placement is None:
             if not reason:  # the first piece is nowhere
                 reason = self._absent(needles[0])

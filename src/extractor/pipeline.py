@@ -11,6 +11,7 @@ a validator fix applies to old answers and a hit keeps and rejects the same item
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncGenerator, Iterable, Iterator
@@ -23,7 +24,7 @@ from extractor.articles import sanitize_id
 from extractor.cache import AnswerCache, cache_key, open_cache
 from extractor.config import Settings
 from extractor.errors import ConfigError, ExtractorError, redact
-from extractor.grounding import Grounding, SourceIndex, ground
+from extractor.grounding import Grounding, SourceIndex
 from extractor.llm import Completion, OpenAIProvider, Provider
 from extractor.matching import names_match, target_similarity
 from extractor.models import (
@@ -59,11 +60,14 @@ _Item = TypeVar("_Item", GroundedEvent, GroundedQuote, GroundedStance)
 
 
 def split_chunks(text: str, max_chars: int, overlap: int) -> list[tuple[int, int]]:
-    """(start, end) windows of at most ``max_chars``, cut at paragraph (else line, else space) breaks,
-    each starting ``overlap`` characters or less before the previous one's end."""
+    """(start, end) windows of at most ``max_chars``, cut at paragraph (else line, else sentence, else
+    space) breaks in the second half of the window, else hard at ``max_chars``; each starts ``overlap``
+    characters or less before the previous one's end, and at least half a window (rounded up) after the
+    previous one's start, whatever the overlap and the text."""
     if len(text) <= max_chars:
         return [(0, len(text))]
     chunks: list[tuple[int, int]] = []
+    step = (max_chars + 1) // 2  # end - start > max_chars // 2 >= step - 1, so no gap
     start = 0
     while start < len(text):
         limit = start + max_chars
@@ -79,7 +83,7 @@ def split_chunks(text: str, max_chars: int, overlap: int) -> list[tuple[int, int
         if end == -1:
             end = limit
         chunks.append((start, end))
-        next_start = max(end - overlap, start + 1)
+        next_start = max(end - overlap, start + step)
         para = text.find("\n", next_start, end)
         start = para + 1 if para != -1 and para + 1 < end else next_start
     return chunks
@@ -90,30 +94,19 @@ def _span(g: Grounding) -> Span:
     return Span(status=g.status, start=g.start, end=g.end, pieces=pieces, occurrences=g.occurrences)
 
 
-def _ground_at(
-    index: SourceIndex, source: str, candidate: str, start_at: int, taken: set[tuple[int, int]]
-) -> Grounding:
+def _ground_at(index: SourceIndex, candidate: str, start_at: int, taken: set[tuple[int, int]]) -> Grounding:
     """Ground ``candidate``: the first occurrence at or after ``start_at`` (its chunk) that no item with
-    the same text has taken yet, so a statement quoted twice gets both places; else the first."""
+    the same text has taken yet, so a statement quoted twice gets both places; else the first.
+    ``occurrences`` stays the count in the whole article. Each step searches the one index from an
+    offset, so placing many repeats costs one pass each, not an index per earlier occurrence."""
     first = index.ground(candidate)
     if first.status not in ("exact", "normalized") or (first.occurrences < 2 and start_at == 0):
         return first
-    found = first
-    while found.start is not None and found.end is not None:
-        if found.start >= start_at and (found.start, found.end) not in taken:
-            return found
-        offset = found.start + 1
-        later = ground(candidate, source[offset:])
-        if later.start is None or later.end is None or later.status not in ("exact", "normalized"):
-            break
-        found = Grounding(
-            status=later.status,
-            start=later.start + offset,
-            end=later.end + offset,
-            pieces=((later.start + offset, later.end + offset),),
-            occurrences=first.occurrences,
-            reason=None,
-        )
+    found = first if start_at == 0 else index.ground(candidate, start=start_at)
+    while found.status in ("exact", "normalized") and found.start is not None and found.end is not None:
+        if (found.start, found.end) not in taken:
+            return dataclasses.replace(found, occurrences=first.occurrences)
+        found = index.ground(candidate, start=found.end)  # occurrences never overlap
     return first
 
 
@@ -150,7 +143,7 @@ def ground_extraction(
     ) -> None:
         fingerprint = kind + item.model_dump_json()
         used = taken.setdefault((kind, candidate), set())
-        g = _ground_at(idx, source, candidate, start_at, used)
+        g = _ground_at(idx, candidate, start_at, used)
         if not g.found or g.start is None or g.end is None:
             if fingerprint not in rejected_seen:
                 rejected_seen.add(fingerprint)
