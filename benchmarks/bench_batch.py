@@ -938,7 +938,8 @@ def _short_window_rows(sw: dict[str, Any]) -> list[Row]:
             f"ceiling {f['ceiling_per_s']:.2f}/s ({f['ideal_server_s']:.1f} s server-side at the ceiling)",
             f"server-side ratio **{f['server_ratio']:.3f}** (target ≥ 0.95; wall {f['wall_ratio']:.3f}); "
             f"{f['server_429']} × 429 of {f['server_requests']} requests ({f['server_429_pct']:.2f} %, "
-            f"target < 1 %); limiter: {f['limiter']['rate_decreases']} rate cuts{notes}",
+            f"target < 1 %); limiter: {f['limiter']['rate_decreases']} rate cuts, "
+            f"{f['limiter']['rate_limits_forgiven']} 429s only paused{notes}",
         )
 
     paced = sw["limiter_and_transport_only"]
