@@ -715,7 +715,8 @@ class FakeServer:
             payload = found
 
         prompt_tokens = _tokens(_prompt_chars(body))
-        blocked = self.window.admit(time.monotonic(), prompt_tokens + _tokens(len(payload)))
+        # counted at arrival, as a provider's gateway does, not after the answer was prepared
+        blocked = self.window.admit(started, prompt_tokens + _tokens(len(payload)))
         if blocked is not None:
             wait, what = blocked
             self.stats.rate_limited += 1

@@ -696,3 +696,77 @@ async def test_window_safe_against_a_short_window_server(
     assert len(rejected) <= max_429
     assert len(rejected) < 0.01 * len(accepted)
     assert len(accepted) >= min_ratio * 600 * 10
+
+
+async def test_window_safe_one_429_a_minute_only_pauses_under_the_servers_stated_limit() -> None:
+    ft = FakeTime()
+    limiter = paced(ft, 600)
+    limiter.observe_headers({"x-ratelimit-limit-requests": "600"})  # we pace at 98 % of what it allows
+    first_sent = await limiter.acquire()
+    ft.now += 1
+    limiter.on_rate_limited(0.05, sent_at=first_sent)
+    assert await limiter.acquire() == pytest.approx(START + 1.05)  # the pause is honoured
+    limiter.on_rate_limited(0.05, sent_at=first_sent)  # in flight before the first 429: same bunch
+    stats = limiter.stats()
+    assert (stats["rate_limits_forgiven"], stats["rate_decreases"], stats["rate_factor"]) == (2, 0, 1.0)
+    ft.now += 2
+    limiter.on_rate_limited(0.05, sent_at=ft.now - 0.5)  # sent after the first 429: not a one-off
+    stats = limiter.stats()
+    assert (stats["rate_limits_forgiven"], stats["rate_decreases"]) == (2, 1)
+    assert stats["rate_factor"] == pytest.approx(0.8)
+    ft.now += 61
+    limiter.on_rate_limited(0.05, sent_at=ft.now - 0.5)  # a minute later: one-off again
+    assert limiter.stats()["rate_decreases"] == 1
+    assert limiter.stats()["rate_limited"] == 4
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # the server states no limit: a 429 may mean ours is too high
+        {"x-ratelimit-limit-tokens": "100000"},  # it states one, but not for the requests we pace
+    ],
+)
+def test_window_safe_429_cuts_at_once_without_the_servers_stated_limit(headers: dict[str, str]) -> None:
+    ft = FakeTime()
+    limiter = paced(ft, 600)
+    limiter.observe_headers(headers)
+    limiter.on_rate_limited(0.05)
+    assert limiter.stats()["rate_decreases"] == 1
+    assert limiter.stats()["rate_limits_forgiven"] == 0
+
+
+def test_plain_limiter_429_cuts_at_once_even_under_a_stated_limit() -> None:
+    ft = FakeTime()
+    limiter = make(ft, rpm=600)
+    limiter.observe_headers({"x-ratelimit-limit-requests": "600"})
+    limiter.on_rate_limited(0.05)
+    assert limiter.stats()["rate_decreases"] == 1
+
+
+async def test_window_safe_slow_first_connection_against_a_6s_window_costs_one_pause() -> None:
+    """The first request reaches a 60-in-any-6-s server 0.15 s late (a TLS handshake, a cold client), so
+    the 61st, paced 6.1 s after it, lands 5.95 s after it and draws a 429: it is retried after the pause
+    and the run goes on at full pace, not at the 0.8 a rate cut would leave for the next half-minute."""
+    ft = FakeTime()
+    limiter = paced(ft, 600)
+    arrivals: deque[float] = deque()
+    accepted: list[float] = []
+    rejected: list[float] = []
+
+    def on_grant(t: float) -> None:
+        at = t + (0.15 if not accepted and not rejected else 0.0)
+        limiter.observe_headers({"x-ratelimit-limit-requests": "600"})
+        while arrivals and arrivals[0] <= at - 6.0:
+            arrivals.popleft()
+        if len(arrivals) >= 60:
+            rejected.append(t)
+            limiter.on_rate_limited(arrivals[0] + 6.0 - at, sent_at=t)
+        else:
+            arrivals.append(at)
+            accepted.append(t)
+
+    await demand(limiter, START + 60, workers=16, on_grant=on_grant)
+    assert len(rejected) == 1
+    assert limiter.stats()["rate_decreases"] == 0
+    assert len(accepted) >= 0.97 * 600

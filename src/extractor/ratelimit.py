@@ -14,7 +14,9 @@ One ``RateLimiter`` is shared by every request of a run:
 - a 429 pauses every caller until the retry time and cuts the effective rate by ``decrease`` (floored at
   ``min_factor``); after ``recovery_quiet_s`` without a 429 it climbs back additively — quickly to 95 % of
   the rate that last drew a 429, then ten times more slowly (AIMD), so repeated 429s settle just below the
-  server's real limit;
+  server's real limit. With ``window_safe``, while the server's own ``x-ratelimit-limit-*`` headers say
+  it allows what the limiter paces at, a 429 means it counted a few requests bunched (a slow first
+  connection, the network): the first one in a minute only pauses, a repeat cuts as above;
 - OpenAI-style ``x-ratelimit-*`` headers adopt the server's limit (the lower of it and the configured one)
   and sync the buckets down when the server has less left than they believe;
 - with no limit configured, learned or inferred, ``acquire`` returns without sleeping or locking.
@@ -66,6 +68,8 @@ _PLAIN_BURST_S = 2.0
 # requests take 6.1 s, so sending jitter up to 0.1 s still keeps 60 in any 6 s.
 _SAFE_PACE = 0.98
 _SAFE_BURST_S = 0.02
+# window_safe, pacing under the server's stated limits: one 429 per this many seconds only pauses.
+_FORGIVE_S = 60.0
 
 
 def parse_duration(text: str) -> float:
@@ -110,6 +114,7 @@ class RateLimitStats(TypedDict):
     max_wait_seconds: float
     rate_limited: int  # 429s reported
     rate_decreases: int  # multiplicative cuts they caused
+    rate_limits_forgiven: int  # 429s that only paused (window_safe, under the server's stated limit)
     rate_factor: float  # AIMD multiplier in force, 0 < f <= 1
     limit_rpm: float | None  # configured / learned / inferred limit, before the factor
     limit_tpm: float | None
@@ -220,6 +225,8 @@ class RateLimiter:
         self._max_wait_s = 0.0
         self._rate_limited = 0
         self._decreases = 0
+        self._forgiven = 0
+        self._forgiven_at = -math.inf
 
     # -- public API -------------------------------------------------------------------------------------
 
@@ -300,7 +307,9 @@ class RateLimiter:
         Without ``retry_after_s`` the pause comes from the last headers (``retry-after-ms``, or the reset
         time of an exhausted ``x-ratelimit-*`` dimension) or is ``default_backoff_s``. One cut per
         ``decrease_cooldown_s``; pass ``sent_at`` (what ``acquire`` returned) to also ignore 429s for
-        requests sent before the last cut.
+        requests sent before the last cut. With ``window_safe``, while every limit in force is one the
+        server stated in its headers, the first 429 in a minute (and those of requests sent before it)
+        only pauses; a 429 for a request sent after it cuts.
         """
         now = self._clock()
         self._rate_limited += 1
@@ -310,6 +319,8 @@ class RateLimiter:
             delay = self._hint if fresh and self._hint is not None else self._default_backoff_s
         self._not_before = max(self._not_before, now + min(delay, self._max_pause_s))
         if sent_at is not None and sent_at < self._last_decrease:
+            return
+        if self._forgive(now, sent_at):
             return
         self._refill_all(now)
         factor = self._factor(now)
@@ -329,6 +340,18 @@ class RateLimiter:
         self._t0 = now
         self._last_decrease = now
         self._decreases += 1
+
+    def _forgive(self, now: float, sent_at: float | None) -> bool:
+        """Whether a 429 only pauses: window_safe pacing under limits the server itself stated."""
+        dims = [b for b in (self._requests, self._tokens) if b.limit is not None]
+        if not self._window_safe or not dims or any(b.server is None for b in dims):
+            return False
+        if now - self._forgiven_at >= _FORGIVE_S:
+            self._forgiven_at = now
+        elif sent_at is None or sent_at >= self._forgiven_at:
+            return False  # a repeat: the bunching is not a one-off
+        self._forgiven += 1
+        return True
 
     def release_unused(self, tokens: int) -> None:
         """Give back tokens charged by ``acquire`` but not used (e.g. estimate minus actual usage).
@@ -363,6 +386,7 @@ class RateLimiter:
             max_wait_seconds=self._max_wait_s,
             rate_limited=self._rate_limited,
             rate_decreases=self._decreases,
+            rate_limits_forgiven=self._forgiven,
             rate_factor=factor,
             limit_rpm=rpm,
             limit_tpm=tpm,
