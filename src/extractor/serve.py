@@ -67,6 +67,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 NDJSON = "application/x-ndjson"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MIN_TOKEN_CHARS = 16
 
 
@@ -388,6 +389,8 @@ class _AccessLog:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope.get("method", "")
+            if method not in _METHODS:  # label values stay a small set, whatever clients send
+                method = "other"
             service.metrics.requests.labels(route, method, str(status)).inc()
             service.metrics.latency.labels(route, method).observe(elapsed)
             extra = dict(scope.get("state", {}).get("log", {}))
@@ -433,6 +436,10 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     }
 }
 
+_EXTRACT_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ArticleIn"}}},
+}
 _JOBS_BODY = {
     "required": True,
     "content": {
@@ -488,13 +495,20 @@ def create_app(service: _Service | None) -> FastAPI:
             200: {"model": ArticleResult, "description": "the article's result (``status`` ok or error)"},
             **_ERRORS,
             **_TOO_LARGE,
+            **_VALIDATION,
             **_BUSY,
             **_UNAVAILABLE,
         },
+        openapi_extra={"requestBody": _EXTRACT_BODY},
         summary="Extract one article, synchronously",
     )
-    async def extract(article: ArticleIn, request: Request) -> Response:
+    async def extract(request: Request) -> Response:
         svc = _service(request)
+        # Parsed here, not by FastAPI, which answers 400 to a body that is not UTF-8.
+        try:
+            article = _ONE.validate_python(_json_body(await request.body()))
+        except ValidationError as exc:
+            raise RequestValidationError(_errors(exc, ("body",))) from None
         if len(article.text) > svc.config.max_article_chars:
             limit = svc.config.max_article_chars
             raise HTTPException(413, f"text has {len(article.text):,} characters; the limit is {limit:,}")
@@ -701,7 +715,8 @@ def create_app(service: _Service | None) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-            schemas["JobPaths"] = JobPaths.model_json_schema(ref_template="#/components/schemas/{model}")
+            for model in (ArticleIn, JobPaths):
+                schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.setdefault("HTTPValidationError", _validation_schema())
             schemas.setdefault("ValidationError", _validation_item_schema())
             app.openapi_schema = doc
