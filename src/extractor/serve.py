@@ -52,7 +52,7 @@ from pydantic import TypeAdapter, ValidationError
 from extractor import __version__
 from extractor.articles import normalize_text, sanitize_id
 from extractor.config import Settings
-from extractor.errors import ConfigError
+from extractor.errors import ConfigError, StoreError
 from extractor.models import Article, ArticleResult, text_sha256
 from extractor.pipeline import Extractor
 from extractor.serve_jobs import JobManager, QueueFullError, UnknownJobError, redact
@@ -585,6 +585,10 @@ def create_app(service: _Service | None) -> FastAPI:
             status = await svc.jobs.submit_articles([a.to_line() for a in articles])
         except QueueFullError as exc:
             raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+        except (OSError, StoreError) as exc:  # the data dir is full or unwritable
+            raise HTTPException(
+                503, f"cannot store the job: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
         _note(request, job=status.id, articles=len(articles))
         response.headers["Location"] = f"/v1/jobs/{status.id}"
         return status
@@ -783,6 +787,8 @@ async def _paths_job(
         status = await svc.jobs.submit_paths(spec.paths)
     except QueueFullError as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except (OSError, StoreError) as exc:  # the data dir is full or unwritable
+        raise HTTPException(503, f"cannot store the job: {getattr(exc, 'strerror', None) or exc}") from None
     _note(request, job=status.id, paths=len(spec.paths))
     response.headers["Location"] = f"/v1/jobs/{status.id}"
     return status
