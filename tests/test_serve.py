@@ -233,6 +233,20 @@ def test_bad_input_answers_4xx_naming_the_field(service: RunningService) -> None
                 ["body", "line 2", "text"],
             ),
             ("/v1/jobs", {"content": "hello", "headers": {"content-type": "text/plain"}}, 415, None),
+            # a body that is not UTF-8 (FastAPI's own parsing would answer 400)
+            (
+                "/v1/extract",
+                {"content": b"\x15X\xff", "headers": {"content-type": "application/json"}},
+                422,
+                None,
+            ),
+            ("/v1/jobs", {"content": b"[\xff]", "headers": {"content-type": "application/json"}}, 422, None),
+            (
+                "/v1/jobs",
+                {"content": b'{"text": "\xff"}\n', "headers": {"content-type": "application/x-ndjson"}},
+                422,
+                ["body", "line 1"],
+            ),
         ]
         for path, kwargs, status, loc in cases:
             response = client.post(path, **kwargs)

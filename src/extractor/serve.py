@@ -53,7 +53,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from extractor import __version__
 from extractor.articles import normalize_text, sanitize_id
 from extractor.config import Settings
-from extractor.errors import ConfigError
+from extractor.errors import ConfigError, StoreError
 from extractor.models import Article, ArticleResult, text_sha256
 from extractor.pipeline import Extractor
 from extractor.serve_jobs import JobManager, QueueFullError, UnknownJobError, redact
@@ -68,6 +68,7 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 NDJSON = "application/x-ndjson"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 MIN_TOKEN_CHARS = 16
 
 
@@ -389,6 +390,8 @@ class _AccessLog:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope.get("method", "")
+            if method not in _METHODS:  # label values stay a small set, whatever clients send
+                method = "other"
             service.metrics.requests.labels(route, method, str(status)).inc()
             service.metrics.latency.labels(route, method).observe(elapsed)
             extra = dict(scope.get("state", {}).get("log", {}))
@@ -434,6 +437,10 @@ _UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     }
 }
 
+_EXTRACT_BODY = {
+    "required": True,
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ArticleIn"}}},
+}
 _JOBS_BODY = {
     "required": True,
     "content": {
@@ -489,13 +496,20 @@ def create_app(service: _Service | None) -> FastAPI:
             200: {"model": ArticleResult, "description": "the article's result (``status`` ok or error)"},
             **_ERRORS,
             **_TOO_LARGE,
+            **_VALIDATION,
             **_BUSY,
             **_UNAVAILABLE,
         },
+        openapi_extra={"requestBody": _EXTRACT_BODY},
         summary="Extract one article, synchronously",
     )
-    async def extract(article: ArticleIn, request: Request) -> Response:
+    async def extract(request: Request) -> Response:
         svc = _service(request)
+        # Parsed here, not by FastAPI, which answers 400 to a body that is not UTF-8.
+        try:
+            article = _ONE.validate_python(_json_body(await request.body()))
+        except ValidationError as exc:
+            raise RequestValidationError(_errors(exc, ("body",))) from None
         if len(article.text) > svc.config.max_article_chars:
             limit = svc.config.max_article_chars
             raise HTTPException(413, f"text has {len(article.text):,} characters; the limit is {limit:,}")
@@ -572,6 +586,10 @@ def create_app(service: _Service | None) -> FastAPI:
             status = await svc.jobs.submit_articles([a.to_line() for a in articles])
         except QueueFullError as exc:
             raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+        except (OSError, StoreError) as exc:  # the data dir is full or unwritable
+            raise HTTPException(
+                503, f"cannot store the job: {getattr(exc, 'strerror', None) or exc}"
+            ) from None
         _note(request, job=status.id, articles=len(articles))
         response.headers["Location"] = f"/v1/jobs/{status.id}"
         return status
@@ -709,7 +727,8 @@ def create_app(service: _Service | None) -> FastAPI:
                 title=app.title, version=app.version, description=app.description, routes=app.routes
             )
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-            schemas["JobPaths"] = JobPaths.model_json_schema(ref_template="#/components/schemas/{model}")
+            for model in (ArticleIn, JobPaths):
+                schemas[model.__name__] = model.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.setdefault("HTTPValidationError", _validation_schema())
             schemas.setdefault("ValidationError", _validation_item_schema())
             app.openapi_schema = doc
@@ -776,6 +795,8 @@ async def _paths_job(
         status = await svc.jobs.submit_paths(spec.paths)
     except QueueFullError as exc:
         raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after_s)}) from None
+    except (OSError, StoreError) as exc:  # the data dir is full or unwritable
+        raise HTTPException(503, f"cannot store the job: {getattr(exc, 'strerror', None) or exc}") from None
     _note(request, job=status.id, paths=len(spec.paths))
     response.headers["Location"] = f"/v1/jobs/{status.id}"
     return status
