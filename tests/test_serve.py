@@ -465,9 +465,9 @@ def test_secrets_are_redacted_from_log_lines_and_served_results(tmp_path: Path) 
     )
     service.log("error", message=f"upstream said: bad key {API_KEY} and token {TOKEN}")
     assert API_KEY not in stream.getvalue() and TOKEN not in stream.getvalue()
-    assert stream.getvalue().count("[redacted]") == 2
+    assert stream.getvalue().count("[REDACTED]") == 2
     line = json.dumps({"error": {"message": f"echo {API_KEY}"}}).encode() + b"\n"
-    assert service.jobs._public(line, []) == b'{"error": {"message": "echo [redacted]"}}\n'
+    assert service.jobs._public(line, []) == b'{"error": {"message": "echo [REDACTED]"}}\n'
 
 
 # --------------------------------------------------------------------------- the OpenAPI document

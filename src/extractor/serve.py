@@ -53,10 +53,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from extractor import __version__
 from extractor.articles import normalize_text, sanitize_id
 from extractor.config import Settings
-from extractor.errors import ConfigError, StoreError
+from extractor.errors import ConfigError, StoreError, redact
 from extractor.models import Article, ArticleResult, text_sha256
 from extractor.pipeline import Extractor
-from extractor.serve_jobs import JobManager, QueueFullError, UnknownJobError, redact
+from extractor.serve_jobs import JobManager, QueueFullError, UnknownJobError
 from extractor.serve_models import ArticleIn, ErrorBody, Health, JobPaths, JobStatus, Readiness
 
 __all__ = ["ServiceConfig", "check_bind", "create_app", "openapi_document", "run"]

@@ -31,7 +31,7 @@ from pydantic import BaseModel, ValidationError
 
 from extractor import digest
 from extractor.batch import RunSummary, arun_batch, count_inputs
-from extractor.errors import ExtractorError, StoreError
+from extractor.errors import REDACTED, ExtractorError, StoreError, redact
 from extractor.models import ArticleResult
 from extractor.pipeline import Extractor
 from extractor.report import REPORT_FILE, article_anchors, write_report
@@ -42,7 +42,6 @@ __all__ = [
     "JobManager",
     "QueueFullError",
     "UnknownJobError",
-    "redact",
     "review_page",
 ]
 
@@ -69,15 +68,6 @@ class QueueFullError(Exception):
 
 class UnknownJobError(Exception):
     """No job with this id."""
-
-
-def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every secret replaced by ``[redacted]`` (secrets shorter than 4 characters are
-    left alone: they would hit ordinary words)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4 and secret in text:
-            text = text.replace(secret, "[redacted]")
-    return text
 
 
 def _now() -> str:
@@ -525,7 +515,7 @@ class JobManager:
         for secret in self.secrets:
             token = secret.encode("utf-8")
             if token in data:
-                data = data.replace(token, b"[redacted]")
+                data = data.replace(token, REDACTED.encode())
         return data
 
     def _redact(self, text: str) -> str:
