@@ -810,7 +810,8 @@ def check_highlights(driver: WebDriver, results: list[ArticleResult], texts: dic
 def check_exact_texts(driver: WebDriver, results: list[ArticleResult]) -> int:
     """Each ``exact`` item's highlight reads exactly as the quote's text / the evidence the model gave.
 
-    (Grounding rule 0 strips surrounding whitespace and quotation marks from the candidate first.)
+    (Grounding rule 0 strips surrounding whitespace and quotation marks from the candidate first, and
+    the span may then take in quotation marks next to it that pair with one inside it.)
     """
     results = in_page_order(results)
     pieces: dict[tuple[str, str, int, int, int], str] = defaultdict(str)
@@ -829,7 +830,7 @@ def check_exact_texts(driver: WebDriver, results: list[ArticleResult]) -> int:
                     continue
                 claimed = x.text if isinstance(x, GroundedQuote) else x.evidence
                 key = (f"a{pos}", kind, i, x.span.start or 0, x.span.end or 0)
-                assert pieces.get(key) == claimed.strip(GROUNDING_STRIP), key
+                assert pieces[key].strip(GROUNDING_STRIP) == claimed.strip(GROUNDING_STRIP), key
                 checked += 1
     return checked
 
