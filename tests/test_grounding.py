@@ -98,6 +98,17 @@ def word_index_blocks(size: int) -> Iterator[None]:
 BLOCK_SIZES = st.sampled_from([1, 5, 16, 64, 1 << 16])
 
 
+@contextmanager
+def positions_from(size: int) -> Iterator[None]:
+    """Give sources of ``size`` characters and more the position index instead of the block index."""
+    saved = grounding._POSITIONS_FROM
+    grounding._POSITIONS_FROM = size
+    try:
+        yield
+    finally:
+        grounding._POSITIONS_FROM = saved
+
+
 def warm_index(source: str, positions: bool) -> SourceIndex:
     """An index past its first query (so it uses the word index), with the position index if asked."""
     index = SourceIndex(source)
@@ -649,6 +660,17 @@ def test_repeated_text_gets_the_position_index_and_the_same_answers(monkeypatch:
     assert later.start == source.find(quotes[0], at + 1) and later.occurrences == 11
 
 
+def test_a_long_source_gets_the_position_index_instead_of_blocks() -> None:
+    seeds = [p.read_text(encoding="utf-8") for p in sorted((ROOT / "seeds").glob("*.txt"))]
+    source = "\n\n".join(seeds * 12)
+    quotes = ["Prime Minister Meloni reiterated … Ukrainian soil", "Italy will send troops to Kyiv", "the"]
+    expected = [ground(q, source) for q in quotes]
+    with positions_from(len(source) // 2):
+        index = SourceIndex(source)
+        assert [index.ground(q) for q in quotes] == expected
+    assert index._positions is not None and index._blocks is None
+
+
 def test_ground_elided_from_an_offset() -> None:
     source = "One two three four. One two three four."
     index = SourceIndex(source)
@@ -989,8 +1011,8 @@ def test_property_not_found_reason_matches_brute_force(doc: Doc, data: st.DataOb
     words = list(doc.words)
     words[a], words[b] = words[b], words[a]
     candidate = render_span(doc, i, j, data.draw, words)
-    with word_index_blocks(data.draw(BLOCK_SIZES)):
-        g = ground(candidate, doc.source)
+    with word_index_blocks(data.draw(BLOCK_SIZES)), positions_from(data.draw(st.sampled_from([0, 1 << 22]))):
+        g = ground(candidate, doc.source)  # the reason needs a word index: blocks, or positions
     if g.found:
         return  # e.g. two equal words swapped
     needle, norm = ref_norm(candidate.strip(STRIP)), ref_norm(doc.source)

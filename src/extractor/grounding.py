@@ -126,6 +126,9 @@ _HINT_STEPS = 4
 # Characters of the normalised source scanned for occurrences, in source lengths, after which every
 # word's positions are indexed (about what building that index costs; only repeated text gets there).
 _SCAN_BUDGET = 64
+# Normalised sources at least this long get the position index instead of the block one at once: it
+# costs about the same to build there, and searches that use it never scan.
+_POSITIONS_FROM = 1 << 22
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,10 +323,10 @@ class SourceIndex:
 
     From the second candidate on (or when a ``not_found`` reason needs it), searches are narrowed by a
     word index: for each block of the normalised source, each word in it with its first and last
-    position, built with C-speed passes. When searches have scanned the source many times over anyway
-    (text repeated so often that every block holds every word), every word's positions are indexed and
-    a search visits only the places of the candidate's rarest inner word. Results never depend on
-    whether either index exists yet.
+    position, built with C-speed passes. For a long source (4 Mi characters), or once searches have
+    scanned the source many times over anyway (text repeated so often that every block holds every
+    word), every word's positions are indexed instead, and a search visits only the places of the
+    candidate's rarest inner word. Results never depend on which index exists, or whether one does.
     """
 
     __slots__ = (
@@ -374,7 +377,7 @@ class SourceIndex:
             raise ValueError(f"start must be >= 0, got {start}")
         self._queries += 1
         if self._queries == 2 and len(self._norm) > _BLOCK:
-            self._word_index()  # pays off only once the source spans several blocks
+            self._words()  # pays off only once the source spans several blocks
         if self._positions is None and self._scanned > _SCAN_BUDGET * max(len(self._norm), _BLOCK):
             self._position_index()
         core = candidate.strip(_STRIP)
@@ -455,6 +458,19 @@ class SourceIndex:
                 self._blocks.append((first, dict(zip(block, where, strict=False))))
                 i = j
         return self._blocks
+
+    def _words(self) -> None:
+        """Build the word index: the position index for a long source, else the block index."""
+        if len(self._norm) >= _POSITIONS_FROM:
+            self._position_index()
+        else:
+            self._word_index()
+
+    def _is_word(self, token: str) -> bool:
+        """Whether ``token`` occurs as a whole word of the normalised source."""
+        if self._positions is not None:
+            return token in self._positions
+        return bool(self._word_spans(token)[1])
 
     def _position_index(self) -> dict[str, array[int]]:
         """Every word of the normalised source with the positions where it starts, in order."""
@@ -819,9 +835,9 @@ class SourceIndex:
 
     def _absent(self, needle: str) -> str:
         """Why ``needle``, which has no valid occurrence, is not in the article."""
-        self._word_index()
+        self._words()
         for token in needle.split(" ")[1:-1]:
-            if not self._word_spans(token)[1]:
+            if not self._is_word(token):
                 return f"not in the article ('{token}' never occurs in it as a separate word)"
         found, complete = self._longest_prefix(needle)
         if found == len(needle):
@@ -853,12 +869,12 @@ class SourceIndex:
         """A head start for ``_longest_prefix``: ``(best, pos)`` from the longest prefix that ends at a
         space and occurs, found by bisection over word boundaries with the word index; else ``(0, 0)``.
         """
-        self._word_index()
+        self._words()
         tokens = needle.split(" ")
         ends = []  # ends[j]: length of the prefix through tokens[j + 1] and the space after it
         end = len(tokens[0]) + 1
         for token in tokens[1:-1]:
-            if not self._word_spans(token)[1]:
+            if not self._is_word(token):
                 break
             end += len(token) + 1
             ends.append(end)
