@@ -643,3 +643,28 @@ def test_run_and_cache_clear_recover_from_a_corrupt_cache(
         f"removed 0 cached answer(s) and 2 corrupt cache(s) set aside from {cache_dir}\n"
     )
     assert sorted(p.name for p in cache_dir.iterdir() if p.name.startswith("corrupt-")) == []
+
+
+def test_prompt_show_prints_the_exact_messages_and_their_tokens(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from extractor.models import Article
+    from extractor.prompts import load_prompts
+
+    article = tmp_path / "a.txt"
+    article.write_text("Oslo — “We will not send ships,” Kari Berg said.\n", encoding="utf-8")
+    assert (
+        cli.main(["prompt", "show", str(article), "--max-events", "4", "--output-language", "Norwegian"]) == 0
+    )
+    out = capsys.readouterr().out
+    expected = load_prompts().render(
+        Article.from_text(article.read_text(encoding="utf-8").strip(), id="a"),
+        max_events=4,
+        output_language="Norwegian",
+    )
+    assert expected[0]["content"] in out and "at most\n    4." in out and "are in Norwegian" in out
+    assert "<article_text>\nOslo — “We will not send ships,” Kari Berg said.\n" in out
+    head = next(line for line in out.splitlines() if line.startswith("## a request 1"))
+    fixed = int(head.split("fixed prompt ~")[1].split(",")[0])
+    assert fixed < 2500 and int(head.split("~")[1].split(" ")[0]) > fixed
+    assert cli.main(["prompt", "show", str(tmp_path / "none.txt")]) == 2

@@ -66,6 +66,12 @@ def test_the_wheel_carries_prompts_and_schemas(installed: Installed) -> None:
     names = set(zipfile.ZipFile(installed.wheel).namelist())
     for name in ("system.j2", "user.j2"):
         assert f"extractor/_data/prompts/{name}" in names
+    examples = [ex.name for ex in load_prompts().examples]  # the worked examples, article and answer
+    assert examples and all(
+        f"extractor/_data/prompts/examples/{ex}.{kind}" in names
+        for ex in examples
+        for kind in ("txt", "json")
+    )
     for name in ("article_extraction.schema.json", "article_result.schema.json", "openapi.json"):
         assert f"extractor/_data/schemas/{name}" in names
     assert "extractor/py.typed" in names and "extractor/serve.py" in names and "extractor/client.py" in names

@@ -72,6 +72,12 @@ def _settings_args(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--chunk-overlap", dest="chunk_overlap_chars", type=int, help="characters shared by adjacent chunks"
     )
+    g.add_argument(
+        "--max-events", dest="max_events", type=int, help="events per article, at most (default 10)"
+    )
+    g.add_argument(
+        "--output-language", dest="output_language", help="language of summaries and stance targets (English)"
+    )
     g.add_argument("--cache-dir", dest="cache_dir", help="response cache ($EXTRACTOR_CACHE_DIR)")
     g.add_argument(
         "--cache-url", dest="cache_url", help="shared JSON cache: folder or s3:// URL ($EXTRACTOR_CACHE_URL)"
@@ -105,7 +111,7 @@ def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
 def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     names = ["model", "base_url", "mode", "temperature", "max_tokens", "timeout_s", "reasks", "concurrency"]
     names += ["rpm", "tpm", "chunk_chars", "cache_dir", "cache_url", "chunk_overlap_chars"]
-    names += ["max_input_bytes"]
+    names += ["max_input_bytes", "max_events", "output_language"]
     overrides = {n: getattr(args, n, None) for n in names}
     if getattr(args, "no_cache", False):
         overrides["use_cache"] = False
@@ -274,6 +280,8 @@ def cmd_record(args: argparse.Namespace) -> int:
             "mode": settings.mode,
             "temperature": settings.temperature,
             "max_tokens": settings.max_tokens,
+            "max_events": settings.max_events,
+            "output_language": settings.output_language,
         },
     )
     with Extractor(settings) as extractor:
@@ -317,6 +325,37 @@ def cmd_fixtures(args: argparse.Namespace) -> int:
         print(f"missing: no recording for {aid} with the current prompt {extractor.prompts.version}")
     print(f"{len(keys)} request(s) checked: {len(stale)} stale recording(s), {len(missing)} missing")
     return 1 if stale or missing else 0
+
+
+def cmd_prompt(args: argparse.Namespace) -> int:
+    """Print the exact messages one article's requests send, and their (estimated) token counts."""
+    from extractor.articles import load_articles
+    from extractor.models import Article
+    from extractor.pipeline import Extractor
+    from extractor.prompts import estimate_tokens
+
+    settings = _load_settings(args, use_cache=False)
+    extractor = Extractor(settings)
+    inputs = load_articles(
+        [args.article], follow_symlinks=settings.follow_symlinks, max_input_bytes=settings.max_input_bytes
+    )
+    articles = [item for item in inputs if isinstance(item, Article)]
+    if not articles:
+        raise ConfigError(f"{args.article}: no article to render (see `extractor run` for accepted inputs)")
+    print(f"# prompt version {extractor.prompts.version}; tokens are an offline upper-bound estimate")
+    for article in articles:
+        bare = extractor.prompts.render(
+            article, "", max_events=settings.max_events, output_language=settings.output_language
+        )
+        fixed = sum(estimate_tokens(m["content"]) for m in bare)  # everything but the article's text
+        for number, (messages, _key) in enumerate(extractor.requests(article), start=1):
+            total = sum(estimate_tokens(m["content"]) for m in messages)
+            head = f"## {article.id} request {number}: ~{total} tokens"
+            print(f"{head} (fixed prompt ~{fixed}, the article the rest)")
+            for m in messages:
+                print(f"--- {m['role']} ({estimate_tokens(m['content'])} tokens)")
+                print(m["content"])
+    return 0
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -594,6 +633,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fixtures", help="recordings folder (default: the checkout's fixtures/recorded)")
     _settings_args(p)
     p.set_defaults(func=cmd_fixtures)
+
+    p = sub.add_parser("prompt", help="show the exact messages an article's requests send, with tokens")
+    p.add_argument("action", choices=["show"])
+    p.add_argument("article", help="an article file (.txt .md .html .json .jsonl)")
+    _settings_args(p)
+    p.set_defaults(func=cmd_prompt)
 
     p = sub.add_parser("report", help="write the HTML review page of a run")
     p.add_argument("dir", help="output folder of a run")

@@ -2,6 +2,7 @@
 
 Environment variables: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``EXTRACTOR_MODEL``, ``EXTRACTOR_MODE``,
 ``EXTRACTOR_CACHE_DIR``, ``EXTRACTOR_CONCURRENCY``, ``EXTRACTOR_RPM``, ``EXTRACTOR_TPM``,
+``EXTRACTOR_MAX_EVENTS``, ``EXTRACTOR_OUTPUT_LANGUAGE``,
 ``EXTRACTOR_CONFIG`` (path of a TOML config file; default ``./extractor.toml`` when present).
 A config file holds the same keys as ``Settings`` fields, under ``[extractor]`` (then nothing may be
 outside it) or all at top level. Every value is checked when the settings are made: a bad one is one
@@ -56,6 +57,8 @@ _ENV: dict[str, str] = {
     "concurrency": "EXTRACTOR_CONCURRENCY",
     "rpm": "EXTRACTOR_RPM",
     "tpm": "EXTRACTOR_TPM",
+    "max_events": "EXTRACTOR_MAX_EVENTS",
+    "output_language": "EXTRACTOR_OUTPUT_LANGUAGE",
 }
 
 
@@ -134,6 +137,10 @@ class Settings:
     # Inputs: follow symlinks that point outside the given paths; the size cap of one input.
     follow_symlinks: bool = False
     max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    # The prompt: at most this many events per article (per chunk), and the language of `summary` and
+    # stance `target` (quotes, evidence, names and date_text always stay in the article's language).
+    max_events: int = 10
+    output_language: str = "English"
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
@@ -186,6 +193,13 @@ class Settings:
                 raise ConfigError(f"{name} must be positive, got {value}")
         if self.max_input_bytes <= 0:
             raise ConfigError(f"max_input_bytes must be positive, got {self.max_input_bytes}")
+        if not 1 <= self.max_events <= 200:
+            raise ConfigError(f"max_events must be between 1 and 200, got {self.max_events}")
+        _check_name("output_language", self.output_language)
+        if len(self.output_language) > 40:
+            raise ConfigError(
+                f"output_language is a language name, at most 40 characters: {self.output_language!r}"
+            )
 
     @property
     def endpoint(self) -> str:

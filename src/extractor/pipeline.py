@@ -325,7 +325,14 @@ class Extractor:
     # ------------------------------------------------------------------ one article
 
     def _answer_key(self, article: Article, window: tuple[int, int], i: int, n: int) -> tuple[Any, str]:
-        messages = self.prompts.render(article, article.text[window[0] : window[1]], i, n)
+        messages = self.prompts.render(
+            article,
+            article.text[window[0] : window[1]],
+            i,
+            n,
+            max_events=self.settings.max_events,
+            output_language=self.settings.output_language,
+        )
         return messages, cache_key(self.settings, messages, self.schema, self.prompts.version)
 
     def requests(self, article: Article) -> list[tuple[list[dict[str, str]], str]]:
