@@ -910,3 +910,29 @@ def test_inputs_come_in_order_with_each_text_stored_once_loaded(slow_s: float) -
     on_loop = {on_main for _, on_main in prepared}
     # A slow first block moves loading off the loop from the second block on.
     assert on_loop == ({True} if slow_s > 0 else {True, False})
+
+
+def test_loading_off_the_loop_keeps_to_one_thread_of_its_own() -> None:
+    from extractor.models import Article
+
+    items = [Article.from_text(f"Text {i}.") for i in range(400)]
+    threads: set[str] = set()
+
+    def prepare(article: Article) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            threads.add(threading.current_thread().name)
+        time.sleep(0.0005)  # a slow block, so that blocks overlap with the consumer
+
+    async def drain() -> int:
+        source = batch._Inputs(iter(items), prepare, block=4, slow_s=-1.0)
+        count = 0
+        while await source.next() is not None:
+            count += 1
+            await asyncio.sleep(0)
+        await source.aclose()
+        return count
+
+    assert asyncio.run(drain()) == 400
+    # one thread: a pool of them would each keep a malloc arena of freed memory (peak RSS grew ~9 MB
+    # over a million short articles, benchmarks/bench_duplicates.py)
+    assert len(threads) == 1 and next(iter(threads)).startswith("extractor-load")
