@@ -347,13 +347,16 @@ def test_copies_of_a_failed_article_fail_with_it_and_are_retried(tmp_path: Path)
 
 @dataclass
 class GatedModel(FakeModel):
-    """Answers only once the batch has read its whole input: every copy is then waiting on the first."""
+    """Answers only once the batch has read its whole input (every copy is then waiting on the first),
+    each article with the answer queued under its id (the calls resume in any order)."""
 
     state: dict[str, bool] = field(default_factory=dict)
+    by_id: dict[str, Any] = field(default_factory=dict)
 
     async def complete(self, messages: list[dict[str, str]], *, key: str, article_id: str, check: Any) -> Any:
         while not self.state.get("read_all"):
             await asyncio.sleep(0.001)
+        self.queue.insert(0, self.by_id.pop(article_id))
         return await super().complete(messages, key=key, article_id=article_id, check=check)
 
 
@@ -392,8 +395,8 @@ def test_copies_waiting_on_an_article_in_flight_wait_on_disk_and_each_gets_its_l
     rows += [{"id": "last", "text": body("last")}]
     feed.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     out = tmp_path / "out"
-    fake = GatedModel(state=state)
-    fake.enqueue(answer(), TransportError("HTTP 503") if fails else answer(), answer())
+    first = TransportError("HTTP 503") if fails else answer()
+    fake = GatedModel(state=state, by_id={"other": answer(), "copy0": first, "last": answer()})
     summary = run_batch([feed], out, make(tmp_path, fake), concurrency=4, reporter=quiet())
     assert len(fake.history) == 3
     assert counts and max(counts) == 299  # every copy waited in the index, none in memory
