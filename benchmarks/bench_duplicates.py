@@ -157,7 +157,9 @@ def _run_child(source: Path, out: Path, url: str, watch: Any = None) -> tuple[in
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "EXTRACTOR_"))}
     env["OPENAI_API_KEY"] = "bench-not-a-key"
     argv = [sys.executable, "-m", "extractor", "run", str(source), "--out", str(out), "--quiet"]
-    argv += ["--base-url", url, "--no-cache"]
+    # The answer is held while the child reads its input (minutes for 10^6 lines on a busy machine):
+    # a long client timeout, so that no retry adds a request.
+    argv += ["--base-url", url, "--no-cache", "--timeout", "3600"]
     started = time.perf_counter()
     child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     watcher = None

@@ -397,13 +397,16 @@ def test_copies_of_a_failed_article_fail_with_it_and_are_retried(tmp_path: Path)
 
 @dataclass
 class GatedModel(FakeModel):
-    """Answers only once the batch has read its whole input: every copy is then waiting on the first."""
+    """Answers only once the batch has read its whole input (every copy is then waiting on the first),
+    each article with the answer queued under its id (the calls resume in any order)."""
 
     state: dict[str, bool] = field(default_factory=dict)
+    by_id: dict[str, Any] = field(default_factory=dict)
 
     async def complete(self, messages: list[dict[str, str]], *, key: str, article_id: str, check: Any) -> Any:
         while not self.state.get("read_all"):
             await asyncio.sleep(0.001)
+        self.queue.insert(0, self.by_id.pop(article_id))
         return await super().complete(messages, key=key, article_id=article_id, check=check)
 
 
@@ -442,8 +445,8 @@ def test_copies_waiting_on_an_article_in_flight_wait_on_disk_and_each_gets_its_l
     rows += [{"id": "last", "text": body("last")}]
     feed.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     out = tmp_path / "out"
-    fake = GatedModel(state=state)
-    fake.enqueue(answer(), TransportError("HTTP 503") if fails else answer(), answer())
+    first = TransportError("HTTP 503") if fails else answer()
+    fake = GatedModel(state=state, by_id={"other": answer(), "copy0": first, "last": answer()})
     summary = run_batch([feed], out, make(tmp_path, fake), concurrency=4, reporter=quiet())
     assert len(fake.history) == 3
     assert counts and max(counts) == 299  # every copy waited in the index, none in memory
@@ -1043,3 +1046,29 @@ def test_sigterm_ends_a_watch_like_ctrl_c(tmp_path: Path) -> None:
     summary = watch(src, out, make(tmp_path, fake), interval_s=0.05, settle_s=0.0, reporter=quiet())
     assert summary.stopped_by == "SIGTERM" and run_json(out)["stopped_by"] == "SIGTERM"
     assert {r["status"] for r in lines(out)} == {"ok"} and len(lines(out)) == len(fake.history)
+
+
+def test_loading_off_the_loop_keeps_to_one_thread_of_its_own() -> None:
+    from extractor.models import Article
+
+    items = [Article.from_text(f"Text {i}.") for i in range(400)]
+    threads: set[str] = set()
+
+    def prepare(article: Article) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            threads.add(threading.current_thread().name)
+        time.sleep(0.0005)  # a slow block, so that blocks overlap with the consumer
+
+    async def drain() -> int:
+        source = batch._Inputs(iter(items), prepare, block=4, slow_s=-1.0)
+        count = 0
+        while await source.next() is not None:
+            count += 1
+            await asyncio.sleep(0)
+        await source.aclose()
+        return count
+
+    assert asyncio.run(drain()) == 400
+    # one thread: a pool of them would each keep a malloc arena of freed memory (peak RSS grew ~9 MB
+    # over a million short articles, benchmarks/bench_duplicates.py)
+    assert len(threads) == 1 and next(iter(threads)).startswith("extractor-load")

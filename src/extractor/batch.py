@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import datetime
 import itertools
@@ -656,7 +657,9 @@ class _Inputs:
     thread made a warm run about twice as slow (the thread hand-off, and the two threads contending for
     the GIL). Once a block takes longer than ``slow_s`` (HTML pages through trafilatura), loading moves
     to a worker thread, the next block loading while this one is extracted, so that parsing never stalls
-    the requests in flight for long."""
+    the requests in flight for long. One thread of its own, always the same: blocks handed to the
+    loop's default executor spread over up to six threads, each with its own malloc arena keeping
+    freed memory, and a run's peak RSS grew by about 9 MB over a million short articles."""
 
     def __init__(
         self,
@@ -673,6 +676,7 @@ class _Inputs:
         self._loading: asyncio.Future[list[Article | LoadError]] | None = None
         self._threaded = False
         self._done = False
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
 
     def _load(self) -> list[Article | LoadError]:
         chunk = list(itertools.islice(self._items, self._block))
@@ -683,7 +687,9 @@ class _Inputs:
 
     def _prefetch(self) -> None:
         if self._threaded and not self._done and self._loading is None:
-            self._loading = asyncio.ensure_future(asyncio.to_thread(self._load))
+            if self._thread is None:
+                self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="extractor-load")
+            self._loading = asyncio.get_running_loop().run_in_executor(self._thread, self._load)
 
     async def next(self) -> Article | LoadError | None:
         if not self._buffer and not self._done:
@@ -709,6 +715,9 @@ class _Inputs:
             with contextlib.suppress(Exception):
                 await self._loading
             self._loading = None
+        if self._thread is not None:
+            self._thread.shutdown(wait=False)
+            self._thread = None
 
 
 async def _run(
