@@ -13,11 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from extractor.config import Settings, url_secrets
 from extractor.errors import ConfigError, ExtractorError, FolderBusyError, redact
 from extractor.resources import checkout_path, checkout_root, data_dir
+
+if TYPE_CHECKING:
+    from extractor.config import Settings
 
 __all__ = ["main"]
 
@@ -49,6 +51,8 @@ _SECRETS: set[str] = set()
 
 def _error_line(exc: BaseException) -> str:
     """An error's message on one line, without any credential the environment or settings hold."""
+    from extractor.config import url_secrets
+
     known = (os.environ.get("OPENAI_API_KEY"), *url_secrets(os.environ.get("OPENAI_BASE_URL")), *_SECRETS)
     return redact(" ".join(str(exc).split()), *known)
 
@@ -100,6 +104,8 @@ def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    from extractor.config import Settings
+
     names = ["model", "base_url", "mode", "temperature", "max_tokens", "timeout_s", "reasks", "concurrency"]
     names += ["rpm", "tpm", "chunk_chars", "cache_dir", "cache_url"]
     names += ["max_input_bytes"]
@@ -116,6 +122,7 @@ def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def _replay_settings(args: argparse.Namespace, settings: Settings, replay: Path) -> Settings:
     """Settings for replaying ``replay``: what the recordings were made with, unless flags say otherwise."""
+    from extractor.config import Settings
     from extractor.replay import load_recorded_settings
 
     recorded = load_recorded_settings(replay)
@@ -335,7 +342,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "with --replay DIR"
         )
     config = ServiceConfig(
-        data_dir=Path(args.data_dir),
+        data_dir=Path(args.data_dir or _default_data_dir()),
         host=args.host,
         port=args.port,
         token=os.environ.get("EXTRACTOR_API_TOKEN") or None,
@@ -630,8 +637,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data-dir",
         dest="data_dir",
-        default=_default_data_dir(),
-        help="where jobs live (default: %(default)s)",
+        help="where jobs live (default: extractor/service in the user data folder)",
     )
     p.add_argument(
         "--allow-paths", dest="allow_paths", metavar="DIR", help="let jobs name files and folders under DIR"
