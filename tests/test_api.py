@@ -26,7 +26,6 @@ PUBLIC = [
     "ArticleResult",
     "CacheError",
     "ConfigError",
-    "DuplicateTracker",
     "Event",
     "Extractor",
     "ExtractorError",

@@ -122,7 +122,7 @@ def test_a_cached_answer_that_fails_validation_is_asked_again_and_replaced(
     with Extractor(Settings(cache_dir=tmp_path / "cache"), provider=fake_model) as ex:
         first = ex.extract(Article.from_text(text, id="a"))
         assert ex.cache is not None
-        [key] = ex.request_keys(Article.from_text(text, id="a"))
+        [(_, key)] = ex.requests(Article.from_text(text, id="a"))
         entry = ex.cache.get(key)
         assert first.status == "ok" and entry is not None
         ex.cache.set(key, damage(entry))

@@ -341,10 +341,6 @@ class Extractor:
         windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
         return [self._answer_key(article, w, i, len(windows)) for i, w in enumerate(windows, start=1)]
 
-    def request_keys(self, article: Article) -> list[str]:
-        """The cache (and recording) keys of the requests this article needs, one per chunk."""
-        return [key for _, key in self.requests(article)]
-
     async def aextract(self, article: Article | str) -> ArticleResult:
         """Extract one article. Any failure gives an error result; only ConfigError is raised. When some
         chunks of a long article fail and others succeed, the result is ``ok`` with ``chunk_errors``."""
