@@ -387,13 +387,9 @@ class Extractor:
             raise
         except Exception as exc:  # an unexpected failure in one article must not end a batch
             return self._error_result(article, exc, usage, model, started, len(windows))
-        return ArticleResult(
-            article_id=article.id,
-            source=article.source,
-            sha256=article.sha256,
+        return ArticleResult.for_article(
+            article,
             status="ok",
-            title=article.title,
-            published=article.published,
             events=events,
             quotes=quotes,
             stances=stances,
@@ -445,17 +441,13 @@ class Extractor:
     def _error_result(
         self, article: Article, exc: Exception, usage: Usage, model: str | None, started: float, chunks: int
     ) -> ArticleResult:
-        return ArticleResult(
-            article_id=article.id,
-            source=article.source,
-            sha256=article.sha256,
+        return ArticleResult.for_article(
+            article,
             status="error",
             error=ErrorInfo(
                 type=type(exc).__name__,
                 message=redact(" ".join(str(exc).split()), *self.settings.secrets) or type(exc).__name__,
             ),
-            title=article.title,
-            published=article.published,
             usage=usage,
             model=self.settings.model,
             served_model=model,
