@@ -32,6 +32,14 @@ DEFAULT_GOLD = checkout_path("fixtures", "gold")
 SCHEMA_DIR = data_dir("schemas").resolve()
 
 
+def _shown(path: Path | str) -> str:
+    """``path`` as a note shows it: relative to the working folder when it lies inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _checkout_default(value: str | None, default: Path | None, what: str, flag: str) -> str:
     """``value`` when given; else the checkout's ``default``, said on stderr; else a usage error."""
     if value is not None:
@@ -41,7 +49,7 @@ def _checkout_default(value: str | None, default: Path | None, what: str, flag: 
             f"{flag} is required: the default {what} comes with the source checkout, which this "
             "installed package does not have"
         )
-    print(f"note: using the source checkout's {what}: {default}", file=sys.stderr, flush=True)
+    print(f"note: using the source checkout's {what}: {_shown(default)}", file=sys.stderr, flush=True)
     return str(default)
 
 
@@ -149,7 +157,7 @@ def _extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Any:
                 "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR "
                 f"(no recorded fixtures at {replay})"
             )
-        note = f"no OPENAI_API_KEY set: replaying recorded responses from {replay} (offline)"
+        note = f"no OPENAI_API_KEY set: replaying recorded responses from {_shown(replay)} (offline)"
         print(note, file=out or sys.stderr, flush=True)
     if replay is not None:
         if not Path(replay).is_dir():
