@@ -268,6 +268,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from extractor.batch import run_batch
+    from extractor.config import answer_settings
     from extractor.pipeline import Extractor
     from extractor.replay import save_recorded_settings
 
@@ -278,16 +279,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             "record needs a live model: set OPENAI_API_KEY (and OPENAI_BASE_URL for local servers)"
         )
     Path(args.fixtures).mkdir(parents=True, exist_ok=True)
-    save_recorded_settings(
-        args.fixtures,
-        {
-            "model": settings.model,
-            "base_url": settings.public_endpoint,
-            "mode": settings.mode,
-            "temperature": settings.temperature,
-            "max_tokens": settings.max_tokens,
-        },
-    )
+    save_recorded_settings(args.fixtures, answer_settings(settings))
     with Extractor(settings) as extractor:
         summary = run_batch(
             args.paths, args.out, extractor, force=True, reporter=_reporter(args), wait_lock=args.wait_lock
