@@ -684,7 +684,7 @@ def child_warm(spec: dict[str, Any]) -> dict[str, Any]:
     extractor = Extractor(config)
     first = next(a for a in load_articles([folder]) if isinstance(a, Article))
     cache = extractor.cache
-    if cache is None or not all(key in cache for key in extractor.request_keys(first)):
+    if cache is None or not all(key in cache for _, key in extractor.requests(first)):
         raise SystemExit(
             f"bench_batch: {first.id} is not in the cache filled moments ago: the cache key (prompts, "
             "pipeline or cache code) changed during the benchmark; run it again"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -24,7 +26,6 @@ PUBLIC = [
     "ArticleResult",
     "CacheError",
     "ConfigError",
-    "DuplicateTracker",
     "Event",
     "Extractor",
     "ExtractorError",
@@ -88,6 +89,44 @@ def test_grounding_is_pure_standard_library() -> None:
 
     third_party = {m for m in _imports(SRC / "grounding.py") if m not in sys.stdlib_module_names}
     assert third_party == set()
+
+
+# What a fresh interpreter has loaded after a statement: the model stack (openai 0.4 s, instructor) must
+# stay out of the light modules and of the command's start-up.
+_HEAVY = ("openai", "instructor", "httpx")
+_LOADED = f"import sys; print(sorted(m for m in {_HEAVY!r} if m in sys.modules))"
+
+
+def _heavy_loaded_by(statement: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"{statement}\n{_LOADED}"], capture_output=True, text=True, check=True
+    )
+    loaded: list[str] = json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+    return loaded
+
+
+@pytest.mark.parametrize("module", ["extractor.grounding", "extractor.models", "extractor.store"])
+def test_a_light_module_imports_no_model_stack(module: str) -> None:
+    assert _heavy_loaded_by(f"import {module}") == []
+
+
+def test_the_command_starts_without_the_model_stack() -> None:
+    """``extractor --help`` (and the parser of every command) loads no command module."""
+    statement = (
+        "import contextlib, io\n"
+        "from extractor.cli import main\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['--help'])\n"
+        "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+        "    main(['serve', '--help'])"
+    )
+    assert _heavy_loaded_by(statement) == []
+
+
+def test_the_public_names_load_on_first_use() -> None:
+    """``import extractor`` is light; ``from extractor import Extractor`` brings in the pipeline."""
+    assert _heavy_loaded_by("import extractor") == []
+    assert _heavy_loaded_by("from extractor import Extractor") == sorted(_HEAVY)
 
 
 def test_a_request_that_escapes_respx_hits_the_network_guard(tmp_path: Path) -> None:

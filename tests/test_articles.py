@@ -17,7 +17,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from extractor.articles import (
-    DuplicateTracker,
     iter_input_files,
     load_articles,
     load_file,
@@ -629,23 +628,14 @@ def test_bom_and_line_endings_are_normalised(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- duplicates
 
 
-def test_duplicate_tracker_points_at_the_first_article(tmp_path: Path) -> None:
+def test_the_same_text_in_any_format_has_one_sha256(tmp_path: Path) -> None:
+    """A run spots duplicates by sha256: a BOM, CRLF line ends or a JSON wrapper do not hide one."""
     write(tmp_path / "1.txt", "Same story.\n")
     write(tmp_path / "2.json", '{"text": "Same story.\\r\\n"}')
     write(tmp_path / "3.txt", "Other story.")
     write(tmp_path / "4.md", "\ufeffSame story.\n")
-    tracker = DuplicateTracker()
-    verdicts = [(a.id, tracker.check(a)) for a in articles(load(tmp_path))]
-    assert verdicts == [("1", None), ("2", "1"), ("3", None), ("4", "1")]
-    assert len(tracker) == 2
-
-
-def test_duplicate_tracker_same_article_again_is_not_a_duplicate() -> None:
-    tracker = DuplicateTracker()
-    article = Article.from_text("Text.", id="x")
-    assert tracker.check(article) is None
-    assert tracker.check(article) is None
-    assert tracker.check(Article.from_text("Text.", id="y")) == "x"
+    loaded = {a.id: a.sha256 for a in articles(load(tmp_path))}
+    assert loaded["1"] == loaded["2"] == loaded["4"] != loaded["3"]
 
 
 # --------------------------------------------------------------------------- seeds

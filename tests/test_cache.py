@@ -14,7 +14,7 @@ import pytest
 
 from extractor import Article, Extractor
 from extractor.cache import ResponseCache, cache_key
-from extractor.config import Settings
+from extractor.config import Settings, answer_settings
 from extractor.errors import CacheError
 from tests import wire
 from tests.conftest import FakeModel
@@ -38,6 +38,14 @@ def test_key_covers_what_determines_the_answer_but_not_the_api_key() -> None:
         cache_key(base, MESSAGES, "{}", "v2"),
     ]
     assert len({key, *variants}) == len(variants) + 1
+
+
+def test_settings_saved_with_recordings_give_the_same_key_and_no_credential() -> None:
+    """``answer_settings`` is what ``extractor record`` saves and a replay loads: the same key again."""
+    live = Settings(api_key="sk-one", base_url="http://me:pw@127.0.0.1:1/v1", temperature=0.3, concurrency=3)
+    saved = answer_settings(live)
+    assert "pw" not in str(saved) and "sk-one" not in str(saved)
+    assert cache_key(Settings(**saved), MESSAGES, "{}", "v1") == cache_key(live, MESSAGES, "{}", "v1")
 
 
 def test_round_trip_and_stats(tmp_path: Path) -> None:
@@ -122,7 +130,7 @@ def test_a_cached_answer_that_fails_validation_is_asked_again_and_replaced(
     with Extractor(Settings(cache_dir=tmp_path / "cache"), provider=fake_model) as ex:
         first = ex.extract(Article.from_text(text, id="a"))
         assert ex.cache is not None
-        [key] = ex.request_keys(Article.from_text(text, id="a"))
+        [(_, key)] = ex.requests(Article.from_text(text, id="a"))
         entry = ex.cache.get(key)
         assert first.status == "ok" and entry is not None
         ex.cache.set(key, damage(entry))

@@ -176,13 +176,14 @@ def test_reporter_choice(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_offline_run_of_the_seeds_replays_the_recordings(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "out"
+    monkeypatch.chdir(ROOT)  # as `dev.py run` does: the note shows the recordings' path from the checkout
     assert cli.main(["run", str(SEEDS), "--out", str(out)]) == 0
     captured = capsys.readouterr()
     assert captured.err.count(OFFLINE_NOTE) == 1
-    assert f"{OFFLINE_NOTE} {RECORDED} (offline)\n" in captured.err
+    assert f"{OFFLINE_NOTE} fixtures/recorded (offline)\n" in captured.err
     assert f"results: {out / RESULTS_FILE}" in captured.out
     assert captured.err.count("[extracted] ") == 5  # not a TTY: plain log lines
     results = list(iter_results(out))

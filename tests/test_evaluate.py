@@ -26,13 +26,10 @@ from extractor.evaluate import (
     flat_metrics,
     gold_as_result,
     load_gold,
-    names_match,
-    normalize_name,
     render_articles,
     render_table,
-    target_similarity,
-    target_tokens,
 )
+from extractor.matching import names_match, normalize_name, target_similarity, target_tokens
 from extractor.models import (
     Article,
     ArticleResult,

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
 from extractor import ArticleExtraction, Rejected
-from extractor.models import EVENT_TYPES, SCHEMA_ERROR_PREFIX, describe_validation_error
+from extractor.models import (
+    EVENT_TYPES,
+    SCHEMA_ERROR_PREFIX,
+    Article,
+    ArticleResult,
+    ErrorInfo,
+    describe_validation_error,
+)
 
 # Pinned as the issue spells it, independently of the Literal in models.py.
 PLOVER_TEXT = (
@@ -214,3 +222,22 @@ def test_in_a_reask_context_bad_items_fail_the_answer_with_their_paths_capped() 
     # repaired drift alone never fails, even in a re-ask context
     drift = _answer([_event(event_type=" reject", confidence=0.8)])
     ArticleExtraction.model_validate(drift, context={"reask_items": True, "max_listed": 10})
+
+
+def test_a_result_for_an_article_carries_its_identity_and_the_given_fields() -> None:
+    published = dt.date(2025, 3, 6)
+    article = Article.from_text("Text.", id="a1", source="in/a1.txt", title="T", published=published)
+    error = ErrorInfo(type="LLMError", message="down")
+    result = ArticleResult.for_article(article, status="error", error=error, model="m")
+    assert result == ArticleResult(
+        article_id="a1",
+        source="in/a1.txt",
+        sha256=article.sha256,
+        status="error",
+        error=error,
+        title="T",
+        published=published,
+        model="m",
+    )
+    with pytest.raises(ValidationError, match="status"):
+        ArticleResult.for_article(article)

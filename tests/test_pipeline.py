@@ -459,7 +459,7 @@ def test_a_cache_hit_is_grounded_again_against_the_article(tmp_path: Path, artic
     ex, _ = make(tmp_path)
     ex.extract(article)
     assert ex.cache is not None
-    [key] = ex.request_keys(article)
+    [(_, key)] = ex.requests(article)
     entry = ex.cache.get(key)
     assert entry is not None
     entry["answer"]["quotes"].append({"text": "Italy will send troops", "speaker": "Meloni", "cue": None})
@@ -499,7 +499,7 @@ def test_a_cache_entry_written_before_answers_were_kept_still_hits(tmp_path: Pat
     ex, _ = make(tmp_path)
     first = ex.extract(article)
     assert ex.cache is not None
-    [key] = ex.request_keys(article)
+    [(_, key)] = ex.requests(article)
     entry = ex.cache.get(key)
     assert entry is not None
     entry["extraction"] = entry.pop("answer")  # the old entry format: the validated extraction

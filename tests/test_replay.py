@@ -113,9 +113,8 @@ def test_stale_recordings_lists_unused_keys(tmp_path: Path) -> None:
     shutil.copytree(FIXTURES / "recorded", copy)
     recorded = load_recorded_settings(copy)
     with Extractor(Settings(**recorded, replay_dir=copy, use_cache=False, cache_dir=tmp_path / "c")) as ex:
-        keys = [
-            k for p in sorted(SEEDS.glob("*.txt")) for k in ex.request_keys(Article.from_text(p.read_text()))
-        ]
+        texts = [p.read_text() for p in sorted(SEEDS.glob("*.txt"))]
+        keys = [k for text in texts for _, k in ex.requests(Article.from_text(text))]
     assert stale_recordings(copy, keys) == []
     (copy / f"{'0' * 64}.json").write_text("{}", encoding="utf-8")
     assert [p.name for p in stale_recordings(copy, keys)] == [f"{'0' * 64}.json"]

@@ -140,7 +140,7 @@ def test_writer_creates_the_folder_and_flushes_each_line(tmp_path: Path) -> None
 def test_writer_appends_after_repairing_a_torn_line(tmp_path: Path) -> None:
     torn = b'{"article_id": "x'
     (tmp_path / RESULTS_FILE).write_bytes(line("a") + torn)
-    with ResultsWriter(tmp_path, fsync=True) as writer:
+    with ResultsWriter(tmp_path) as writer:
         assert writer.repaired_bytes == len(torn)
         writer.write(result("b"))
     assert (tmp_path / RESULTS_FILE).read_bytes() == line("a") + line("b")

@@ -15,7 +15,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from extractor.articles import DuplicateTracker, load_articles
+    from extractor.articles import load_articles
     from extractor.batch import RunSummary, run_batch, watch
     from extractor.config import Settings
     from extractor.errors import (
@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 # The public names are imported on first use (PEP 562), so that ``import extractor.client`` (httpx +
 # pydantic only) or ``extractor.models`` does not pull in openai, instructor, trafilatura and the rest.
 _HOME: dict[str, str] = {
-    "DuplicateTracker": "articles",
     "load_articles": "articles",
     "RunSummary": "batch",
     "run_batch": "batch",
@@ -104,7 +103,6 @@ __all__ = [
     "ArticleResult",
     "CacheError",
     "ConfigError",
-    "DuplicateTracker",
     "Event",
     "Extractor",
     "ExtractorError",

@@ -66,7 +66,6 @@ from extractor.models import Article, LoadError, text_sha256
 
 __all__ = [
     "SUPPORTED_SUFFIXES",
-    "DuplicateTracker",
     "iter_input_files",
     "load_articles",
     "load_file",
@@ -113,24 +112,6 @@ def sanitize_id(raw: str, text_sha: str) -> str:
     safe = re.sub(r"\.{2,}", ".", safe).strip("._-")
     safe = safe[:MAX_ID_LENGTH].rstrip("._-")
     return safe or text_sha[:16]
-
-
-class DuplicateTracker:
-    """Remembers each text's sha256 to spot articles whose text was already seen.
-
-    Assumes ids are unique per article, as ``load_articles`` makes them: checking the same article
-    again is not a duplicate."""
-
-    def __init__(self) -> None:
-        self._first: dict[str, str] = {}
-
-    def check(self, article: Article) -> str | None:
-        """Return the id of the first article with the same text, or None (and remember this one)."""
-        first = self._first.setdefault(article.sha256, article.id)
-        return None if first == article.id else first
-
-    def __len__(self) -> int:
-        return len(self._first)
 
 
 def iter_input_files(

@@ -908,22 +908,14 @@ def _merge(total: RunSummary, part: RunSummary) -> None:
     total.folder = part.folder  # the folder's totals after the latest round
 
 
-def _skip_result(article: Article, model: str, version: str) -> ArticleResult:
-    return ArticleResult(
-        article_id=article.id,
-        source=article.source,
-        sha256=article.sha256,
-        status="ok",
-        title=article.title,
-        published=article.published,
-        model=model,
-        prompt_version=version,
-    )
+def _skip_result(article: Article, model: str, version: str, first: str | None = None) -> ArticleResult:
+    """The result line of an article not extracted: done before, or (``first``) a duplicate of one."""
+    fields = {"model": model, "prompt_version": version, "duplicate_of": first}
+    return ArticleResult.for_article(article, status="ok", **fields)
 
 
 def _duplicate_result(article: Article, first: str, model: str, version: str) -> ArticleResult:
-    result = _skip_result(article, model, version)
-    return result.model_copy(update={"duplicate_of": first})
+    return _skip_result(article, model, version, first)
 
 
 def run_batch(

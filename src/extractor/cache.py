@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import diskcache
 
-from extractor.config import Settings
+from extractor.config import Settings, answer_settings
 from extractor.errors import CacheError
 
 __all__ = ["CACHE_FORMAT", "AnswerCache", "ResponseCache", "cache_key", "open_cache"]
@@ -40,13 +40,12 @@ def cache_key(settings: Settings, messages: list[dict[str, str]], schema: str, p
     """The content address of one request: sha256 over the settings that shape the answer, the schema,
     the prompt version and every message (each part hashed on its own, so the same article text under
     another role or order gives another key)."""
+    answer = answer_settings(settings)
+    # The endpoint enters the key as "endpoint", as it has since the first recordings (a rename orphans them).
+    answer["endpoint"] = answer.pop("base_url")
     material = {
         "format": CACHE_FORMAT,
-        "model": settings.model,
-        "endpoint": settings.public_endpoint,
-        "mode": settings.mode,
-        "temperature": settings.temperature,
-        "max_tokens": settings.max_tokens,
+        **answer,
         "messages": [[m["role"], _digest(m["content"])] for m in messages],
         "schema": _digest(schema),
         "prompt_version": prompt_version,

@@ -13,11 +13,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from extractor.config import Settings, url_secrets
 from extractor.errors import ConfigError, ExtractorError, FolderBusyError, redact
 from extractor.resources import checkout_path, checkout_root, data_dir
+
+if TYPE_CHECKING:
+    from extractor.config import Settings
 
 __all__ = ["main"]
 
@@ -30,6 +32,14 @@ DEFAULT_GOLD = checkout_path("fixtures", "gold")
 SCHEMA_DIR = data_dir("schemas").resolve()
 
 
+def _shown(path: Path | str) -> str:
+    """``path`` as a note shows it: relative to the working folder when it lies inside it."""
+    try:
+        return str(Path(path).relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _checkout_default(value: str | None, default: Path | None, what: str, flag: str) -> str:
     """``value`` when given; else the checkout's ``default``, said on stderr; else a usage error."""
     if value is not None:
@@ -39,7 +49,7 @@ def _checkout_default(value: str | None, default: Path | None, what: str, flag: 
             f"{flag} is required: the default {what} comes with the source checkout, which this "
             "installed package does not have"
         )
-    print(f"note: using the source checkout's {what}: {default}", file=sys.stderr, flush=True)
+    print(f"note: using the source checkout's {what}: {_shown(default)}", file=sys.stderr, flush=True)
     return str(default)
 
 
@@ -49,6 +59,8 @@ _SECRETS: set[str] = set()
 
 def _error_line(exc: BaseException) -> str:
     """An error's message on one line, without any credential the environment or settings hold."""
+    from extractor.config import url_secrets
+
     known = (os.environ.get("OPENAI_API_KEY"), *url_secrets(os.environ.get("OPENAI_BASE_URL")), *_SECRETS)
     return redact(" ".join(str(exc).split()), *known)
 
@@ -109,6 +121,8 @@ def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
 
 
 def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    from extractor.config import Settings
+
     names = ["model", "base_url", "mode", "temperature", "max_tokens", "timeout_s", "reasks", "concurrency"]
     names += ["rpm", "tpm", "chunk_chars", "cache_dir", "cache_url", "chunk_overlap_chars"]
     names += ["max_input_bytes", "max_events", "output_language"]
@@ -125,6 +139,7 @@ def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def _replay_settings(args: argparse.Namespace, settings: Settings, replay: Path) -> Settings:
     """Settings for replaying ``replay``: what the recordings were made with, unless flags say otherwise."""
+    from extractor.config import Settings
     from extractor.replay import load_recorded_settings
 
     recorded = load_recorded_settings(replay)
@@ -151,7 +166,7 @@ def _extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Any:
                 "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR "
                 f"(no recorded fixtures at {replay})"
             )
-        note = f"no OPENAI_API_KEY set: replaying recorded responses from {replay} (offline)"
+        note = f"no OPENAI_API_KEY set: replaying recorded responses from {_shown(replay)} (offline)"
         print(note, file=out or sys.stderr, flush=True)
     if replay is not None:
         if not Path(replay).is_dir():
@@ -262,6 +277,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 def cmd_record(args: argparse.Namespace) -> int:
     from extractor.batch import run_batch
+    from extractor.config import answer_settings
     from extractor.pipeline import Extractor
     from extractor.replay import save_recorded_settings
 
@@ -272,18 +288,7 @@ def cmd_record(args: argparse.Namespace) -> int:
             "record needs a live model: set OPENAI_API_KEY (and OPENAI_BASE_URL for local servers)"
         )
     Path(args.fixtures).mkdir(parents=True, exist_ok=True)
-    save_recorded_settings(
-        args.fixtures,
-        {
-            "model": settings.model,
-            "base_url": settings.public_endpoint,
-            "mode": settings.mode,
-            "temperature": settings.temperature,
-            "max_tokens": settings.max_tokens,
-            "max_events": settings.max_events,
-            "output_language": settings.output_language,
-        },
-    )
+    save_recorded_settings(args.fixtures, answer_settings(settings))
     with Extractor(settings) as extractor:
         summary = run_batch(
             args.paths, args.out, extractor, force=True, reporter=_reporter(args), wait_lock=args.wait_lock
@@ -377,7 +382,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "with --replay DIR"
         )
     config = ServiceConfig(
-        data_dir=Path(args.data_dir),
+        data_dir=Path(args.data_dir or _default_data_dir()),
         host=args.host,
         port=args.port,
         token=os.environ.get("EXTRACTOR_API_TOKEN") or None,
@@ -678,8 +683,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data-dir",
         dest="data_dir",
-        default=_default_data_dir(),
-        help="where jobs live (default: %(default)s)",
+        help="where jobs live (default: extractor/service in the user data folder)",
     )
     p.add_argument(
         "--allow-paths", dest="allow_paths", metavar="DIR", help="let jobs name files and folders under DIR"

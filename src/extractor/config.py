@@ -27,7 +27,7 @@ import platformdirs
 
 from extractor.errors import ConfigError, redact
 
-__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_PRICES", "Mode", "Settings", "scrub_url"]
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_PRICES", "Mode", "Settings", "answer_settings", "scrub_url"]
 
 Mode = Literal["tools", "json_schema", "json", "md_json"]
 
@@ -257,6 +257,20 @@ class Settings:
                 values[name] = env[var]
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**_coerce(values))
+
+
+def answer_settings(settings: Settings) -> dict[str, Any]:
+    """The settings that shape a model's answer, by field name (the endpoint without credentials): what
+    the cache and recording key covers, and what a recordings folder keeps so a replay computes it again."""
+    return {
+        "model": settings.model,
+        "base_url": settings.public_endpoint,
+        "mode": settings.mode,
+        "temperature": settings.temperature,
+        "max_tokens": settings.max_tokens,
+        "max_events": settings.max_events,
+        "output_language": settings.output_language,
+    }
 
 
 def _lookup(table: dict[str, tuple[float, float]], model: str) -> tuple[float, float] | None:

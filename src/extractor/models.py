@@ -508,6 +508,19 @@ class ArticleResult(BaseModel):
     # are missing); a batch redoes such an article next run (the good chunks come from the cache).
     chunk_errors: list[ChunkError] = Field(default_factory=list)
 
+    @classmethod
+    def for_article(cls, article: Article, **fields: Any) -> ArticleResult:
+        """The result of ``article``: its id, source, sha256, title and published date, and ``fields``
+        (``status`` and whatever the outcome adds)."""
+        return cls(
+            article_id=article.id,
+            source=article.source,
+            sha256=article.sha256,
+            title=article.title,
+            published=article.published,
+            **fields,
+        )
+
     @property
     def partial(self) -> bool:
         """An ``ok`` result with some chunks missing (see ``chunk_errors``)."""

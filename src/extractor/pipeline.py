@@ -341,10 +341,6 @@ class Extractor:
         windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
         return [self._answer_key(article, w, i, len(windows)) for i, w in enumerate(windows, start=1)]
 
-    def request_keys(self, article: Article) -> list[str]:
-        """The cache (and recording) keys of the requests this article needs, one per chunk."""
-        return [key for _, key in self.requests(article)]
-
     async def aextract(self, article: Article | str) -> ArticleResult:
         """Extract one article. Any failure gives an error result; only ConfigError is raised. When some
         chunks of a long article fail and others succeed, the result is ``ok`` with ``chunk_errors``."""
@@ -391,13 +387,9 @@ class Extractor:
             raise
         except Exception as exc:  # an unexpected failure in one article must not end a batch
             return self._error_result(article, exc, usage, model, started, len(windows))
-        return ArticleResult(
-            article_id=article.id,
-            source=article.source,
-            sha256=article.sha256,
+        return ArticleResult.for_article(
+            article,
             status="ok",
-            title=article.title,
-            published=article.published,
             events=events,
             quotes=quotes,
             stances=stances,
@@ -449,17 +441,13 @@ class Extractor:
     def _error_result(
         self, article: Article, exc: Exception, usage: Usage, model: str | None, started: float, chunks: int
     ) -> ArticleResult:
-        return ArticleResult(
-            article_id=article.id,
-            source=article.source,
-            sha256=article.sha256,
+        return ArticleResult.for_article(
+            article,
             status="error",
             error=ErrorInfo(
                 type=type(exc).__name__,
                 message=redact(" ".join(str(exc).split()), *self.settings.secrets) or type(exc).__name__,
             ),
-            title=article.title,
-            published=article.published,
             usage=usage,
             model=self.settings.model,
             served_model=model,

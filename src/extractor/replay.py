@@ -234,7 +234,7 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 
 def save_recorded_settings(directory: Path | str, settings: dict[str, Any]) -> None:
-    """Remember the settings that enter the key (model, endpoint, mode, temperature, max_tokens)."""
+    """Remember the settings that enter the key (``config.answer_settings``)."""
     path = Path(directory) / SETTINGS_FILE
     path.write_text(json.dumps(settings, indent=1, sort_keys=True) + "\n", encoding="utf-8")
 

@@ -209,7 +209,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
 class ResultsWriter:
     """Append-only writer of results.jsonl: one complete, flushed line per result."""
 
-    def __init__(self, out_dir: Path | str, *, fsync: bool = False) -> None:
+    def __init__(self, out_dir: Path | str) -> None:
         self.dir = Path(out_dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
@@ -217,19 +217,16 @@ class ResultsWriter:
             raise StoreError(f"cannot create output folder {self.dir}: {exc.strerror or exc}") from exc
         self.path = self.dir / RESULTS_FILE
         self.repaired_bytes = repair_results(self.path)
-        self._fsync = fsync
         try:
             self._fh = self.path.open("ab")
         except OSError as exc:
             raise StoreError(f"cannot open {self.path}: {exc.strerror or exc}") from exc
 
     def write(self, result: ArticleResult) -> None:
-        """Append one result as one line and flush it (and fsync when asked)."""
+        """Append one result as one line and flush it (``close`` fsyncs the file)."""
         try:
             self._fh.write(result.model_dump_json().encode("utf-8") + b"\n")
             self._fh.flush()
-            if self._fsync:
-                os.fsync(self._fh.fileno())
         except OSError as exc:
             raise StoreError(f"cannot append to {self.path}: {exc.strerror or exc}") from exc
 

@@ -83,7 +83,6 @@ and gold offsets are checked against the text (mismatches become warnings).
 
 from __future__ import annotations
 
-from extractor.dates import date_text_tokens, date_texts_agree
 from extractor.evaluate.gold import (
     GoldArticle,
     GoldError,
@@ -93,7 +92,6 @@ from extractor.evaluate.gold import (
     check_gold_offsets,
     gold_as_result,
     load_gold,
-    load_gold_file,
 )
 from extractor.evaluate.match import classify_date
 from extractor.evaluate.render import render_articles, render_table, summary_lines
@@ -102,62 +100,34 @@ from extractor.evaluate.scores import (
     DATE_OUTCOMES,
     EVIDENCE_MIN_SHARE,
     EVIDENCE_OVERLAP,
-    GROUNDING_STATUSES,
     QUOTE_IOU,
     TARGET_JACCARD,
-    Accuracy,
-    ArticleScores,
     Counts,
-    DateOutcome,
-    DateScores,
     EvalReport,
-    EventScores,
-    GroundingStats,
-    QuoteScores,
-    Scores,
-    StanceScores,
     flat_metrics,
 )
-from extractor.matching import names_match, normalize_name, target_similarity, target_tokens
 
 __all__ = [
     "DATE_OUTCOMES",
     "EVIDENCE_MIN_SHARE",
     "EVIDENCE_OVERLAP",
-    "GROUNDING_STATUSES",
     "QUOTE_IOU",
     "TARGET_JACCARD",
-    "Accuracy",
-    "ArticleScores",
     "Counts",
-    "DateOutcome",
-    "DateScores",
     "EvalReport",
-    "EventScores",
     "GoldArticle",
     "GoldError",
     "GoldEvent",
     "GoldQuote",
     "GoldStance",
-    "GroundingStats",
-    "QuoteScores",
-    "Scores",
-    "StanceScores",
     "check_gold_offsets",
     "classify_date",
-    "date_text_tokens",
-    "date_texts_agree",
     "evaluate",
     "evaluate_path",
     "flat_metrics",
     "gold_as_result",
     "load_gold",
-    "load_gold_file",
-    "names_match",
-    "normalize_name",
     "render_articles",
     "render_table",
     "summary_lines",
-    "target_similarity",
-    "target_tokens",
 ]

@@ -84,7 +84,7 @@ class GoldStance(_GoldItem):
 
 
 class GoldArticle(BaseModel):
-    """One fixtures/gold/<article_id>.json file (format in notes/CONTRACTS.md)."""
+    """One fixtures/gold/<article_id>.json file (format in fixtures/README.md)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
