@@ -29,7 +29,7 @@ TIMING_KEYS = re.compile(
 )
 TIMING_TEXT = re.compile(
     r"(?<=articles per min</td><td>)[0-9.]+|\b\d+(\.\d+)? ?(s|ms|articles/s|articles/min)\b"
-    r"|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z?"
+    r"|\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?Z?( UTC)?"
 )
 
 
@@ -83,7 +83,11 @@ def snapshot() -> dict[str, str]:
         for path in sorted([*run.rglob("*"), tmp / "eval.json"]):
             if path.is_file() and path.suffix in {".jsonl", ".json", ".html", ".txt"}:
                 out[str(path.relative_to(tmp))] = path.read_text(encoding="utf-8")
-        return {name: _scrub(text, str(tmp)) for name, text in out.items()}
+        scrubbed = {name: _scrub(text, str(tmp)) for name, text in out.items()}
+        # results.jsonl lines come in completion order: compare them as a sorted list.
+        for name in [n for n in scrubbed if n.endswith("results.jsonl")]:
+            scrubbed[name] = "".join(sorted(scrubbed[name].splitlines(keepends=True)))
+        return scrubbed
 
 
 def main() -> int:
