@@ -414,22 +414,13 @@ def _positive(kind: type[int] | type[float]) -> Any:
 
 
 def _write_report(run_dir: Path, out: Path | None = None) -> Path:
-    """The review page, always with its digest section.
+    """The review page, always with its digest section (extractor.review); its note goes to stderr."""
+    from extractor.review import write_review_page
 
-    digest.json is used when it is current; one built from other results than the folder's current ones
-    is rebuilt first, and a folder without one gets one built now from its results (deterministic, the
-    built-in aliases) and saved -- the page says which, so it never shows a digest of fewer or other
-    articles than it lists.
-    """
-    from extractor import digest
-    from extractor.report import article_anchors, write_report
-    from extractor.store import iter_results
-
-    current, note = digest.ensure_digest(run_dir)
+    path, note = write_review_page(run_dir, out)
     if note:
         print(f"note: {note}", file=sys.stderr)
-    section = digest.digest_html_section(current, article_anchors(iter_results(run_dir)), note)
-    return write_report(run_dir, out, [section], digest.DIGEST_CSS)
+    return path
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -29,20 +29,19 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from extractor import digest
 from extractor.batch import RunSummary, arun_batch, count_inputs
 from extractor.errors import REDACTED, ExtractorError, StoreError, redact
 from extractor.models import ArticleResult
 from extractor.pipeline import Extractor
-from extractor.report import REPORT_FILE, article_anchors, write_report
+from extractor.report import REPORT_FILE
+from extractor.review import write_review_page
 from extractor.serve_models import FINAL_STATES, JobState, JobStatus
-from extractor.store import RESULTS_FILE, iter_results, write_json_atomic
+from extractor.store import RESULTS_FILE, write_json_atomic
 
 __all__ = [
     "JobManager",
     "QueueFullError",
     "UnknownJobError",
-    "review_page",
 ]
 
 JOB_FILE = "job.json"
@@ -155,13 +154,6 @@ def _scan_results(run_dir: Path, price: tuple[float, float] | None) -> _Base:
             if price is not None and base.cost_usd is not None:
                 base.cost_usd += (prompt * price[0] + completion * price[1]) / 1e6
     return base
-
-
-def review_page(run_dir: Path) -> Path:
-    """Write the run folder's review page with its digest section (as ``extractor report`` does)."""
-    current, note = digest.ensure_digest(run_dir)
-    section = digest.digest_html_section(current, article_anchors(iter_results(run_dir)), note)
-    return write_report(run_dir, None, [section], digest.DIGEST_CSS)
 
 
 class JobManager:
@@ -537,7 +529,7 @@ class JobManager:
                 fresh = False
             if not fresh:
                 try:
-                    await asyncio.to_thread(review_page, folder)
+                    await asyncio.to_thread(write_review_page, folder)
                 except StoreError:
                     return None
         return page
