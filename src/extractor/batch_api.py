@@ -43,11 +43,12 @@ from extractor.batch import BatchReporter, LogReporter, RunSummary, _load, run_b
 from extractor.config import Settings
 from extractor.errors import ConfigError, ExtractorError, ParseError, TransportError, redact
 from extractor.grounding import SourceIndex
+from extractor.inflight import InFlight
 from extractor.llm import Completion, GroundingCheck, OpenAIProvider, judge_answer, request_body
 from extractor.models import Article, ArticleExtraction, Usage
 from extractor.pipeline import Extractor, grounding_check
 from extractor.ratelimit import RateLimiter
-from extractor.store import RESULTS_FILE, RUN_FILE, write_json_atomic
+from extractor.store import BATCH_API_DIR, RESULTS_FILE, RUN_FILE, write_json_atomic
 from extractor.transport import RetryingTransport
 
 __all__ = [
@@ -60,7 +61,7 @@ __all__ = [
     "run_batch_api",
 ]
 
-STATE_DIR = "batch_api"
+STATE_DIR = BATCH_API_DIR
 STATE_FILE = "state.json"
 REQUESTS_DB = "requests.sqlite"
 TERMINAL = frozenset({"completed", "expired", "failed", "cancelled"})
@@ -633,7 +634,7 @@ class _Run:
         """Write and submit round ``round_no`` (0: first requests; N: re-asks of round N-1), then wait."""
         writer = _InputWriter(self.folder, round_no, self.settings.batch_max_requests, self.state.names())
         direct: OpenAIProvider | None = None
-        pending: set[asyncio.Task[None]] = set()
+        flight = InFlight[str, None](self.settings.concurrency)
         checks: dict[str, GroundingCheck] = {}
         try:
             for article, chunk, chunks, messages, key in self._requests():
@@ -651,26 +652,21 @@ class _Run:
                     continue
                 if self.reask_direct:
                     direct = direct or OpenAIProvider(self.settings.replace(reasks=self.settings.reasks - 1))
-                    task = asyncio.ensure_future(
-                        self._direct(direct, key, messages + reask, article.id, checks[article.sha256])
+                    flight.add(
+                        self._direct(direct, key, messages + reask, article.id, checks[article.sha256]), key
                     )
-                    pending.add(task)
-                    if len(pending) >= self.settings.concurrency:
-                        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                        for finished in done:
+                    while flight.full:
+                        for _, finished in await flight.next_done():
                             finished.result()
                     continue
                 name = writer.write(custom_id, request_body(self.settings, messages + reask))
                 if name:
                     self.rows.submit(key, custom_id, name, round_no)
-            if pending:
-                done, pending = await asyncio.wait(pending)
-                for finished in done:
+            while flight:
+                for _, finished in await flight.next_done():
                     finished.result()
         finally:
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await flight.aclose()
             parts = writer.close()
             if direct is not None:
                 await direct.aclose()

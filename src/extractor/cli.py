@@ -208,7 +208,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 reporter=_reporter(args),
                 wait_lock=args.wait_lock,
             )
-    print(f"results: {Path(args.out) / 'results.jsonl'}  summary: {Path(args.out) / 'run.json'}")
+    _print_outputs(Path(args.out))
     if args.html:
         print(f"review page: {_write_report(Path(args.out))}")
     if summary.interrupted:
@@ -216,6 +216,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"extractor: {how}; run the same command again to finish the rest", file=sys.stderr)
         return 143 if summary.stopped_by == "SIGTERM" else 130
     return 1 if summary.failed else 0
+
+
+def _print_outputs(out: Path) -> None:
+    from extractor.store import RunFolder
+
+    folder = RunFolder(out)
+    print(f"results: {folder.results_path}  summary: {folder.run_json}")
 
 
 def _run_batch_api(args: argparse.Namespace) -> int:
@@ -235,7 +242,7 @@ def _run_batch_api(args: argparse.Namespace) -> int:
             reporter=_reporter(args),
             log=None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True),
         )
-    print(f"results: {Path(args.out) / 'results.jsonl'}  summary: {Path(args.out) / 'run.json'}")
+    _print_outputs(Path(args.out))
     if args.html:
         print(f"review page: {_write_report(Path(args.out))}")
     return 1 if summary.failed else 0

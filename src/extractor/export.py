@@ -25,7 +25,7 @@ from typing import Any, Literal, get_args
 
 from extractor.errors import ConfigError, StoreError
 from extractor.models import ArticleResult
-from extractor.store import RESULTS_FILE, iter_results
+from extractor.store import RunFolder
 
 __all__ = ["FORMATS", "TABLES", "ExportSummary", "Format", "export_run"]
 
@@ -289,7 +289,8 @@ def export_run(
     if batch_rows < 1:
         raise ConfigError(f"batch_rows must be positive, got {batch_rows}")
     run = Path(run_dir)
-    source = run / RESULTS_FILE if run.is_dir() else run
+    folder = RunFolder(run)
+    source = folder.results_path
     if not source.is_file():
         raise ConfigError(f"no results to export: {source} does not exist (is {run} a run folder?)")
     pa = _pyarrow()
@@ -307,7 +308,7 @@ def export_run(
             sinks[table] = _Sink(pa, fmt, path, schemas[table])
             summary.files[table] = path
         buffers: dict[str, list[_Row]] = {table: [] for table in TABLES}
-        for result in iter_results(source):
+        for result in folder.iter_results():
             for table, rows in _rows(result).items():
                 buffer = buffers[table]
                 buffer.extend(rows)

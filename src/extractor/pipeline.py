@@ -25,6 +25,7 @@ from extractor.cache import AnswerCache, cache_key, open_cache
 from extractor.config import Settings
 from extractor.errors import ConfigError, ExtractorError, redact
 from extractor.grounding import Grounding, SourceIndex
+from extractor.inflight import InFlight
 from extractor.llm import Completion, OpenAIProvider, Provider
 from extractor.matching import names_match, target_similarity
 from extractor.models import (
@@ -468,27 +469,22 @@ class Extractor:
     ) -> AsyncGenerator[ArticleResult, None]:
         """Results as they complete, at most ``concurrency`` articles in flight; input is consumed lazily.
         A ``LoadError`` (as ``load_articles`` yields for bad input) gives its error result at once."""
-        limit = concurrency or self.settings.concurrency
-        pending: set[asyncio.Task[ArticleResult]] = set()
-        source = iter(articles)
-        exhausted = False
-        while True:
-            while not exhausted and len(pending) < limit:
-                try:
-                    article = next(source)
-                except StopIteration:
-                    exhausted = True
-                    break
+        flight = InFlight[Article, ArticleResult](concurrency or self.settings.concurrency)
+        try:
+            for article in articles:
                 if isinstance(article, LoadError):
                     model, version = self.settings.model, self.prompts.version
                     yield load_error_result(article, load_error_id(article), model, version)
                     continue
-                pending.add(asyncio.ensure_future(self.aextract(article)))
-            if not pending:
-                return
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                yield task.result()
+                flight.add(self.aextract(article), article)
+                while flight.full:
+                    for _, task in await flight.next_done():
+                        yield task.result()
+            while flight:
+                for _, task in await flight.next_done():
+                    yield task.result()
+        finally:
+            await flight.aclose()  # a consumer that stops early leaves nothing running
 
     def extract_many(
         self, articles: Iterable[Article | LoadError], concurrency: int | None = None

@@ -47,11 +47,11 @@ from extractor.config import Settings
 from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, LoadError
 from extractor.pipeline import Extractor
-from extractor.store import RESULTS_FILE, iter_results, write_article_text
+from extractor.store import RAY_SCRATCH_FILE, RESULTS_FILE, iter_results, write_article_text
 
 __all__ = ["SCRATCH_FILE", "RayPlan", "actor_settings", "run_ray"]
 
-SCRATCH_FILE = ".ray-results.sqlite"
+SCRATCH_FILE = RAY_SCRATCH_FILE
 
 
 def actor_settings(settings: Settings, actors: int) -> Settings:

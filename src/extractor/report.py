@@ -29,7 +29,7 @@ from typing import Any, NamedTuple
 
 from extractor.errors import StoreError
 from extractor.models import ArticleResult, GroundedEvent, GroundedQuote, GroundedStance, Span
-from extractor.store import RUN_FILE, iter_results, read_article_text, read_runs
+from extractor.store import REPORT_FILE, RUN_FILE, RunFolder, read_runs
 
 __all__ = [
     "CSP",
@@ -43,7 +43,6 @@ __all__ = [
     "write_report",
 ]
 
-REPORT_FILE = "report.html"
 UNATTRIBUTED = "(unattributed)"  # a quote whose speaker the article does not name
 
 KINDS: tuple[str, ...] = ("event", "quote", "stance")
@@ -867,26 +866,26 @@ def render_report(
     return head + "".join(body)
 
 
-def _read_summary(run_dir: Path) -> dict[str, Any] | None:
-    path = run_dir / RUN_FILE
+def _read_summary(run_dir: RunFolder) -> dict[str, Any] | None:
+    path = run_dir.run_json
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
     except (OSError, ValueError) as exc:
-        return {"run.json": f"unreadable: {exc}"}
-    return data if isinstance(data, dict) else {"run.json": data}
+        return {RUN_FILE: f"unreadable: {exc}"}
+    return data if isinstance(data, dict) else {RUN_FILE: data}
 
 
-def _read_history(run_dir: Path) -> list[dict[str, Any]]:
+def _read_history(run_dir: RunFolder) -> list[dict[str, Any]]:
     try:
-        return read_runs(run_dir)
+        return read_runs(run_dir.path)
     except StoreError:
         return []
 
 
 def write_report(
-    run_dir: Path | str,
+    run_dir: RunFolder | Path | str,
     out_path: Path | str | None = None,
     extra_sections: Sequence[str] = (),
     extra_css: str = "",
@@ -895,25 +894,25 @@ def write_report(
 
     Reads results.jsonl, run.json and runs.jsonl (if present) and articles/<sha256>.txt; ``extra_sections`` /
     ``extra_css`` as in ``render_report`` (the CLI always passes the digest section). The title names
-    the number of articles and the folder.
+    the number of articles and the folder. A RunFolder passed in lends the results it has read.
     """
-    run_dir = Path(run_dir)
-    out = Path(out_path) if out_path is not None else run_dir / REPORT_FILE
+    folder = RunFolder.of(run_dir)
+    out = Path(out_path) if out_path is not None else folder.report
 
     def lookup(sha256: str) -> str | None:
         try:
-            return read_article_text(run_dir, sha256)
+            return folder.article_text(sha256)
         except StoreError:
             return None
 
     page = render_report(
-        iter_results(run_dir),
+        folder.results(),
         lookup,
-        _read_summary(run_dir),
+        _read_summary(folder),
         extra_sections,
         extra_css=extra_css,
-        folder=str(run_dir.resolve()),
-        history=_read_history(run_dir),
+        folder=str(folder.path.resolve()),
+        history=_read_history(folder),
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from extractor import digest
 from extractor.report import article_anchors, write_report
-from extractor.store import iter_results
+from extractor.store import RunFolder
 
 __all__ = ["write_review_page"]
 
@@ -20,6 +20,7 @@ def write_review_page(run_dir: Path, out: Path | None = None) -> tuple[Path, str
     built-in aliases) and saved -- the note says which, so the page never shows a digest of fewer or
     other articles than it lists.
     """
-    current, note = digest.ensure_digest(run_dir)
-    section = digest.digest_html_section(current, article_anchors(iter_results(run_dir)), note)
-    return write_report(run_dir, out, [section], digest.DIGEST_CSS), note
+    folder = RunFolder(run_dir)  # results.jsonl is read once, for the digest and the page
+    current, note = digest.ensure_digest(folder)
+    section = digest.digest_html_section(current, article_anchors(folder.results()), note)
+    return write_report(folder, out, [section], digest.DIGEST_CSS), note

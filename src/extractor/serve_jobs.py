@@ -33,10 +33,9 @@ from extractor.batch import RunSummary, arun_batch, count_inputs
 from extractor.errors import REDACTED, ExtractorError, StoreError, redact
 from extractor.models import ArticleResult
 from extractor.pipeline import Extractor
-from extractor.report import REPORT_FILE
 from extractor.review import write_review_page
 from extractor.serve_models import FINAL_STATES, JobState, JobStatus
-from extractor.store import RESULTS_FILE, write_json_atomic
+from extractor.store import INPUT_FILE, JOB_FILE, REPORT_FILE, RESULTS_FILE, write_json_atomic
 
 __all__ = [
     "JobManager",
@@ -44,8 +43,6 @@ __all__ = [
     "UnknownJobError",
 ]
 
-JOB_FILE = "job.json"
-INPUT_FILE = "input.jsonl"
 JOBS_DIR = "jobs"
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
 

@@ -1,10 +1,16 @@
-"""The output folder of a run: results.jsonl, run.json and the article texts.
+"""The output folder of a run. ``RunFolder`` names every file in it (no other module spells them):
 
     DIR/results.jsonl          one ArticleResult per line, appended and flushed per article
     DIR/run.json               the last run's summary, with the folder's totals (written atomically)
     DIR/runs.jsonl             the run history: one line per run (or watch), appended at its end
     DIR/articles/<sha256>.txt  each article's exact text, so offsets can be shown and checked
     DIR/.run.lock              the writer's lock: one run (or watch) at a time writes the folder
+    DIR/report.html            the review page (``extractor report``, ``run --html``)
+    DIR/digest.json            the cross-article digest (``extractor digest``)
+    DIR/.index.sqlite          a run's scratch index (.compact.sqlite: its compaction's), removed at its end
+    DIR/.ray-results.sqlite    the Ray engine's scratch store
+    DIR/batch_api/             the Batch API's state (``--batch-api``)
+    DIR/job.json, input.jsonl  a service job's record and submitted articles (``extractor serve``)
 
 A process killed mid-write can leave a torn last line in results.jsonl; ``ResultsWriter`` cuts it off
 (and reports it) before appending, so every line in the file is always one complete result.
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -22,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, overload
 
 from pydantic import ValidationError
 
@@ -30,11 +37,21 @@ from extractor.errors import FolderBusyError, StoreError
 from extractor.models import ArticleResult, describe_validation_error
 
 __all__ = [
+    "ARTICLES_DIR",
+    "BATCH_API_DIR",
+    "COMPACT_FILE",
+    "DIGEST_FILE",
+    "INDEX_FILE",
+    "INPUT_FILE",
+    "JOB_FILE",
     "LOCK_FILE",
+    "RAY_SCRATCH_FILE",
+    "REPORT_FILE",
     "RESULTS_FILE",
     "RUNS_FILE",
     "RUN_FILE",
     "ResultsWriter",
+    "RunFolder",
     "append_run",
     "article_text_path",
     "iter_results",
@@ -50,6 +67,15 @@ RESULTS_FILE = "results.jsonl"
 RUN_FILE = "run.json"
 LOCK_FILE = ".run.lock"
 RUNS_FILE = "runs.jsonl"
+REPORT_FILE = "report.html"
+DIGEST_FILE = "digest.json"
+ARTICLES_DIR = "articles"
+INDEX_FILE = ".index.sqlite"
+COMPACT_FILE = ".compact.sqlite"  # hidden, as the index: a folder walk never reads it
+RAY_SCRATCH_FILE = ".ray-results.sqlite"
+BATCH_API_DIR = "batch_api"
+JOB_FILE = "job.json"
+INPUT_FILE = "input.jsonl"
 
 
 def _results_path(out_dir: Path | str) -> Path:
@@ -95,7 +121,11 @@ def _repair(path: Path) -> int:
 
 def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
     """Stream the results of a run folder (or of a results.jsonl path); a torn last line is skipped."""
-    path = _results_path(out_dir)
+    return _iter_results(_results_path(out_dir))
+
+
+def _iter_results(path: Path, seen: Callable[[bytes], None] | None = None) -> Iterator[ArticleResult]:
+    """The results in ``path``; each complete line is also handed to ``seen``."""
     try:
         fh = path.open("rb")
     except OSError as exc:
@@ -104,6 +134,8 @@ def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
         for number, raw in enumerate(fh, start=1):
             if not raw.endswith(b"\n"):
                 return
+            if seen is not None:
+                seen(raw)
             if not raw.strip():
                 continue
             try:
@@ -114,6 +146,88 @@ def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
                 ) from exc
 
 
+class _File:
+    """A name in a run folder: on a RunFolder, the path of that file (``folder.report``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, folder: None, owner: type[RunFolder]) -> _File: ...
+    @overload
+    def __get__(self, folder: RunFolder, owner: type[RunFolder]) -> Path: ...
+    def __get__(self, folder: RunFolder | None, owner: type[RunFolder]) -> Path | _File:
+        return self if folder is None else folder.path / self.name
+
+
+class RunFolder:
+    """A run folder: the path of every file the project keeps in it, and its results read once.
+
+    ``RunFolder(path)`` takes a folder, or a results.jsonl path (its folder is then the file's). One
+    command makes one RunFolder and hands it to every reader (review page, digest, evaluation), so
+    results.jsonl is read once: ``results()`` parses it on first use, with its ``fingerprint()``
+    taken from the same bytes.
+    """
+
+    # What the project writes into a run folder: a folder walk never reads these as input.
+    OWN_FILES = (RESULTS_FILE, RUN_FILE, RUNS_FILE, INDEX_FILE, LOCK_FILE, REPORT_FILE, DIGEST_FILE)
+
+    run_json = _File(RUN_FILE)
+    runs_jsonl = _File(RUNS_FILE)
+    report = _File(REPORT_FILE)
+    digest = _File(DIGEST_FILE)
+    articles = _File(ARTICLES_DIR)
+    index = _File(INDEX_FILE)
+    compact_scratch = _File(COMPACT_FILE)
+    ray_scratch = _File(RAY_SCRATCH_FILE)
+    batch_api = _File(BATCH_API_DIR)
+
+    def __init__(self, path: Path | str) -> None:
+        given = Path(path)
+        self.results_path = _results_path(given)
+        self.path = given if self.results_path != given else given.parent
+        self._results: list[ArticleResult] | None = None
+        self._fingerprint: tuple[str, int] | None = None
+
+    @classmethod
+    def of(cls, where: RunFolder | Path | str) -> RunFolder:
+        """``where`` itself when it is a RunFolder (keeping what it has read), else a new one."""
+        return where if isinstance(where, RunFolder) else cls(where)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r})"
+
+    def iter_results(self) -> Iterator[ArticleResult]:
+        """Stream the results (for a reader that needs them once and not all at once, as export)."""
+        if self._results is not None:
+            return iter(self._results)
+        return _iter_results(self.results_path)
+
+    def results(self) -> list[ArticleResult]:
+        """The results, read and parsed on first use (a torn last line is left out)."""
+        if self._results is None:
+            sha, size = hashlib.sha256(), 0
+
+            def seen(line: bytes) -> None:
+                nonlocal size
+                sha.update(line)
+                size += len(line)
+
+            self._results = list(_iter_results(self.results_path, seen))
+            self._fingerprint = (sha.hexdigest(), size)
+        return self._results
+
+    def fingerprint(self) -> tuple[str, int]:
+        """(sha256, size) of results.jsonl up to its last complete line, from the bytes ``results()`` read."""
+        self.results()
+        assert self._fingerprint is not None
+        return self._fingerprint
+
+    def article_text(self, sha256: str) -> str | None:
+        """The exact text of an article of the run, or None when the run did not store it."""
+        return read_article_text(self.path, sha256)
+
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -121,7 +235,7 @@ def article_text_path(out_dir: Path | str, sha256: str) -> Path:
     """Where an article's text is stored; ``sha256`` must be 64 lowercase hex digits (no path tricks)."""
     if _SHA256.fullmatch(sha256) is None:
         raise StoreError(f"not a sha256: {sha256!r}")
-    return Path(out_dir) / "articles" / f"{sha256}.txt"
+    return Path(out_dir) / ARTICLES_DIR / f"{sha256}.txt"
 
 
 def read_article_text(out_dir: Path | str, sha256: str) -> str | None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from extractor.dates import date_label, precision_label
 from extractor.digest.build import (
-    DIGEST_FILE,
     build_digest,
     ensure_digest,
     load_current_digest,
@@ -44,6 +43,7 @@ from extractor.digest.names import BUILTIN_ALIAS_TABLE, NAME_JW_MIN, builtin_ali
 from extractor.digest.render import DIGEST_CSS, digest_html_section, render_digest_text
 from extractor.digest.tables import DEFAULT_ALIASES
 from extractor.digest.voices import QUOTE_MIN_CONTAINMENT, QUOTE_MIN_SIMILARITY
+from extractor.store import DIGEST_FILE
 
 __all__ = [
     "BUILTIN_ALIAS_TABLE",

@@ -6,7 +6,6 @@ aliases; ``load_current_digest`` rebuilds a digest whose results have changed si
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -33,11 +32,8 @@ from extractor.digest.names import (
     load_aliases,
 )
 from extractor.digest.voices import QUOTE_MIN_CONTAINMENT, QUOTE_MIN_SIMILARITY, _quote_groups, _stance_rows
-from extractor.errors import StoreError
 from extractor.models import ArticleResult
-from extractor.store import RESULTS_FILE, iter_results, write_json_atomic
-
-DIGEST_FILE = "digest.json"
+from extractor.store import DIGEST_FILE, RESULTS_FILE, RunFolder, write_json_atomic
 
 
 def build_digest(results: Iterable[ArticleResult], aliases: Mapping[str, str] | None = None) -> Digest:
@@ -135,32 +131,16 @@ def build_digest(results: Iterable[ArticleResult], aliases: Mapping[str, str] | 
     )
 
 
-def results_fingerprint(run_dir: Path | str) -> tuple[str, int]:
+def results_fingerprint(run_dir: RunFolder | Path | str) -> tuple[str, int]:
     """(sha256, size) of a run's results.jsonl up to its last complete line, as recorded in digest.json."""
-    path = Path(run_dir) / RESULTS_FILE
-    sha, size = hashlib.sha256(), 0
-    try:
-        with path.open("rb") as fh:
-            for line in fh:
-                if line.endswith(b"\n"):  # a torn last line is left out, as ``iter_results`` does
-                    sha.update(line)
-                    size += len(line)
-    except OSError as exc:
-        raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
-    return sha.hexdigest(), size
-
-
-def _read_results(run_dir: Path) -> tuple[list[ArticleResult], str, int]:
-    """The results of a run folder with its fingerprint, taken first: results appended meanwhile make the
-    digest look stale (and be rebuilt), never current."""
-    sha, size = results_fingerprint(run_dir)
-    return list(iter_results(run_dir)), sha, size
+    return RunFolder.of(run_dir).fingerprint()
 
 
 def _build_from_run(
-    run_dir: Path, aliases: Mapping[str, str] | None, aliases_file: Path | str | None
+    run_dir: RunFolder, aliases: Mapping[str, str] | None, aliases_file: Path | str | None
 ) -> Digest:
-    results, sha, size = _read_results(run_dir)
+    # The fingerprint is of the very bytes the results were parsed from.
+    results, (sha, size) = run_dir.results(), run_dir.fingerprint()
     digest = build_digest(results, aliases)
     source = DigestSource(
         results_sha256=sha,
@@ -174,23 +154,25 @@ def _build_from_run(
 
 
 def write_digest(
-    run_dir: Path | str, aliases_file: Path | str | None = None, out_path: Path | str | None = None
+    run_dir: RunFolder | Path | str,
+    aliases_file: Path | str | None = None,
+    out_path: Path | str | None = None,
 ) -> Path:
     """Build the digest of a run folder and write it as JSON (default ``run_dir/digest.json``).
 
     The JSON records a fingerprint of the results.jsonl it was built from (``source``), so the review
     page can tell when the folder has changed since (``load_current_digest``).
     """
-    run_dir = Path(run_dir)
+    folder = RunFolder.of(run_dir)
     aliases = load_aliases(aliases_file) if aliases_file is not None else None
-    digest = _build_from_run(run_dir, aliases, aliases_file)
-    out = Path(out_path) if out_path is not None else run_dir / DIGEST_FILE
+    digest = _build_from_run(folder, aliases, aliases_file)
+    out = Path(out_path) if out_path is not None else folder.digest
     out.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(out, digest.model_dump(mode="json"))
     return out
 
 
-def load_current_digest(run_dir: Path | str) -> tuple[Digest | None, str | None]:
+def load_current_digest(run_dir: RunFolder | Path | str) -> tuple[Digest | None, str | None]:
     """The digest of ``run_dir/digest.json`` if it matches the folder's current results, else rebuilt.
 
     Returns ``(None, None)`` when the folder has no digest.json. When digest.json was built from other
@@ -198,11 +180,11 @@ def load_current_digest(run_dir: Path | str) -> tuple[Digest | None, str | None]
     alias table, the digest is rebuilt from the current results with the user aliases it recorded,
     written back to digest.json, and returned with a note saying what changed (the review page shows it).
     """
-    run_dir = Path(run_dir)
-    path = run_dir / DIGEST_FILE
+    folder = RunFolder.of(run_dir)
+    path = folder.digest
     if not path.is_file():
         return None, None
-    sha, size = results_fingerprint(run_dir)
+    sha, size = folder.fingerprint()
     old: Digest | None = None
     try:
         old = Digest.model_validate_json(path.read_bytes())
@@ -219,7 +201,7 @@ def load_current_digest(run_dir: Path | str) -> tuple[Digest | None, str | None]
         else:
             return old, None
     src = old.source if old is not None else None
-    digest = _build_from_run(run_dir, src.aliases if src else None, src.aliases_file if src else None)
+    digest = _build_from_run(folder, src.aliases if src else None, src.aliases_file if src else None)
     write_json_atomic(path, digest.model_dump(mode="json"))
     if not why and old is not None and src is not None and digest.source is not None:
         why = f"{DIGEST_FILE} was built before {RESULTS_FILE} changed ({_what_changed(old, digest)})"
@@ -255,20 +237,20 @@ def _what_changed(old: Digest, new: Digest) -> str:
     return f"{old.source.results} → {new.source.results} results: " + "; ".join(bits)
 
 
-def ensure_digest(run_dir: Path | str) -> tuple[Digest, str | None]:
+def ensure_digest(run_dir: RunFolder | Path | str) -> tuple[Digest, str | None]:
     """The folder's current digest: ``load_current_digest``, or, with no digest.json yet, one built now.
 
     A new digest is built from results.jsonl (deterministic, no model) with the built-in aliases only, and
     written to digest.json; the note says so and how to use an alias file instead.
     """
-    run_dir = Path(run_dir)
-    current, note = load_current_digest(run_dir)
+    folder = RunFolder.of(run_dir)
+    current, note = load_current_digest(folder)
     if current is not None:
         return current, note
-    digest = _build_from_run(run_dir, None, None)
-    write_json_atomic(run_dir / DIGEST_FILE, digest.model_dump(mode="json"))
+    digest = _build_from_run(folder, None, None)
+    write_json_atomic(folder.digest, digest.model_dump(mode="json"))
     note = (
         f"no {DIGEST_FILE} yet: built from {RESULTS_FILE} with the {BUILTIN_ALIAS_TABLE} and saved "
-        f"(run `extractor digest {run_dir} --aliases FILE` to add your own aliases)"
+        f"(run `extractor digest {folder.path} --aliases FILE` to add your own aliases)"
     )
     return digest, note

@@ -10,7 +10,7 @@ from extractor.evaluate.gold import GoldArticle, check_gold_offsets, load_gold
 from extractor.evaluate.match import _score_article
 from extractor.evaluate.scores import ArticleScores, EvalReport, GroundingStats, Scores
 from extractor.models import ArticleResult, GroundedEvent, GroundedQuote, GroundedStance
-from extractor.store import iter_results, read_article_text
+from extractor.store import RunFolder
 
 
 def _grounding(results: Iterable[ArticleResult]) -> GroundingStats:
@@ -76,12 +76,12 @@ def evaluate_path(results: Path | str, gold_dir: Path | str) -> EvalReport:
     """Score a run folder (or a results.jsonl path) against the gold files in ``gold_dir``."""
     gold = load_gold(gold_dir)
     path = Path(results)
-    run_dir = path if path.is_dir() else path.parent
-    loaded = list(iter_results(path))
+    folder = RunFolder(path)
+    loaded = folder.results()
     texts: dict[str, str] = {}
     for sha256 in {r.sha256 for r in loaded} | {g.sha256 for g in gold.values()}:
         try:
-            text = read_article_text(run_dir, sha256)
+            text = folder.article_text(sha256)
         except StoreError:
             continue
         if text is not None:

@@ -1,0 +1,120 @@
+"""RunFolder: one home for the names in a run folder, and results.jsonl read once per command."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from extractor import cli, store
+from extractor.store import RESULTS_FILE, RunFolder
+
+ROOT = Path(__file__).resolve().parents[1]
+SEEDS = ROOT / "seeds"
+
+# Every open of a results.jsonl while ``_READS`` is a list (an audit hook cannot be removed, so it is
+# installed once and does nothing in between): counted at the OS level, whoever opens the file.
+_READS: list[str] | None = None
+
+
+def _audit(event: str, args: tuple[Any, ...]) -> None:
+    if _READS is not None and event == "open" and isinstance(args[0], str | os.PathLike):
+        if os.fspath(args[0]).endswith(RESULTS_FILE):
+            _READS.append(os.fspath(args[0]))
+
+
+sys.addaudithook(_audit)
+
+
+@pytest.fixture
+def reads() -> Iterator[list[str]]:
+    global _READS
+    _READS = []
+    try:
+        yield _READS
+    finally:
+        _READS = None
+
+
+@pytest.fixture(scope="module")
+def seed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("seeds") / "out"
+    assert cli.main(["run", str(SEEDS), "--out", str(out), "--quiet"]) == 0
+    return out
+
+
+@pytest.fixture
+def run_copy(seed_run: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "out"
+    shutil.copytree(seed_run, out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        pytest.param(["report", "{out}"], id="report, no digest.json yet (built and saved)"),
+        pytest.param(["digest", "{out}"], id="digest"),
+        pytest.param(["eval", "{out}", "--json", "{tmp}/scores.json"], id="eval"),
+        pytest.param(
+            ["export", "{out}", "--format", "csv", "--out", "{tmp}/tables"],
+            id="export",
+            marks=pytest.mark.skipif(find_spec("pyarrow") is None, reason="export needs pyarrow"),
+        ),
+    ],
+)
+def test_each_command_reads_results_jsonl_once(
+    run_copy: Path, tmp_path: Path, reads: list[str], argv: list[str]
+) -> None:
+    args = [a.format(out=run_copy, tmp=tmp_path) for a in argv]
+    assert cli.main(args) == 0
+    assert reads == [str(run_copy / RESULTS_FILE)]
+
+
+def test_report_with_a_stale_digest_still_reads_results_once(run_copy: Path, reads: list[str]) -> None:
+    assert cli.main(["digest", str(run_copy)]) == 0
+    with (run_copy / RESULTS_FILE).open("ab") as fh:  # the digest no longer matches the results
+        fh.write(b"\n")
+    reads.clear()
+    assert cli.main(["report", str(run_copy)]) == 0
+    assert reads == [str(run_copy / RESULTS_FILE)]
+
+
+def test_a_run_folder_names_every_file_and_takes_a_results_path_too(tmp_path: Path) -> None:
+    folder = RunFolder(tmp_path)
+    assert folder.results_path == tmp_path / "results.jsonl"
+    assert (folder.run_json, folder.runs_jsonl) == (tmp_path / "run.json", tmp_path / "runs.jsonl")
+    assert (folder.report, folder.digest) == (tmp_path / "report.html", tmp_path / "digest.json")
+    assert folder.index.name == ".index.sqlite" and folder.compact_scratch.name == ".compact.sqlite"
+    assert folder.ray_scratch.name == ".ray-results.sqlite" and folder.batch_api.name == "batch_api"
+    assert folder.articles == tmp_path / "articles"
+    other = tmp_path / "elsewhere.jsonl"
+    assert (RunFolder(other).path, RunFolder(other).results_path) == (tmp_path, other)
+    assert RunFolder.of(folder) is folder
+    import extractor.batch
+
+    assert extractor.batch._OWN_FILES == RunFolder.OWN_FILES
+    assert {"report.html", "digest.json", ".index.sqlite"} <= set(RunFolder.OWN_FILES)
+
+
+def test_results_and_their_fingerprint_come_from_one_read(run_copy: Path, reads: list[str]) -> None:
+    from extractor.digest import results_fingerprint
+
+    folder = RunFolder(run_copy)
+    with (run_copy / RESULTS_FILE).open("ab") as fh:
+        fh.write(b'{"torn": ')  # a torn last line: neither parsed nor fingerprinted
+    reads.clear()
+    results = folder.results()
+    assert folder.results() is results and len(results) == 5
+    assert folder.fingerprint() == results_fingerprint(folder)
+    assert len(reads) == 1
+    data = (run_copy / RESULTS_FILE).read_bytes()
+    complete = data[: data.rindex(b"\n") + 1]
+    assert folder.fingerprint()[1] == len(complete)
+    assert [r.article_id for r in store.iter_results(run_copy)] == [r.article_id for r in results]
