@@ -4,10 +4,13 @@ that ends the wait, and cancellation of what is left."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from extractor.inflight import Aborted, InFlight
+from tests import wire
 
 
 def test_never_more_than_the_limit_in_flight_and_every_result_comes_back_with_its_tag() -> None:
@@ -84,3 +87,40 @@ def test_a_finished_task_is_handed_back_even_when_abort_is_set() -> None:
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="limit must be positive"):
         InFlight[str, int](0)
+
+
+def test_aextract_many_cancels_the_articles_in_flight_when_the_consumer_stops_early(tmp_path: Path) -> None:
+    from extractor.config import Settings
+    from extractor.models import Article
+    from extractor.pipeline import Extractor
+    from tests.conftest import FakeModel
+
+    class Slow(FakeModel):
+        def __init__(self) -> None:
+            super().__init__()
+            self.started: list[str] = []
+            self.cancelled: list[str] = []
+
+        async def complete(self, messages: Any, *, key: str, article_id: str, check: Any) -> Any:
+            self.started.append(article_id)
+            try:
+                if article_id != "a0":
+                    await asyncio.Event().wait()  # never answers: only the first article finishes
+                self.enqueue(wire.extraction())
+                return await super().complete(messages, key=key, article_id=article_id, check=check)
+            except asyncio.CancelledError:
+                self.cancelled.append(article_id)
+                raise
+
+    fake = Slow()
+    articles = [Article.from_text(f"Text {i}.", id=f"a{i}") for i in range(6)]
+
+    async def first() -> tuple[str, list[str]]:
+        ex = Extractor(Settings(use_cache=False, cache_dir=tmp_path), provider=fake)
+        stream = ex.aextract_many(articles, concurrency=3)
+        result = await anext(stream)
+        await stream.aclose()
+        return result.article_id, sorted(fake.cancelled)  # before asyncio.run cancels any leftover
+
+    assert asyncio.run(first()) == ("a0", ["a1", "a2"])
+    assert fake.started == ["a0", "a1", "a2"]  # three in flight, the rest never started

@@ -24,9 +24,9 @@ _READS: list[str] | None = None
 
 
 def _audit(event: str, args: tuple[Any, ...]) -> None:
-    if _READS is not None and event == "open" and isinstance(args[0], str | os.PathLike):
-        if os.fspath(args[0]).endswith(RESULTS_FILE):
-            _READS.append(os.fspath(args[0]))
+    path = args[0] if event == "open" and args else None
+    if _READS is not None and isinstance(path, str | os.PathLike) and os.fspath(path).endswith(RESULTS_FILE):
+        _READS.append(os.fspath(path))
 
 
 sys.addaudithook(_audit)
