@@ -65,7 +65,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from extractor.articles import load_articles  # noqa: E402
-from extractor.batch import LogReporter, RunSummary, run_batch  # noqa: E402
+from extractor.batch import RunSummary, run_batch  # noqa: E402
+from extractor.cli.progress import LogReporter  # noqa: E402
 from extractor.config import Settings  # noqa: E402
 from extractor.models import Article, ArticleExtraction  # noqa: E402
 from extractor.pipeline import Extractor  # noqa: E402

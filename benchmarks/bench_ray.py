@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_batch import fake_server  # noqa: E402
 
-from extractor.batch import LogReporter, run_batch  # noqa: E402
+from extractor.batch import run_batch  # noqa: E402
+from extractor.cli.progress import LogReporter  # noqa: E402
 from extractor.config import Settings  # noqa: E402
 from extractor.pipeline import Extractor  # noqa: E402
 from extractor.ray_engine import run_ray  # noqa: E402

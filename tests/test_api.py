@@ -80,7 +80,9 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_openai_and_instructor_are_imported_by_llm_only() -> None:
-    importers = sorted(p.name for p in SRC.glob("*.py") if _imports(p) & {"openai", "instructor"})
+    importers = sorted(
+        str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if _imports(p) & {"openai", "instructor"}
+    )
     assert importers == ["llm.py"]
 
 
@@ -121,6 +123,28 @@ def test_the_command_starts_without_the_model_stack() -> None:
         "    main(['serve', '--help'])"
     )
     assert _heavy_loaded_by(statement) == []
+
+
+def test_the_top_level_help_does_not_build_the_settings_model() -> None:
+    """``extractor --help`` and a command without settings stay off pydantic and pydantic-settings; a
+    command with settings gets its flags (generated from ``Settings``) when it is parsed."""
+    loaded = "import sys; print(sorted(m for m in ('pydantic', 'pydantic_settings') if m in sys.modules))"
+
+    def after(*argv: str) -> list[str]:
+        statement = (
+            "import contextlib, io\n"
+            "from extractor.cli import main\n"
+            "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
+            f"    main({list(argv)!r})\n"
+            f"{loaded}"
+        )
+        done = subprocess.run([sys.executable, "-c", statement], capture_output=True, text=True, check=True)
+        found: list[str] = json.loads(done.stdout.strip().splitlines()[-1].replace("'", '"'))
+        return found
+
+    assert after("--help") == []
+    assert after("report", "--help") == []
+    assert after("run", "--help") == ["pydantic", "pydantic_settings"]
 
 
 def test_the_public_names_load_on_first_use() -> None:

@@ -25,7 +25,9 @@ from rich.console import Console
 
 import extractor.batch as batch
 from extractor import Extractor, Settings
-from extractor.batch import LogReporter, RichReporter, RunSummary, run_batch, watch
+from extractor.batch import RunSummary, run_batch, watch
+from extractor.cli.progress import LogReporter, RichReporter
+from extractor.cli.tables import render_summary_text
 from extractor.errors import ConfigError, ParseError, TransportError
 from extractor.models import ArticleResult, text_sha256
 from extractor.prompts import load_prompts
@@ -798,7 +800,7 @@ def test_rich_reporter_prints_an_error_message_as_text_not_markup(tmp_path: Path
 
 
 def test_summary_text_of_an_empty_run() -> None:
-    text = batch.render_summary_text(RunSummary())
+    text = render_summary_text(RunSummary())
     assert "0 (0 skipped as done, 0 duplicates)" in text and "$0.0000" in text
 
 

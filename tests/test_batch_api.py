@@ -15,9 +15,10 @@ import pytest
 
 from benchmarks.fake_server import UNGROUNDED_QUOTE, ServerConfig, _unit, run_in_thread
 from extractor import Extractor, Settings
-from extractor.batch import LogReporter, run_batch
+from extractor.batch import run_batch
 from extractor.batch_api import STATE_DIR, list_batches, run_batch_api
 from extractor.cli import main
+from extractor.cli.progress import LogReporter
 from extractor.llm import OpenAIProvider, request_body
 from extractor.models import Article, text_sha256
 from extractor.store import iter_results

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extractor import Article, Extractor, Settings, cli
+from extractor.cli import options
 from extractor.errors import ConfigError, ParseError, TransportError
 from extractor.grounding import SourceIndex
 from extractor.models import ArticleExtraction
@@ -95,7 +96,7 @@ def test_chunk_flags_reach_the_settings_and_a_creeping_setting_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = cli.build_parser().parse_args(["run", "x", "--chunk-chars", "5000", "--chunk-overlap", "500"])
-    settings = cli._load_settings(args)
+    settings = options.load_settings(args)
     assert (settings.chunk_chars, settings.chunk_overlap_chars) == (5000, 500)
     article = tmp_path / "a.txt"
     article.write_text("Some text.", encoding="utf-8")

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 
 from extractor import cli
-from extractor.batch import LogReporter, RichReporter
 from extractor.cache import ResponseCache
+from extractor.cli import common, options, progress
+from extractor.cli.progress import LogReporter, RichReporter
 from extractor.evaluate import evaluate_path
 from extractor.models import ArticleResult
 from extractor.store import RESULTS_FILE, iter_results
@@ -37,7 +38,7 @@ def run_json(out: Path) -> dict[str, Any]:
 
 
 def settings_of(*argv: str) -> Any:
-    return cli._load_settings(cli.build_parser().parse_args(list(argv)))
+    return options.load_settings(cli.build_parser().parse_args(list(argv)))
 
 
 # --------------------------------------------------------------------------- help and exit codes
@@ -103,7 +104,7 @@ def test_configuration_errors_exit_2(
 def test_no_key_and_no_recordings_is_a_clear_config_error(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "DEFAULT_FIXTURES", tmp_path / "no-fixtures")
+    monkeypatch.setattr(common, "DEFAULT_FIXTURES", tmp_path / "no-fixtures")
     assert cli.main(["run", str(SEEDS), "--out", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err
     assert "no API key: set OPENAI_API_KEY" in err and OFFLINE_NOTE not in err
@@ -130,6 +131,27 @@ def test_watch_interval_must_be_positive(tmp_path: Path, capsys: pytest.CaptureF
 # --------------------------------------------------------------------------- flags and env reach Settings
 
 
+def test_the_settings_flags_are_generated_from_the_fields(capsys: pytest.CaptureFixture[str]) -> None:
+    from extractor.config import Settings, flag_name
+
+    with pytest.raises(SystemExit):
+        cli.main(["cache", "--help"])
+    text = capsys.readouterr().out
+    flags = [flag for name in Settings.model_fields if (flag := flag_name(name))]
+    assert len(flags) >= 19 and all(f"  {flag}" in text for flag in flags)
+    assert "($EXTRACTOR_MODEL, default gpt-4o-mini)" in " ".join(text.split())
+    s = settings_of(
+        "run", "x", "--timeout", "3", "--chunk-overlap", "10", "--follow-symlinks", "--mode", "json"
+    )
+    assert (s.timeout_s, s.chunk_overlap_chars, s.follow_symlinks, s.mode, s.use_cache) == (
+        3.0,
+        10,
+        True,
+        "json",
+        True,
+    )
+
+
 def test_limits_from_flags_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     s = settings_of("run", "x", "--rpm", "60", "--tpm", "90000", "--concurrency", "3", "--no-cache")
     assert (s.rpm, s.tpm, s.concurrency, s.use_cache) == (60, 90000, 3, False)
@@ -151,7 +173,7 @@ def test_limits_from_flags_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
 
 def test_run_uses_the_rate_limits_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    ex = cli._extractor_for(cli.build_parser().parse_args(["run", "x", "--rpm", "60", "--tpm", "1000"]))
+    ex = options.extractor_for(cli.build_parser().parse_args(["run", "x", "--rpm", "60", "--tpm", "1000"]))
     assert (ex.settings.rpm, ex.settings.tpm) == (60, 1000)
     ex.close()
 
@@ -164,11 +186,11 @@ def test_reporter_choice(monkeypatch: pytest.MonkeyPatch) -> None:
             return True
 
     monkeypatch.setattr(sys, "stderr", Tty())
-    assert isinstance(cli._reporter(parse(["run", "x"])), RichReporter)
-    quiet = cli._reporter(parse(["run", "x", "--quiet"]))
+    assert isinstance(progress.reporter_for(parse(["run", "x"])), RichReporter)
+    quiet = progress.reporter_for(parse(["run", "x", "--quiet"]))
     assert isinstance(quiet, LogReporter) and quiet.quiet
     monkeypatch.setattr(sys, "stderr", io.StringIO())
-    plain = cli._reporter(parse(["run", "x"]))
+    plain = progress.reporter_for(parse(["run", "x"]))
     assert isinstance(plain, LogReporter) and not plain.quiet
 
 

@@ -6,8 +6,9 @@ import re
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from extractor.config import Settings
+from extractor.config import Settings, env_name, flag_name
 from extractor.errors import ConfigError
 
 
@@ -198,3 +199,34 @@ def test_env_and_flag_values_still_coerce(tmp_path: Path) -> None:
         False,
     )
     assert settings.timeout_s == 30.0
+
+
+def test_settings_are_immutable_and_copies_are_checked() -> None:
+    settings = Settings(model="m")
+    with pytest.raises(ValidationError, match="frozen"):
+        settings.model = "other"  # type: ignore[misc]
+    assert settings.replace(rpm=60, tpm=None).rpm == 60 and settings.model == "m"
+    with pytest.raises(ConfigError, match="temperature must be between 0 and 2"):
+        settings.replace(temperature=5.0)
+    assert settings.model_copy(update={"rpm": None}).rpm is None
+
+
+def test_each_setting_declares_its_env_variable_and_flag_once() -> None:
+    assert env_name("api_key") == "OPENAI_API_KEY" and env_name("model") == "EXTRACTOR_MODEL"
+    assert env_name("temperature") is None  # not read from the environment, as before
+    assert (flag_name("timeout_s"), flag_name("max_events"), flag_name("prices")) == (
+        "--timeout",
+        "--max-events",
+        None,
+    )
+    env = dict.fromkeys(("EXTRACTOR_RPM", "EXTRACTOR_TEMPERATURE", "extractor_tpm"), "7")
+    settings = Settings.load(env=env)
+    assert (settings.rpm, settings.temperature, settings.tpm) == (7, 0.0, None)
+    assert Settings.load(env={"EXTRACTOR_MODEL": ""}).model == "gpt-4o-mini"  # empty = unset
+
+
+def test_settings_made_with_keywords_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EXTRACTOR_MODEL", "from-env")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    assert (Settings().model, Settings().api_key) == ("gpt-4o-mini", None)
+    assert (Settings.load().model, Settings.load().api_key) == ("from-env", "sk-env")

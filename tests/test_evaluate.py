@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
+from extractor.cli.tables import eval_articles_table, eval_table
 from extractor.evaluate import (
     DATE_OUTCOMES,
     EVIDENCE_MIN_SHARE,
@@ -26,8 +27,6 @@ from extractor.evaluate import (
     flat_metrics,
     gold_as_result,
     load_gold,
-    render_articles,
-    render_table,
 )
 from extractor.matching import names_match, normalize_name, target_similarity, target_tokens
 from extractor.models import (
@@ -442,7 +441,7 @@ def test_date_outcomes_counted_and_shown() -> None:
     dumped = json.loads(report.model_dump_json())["totals"]["events"]["date"]
     assert {k: dumped[k] for k in DATE_OUTCOMES} == dict.fromkeys(DATE_OUTCOMES, 1)
     assert dumped["total"] == 5
-    text = render(render_table(report))
+    text = render(eval_table(report))
     for outcome in DATE_OUTCOMES:
         row = next(line for line in text.splitlines() if f"events dates {outcome} " in line)
         assert "0.200 1/5" in row
@@ -586,7 +585,7 @@ def test_empty_gold_and_empty_predictions_score_one() -> None:
         assert (counts.precision, counts.recall, counts.f1) == (1.0, 1.0, 1.0)
     assert totals.quotes.speaker.value is None
     assert totals.events.date.accuracy.value is None
-    assert "n/a" in render(render_table(report))
+    assert "n/a" in render(eval_table(report))
 
 
 def test_empty_gold_with_predictions_and_gold_without_predictions_score_zero() -> None:
@@ -728,7 +727,7 @@ def test_report_json_round_trip() -> None:
 
 def test_render_table_single_run() -> None:
     report = run(full_gold(), result([pq(at(QUOTE), "Meloni")]))
-    text = render(render_table(report))
+    text = render(eval_table(report))
     assert "quotes exact R" in text
     assert "0.500 1/2" in text
     assert "grounding rejected" in text
@@ -740,7 +739,7 @@ def test_render_table_compare_shows_both_runs_and_delta() -> None:
     gold = full_gold()
     v1 = run(gold, result([pq(at(QUOTE), "Meloni")]))
     v2 = run(gold, gold_as_result(gold))
-    text = render(render_table(v1, v2, labels=("prompt v1", "prompt v2")))
+    text = render(eval_table(v1, v2, labels=("prompt v1", "prompt v2")))
     assert "prompt v1" in text
     assert "prompt v2" in text
     assert "Δ (prompt v2 − prompt v1)" in text
@@ -750,12 +749,12 @@ def test_render_table_compare_shows_both_runs_and_delta() -> None:
     assert "+0.500" in row
 
 
-def test_render_articles() -> None:
+def test_eval_articles_table() -> None:
     report = evaluate(
         [gold_as_result(full_gold())],
         {"a1": full_gold(), "a9": gold_article(article_id="a9", quotes=[gq(QUOTE, "x")])},
     )
-    text = render(render_articles(report), width=250)
+    text = render(eval_articles_table(report), width=250)
     assert "a1" in text
     assert "a9" in text
     assert "missing" in text

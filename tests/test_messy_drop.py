@@ -24,7 +24,8 @@ import httpx
 import pytest
 
 from extractor import Article, Extractor, Settings, iter_results, run_batch
-from extractor.batch import LogReporter, RunSummary
+from extractor.batch import RunSummary
+from extractor.cli.progress import LogReporter
 from extractor.llm import OpenAIProvider
 from extractor.models import ArticleResult, text_sha256
 from extractor.prompts import load_prompts

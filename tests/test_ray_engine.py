@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-from extractor.batch import LogReporter, run_batch
+from extractor.batch import run_batch
+from extractor.cli.progress import LogReporter
 from extractor.config import Settings
 from extractor.pipeline import Extractor
 from extractor.store import RESULTS_FILE, iter_results

@@ -715,7 +715,7 @@ def test_nested_highlights_fill_only_the_innermost_and_the_legend_says_so() -> N
 def seeds_run_dir(tmp_path: Path) -> Path:
     """A real run folder for the five seeds: the offline main job (replayed recordings)."""
     from extractor import Extractor, Settings, run_batch
-    from extractor.batch import LogReporter
+    from extractor.cli.progress import LogReporter
     from extractor.replay import load_recorded_settings
 
     recorded = ROOT / "fixtures" / "recorded"

@@ -23,7 +23,8 @@ import httpx
 import pytest
 
 from extractor import Extractor, Settings, cli
-from extractor.batch import LogReporter, count_inputs, run_batch, watch
+from extractor.batch import count_inputs, run_batch, watch
+from extractor.cli.progress import LogReporter
 from extractor.errors import TransportError
 from extractor.store import LOCK_FILE, RESULTS_FILE, RUNS_FILE, lock_run_folder
 from tests import wire

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
-from extractor.batch import BatchReporter, LogReporter, RunSummary, _load, run_batch
+from extractor.batch import BatchReporter, NullReporter, RunSummary, _load, run_batch
 from extractor.config import Settings
 from extractor.errors import ConfigError, ExtractorError, ParseError, TransportError, redact
 from extractor.grounding import SourceIndex
@@ -816,7 +816,7 @@ def run_batch_api(
             summary.cost_usd = _cost(settings, spent)
 
         summary = run_batch(
-            paths, out, final, force=force, reporter=_PricedReporter(reporter or LogReporter(), price)
+            paths, out, final, force=force, reporter=_PricedReporter(reporter or NullReporter(), price)
         )
     finally:
         run.close()

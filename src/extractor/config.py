@@ -1,33 +1,47 @@
 """Settings: model, endpoint, mode, limits and cache dir — from defaults < config file < env < flags.
 
-Environment variables: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``EXTRACTOR_MODEL``, ``EXTRACTOR_MODE``,
-``EXTRACTOR_CACHE_DIR``, ``EXTRACTOR_CONCURRENCY``, ``EXTRACTOR_RPM``, ``EXTRACTOR_TPM``,
-``EXTRACTOR_MAX_EVENTS``, ``EXTRACTOR_OUTPUT_LANGUAGE``,
-``EXTRACTOR_CONFIG`` (path of a TOML config file; default ``./extractor.toml`` when present).
-A config file holds the same keys as ``Settings`` fields, under ``[extractor]`` (then nothing may be
-outside it) or all at top level. Every value is checked when the settings are made: a bad one is one
-ConfigError line naming it (and the file, and the byte for a file that is not UTF-8 text).
+``Settings`` (pydantic-settings) declares each setting once: its type, default, help text, the
+environment variable it is read from (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``EXTRACTOR_MODEL``, ...:
+``env_name``) and its command-line flag (``flag_name``; the CLI generates its flags from these).
+``EXTRACTOR_CONFIG`` names a TOML config file (default ``./extractor.toml`` when present), which holds
+the same keys as the fields, under ``[extractor]`` (then nothing may be outside it) or all at top level.
+Every value is checked when the settings are made: a bad one is one ConfigError line naming it (and the
+file, and the byte for a file that is not UTF-8 text).
 """
 
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import difflib
 import math
 import os
 import re
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, Literal, get_args
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import platformdirs
+from pydantic import Field, JsonValue, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from extractor.errors import ConfigError, redact
 
-__all__ = ["DEFAULT_MAX_INPUT_BYTES", "DEFAULT_PRICES", "Mode", "Settings", "answer_settings", "scrub_url"]
+__all__ = [
+    "DEFAULT_MAX_INPUT_BYTES",
+    "DEFAULT_PRICES",
+    "Mode",
+    "Settings",
+    "answer_settings",
+    "env_name",
+    "flag_name",
+    "scrub_url",
+]
 
 Mode = Literal["tools", "json_schema", "json", "md_json"]
 
@@ -46,20 +60,6 @@ DEFAULT_PRICES: dict[str, tuple[float, float]] = {
 
 # The largest input file read (a JSONL file: the largest line); larger ones are that input's LoadError.
 DEFAULT_MAX_INPUT_BYTES = 20_000_000
-
-_ENV: dict[str, str] = {
-    "api_key": "OPENAI_API_KEY",
-    "base_url": "OPENAI_BASE_URL",
-    "model": "EXTRACTOR_MODEL",
-    "mode": "EXTRACTOR_MODE",
-    "cache_dir": "EXTRACTOR_CACHE_DIR",
-    "cache_url": "EXTRACTOR_CACHE_URL",
-    "concurrency": "EXTRACTOR_CONCURRENCY",
-    "rpm": "EXTRACTOR_RPM",
-    "tpm": "EXTRACTOR_TPM",
-    "max_events": "EXTRACTOR_MAX_EVENTS",
-    "output_language": "EXTRACTOR_OUTPUT_LANGUAGE",
-}
 
 
 def _default_cache_dir() -> Path:
@@ -95,111 +95,124 @@ def url_secrets(url: str | None) -> list[str]:
     return found
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything that configures an extraction run. Build with ``Settings.load()`` to read env/file."""
+def _setting(
+    default: Any = PydanticUndefined,
+    help: str | None = None,
+    *,
+    env: str | None = None,
+    flag: str | bool = False,
+    default_factory: Callable[[], Any] | None = None,
+    repr: bool = True,
+) -> Any:
+    """A field of ``Settings``: its default, its help text, the environment variable it is read from
+    (``env``) and its command-line flag (``flag``: True for ``--field-name``, or the flag itself)."""
+    extra: dict[str, JsonValue] = {"env": env, "flag": flag}
+    if default_factory is not None:
+        return Field(default_factory=default_factory, description=help, json_schema_extra=extra, repr=repr)
+    return Field(default, description=help, json_schema_extra=extra, repr=repr)
 
-    model: str = "gpt-4o-mini"
-    base_url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    mode: Mode = "tools"
-    temperature: float = 0.0
-    max_tokens: int = 4096
-    max_tokens_retry: int = 16384
-    timeout_s: float = 120.0
-    transport_attempts: int = 6
-    transport_max_wait_s: float = 300.0
-    reasks: int = 1
-    reask_max_listed: int = 10
-    cache_dir: Path = field(default_factory=_default_cache_dir)
-    use_cache: bool = True
+
+class Settings(BaseSettings):
+    """Everything that configures an extraction run, declared once: each field's default, help, env
+    variable and flag. ``Settings(...)`` takes keyword values only; ``Settings.load()`` reads defaults <
+    config file < environment < keyword overrides (the command's flags)."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=False)
+
+    model: str = _setting("gpt-4o-mini", "model name", env="EXTRACTOR_MODEL", flag=True)
+    base_url: str | None = _setting(None, "OpenAI-compatible endpoint", env="OPENAI_BASE_URL", flag=True)
+    api_key: str | None = _setting(None, "API key", env="OPENAI_API_KEY", repr=False)
+    mode: Mode = _setting("tools", "instructor mode", env="EXTRACTOR_MODE", flag=True)
+    temperature: float = _setting(0.0, "sampling temperature (0-2)", flag=True)
+    max_tokens: int = _setting(4096, "completion tokens per request", flag=True)
+    max_tokens_retry: int = _setting(16384, "completion tokens of the retry after a truncated answer")
+    timeout_s: float = _setting(120.0, "request timeout in seconds", flag="--timeout")
+    transport_attempts: int = _setting(6, "attempts per request on 429, 5xx and connection errors")
+    transport_max_wait_s: float = _setting(300.0, "longest wait between attempts, in seconds")
+    reasks: int = _setting(1, "re-asks on schema/grounding failure", flag=True)
+    reask_max_listed: int = _setting(10, "failed items named in a re-ask")
+    cache_dir: Path = _setting(
+        help="response cache", env="EXTRACTOR_CACHE_DIR", flag=True, default_factory=_default_cache_dir
+    )
+    use_cache: bool = _setting(True, "use the response cache", flag="--no-cache")
     # The shared response cache (one JSON file per answer, extractor.fscache) at a folder or pyarrow URL
     # (s3://bucket/prefix): several hosts can share it; unset = diskcache in cache_dir (one host).
-    cache_url: str | None = None
-    replay_dir: Path | None = None
-    record_dir: Path | None = None
-    chunk_chars: int = 300_000
-    chunk_overlap_chars: int = 2_000
+    cache_url: str | None = _setting(
+        None, "shared JSON cache: folder or s3:// URL", env="EXTRACTOR_CACHE_URL", flag=True
+    )
+    replay_dir: Path | None = _setting(None, "answer from the recorded exchanges in this folder")
+    record_dir: Path | None = _setting(None, "record every exchange into this folder")
+    chunk_chars: int = _setting(300_000, "split articles longer than this", flag=True)
+    chunk_overlap_chars: int = _setting(2_000, "characters shared by adjacent chunks", flag="--chunk-overlap")
     # Enough in flight for ~10 requests/s at 1.5 s latency; --rpm/--tpm and the server's 429s and
     # x-ratelimit-* headers then set the pace, so a high default does not mean a storm of 429s.
-    concurrency: int = 16
-    rpm: int | None = None
-    tpm: int | None = None
-    prices: dict[str, tuple[float, float]] = field(default_factory=dict)
+    concurrency: int = _setting(16, "articles in flight", env="EXTRACTOR_CONCURRENCY", flag=True)
+    rpm: int | None = _setting(None, "requests/min limit", env="EXTRACTOR_RPM", flag=True)
+    tpm: int | None = _setting(None, "tokens/min limit", env="EXTRACTOR_TPM", flag=True)
+    prices: dict[str, tuple[float, float]] = _setting(
+        help="USD per 1M tokens (input, output) by model, over DEFAULT_PRICES", default_factory=dict
+    )
     # The Batch API (extractor run --batch-api): prices per model (default: batch_price_ratio x prices),
     # polling backoff, requests per batch (OpenAI's limit is 50,000) and the completion window.
-    batch_prices: dict[str, tuple[float, float]] = field(default_factory=dict)
-    batch_price_ratio: float = 0.5
-    batch_poll_s: float = 30.0
-    batch_poll_max_s: float = 600.0
-    batch_max_requests: int = 50_000
-    batch_window: str = "24h"
+    batch_prices: dict[str, tuple[float, float]] = _setting(
+        help="Batch API USD per 1M tokens by model", default_factory=dict
+    )
+    batch_price_ratio: float = _setting(0.5, "Batch API price as a share of the direct price")
+    batch_poll_s: float = _setting(30.0, "first wait between Batch API polls, in seconds")
+    batch_poll_max_s: float = _setting(600.0, "longest wait between Batch API polls, in seconds")
+    batch_max_requests: int = _setting(50_000, "requests per batch")
+    batch_window: str = _setting("24h", "Batch API completion window")
     # Inputs: follow symlinks that point outside the given paths; the size cap of one input.
-    follow_symlinks: bool = False
-    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES
+    follow_symlinks: bool = _setting(
+        False, "load symlinks that point outside the given paths (refused by default)", flag=True
+    )
+    max_input_bytes: int = _setting(
+        DEFAULT_MAX_INPUT_BYTES, "size cap of one input file, of one line in JSONL", flag=True
+    )
     # The prompt: at most this many events per article (per chunk), and the language of `summary` and
     # stance `target` (quotes, evidence, names and date_text always stay in the article's language).
-    max_events: int = 10
-    output_language: str = "English"
+    max_events: int = _setting(10, "events per article, at most", env="EXTRACTOR_MAX_EVENTS", flag=True)
+    output_language: str = _setting(
+        "English", "language of summaries and stance targets", env="EXTRACTOR_OUTPUT_LANGUAGE", flag=True
+    )
 
-    def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.type == "float" and isinstance(value, float) and not math.isfinite(value):
-                raise ConfigError(f"{f.name} must be a finite number, got {value}")
-        _check_name("model", self.model)
-        _check_base_url(self.base_url)
-        if self.api_key is not None and (
-            not isinstance(self.api_key, str) or any(c.isspace() or not c.isprintable() for c in self.api_key)
-        ):
-            raise ConfigError(
-                "api_key has spaces or control characters (a trailing newline?); check OPENAI_API_KEY "
-                "(the key itself is not shown)"
-            )
-        if self.transport_max_wait_s < 0:
-            raise ConfigError(f"transport_max_wait_s must be >= 0, got {self.transport_max_wait_s}")
-        for name, pair in [*self.prices.items(), *self.batch_prices.items()]:
-            if not (
-                isinstance(pair, tuple | list)
-                and len(pair) == 2
-                and all(isinstance(x, int | float) and math.isfinite(x) and x >= 0 for x in pair)
-            ):
-                raise ConfigError(
-                    f"prices: {name} must be two finite numbers >= 0 (input, output), got {pair}"
-                )
-        if self.mode not in get_args(Mode):
-            raise ConfigError(f"unknown mode {self.mode!r}; choose one of {', '.join(get_args(Mode))}")
-        if not 0.0 <= self.temperature <= 2.0:
-            raise ConfigError(f"temperature must be between 0 and 2, got {self.temperature}")
-        if self.batch_price_ratio < 0:
-            raise ConfigError(f"batch_price_ratio must be >= 0, got {self.batch_price_ratio}")
-        names = ("max_tokens", "timeout_s", "transport_attempts", "chunk_chars", "concurrency")
-        for name in (*names, "batch_poll_s", "batch_poll_max_s", "batch_max_requests"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.reasks < 0 or self.reasks > 5:
-            raise ConfigError(f"reasks must be between 0 and 5, got {self.reasks}")
-        if self.chunk_overlap_chars < 0 or self.chunk_overlap_chars >= self.chunk_chars:
-            raise ConfigError("chunk_overlap_chars must be >= 0 and smaller than chunk_chars")
-        if 2 * self.chunk_overlap_chars > self.chunk_chars:
-            raise ConfigError(
-                f"chunk_overlap_chars ({self.chunk_overlap_chars:,}) must be at most half of chunk_chars "
-                f"({self.chunk_chars:,}), so that each chunk advances by at least half its size; "
-                "lower --chunk-overlap or raise --chunk-chars"
-            )
-        for name in ("rpm", "tpm"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"{name} must be positive, got {value}")
-        if self.max_input_bytes <= 0:
-            raise ConfigError(f"max_input_bytes must be positive, got {self.max_input_bytes}")
-        if not 1 <= self.max_events <= 200:
-            raise ConfigError(f"max_events must be between 1 and 200, got {self.max_events}")
-        _check_name("output_language", self.output_language)
-        if len(self.output_language) > 40:
-            raise ConfigError(
-                f"output_language is a language name, at most 40 characters: {self.output_language!r}"
-            )
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:  # what _coerce and _check leave to pydantic: one line, named
+            error = exc.errors()[0]
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            raise ConfigError(f"setting {name}: {error['msg']}") from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword values only, or within ``load()``: keyword values > environment > config file."""
+        loading = _LOADING.get()
+        if loading is None:
+            return (init_settings,)
+        env, path = loading
+        return (init_settings, _EnvSource(settings_cls, env), _FileSource(settings_cls, path))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce_values(cls, values: Any) -> Any:
+        coerced = _coerce(dict(values))
+        mode = coerced.get("mode", "tools")
+        if mode not in get_args(Mode):
+            raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(get_args(Mode))}")
+        return coerced
+
+    @model_validator(mode="after")
+    def _check_values(self) -> Settings:
+        _check(self)
+        return self
 
     @property
     def endpoint(self) -> str:
@@ -237,26 +250,132 @@ class Settings:
         )
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with some fields changed (None values are ignored)."""
-        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+        """A checked copy with some fields changed (None values are ignored; ``model_copy(update=...)``
+        sets None too, unchecked)."""
+        return type(self)(**{**dict(self), **{k: v for k, v in changes.items() if v is not None}})
 
     @classmethod
     def load(
-        cls, config_file: str | Path | None = None, env: dict[str, str] | None = None, **overrides: Any
+        cls, config_file: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
     ) -> Settings:
-        """Defaults, then the config file, then environment variables, then ``overrides`` (flags)."""
-        env = dict(os.environ) if env is None else env
-        values: dict[str, Any] = {}
-        path = config_file or env.get("EXTRACTOR_CONFIG")
+        """Defaults, then the config file, then environment variables, then ``overrides`` (flags; None
+        values are ignored). The file is ``config_file``, else ``$EXTRACTOR_CONFIG``, else
+        ``./extractor.toml`` when present."""
+        env = os.environ if env is None else env
+        path = config_file or env.get("EXTRACTOR_CONFIG") or None
         if path is None and Path("extractor.toml").is_file():
             path = "extractor.toml"
-        if path is not None:
-            values.update(_read_config(Path(path)))
-        for name, var in _ENV.items():
-            if env.get(var):
-                values[name] = env[var]
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**_coerce(values))
+        token = _LOADING.set((env, None if path is None else Path(path)))
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        finally:
+            _LOADING.reset(token)
+
+
+# The environment and config file of the Settings.load() in progress (None: keyword values only).
+_LOADING: ContextVar[tuple[Mapping[str, str], Path | None] | None] = ContextVar("_LOADING", default=None)
+
+
+def env_name(name: str) -> str | None:
+    """The environment variable the setting ``name`` is read from, if any."""
+    return _extra(name).get("env")
+
+
+def flag_name(name: str) -> str | None:
+    """The command-line flag of the setting ``name``, if it has one."""
+    flag = _extra(name).get("flag")
+    return f"--{name.replace('_', '-')}" if flag is True else flag or None
+
+
+def _extra(name: str) -> dict[str, Any]:
+    extra = Settings.model_fields[name].json_schema_extra
+    return dict(extra) if isinstance(extra, dict) else {}
+
+
+class _EnvSource(PydanticBaseSettingsSource):
+    """The settings that name an environment variable (``env=``), from ``env`` (empty values unset)."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+        super().__init__(settings_cls)
+        self.env = env
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        var = env_name(field_name)
+        return (self.env.get(var) or None) if var else None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found = {name: self.get_field_value(f, name)[0] for name, f in self.settings_cls.model_fields.items()}
+        return {name: value for name, value in found.items() if value is not None}
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """The settings in a TOML config file (``_read_config``), or none without a file."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls)
+        self.path = path
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self().get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {} if self.path is None else _read_config(self.path)
+
+
+def _check(settings: Settings) -> None:
+    """Every value's range and shape, one ConfigError naming the first bad one."""
+    for name, info in Settings.model_fields.items():
+        value = getattr(settings, name)
+        if info.annotation is float and isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, got {value}")
+    _check_name("model", settings.model)
+    _check_base_url(settings.base_url)
+    key = settings.api_key
+    if key is not None and (not isinstance(key, str) or any(c.isspace() or not c.isprintable() for c in key)):
+        raise ConfigError(
+            "api_key has spaces or control characters (a trailing newline?); check OPENAI_API_KEY "
+            "(the key itself is not shown)"
+        )
+    if settings.transport_max_wait_s < 0:
+        raise ConfigError(f"transport_max_wait_s must be >= 0, got {settings.transport_max_wait_s}")
+    for name, pair in [*settings.prices.items(), *settings.batch_prices.items()]:
+        if not (
+            isinstance(pair, tuple | list)
+            and len(pair) == 2
+            and all(isinstance(x, int | float) and math.isfinite(x) and x >= 0 for x in pair)
+        ):
+            raise ConfigError(f"prices: {name} must be two finite numbers >= 0 (input, output), got {pair}")
+    if not 0.0 <= settings.temperature <= 2.0:
+        raise ConfigError(f"temperature must be between 0 and 2, got {settings.temperature}")
+    if settings.batch_price_ratio < 0:
+        raise ConfigError(f"batch_price_ratio must be >= 0, got {settings.batch_price_ratio}")
+    names = ("max_tokens", "timeout_s", "transport_attempts", "chunk_chars", "concurrency")
+    for name in (*names, "batch_poll_s", "batch_poll_max_s", "batch_max_requests"):
+        if getattr(settings, name) <= 0:
+            raise ConfigError(f"{name} must be positive, got {getattr(settings, name)}")
+    if settings.reasks < 0 or settings.reasks > 5:
+        raise ConfigError(f"reasks must be between 0 and 5, got {settings.reasks}")
+    if settings.chunk_overlap_chars < 0 or settings.chunk_overlap_chars >= settings.chunk_chars:
+        raise ConfigError("chunk_overlap_chars must be >= 0 and smaller than chunk_chars")
+    if 2 * settings.chunk_overlap_chars > settings.chunk_chars:
+        raise ConfigError(
+            f"chunk_overlap_chars ({settings.chunk_overlap_chars:,}) must be at most half of chunk_chars "
+            f"({settings.chunk_chars:,}), so that each chunk advances by at least half its size; "
+            "lower --chunk-overlap or raise --chunk-chars"
+        )
+    for name in ("rpm", "tpm"):
+        value = getattr(settings, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+    if settings.max_input_bytes <= 0:
+        raise ConfigError(f"max_input_bytes must be positive, got {settings.max_input_bytes}")
+    if not 1 <= settings.max_events <= 200:
+        raise ConfigError(f"max_events must be between 1 and 200, got {settings.max_events}")
+    _check_name("output_language", settings.output_language)
+    if len(settings.output_language) > 40:
+        raise ConfigError(
+            f"output_language is a language name, at most 40 characters: {settings.output_language!r}"
+        )
 
 
 def answer_settings(settings: Settings) -> dict[str, Any]:
@@ -353,7 +472,7 @@ def _read_config(path: Path) -> dict[str, Any]:
                 f"config file {path} has keys outside [extractor]: {', '.join(stray)} "
                 "(move them into [extractor])"
             )
-    names = [f.name for f in dataclasses.fields(Settings)]
+    names = list(Settings.model_fields)
     unknown = sorted(set(section) - set(names))
     if unknown:
         near = {close for key in unknown for close in difflib.get_close_matches(key, names, n=1)}
@@ -368,41 +487,51 @@ def _read_config(path: Path) -> dict[str, Any]:
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
+def _kind(name: str) -> type:
+    """The type of the setting ``name``, without its ``| None`` (Mode is str)."""
+    annotation = Settings.model_fields[name].annotation
+    if get_origin(annotation) in (Union, UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    origin = get_origin(annotation)
+    if origin is Literal:
+        return str
+    return origin if isinstance(origin, type) else annotation if isinstance(annotation, type) else str
+
+
 def _coerce(values: dict[str, Any]) -> dict[str, Any]:
     """Values from a file, the environment (strings) or flags, converted to the fields' types; a value
     of the wrong kind (a number for the model, 3.5 or true for a count) is a ConfigError."""
-    fields = {f.name: f for f in dataclasses.fields(Settings)}
-    unknown = sorted(set(values) - set(fields))
+    unknown = sorted(set(values) - set(Settings.model_fields))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
     out: dict[str, Any] = {}
     for name, value in values.items():
-        kind = str(fields[name].type)
+        kind = _kind(name)
         shown = "(not shown)" if name == "api_key" else repr(value)
         try:
             if value is None:
                 out[name] = None
-            elif name in ("cache_dir", "replay_dir", "record_dir"):
+            elif kind is Path:
                 if not isinstance(value, str | os.PathLike):
                     raise ConfigError(f"setting {name}: expected a path, got {shown}")
                 out[name] = Path(value).expanduser()
-            elif name in ("prices", "batch_prices"):
+            elif kind is dict:
                 out[name] = {str(k): (float(v[0]), float(v[1])) for k, v in dict(value).items()}
-            elif kind.startswith("int"):
-                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                    raise ConfigError(f"setting {name}: expected a whole number, got {shown}")
-                out[name] = int(value)
-            elif kind.startswith("float"):
-                if isinstance(value, bool):
-                    raise ConfigError(f"setting {name}: expected a number, got {shown}")
-                out[name] = float(value)
-            elif kind == "bool":
+            elif kind is bool:
                 if isinstance(value, bool):
                     out[name] = value
                 elif str(value).strip().lower() in _TRUE + _FALSE:
                     out[name] = str(value).strip().lower() in _TRUE
                 else:
                     raise ConfigError(f"setting {name}: expected true or false, got {shown}")
+            elif kind is int:
+                if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                    raise ConfigError(f"setting {name}: expected a whole number, got {shown}")
+                out[name] = int(value)
+            elif kind is float:
+                if isinstance(value, bool):
+                    raise ConfigError(f"setting {name}: expected a number, got {shown}")
+                out[name] = float(value)
             else:
                 if not isinstance(value, str):
                     raise ConfigError(f"setting {name}: expected a string, got {shown}")

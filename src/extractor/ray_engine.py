@@ -60,7 +60,7 @@ def actor_settings(settings: Settings, actors: int) -> Settings:
     def share(limit: int | None) -> int | None:
         return None if limit is None else max(1, limit // actors)
 
-    return dataclasses.replace(settings, rpm=share(settings.rpm), tpm=share(settings.tpm))
+    return settings.model_copy(update={"rpm": share(settings.rpm), "tpm": share(settings.tpm)})
 
 
 class _Scratch:
@@ -254,7 +254,7 @@ def _extract_wave(
     context.verbose_stats_logs = False
     rows = [{"article": a.model_dump_json()} for a in articles]
     per_actor = actor_settings(settings, actors)
-    fields = {f.name: getattr(per_actor, f.name) for f in dataclasses.fields(per_actor)}
+    fields = dict(per_actor)
     dataset = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows), actors * 8)))
     answered = dataset.map_batches(
         _ExtractBatch,
@@ -306,7 +306,7 @@ def run_ray(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = list(paths)
-    checker = Extractor(dataclasses.replace(settings, use_cache=False))
+    checker = Extractor(settings.model_copy(update={"use_cache": False}))
     checker.check_ready()
     version = checker.prompts.version
     plan = RayPlan()

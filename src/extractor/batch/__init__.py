@@ -27,7 +27,8 @@ results.jsonl and writes run.json at the end. Nothing is held per article beyond
 
 The package: ``runner`` (the pass over the inputs, ``run_batch``, ``arun_batch``), ``watch``, ``inputs``
 (input files, the block prefetcher), ``index`` (the scratch index, the compaction), ``summary``
-(``RunSummary``, ``BatchReporter``), ``signals`` (Ctrl-C / SIGTERM), ``reporters`` (log lines, progress).
+(``RunSummary``, ``BatchReporter``, ``NullReporter``), ``signals`` (Ctrl-C / SIGTERM). The command's
+reporters (log lines, progress bar) are ``extractor.cli.progress``.
 """
 
 from __future__ import annotations
@@ -36,9 +37,8 @@ import time  # noqa: F401 - the runner's clock is read here (runner._clock), so 
 
 from extractor.batch.index import _compact, _Index
 from extractor.batch.inputs import _OWN_FILES, _Inputs, _load, count_inputs
-from extractor.batch.reporters import LogReporter, RichReporter, render_summary_text, summary_rows
 from extractor.batch.runner import arun_batch, run_batch
-from extractor.batch.summary import BatchReporter, RunSummary
+from extractor.batch.summary import BatchReporter, NullReporter, RunSummary
 from extractor.batch.watching import watch
 from extractor.store import COMPACT_FILE, INDEX_FILE
 
@@ -47,8 +47,7 @@ __all__ = [
     "INDEX_FILE",
     "_OWN_FILES",
     "BatchReporter",
-    "LogReporter",
-    "RichReporter",
+    "NullReporter",
     "RunSummary",
     "_Index",
     "_Inputs",
@@ -56,8 +55,6 @@ __all__ = [
     "_load",
     "arun_batch",
     "count_inputs",
-    "render_summary_text",
     "run_batch",
-    "summary_rows",
     "watch",
 ]

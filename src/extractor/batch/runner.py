@@ -12,9 +12,8 @@ from typing import Any
 
 from extractor.batch.index import _compact, _digest, _Index, _key
 from extractor.batch.inputs import _Inputs, _load
-from extractor.batch.reporters import LogReporter
 from extractor.batch.signals import _Stop, _with_sigint
-from extractor.batch.summary import BatchReporter, RunSummary, _folder_of
+from extractor.batch.summary import BatchReporter, NullReporter, RunSummary, _folder_of
 from extractor.errors import ConfigError
 from extractor.inflight import Aborted, InFlight
 from extractor.models import Article, ArticleResult, ErrorInfo, LoadError
@@ -216,7 +215,7 @@ def run_batch(
     writes into ``out_dir`` this raises FolderBusyError naming its pid, or waits with ``wait_lock``."""
     out = Path(out_dir)
     limit = _limit(extractor, concurrency)
-    report = reporter or LogReporter()
+    report = reporter or NullReporter()
 
     async def once(stop: _Stop) -> RunSummary:
         return await _run_once(paths, out, extractor, force, limit, report, stop)
@@ -245,7 +244,7 @@ async def arun_batch(
         signals = _Stop()
         if stop is not None:
             signals.finish = stop
-        return await _run_once(paths, out, extractor, force, limit, reporter or LogReporter(), signals)
+        return await _run_once(paths, out, extractor, force, limit, reporter or NullReporter(), signals)
 
 
 def _limit(extractor: Extractor, concurrency: int | None) -> int:

@@ -108,6 +108,20 @@ class BatchReporter(Protocol):
     def finish(self, summary: RunSummary) -> None: ...
 
 
+class NullReporter:
+    """Reports nothing: the default of library callers (the command's reporters, plain log lines and a
+    progress bar, are ``extractor.cli.progress``)."""
+
+    def start(self, out_dir: Path) -> None:
+        return None
+
+    def article(self, result: ArticleResult, outcome: str, summary: RunSummary) -> None:
+        return None
+
+    def finish(self, summary: RunSummary) -> None:
+        return None
+
+
 _FOLDER_KEYS = ("articles", "ok", "failed", "duplicates", "quotes", "events", "stances", "rejected")
 
 

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from extractor.batch.inputs import _input_files, _load
-from extractor.batch.reporters import LogReporter
 from extractor.batch.runner import _clock, _finish, _run, _write_progress
 from extractor.batch.signals import _Stop, _with_sigint
-from extractor.batch.summary import BatchReporter, RunSummary, _merge
+from extractor.batch.summary import BatchReporter, NullReporter, RunSummary, _merge
 from extractor.errors import ConfigError
 from extractor.pipeline import Extractor
 from extractor.store import lock_run_folder
@@ -58,7 +57,7 @@ def watch(
     if not drop.is_dir():
         raise ConfigError(f"cannot watch {drop}: not a folder")
     extractor.check_ready()
-    report = reporter or LogReporter()
+    report = reporter or NullReporter()
 
     async def loop(stop: _Stop) -> RunSummary:
         started = _clock()

@@ -2,8 +2,8 @@
 
 ``gold`` (the gold format, loading, offset checks), ``scores`` (the score models: each figure declared
 once), ``match`` (one-to-one matching and the scores of one article), ``run`` (``evaluate``,
-``evaluate_path``), ``render`` (rich tables). Date phrases are compared by ``extractor.dates``, names
-and targets by ``extractor.matching``. What each figure means:
+``evaluate_path``); ``extractor.cli.tables`` shows the scores as tables. Date phrases are compared by
+``extractor.dates``, names and targets by ``extractor.matching``. What each figure means:
 
 Only articles that have a gold file are scored. A result for an article without gold is counted as
 *unscored*; a gold article without a result is *missing* and an error result is an *error* — both are
@@ -94,7 +94,6 @@ from extractor.evaluate.gold import (
     load_gold,
 )
 from extractor.evaluate.match import classify_date
-from extractor.evaluate.render import render_articles, render_table, summary_lines
 from extractor.evaluate.run import evaluate, evaluate_path
 from extractor.evaluate.scores import (
     DATE_OUTCOMES,
@@ -105,6 +104,7 @@ from extractor.evaluate.scores import (
     Counts,
     EvalReport,
     flat_metrics,
+    metric_sections,
 )
 
 __all__ = [
@@ -127,7 +127,5 @@ __all__ = [
     "flat_metrics",
     "gold_as_result",
     "load_gold",
-    "render_articles",
-    "render_table",
-    "summary_lines",
+    "metric_sections",
 ]

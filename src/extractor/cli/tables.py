@@ -1,11 +1,71 @@
-"""The evaluation as rich tables (``extractor eval``)."""
+"""Tables: the summary of a run (text and rows) and the evaluation's rich tables (``extractor eval``)."""
 
 from __future__ import annotations
 
-from rich import box
-from rich.table import Table
+from typing import TYPE_CHECKING
 
-from extractor.evaluate.scores import EvalReport, metric_sections
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from extractor.batch import RunSummary
+    from extractor.evaluate import EvalReport
+
+
+def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
+    """The summary of a run as (label, value) rows."""
+    cost = "n/a (no price for this model)" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
+    return [
+        (
+            "articles",
+            f"{summary.articles} ({summary.skipped} skipped as done, {summary.duplicates} duplicates)",
+        ),
+        ("ok / failed", f"{summary.ok} / {summary.failed} ({summary.load_errors} could not be loaded)"),
+        (
+            "quotes",
+            f"{summary.quotes_exact} exact, {summary.quotes_normalized} normalized, {summary.quotes_elided} "
+            f"elided, {summary.rejected_quotes} rejected, {summary.quotes_unattributed} unattributed",
+        ),
+        (
+            "partial articles",
+            f"{summary.partial}" + (" (a chunk failed: redone next run)" if summary.partial else ""),
+        ),
+        ("events / stances", f"{summary.events} / {summary.stances}"),
+        ("rejected items", str(summary.rejected)),
+        ("tokens", f"{summary.prompt_tokens} prompt + {summary.completion_tokens} completion"),
+        ("http calls / cache hits", f"{summary.http_calls} / {summary.cache_hits}"),
+        ("estimated cost", cost),
+        ("wall time", f"{summary.wall_s:.2f} s ({summary.articles_per_min:.1f} articles/min)"),
+        *_run_and_folder_rows(summary),
+    ]
+
+
+def _run_and_folder_rows(summary: RunSummary) -> list[tuple[str, str]]:
+    """The bottom line, labelled: what this run did, and what the folder holds after it."""
+    rows = [
+        (
+            "last run",
+            f"{summary.articles} articles: {summary.ok} ok, {summary.failed} failed, "
+            f"{summary.skipped} skipped as done",
+        )
+    ]
+    folder = summary.folder
+    if folder:
+        runs = folder.get("runs")
+        rows.append(
+            (
+                "this folder",
+                f"{folder.get('articles', 0)} articles: {folder.get('ok', 0)} ok, {folder.get('failed', 0)} "
+                f"failed, {folder.get('duplicates', 0)} duplicates"
+                + (f" (results of {runs} run{'' if runs == 1 else 's'})" if runs else ""),
+            )
+        )
+    return rows
+
+
+def render_summary_text(summary: RunSummary) -> str:
+    """The summary of a run as aligned text lines."""
+    width = max(len(k) for k, _ in summary_rows(summary))
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in summary_rows(summary))
 
 
 def _fmt(value: float | None) -> str:
@@ -16,7 +76,7 @@ def _cell(value: float | None, detail: str) -> str:
     return f"{_fmt(value)} [dim]{detail}[/dim]" if detail else _fmt(value)
 
 
-def _summary(report: EvalReport, label: str | None) -> str:
+def _eval_summary(report: EvalReport, label: str | None) -> str:
     prefix = f"{label}: " if label else ""
     where = f" ({report.results})" if report.results else ""
     return (
@@ -25,16 +85,16 @@ def _summary(report: EvalReport, label: str | None) -> str:
     )
 
 
-def summary_lines(
+def eval_summary_lines(
     report: EvalReport, other: EvalReport | None = None, labels: tuple[str, str] = ("A", "B")
 ) -> list[str]:
     """What was scored: one line per run (gold articles, results file, unscored / missing / errors)."""
     if other is None:
-        return [_summary(report, None)]
-    return [_summary(report, labels[0]), _summary(other, labels[1])]
+        return [_eval_summary(report, None)]
+    return [_eval_summary(report, labels[0]), _eval_summary(other, labels[1])]
 
 
-def render_table(
+def eval_table(
     report: EvalReport,
     other: EvalReport | None = None,
     labels: tuple[str, str] = ("A", "B"),
@@ -42,12 +102,16 @@ def render_table(
     caption: bool = True,
 ) -> Table:
     """Micro-averaged totals as a rich table; with ``other``, both runs side by side and B − A.
-    ``caption``: put ``summary_lines`` under the table."""
+    ``caption``: put ``eval_summary_lines`` under the table."""
+    from rich.table import Table
+
+    from extractor.evaluate import metric_sections
+
     table = Table(title="Evaluation against gold")
     table.add_column("metric")
     table.add_column(labels[0] if other is not None else "value", justify="right")
     if caption:
-        table.caption = "\n".join(summary_lines(report, other, labels))
+        table.caption = "\n".join(eval_summary_lines(report, other, labels))
     sections = metric_sections(report)
     if other is None:
         for i, section in enumerate(sections):
@@ -67,10 +131,13 @@ def render_table(
     return table
 
 
-def render_articles(report: EvalReport) -> Table:
+def eval_articles_table(report: EvalReport) -> Table:
     """One row per gold article, narrow enough for 80 columns: F1 of quotes (exact), events and stances
     (strict); accuracy of speakers, event types, dates and polarities; invented dates (a count). An
     article whose result is missing or an error says so after its id."""
+    from rich import box
+    from rich.table import Table
+
     table = Table(
         title="Per article",
         box=box.SIMPLE_HEAD,

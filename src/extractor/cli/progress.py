@@ -1,18 +1,20 @@
-"""How a run is shown as it goes: plain log lines or a rich progress bar, then a summary table."""
+"""What a run shows while it goes: plain log lines (pipes, CI, --quiet) or a rich progress bar, then
+the summary (``tables``). Both are ``extractor.batch.BatchReporter``s."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from extractor.batch.summary import RunSummary
-from extractor.models import ArticleResult
+from extractor.cli.tables import render_summary_text, summary_rows
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["LogReporter", "RichReporter", "render_summary_text", "summary_rows"]
+    from extractor.batch import BatchReporter, RunSummary
+    from extractor.models import ArticleResult
 
 
 class LogReporter:
@@ -105,56 +107,11 @@ class RichReporter:
         self.console.print(table)
 
 
-def summary_rows(summary: RunSummary) -> list[tuple[str, str]]:
-    cost = "n/a (no price for this model)" if summary.cost_usd is None else f"${summary.cost_usd:.4f}"
-    return [
-        (
-            "articles",
-            f"{summary.articles} ({summary.skipped} skipped as done, {summary.duplicates} duplicates)",
-        ),
-        ("ok / failed", f"{summary.ok} / {summary.failed} ({summary.load_errors} could not be loaded)"),
-        (
-            "quotes",
-            f"{summary.quotes_exact} exact, {summary.quotes_normalized} normalized, {summary.quotes_elided} "
-            f"elided, {summary.rejected_quotes} rejected, {summary.quotes_unattributed} unattributed",
-        ),
-        (
-            "partial articles",
-            f"{summary.partial}" + (" (a chunk failed: redone next run)" if summary.partial else ""),
-        ),
-        ("events / stances", f"{summary.events} / {summary.stances}"),
-        ("rejected items", str(summary.rejected)),
-        ("tokens", f"{summary.prompt_tokens} prompt + {summary.completion_tokens} completion"),
-        ("http calls / cache hits", f"{summary.http_calls} / {summary.cache_hits}"),
-        ("estimated cost", cost),
-        ("wall time", f"{summary.wall_s:.2f} s ({summary.articles_per_min:.1f} articles/min)"),
-        *_run_and_folder_rows(summary),
-    ]
+def reporter_for(args: argparse.Namespace) -> BatchReporter:
+    """A progress bar on a terminal (counting the inputs first), else log lines (none with --quiet)."""
+    from extractor.batch import count_inputs
 
-
-def _run_and_folder_rows(summary: RunSummary) -> list[tuple[str, str]]:
-    """The bottom line, labelled: what this run did, and what the folder holds after it."""
-    rows = [
-        (
-            "last run",
-            f"{summary.articles} articles: {summary.ok} ok, {summary.failed} failed, "
-            f"{summary.skipped} skipped as done",
-        )
-    ]
-    folder = summary.folder
-    if folder:
-        runs = folder.get("runs")
-        rows.append(
-            (
-                "this folder",
-                f"{folder.get('articles', 0)} articles: {folder.get('ok', 0)} ok, {folder.get('failed', 0)} "
-                f"failed, {folder.get('duplicates', 0)} duplicates"
-                + (f" (results of {runs} run{'' if runs == 1 else 's'})" if runs else ""),
-            )
-        )
-    return rows
-
-
-def render_summary_text(summary: RunSummary) -> str:
-    width = max(len(k) for k, _ in summary_rows(summary))
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in summary_rows(summary))
+    if not args.quiet and sys.stderr.isatty():
+        paths = getattr(args, "paths", None)
+        return RichReporter(total=count_inputs(paths, args.out) if paths else None)
+    return LogReporter(quiet=args.quiet)

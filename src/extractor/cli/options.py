@@ -1,0 +1,128 @@
+"""The settings' flags, generated from the fields of ``extractor.config.Settings`` (flag, type, help,
+choices), and the settings, extractor and replay a command's flags make."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import UnionType
+from typing import TYPE_CHECKING, Any, Literal, TextIO, Union, get_args, get_origin
+
+from extractor.cli import common
+from extractor.errors import ConfigError, redact
+
+if TYPE_CHECKING:
+    from extractor.config import Settings
+    from extractor.pipeline import Extractor
+
+GROUP_TITLE = "model and limits (flags override env vars and the config file)"
+
+# Credentials of the settings this command loaded (a config file's key too): taken out of what it prints.
+SECRETS: set[str] = set()
+
+
+class CommandParser(argparse.ArgumentParser):
+    """A command's parser; with ``settings=True`` it adds the settings' flags when it is first used, so
+    that ``extractor --help`` and the other commands never import the settings model (pydantic-settings)."""
+
+    def __init__(self, *args: Any, settings: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._settings_pending = settings
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._settings_pending:
+            self._settings_pending = False
+            add_settings_flags(self)
+        return super().parse_known_args(args, namespace)
+
+
+def add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """``--config`` and one flag per setting that names one (``Settings`` field metadata); each flag's
+    destination is the field's name, None when not given."""
+    from extractor.config import Settings, env_name, flag_name
+
+    group = parser.add_argument_group(GROUP_TITLE)
+    group.add_argument(
+        "--config", metavar="FILE", help="TOML config file (default: $EXTRACTOR_CONFIG or ./extractor.toml)"
+    )
+    for name, info in Settings.model_fields.items():
+        flag = flag_name(name)
+        if flag is None:
+            continue
+        kind = info.annotation
+        if get_origin(kind) in (Union, UnionType):
+            kind = next(a for a in get_args(kind) if a is not type(None))
+        notes = [f"${var}" for var in [env_name(name)] if var]
+        default = info.get_default(call_default_factory=False)
+        if default is not None and not isinstance(default, bool) and info.default_factory is None:
+            notes.append(f"default {default}")
+        text = (info.description or "") + (f" ({', '.join(notes)})" if notes else "")
+        if kind is bool:  # a switch that turns the default around: --no-cache, --follow-symlinks
+            text = f"do not {text}" if default else text
+            group.add_argument(flag, dest=name, action="store_const", const=not default, help=text)
+        elif get_origin(kind) is Literal:
+            group.add_argument(flag, dest=name, choices=list(get_args(kind)), help=text)
+        else:
+            number: Any = kind if kind in (int, float) else None  # other settings take the text
+            group.add_argument(flag, dest=name, type=number, metavar=name.upper(), help=text)
+
+
+def load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    """The settings of a command: its flags over env vars over the config file; ``extra`` over all."""
+    from extractor.config import Settings
+
+    overrides = {name: getattr(args, name, None) for name in Settings.model_fields}
+    settings = Settings.load(getattr(args, "config", None), **{**overrides, **extra})
+    SECRETS.update(settings.secrets)
+    return settings
+
+
+def replay_settings(args: argparse.Namespace, settings: Settings, replay: Path) -> Settings:
+    """Settings for replaying ``replay``: what the recordings were made with, unless flags say otherwise."""
+    from extractor.replay import load_recorded_settings
+
+    recorded = load_recorded_settings(replay)
+    keep = {k: v for k, v in recorded.items() if getattr(args, k, None) is None}
+    # Replays never use the response cache: it could answer with something the recordings no longer say.
+    return settings.replace(**keep, replay_dir=replay, use_cache=False)
+
+
+def extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Extractor:
+    """The extractor of a command: live with an API key, else replaying ``--replay`` or the checkout's
+    recorded fixtures (said on ``out``, default stderr)."""
+    from extractor.pipeline import Extractor
+
+    settings = load_settings(args)
+    replay = getattr(args, "replay", None)
+    if replay is None and not settings.api_key:
+        if common.DEFAULT_FIXTURES is None:
+            raise ConfigError(
+                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR (the recorded "
+                "fixtures come with the source checkout, not with the installed package)"
+            )
+        replay = str(common.DEFAULT_FIXTURES)
+        if not Path(replay).is_dir():
+            raise ConfigError(
+                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR "
+                f"(no recorded fixtures at {replay})"
+            )
+        note = f"no OPENAI_API_KEY set: replaying recorded responses from {common.shown(replay)} (offline)"
+        print(note, file=out or sys.stderr, flush=True)
+    if replay is not None:
+        if not Path(replay).is_dir():
+            raise ConfigError(f"--replay {replay}: no recordings folder there")
+        settings = replay_settings(args, settings, Path(replay))
+    return Extractor(settings)
+
+
+def error_line(exc: BaseException) -> str:
+    """An error's message on one line, without any credential the environment or settings hold."""
+    from extractor.config import url_secrets
+
+    known = (os.environ.get("OPENAI_API_KEY"), *url_secrets(os.environ.get("OPENAI_BASE_URL")), *SECRETS)
+    return redact(" ".join(str(exc).split()), *known)
