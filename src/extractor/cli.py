@@ -139,40 +139,21 @@ def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def _replay_settings(args: argparse.Namespace, settings: Settings, replay: Path) -> Settings:
     """Settings for replaying ``replay``: what the recordings were made with, unless flags say otherwise."""
-    from extractor.config import Settings
-    from extractor.replay import load_recorded_settings
+    from extractor.pipeline import replay_settings
 
-    recorded = load_recorded_settings(replay)
-    keep = {k: v for k, v in recorded.items() if getattr(args, k, None) is None}
-    # Replays never use the response cache: it could answer with something the recordings no longer say.
-    replay_only = {"replay_dir": replay, "use_cache": False}
-    return Settings.load(getattr(args, "config", None), **{**settings.__dict__, **keep, **replay_only})
+    return replay_settings(settings, replay, keep={k for k, v in vars(args).items() if v is not None})
 
 
 def _extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Any:
-    from extractor.pipeline import Extractor
+    from extractor.pipeline import open_extractor
 
-    settings = _load_settings(args)
+    flags = {k for k, v in vars(args).items() if v is not None}
     replay = getattr(args, "replay", None)
-    if replay is None and not settings.api_key:
-        if DEFAULT_FIXTURES is None:
-            raise ConfigError(
-                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR (the recorded "
-                "fixtures come with the source checkout, not with the installed package)"
-            )
-        replay = str(DEFAULT_FIXTURES)
-        if not Path(replay).is_dir():
-            raise ConfigError(
-                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR "
-                f"(no recorded fixtures at {replay})"
-            )
-        note = f"no OPENAI_API_KEY set: replaying recorded responses from {_shown(replay)} (offline)"
+    extractor, fell_back = open_extractor(_load_settings(args), replay, fallback=DEFAULT_FIXTURES, keep=flags)
+    if fell_back is not None:
+        note = f"no OPENAI_API_KEY set: replaying recorded responses from {_shown(fell_back)} (offline)"
         print(note, file=out or sys.stderr, flush=True)
-    if replay is not None:
-        if not Path(replay).is_dir():
-            raise ConfigError(f"--replay {replay}: no recordings folder there")
-        settings = _replay_settings(args, settings, Path(replay))
-    return Extractor(settings)
+    return extractor
 
 
 def _reporter(args: argparse.Namespace) -> Any:
