@@ -155,7 +155,7 @@ class Extractor:
         if self._injected is None and self.settings.replay_dir is None and not self.settings.api_key:
             raise ConfigError(
                 "no API key: set OPENAI_API_KEY, or replay recordings (extractor run --replay DIR; "
-                "from Python: Settings(replay_dir=DIR, ...))"
+                "from Python: extractor.open_extractor(settings, DIR))"
             )
 
     # ------------------------------------------------------------------ one article
