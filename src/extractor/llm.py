@@ -320,10 +320,7 @@ class OpenAIProvider:
         with track_calls() as calls:
             try:
                 return await self._complete(messages, key, article_id, check, calls)
-            except (
-                openai.APIStatusError,
-                openai.APIConnectionError,
-            ) as exc:  # timeouts are connection errors
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:  # timeouts included
                 failure = self._explain(exc, calls)
             except ExtractorError as exc:
                 failure = exc
