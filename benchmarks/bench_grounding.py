@@ -33,7 +33,7 @@ from collections.abc import Callable
 from difflib import SequenceMatcher
 from pathlib import Path
 
-from extractor import pipeline
+from extractor import chunking
 from extractor.grounding import Grounding, SourceIndex, ground
 from extractor.models import ArticleExtraction, Quote
 
@@ -221,11 +221,12 @@ def repeated_article(base: str, size: int) -> str:
 
 
 def chunk_quotes(
-    text: str, windows: list[tuple[int, int]], count: int, rng: random.Random
+    text: str, windows: list[chunking.Chunk], count: int, rng: random.Random
 ) -> list[ArticleExtraction]:
     """``count`` quotes spread evenly over the chunks, each a 6-25 word span of its own chunk."""
     answers = []
-    for k, (ws, we) in enumerate(windows):
+    for k, window in enumerate(windows):
+        ws, we = window.start, window.end
         words = word_spans(text[ws:we])
         n = count * (k + 1) // len(windows) - count * k // len(windows)
         quotes = []
@@ -240,21 +241,21 @@ def time_repeated(base: str, megabytes: float, count: int, seed: int, legacy: bo
     """Build the index and place ``count`` quotes with ground_extraction over a repeated article."""
     rng = random.Random(seed)
     text = repeated_article(base, int(megabytes * 1_000_000))
-    windows = pipeline.split_chunks(text, 300_000, 2_000)
+    windows = chunking.split_chunks(text, 300_000, 2_000)
     answers = chunk_quotes(text, windows, count, rng)
-    saved = pipeline._ground_at
+    saved = chunking._ground_at
     if legacy:
-        pipeline._ground_at = lambda index, cand, start_at, taken: legacy_ground_at(  # type: ignore[assignment]
+        chunking._ground_at = lambda index, cand, start_at, taken: legacy_ground_at(  # type: ignore[assignment]
             index, text, cand, start_at, taken
         )
     try:
         t0, c0 = time.perf_counter(), time.process_time()
         index = SourceIndex(text)
         t1 = time.perf_counter()
-        _, quotes, _, rejected = pipeline.ground_extraction(answers, text, index, windows)
+        _, quotes, _, rejected = chunking.ground_extraction(answers, text, index, windows)
         t2, c2 = time.perf_counter(), time.process_time()
     finally:
-        pipeline._ground_at = saved
+        chunking._ground_at = saved
     occurrences = sorted(q.span.occurrences for q in quotes)
     return {
         "chars": len(text),

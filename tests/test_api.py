@@ -50,6 +50,7 @@ PUBLIC = [
     "ground",
     "iter_results",
     "load_articles",
+    "open_extractor",
     "run_batch",
     "watch",
 ]
@@ -107,7 +108,9 @@ def _heavy_loaded_by(statement: str) -> list[str]:
     return loaded
 
 
-@pytest.mark.parametrize("module", ["extractor.grounding", "extractor.models", "extractor.store"])
+@pytest.mark.parametrize(
+    "module", ["extractor.grounding", "extractor.models", "extractor.store", "extractor.chunking"]
+)
 def test_a_light_module_imports_no_model_stack(module: str) -> None:
     assert _heavy_loaded_by(f"import {module}") == []
 

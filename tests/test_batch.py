@@ -297,7 +297,7 @@ def test_failures_are_isolated_and_retried_next_run(tmp_path: Path) -> None:
 def test_unattributed_quotes_and_partial_articles_are_counted_and_partials_redone(tmp_path: Path) -> None:
     """Before: a failed chunk failed its article, and run.json had no unattributed-quote count."""
     from extractor.cache import ResponseCache
-    from extractor.pipeline import split_chunks
+    from extractor.chunking import split_chunks
 
     src = drop(tmp_path / "in", ["u"])
     long_text = "\n\n".join(f"Part {i}: the minister said “{QUOTE}” again. " + "z" * 300 for i in range(8))

@@ -10,13 +10,24 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from extractor import Article, Extractor, Settings, cli
+from extractor.chunking import Chunk, ground_extraction, split_chunks
 from extractor.cli import options
 from extractor.errors import ConfigError, ParseError, TransportError
 from extractor.grounding import SourceIndex
 from extractor.models import ArticleExtraction
-from extractor.pipeline import ground_extraction, split_chunks
 from tests import wire
 from tests.conftest import FakeModel
+
+
+def planned(text: str, size: int, overlap: int) -> list[tuple[int, int]]:
+    """The planned chunks as (start, end); their indexes count 1, 2, ... in order."""
+    chunks = split_chunks(text, size, overlap)
+    assert [c.index for c in chunks] == list(range(1, len(chunks) + 1))
+    return [(c.start, c.end) for c in chunks]
+
+
+def chunks_at(spans: list[tuple[int, int]]) -> list[Chunk]:
+    return [Chunk(i, start, end) for i, (start, end) in enumerate(spans, start=1)]
 
 
 @given(
@@ -27,7 +38,7 @@ from tests.conftest import FakeModel
 @settings(max_examples=200, deadline=None)
 def test_chunks_cover_the_text_in_order_within_size(parts: list[str], size: int, overlap: int) -> None:
     text = "\n\n".join(parts)
-    chunks = split_chunks(text, size, overlap)
+    chunks = planned(text, size, overlap)
     assert chunks[0][0] == 0 and chunks[-1][1] == len(text)
     for (s1, e1), (s2, _) in pairwise(chunks):
         assert s1 < s2 <= e1  # progress, no gap
@@ -47,7 +58,7 @@ def test_chunks_advance_at_least_half_a_chunk_whatever_the_overlap(
     """Even an overlap close to the chunk size (which Settings refuses) cannot make the window creep."""
     overlap = data.draw(st.integers(min_value=0, max_value=size - 1))
     text = "\n\n".join(parts)
-    chunks = split_chunks(text, size, overlap)
+    chunks = planned(text, size, overlap)
     assert chunks[0][0] == 0 and chunks[-1][1] == len(text)
     for (s1, e1), (s2, _) in pairwise(chunks):
         assert s2 - s1 >= (size + 1) // 2  # half a chunk, rounded up
@@ -60,20 +71,20 @@ def test_the_reported_creeping_window_plans_a_handful_of_chunks() -> None:
     """Issue 15: --chunk-chars 2001 with the 2,000 overlap planned 2,206 chunks for 4,206 characters."""
     text = "\n\n".join(f"Paragraph {i}. " + "word " * 40 for i in range(20))[:4206]
     assert len(text) == 4206
-    chunks = split_chunks(text, 2001, 2000)
+    chunks = planned(text, 2001, 2000)
     assert len(chunks) <= 4
     assert all(s2 - s1 >= 1001 for (s1, _), (s2, _) in pairwise(chunks))
 
 
 def test_a_chunk_with_no_separator_in_range_is_hard_cut_at_the_limit() -> None:
     text = "x" * 2500
-    assert split_chunks(text, 1000, 100) == [(0, 1000), (900, 1900), (1800, 2500)]
+    assert planned(text, 1000, 100) == [(0, 1000), (900, 1900), (1800, 2500)]
     # Separators only in the first half of the window do not count: a cut there would make a tiny chunk.
     text = "ab cd. " + "y" * 1500
-    assert split_chunks(text, 1000, 0) == [(0, 1000), (1000, len(text))]
+    assert planned(text, 1000, 0) == [(0, 1000), (1000, len(text))]
     # Non-ASCII text without spaces (e.g. Chinese) is cut by characters, never lost or duplicated.
     text = "漢字かな" * 300
-    chunks = split_chunks(text, 500, 50)
+    chunks = planned(text, 500, 50)
     assert chunks == [(0, 500), (450, 950), (900, 1200)]
     assert "".join(text[s:e] for s, e in [(0, 500), (500, 950), (950, 1200)]) == text
 
@@ -110,7 +121,7 @@ def test_chunk_flags_reach_the_settings_and_a_creeping_setting_exits_2(
 def test_chunks_end_at_paragraph_breaks() -> None:
     paragraphs = [f"Paragraph {i} " + "x" * 80 for i in range(30)]
     text = "\n\n".join(paragraphs)
-    chunks = split_chunks(text, 500, 100)
+    chunks = planned(text, 500, 100)
     assert len(chunks) > 3
     for _, end in chunks[:-1]:
         assert text[end - 2 : end] == "\n\n"
@@ -121,7 +132,7 @@ def test_long_article_is_extracted_per_chunk_and_merged(tmp_path: Path) -> None:
     text = "\n\n".join(paragraphs)
     article = Article.from_text(text, id="long")
     chunk_chars = 1200
-    windows = split_chunks(text, chunk_chars, 300)
+    windows = planned(text, chunk_chars, 300)
     assert len(windows) >= 3
     fake = FakeModel()
     for start, end in windows:
@@ -196,7 +207,7 @@ def test_one_item_from_two_overlapping_chunks_is_kept_once_in_its_fuller_wording
         ],
     )
     answers = [ArticleExtraction.model_validate(first), ArticleExtraction.model_validate(second)]
-    events, quotes, stances, rejected = ground_extraction(answers, text, None, windows)
+    events, quotes, stances, rejected = ground_extraction(answers, text, None, chunks_at(windows))
     assert rejected == []
     assert [(q.text, q.speaker) for q in quotes] == [("no troops", "Giorgia Meloni")]
     assert [(e.event_type, e.summary) for e in events] == [
@@ -227,7 +238,7 @@ def test_distinct_items_at_one_span_are_never_merged_away() -> None:
         ],
     )
     answers = [ArticleExtraction.model_validate(answer)] * 2
-    events, _, stances, _ = ground_extraction(answers, text, None, windows)
+    events, _, stances, _ = ground_extraction(answers, text, None, chunks_at(windows))
     assert sorted(e.location or "" for e in events) == ["Paris", "Rome"]
     assert sorted((s.holder, s.target) for s in stances) == [
         ("French government", "deploying troops"),
@@ -240,7 +251,7 @@ def test_distinct_items_at_one_span_are_never_merged_away() -> None:
 def _long_article() -> tuple[Article, list[tuple[int, int]], list[dict[str, object]]]:
     paragraphs = [f"Paragraph {i} says “statement number {i}.” Filler " + "y" * 200 for i in range(12)]
     text = "\n\n".join(paragraphs)
-    windows = split_chunks(text, 1200, 300)
+    windows = planned(text, 1200, 300)
     answers = [
         wire.extraction(
             quotes=[(f"statement number {i}.", "Someone") for i in range(12) if f"number {i}." in text[s:e]]
@@ -301,7 +312,7 @@ def test_an_item_rejected_in_two_overlapping_chunks_is_rejected_once() -> None:
     )
     other = wire.extraction(quotes=[invented, ("we will never send troops", "Meloni")])
     answers = [ArticleExtraction.model_validate(answer), ArticleExtraction.model_validate(other)]
-    _, quotes, _, rejected = ground_extraction(answers, text, None, windows)
+    _, quotes, _, rejected = ground_extraction(answers, text, None, chunks_at(windows))
     assert [q.text for q in quotes] == ["no troops"]
     assert [(r.kind, r.field, r.item["text" if r.kind == "quote" else "evidence"]) for r in rejected] == [
         ("event", "evidence", "Leaders met in Rome."),
@@ -328,7 +339,7 @@ def test_repeated_passages_are_placed_per_chunk_on_the_one_index(monkeypatch: py
         init(self, source)
 
     monkeypatch.setattr(SourceIndex, "__init__", counting)
-    _, quotes, _, rejected = ground_extraction(answers, text, index, windows)
+    _, quotes, _, rejected = ground_extraction(answers, text, index, chunks_at(windows))
     assert built == 0
     assert rejected == []
     first = text.index("we stay")

@@ -241,3 +241,12 @@ def test_a_result_for_an_article_carries_its_identity_and_the_given_fields() -> 
     )
     with pytest.raises(ValidationError, match="status"):
         ArticleResult.for_article(article)
+
+
+def test_a_result_retold_for_a_copy_takes_the_copys_identity_and_keeps_the_outcome() -> None:
+    first = Article.from_text("Text.", id="a1", source="in/a1.txt", title="T")
+    copy = Article.from_text("Text.", id="b2", source="in/b2.txt", published=dt.date(2025, 3, 6))
+    result = ArticleResult.for_article(first, status="ok", model="m", latency_s=1.5, cache_hit=True)
+    retold = result.retold(copy)
+    assert retold == ArticleResult.for_article(copy, status="ok", model="m", latency_s=1.5, cache_hit=True)
+    assert result.article_id == "a1"  # the original is left as it was

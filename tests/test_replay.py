@@ -12,7 +12,8 @@ import httpx
 import pytest
 import respx
 
-from extractor import Article, ArticleResult, Extractor, ReplayError, Settings
+from extractor import Article, ArticleResult, ConfigError, Extractor, ReplayError, Settings
+from extractor.pipeline import open_extractor, replay_settings
 from extractor.replay import (
     ReplayTransport,
     load_recorded_settings,
@@ -111,8 +112,7 @@ def test_replay_folder_must_exist(tmp_path: Path) -> None:
 def test_stale_recordings_lists_unused_keys(tmp_path: Path) -> None:
     copy = tmp_path / "rec"
     shutil.copytree(FIXTURES / "recorded", copy)
-    recorded = load_recorded_settings(copy)
-    with Extractor(Settings(**recorded, replay_dir=copy, use_cache=False, cache_dir=tmp_path / "c")) as ex:
+    with Extractor(replay_settings(Settings(cache_dir=tmp_path / "c"), copy)) as ex:
         texts = [p.read_text() for p in sorted(SEEDS.glob("*.txt"))]
         keys = [k for text in texts for _, k in ex.requests(Article.from_text(text))]
     assert stale_recordings(copy, keys) == []
@@ -124,6 +124,35 @@ def test_recorded_settings_round_trip(tmp_path: Path) -> None:
     save_recorded_settings(tmp_path, {"model": "m", "mode": "json"})
     assert load_recorded_settings(tmp_path) == {"model": "m", "mode": "json"}
     assert load_recorded_settings(tmp_path / "none") == {}
+
+
+def test_replay_settings_take_the_recorded_ones_but_those_kept(tmp_path: Path) -> None:
+    save_recorded_settings(tmp_path, {"model": "m-recorded", "mode": "json", "temperature": 0.5})
+    base = settings(tmp_path / "s", model="m-flag", use_cache=True)
+    replayed = replay_settings(base, tmp_path, keep={"model"})
+    assert (replayed.model, replayed.mode, replayed.temperature) == ("m-flag", "json", 0.5)
+    assert (replayed.replay_dir, replayed.use_cache, replayed.cache_dir) == (tmp_path, False, base.cache_dir)
+    save_recorded_settings(tmp_path, {"model": "m", "colour": "blue"})
+    with pytest.raises(ConfigError, match=r"unknown recorded setting.*colour"):
+        replay_settings(base, tmp_path)
+
+
+def test_open_extractor_is_live_with_a_key_and_replays_otherwise(tmp_path: Path) -> None:
+    fixtures = FIXTURES / "recorded"
+    live, fell_back = open_extractor(settings(tmp_path), fallback=fixtures)
+    assert (live.settings.replay_dir, fell_back) == (None, None)
+    keyless = settings(tmp_path, api_key=None)
+    offline, fell_back = open_extractor(keyless, fallback=fixtures)
+    assert (offline.settings.replay_dir, fell_back) == (fixtures, fixtures)
+    assert offline.settings.model == load_recorded_settings(fixtures)["model"]
+    chosen, fell_back = open_extractor(settings(tmp_path), fixtures)  # a replay asked for: no fallback
+    assert (chosen.settings.replay_dir, fell_back, chosen.cache) == (fixtures, None, None)
+    with pytest.raises(ConfigError, match="no recorded fixtures at"):
+        open_extractor(keyless, fallback=tmp_path / "none")
+    with pytest.raises(ConfigError, match="no API key"):
+        open_extractor(keyless)
+    with pytest.raises(ConfigError, match="no recordings folder there"):
+        open_extractor(settings(tmp_path), tmp_path / "none")
 
 
 def test_cli_record_leaves_no_key_from_the_base_url_in_the_fixtures(

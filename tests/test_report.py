@@ -716,12 +716,9 @@ def seeds_run_dir(tmp_path: Path) -> Path:
     """A real run folder for the five seeds: the offline main job (replayed recordings)."""
     from extractor import Extractor, Settings, run_batch
     from extractor.cli.progress import LogReporter
-    from extractor.replay import load_recorded_settings
+    from extractor.pipeline import replay_settings
 
-    recorded = ROOT / "fixtures" / "recorded"
-    settings = Settings(
-        **load_recorded_settings(recorded), replay_dir=recorded, use_cache=False, cache_dir=tmp_path / "c"
-    )
+    settings = replay_settings(Settings(cache_dir=tmp_path / "c"), ROOT / "fixtures" / "recorded")
     run = tmp_path / "seeds-run"
     with Extractor(settings) as ex:
         summary = run_batch([ROOT / "seeds"], run, ex, reporter=LogReporter(quiet=True))

@@ -14,7 +14,7 @@ from extractor import ArticleResult, Extractor, Settings, ground, load_articles
 from extractor.evaluate import TARGET_JACCARD, Counts, EvalReport, GoldArticle, evaluate, load_gold
 from extractor.matching import names_match, target_similarity
 from extractor.models import Article
-from extractor.replay import load_recorded_settings
+from extractor.pipeline import replay_settings
 from tests.conftest import FIXTURES, SEEDS
 
 RECORDED = FIXTURES / "recorded"
@@ -22,10 +22,7 @@ RECORDED = FIXTURES / "recorded"
 
 @pytest.fixture(scope="module")
 def replayed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Article, ArticleResult]]:
-    recorded = load_recorded_settings(RECORDED)
-    settings = Settings(
-        **recorded, replay_dir=RECORDED, use_cache=False, cache_dir=tmp_path_factory.mktemp("c")
-    )
+    settings = replay_settings(Settings(cache_dir=tmp_path_factory.mktemp("c")), RECORDED)
     out: dict[str, tuple[Article, ArticleResult]] = {}
     with Extractor(settings) as ex:
         for item in load_articles([SEEDS]):

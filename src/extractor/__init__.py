@@ -43,7 +43,7 @@ if TYPE_CHECKING:
         Stance,
         Usage,
     )
-    from extractor.pipeline import Extractor
+    from extractor.pipeline import Extractor, open_extractor
     from extractor.store import iter_results
 
 # The public names are imported on first use (PEP 562), so that ``import extractor.client`` (httpx +
@@ -78,6 +78,7 @@ _HOME: dict[str, str] = {
     "Stance": "models",
     "Usage": "models",
     "Extractor": "pipeline",
+    "open_extractor": "pipeline",
     "iter_results": "store",
 }
 
@@ -127,6 +128,7 @@ __all__ = [
     "ground",
     "iter_results",
     "load_articles",
+    "open_extractor",
     "run_batch",
     "watch",
 ]

@@ -319,58 +319,40 @@ class OpenAIProvider:
     ) -> Completion:
         with track_calls() as calls:
             try:
-                return await self._complete_or_explain(messages, key, article_id, check, calls)
+                return await self._complete(messages, key, article_id, check, calls)
+            except (openai.APIStatusError, openai.APIConnectionError) as exc:  # timeouts included
+                failure = self._explain(exc, calls)
             except ExtractorError as exc:
-                exc.usage = _usage_of(calls)
-                raise
+                failure = exc
             finally:
                 self._reached = self._reached or bool(calls.statuses)
+            # every message leaves scrubbed, whoever built it
+            _scrub(failure, self.settings.secrets).usage = _usage_of(calls)
+            raise failure from None
 
-    async def _complete_or_explain(
-        self,
-        messages: list[dict[str, str]],
-        key: str,
-        article_id: str,
-        check: GroundingCheck | None,
-        calls: CallStats,
-    ) -> Completion:
-        try:
-            return await self._explained(messages, key, article_id, check, calls)
-        except ExtractorError as exc:  # every message leaves scrubbed, whoever built it
-            raise _scrub(exc, self.settings.secrets) from None
-
-    async def _explained(
-        self,
-        messages: list[dict[str, str]],
-        key: str,
-        article_id: str,
-        check: GroundingCheck | None,
-        calls: CallStats,
-    ) -> Completion:
-        try:
-            return await self._complete(messages, key, article_id, check, calls)
-        except ExtractorError:
-            raise
-        except openai.APIStatusError as exc:
-            raise _explain_status(exc, self.settings, answered=self._answered) from None
-        except openai.APITimeoutError as exc:
-            raise TransportError(
+    def _explain(
+        self, exc: openai.APIStatusError | openai.APIConnectionError, calls: CallStats
+    ) -> ExtractorError:
+        """What an HTTP status, timeout or connection failure means for the user, as an ExtractorError."""
+        if isinstance(exc, openai.APIStatusError):
+            return _explain_status(exc, self.settings, answered=self._answered)
+        if isinstance(exc, openai.APITimeoutError):
+            return TransportError(
                 f"{self.settings.public_endpoint} timed out after {self.settings.timeout_s:g} s "
                 f"on every one of {calls.http_calls} attempts"
-            ) from exc
-        except openai.APIConnectionError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ExtractorError):
-                raise cause from None
-            kind = type(cause).__name__ if cause else "error"
-            message = (
-                f"cannot reach {self.settings.public_endpoint} ({kind}: {cause or exc}); "
-                "check OPENAI_BASE_URL and the network"
             )
-            if not (self._reached or calls.statuses) and isinstance(cause, httpx.ConnectError):
-                # A wrong endpoint (refused, unknown host), not a blip: stop now, not fail every article.
-                raise ConfigError(message + " (no request has reached it yet)") from None
-            raise TransportError(message) from None
+        cause = exc.__cause__
+        if isinstance(cause, ExtractorError):
+            return cause
+        kind = type(cause).__name__ if cause else "error"
+        message = (
+            f"cannot reach {self.settings.public_endpoint} ({kind}: {cause or exc}); "
+            "check OPENAI_BASE_URL and the network"
+        )
+        if not (self._reached or calls.statuses) and isinstance(cause, httpx.ConnectError):
+            # A wrong endpoint (refused, unknown host), not a blip: stop now, not fail every article.
+            return ConfigError(message + " (no request has reached it yet)")
+        return TransportError(message)
 
     async def _complete(
         self,

@@ -482,6 +482,17 @@ class ChunkError(BaseModel):
     message: str
 
 
+def _identity(article: Article) -> dict[str, Any]:
+    """What a result takes from its article: id, source, sha256, title and published date."""
+    return {
+        "article_id": article.id,
+        "source": article.source,
+        "sha256": article.sha256,
+        "title": article.title,
+        "published": article.published,
+    }
+
+
 class ArticleResult(BaseModel):
     """One line of results.jsonl: an article's grounded extraction, or its error."""
 
@@ -512,14 +523,12 @@ class ArticleResult(BaseModel):
     def for_article(cls, article: Article, **fields: Any) -> ArticleResult:
         """The result of ``article``: its id, source, sha256, title and published date, and ``fields``
         (``status`` and whatever the outcome adds)."""
-        return cls(
-            article_id=article.id,
-            source=article.source,
-            sha256=article.sha256,
-            title=article.title,
-            published=article.published,
-            **fields,
-        )
+        return cls(**_identity(article), **fields)
+
+    def retold(self, article: Article) -> ArticleResult:
+        """This result as the result of ``article``, an article with the same text: its identity
+        (as ``for_article`` takes it), the outcome unchanged."""
+        return self.model_copy(update=_identity(article))
 
     @property
     def partial(self) -> bool:

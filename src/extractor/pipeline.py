@@ -1,7 +1,7 @@
 """The orchestrator of one article: prompt -> cache or LLM -> parse -> ground -> ArticleResult.
 
-Long articles are split on paragraph boundaries with overlap (``split_chunks``); each chunk is its own
-request (and cache entry); every item is grounded against the WHOLE article, and duplicates from the
+Long articles are split on paragraph boundaries with overlap (``extractor.chunking``); each chunk is its
+own request (and cache entry); every item is grounded against the WHOLE article, and duplicates from the
 overlaps are merged. A chunk whose request fails does not fail the article while another chunk
 succeeds: the result is ``ok`` with the failed chunks in ``chunk_errors`` (a partial result). A cache hit
 makes no HTTP call but validates (repair, per-item schema check) and grounds the stored answer again, so
@@ -11,176 +11,43 @@ a validator fix applies to old answers and a hit keeps and rejects the same item
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import time
-from collections.abc import AsyncGenerator, Iterable, Iterator
+from collections.abc import AsyncGenerator, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from extractor.articles import sanitize_id
 from extractor.cache import AnswerCache, cache_key, open_cache
-from extractor.config import Settings
+from extractor.chunking import Chunk, ground_extraction, split_chunks, with_schema_rejects
+from extractor.config import Settings, answer_settings
 from extractor.errors import ConfigError, ExtractorError, redact
-from extractor.grounding import Grounding, SourceIndex
+from extractor.grounding import SourceIndex
 from extractor.inflight import InFlight
 from extractor.llm import Completion, OpenAIProvider, Provider
-from extractor.matching import names_match, target_similarity
 from extractor.models import (
     Article,
     ArticleExtraction,
     ArticleResult,
     ChunkError,
     ErrorInfo,
-    Event,
-    GroundedEvent,
-    GroundedQuote,
-    GroundedStance,
     LoadError,
-    Rejected,
-    Span,
-    Stance,
     Usage,
 )
 from extractor.prompts import PromptSet, load_prompts
 from extractor.ratelimit import RateLimiter
-from extractor.replay import RecordingTransport, ReplayTransport
+from extractor.replay import RecordingTransport, ReplayTransport, load_recorded_settings
 
 __all__ = [
     "Extractor",
-    "ground_extraction",
     "grounding_check",
     "load_error_id",
     "load_error_result",
-    "split_chunks",
+    "open_extractor",
+    "replay_settings",
 ]
-
-_Item = TypeVar("_Item", GroundedEvent, GroundedQuote, GroundedStance)
-
-
-def split_chunks(text: str, max_chars: int, overlap: int) -> list[tuple[int, int]]:
-    """(start, end) windows of at most ``max_chars``, cut at paragraph (else line, else sentence, else
-    space) breaks in the second half of the window, else hard at ``max_chars``; each starts ``overlap``
-    characters or less before the previous one's end, and at least half a window (rounded up) after the
-    previous one's start, whatever the overlap and the text."""
-    if len(text) <= max_chars:
-        return [(0, len(text))]
-    chunks: list[tuple[int, int]] = []
-    step = (max_chars + 1) // 2  # end - start > max_chars // 2 >= step - 1, so no gap
-    start = 0
-    while start < len(text):
-        limit = start + max_chars
-        if limit >= len(text):
-            chunks.append((start, len(text)))
-            break
-        end = -1
-        for sep in ("\n\n", "\n", ". ", " "):
-            cut = text.rfind(sep, start + max_chars // 2, limit)
-            if cut != -1:
-                end = cut + len(sep)
-                break
-        if end == -1:
-            end = limit
-        chunks.append((start, end))
-        next_start = max(end - overlap, start + step)
-        para = text.find("\n", next_start, end)
-        start = para + 1 if para != -1 and para + 1 < end else next_start
-    return chunks
-
-
-def _span(g: Grounding) -> Span:
-    pieces = [tuple(p) for p in g.pieces] if g.status == "elided" else None
-    return Span(status=g.status, start=g.start, end=g.end, pieces=pieces, occurrences=g.occurrences)
-
-
-def _ground_at(index: SourceIndex, candidate: str, start_at: int, taken: set[tuple[int, int]]) -> Grounding:
-    """Ground ``candidate``: the first occurrence at or after ``start_at`` (its chunk) that no item with
-    the same text has taken yet, so a statement quoted twice gets both places; else the first.
-    ``occurrences`` stays the count in the whole article. Each step searches the one index from an
-    offset, so placing many repeats costs one pass each, not an index per earlier occurrence."""
-    first = index.ground(candidate)
-    if first.status not in ("exact", "normalized") or (first.occurrences < 2 and start_at == 0):
-        return first
-    found = first if start_at == 0 else index.ground(candidate, start=start_at)
-    while found.status in ("exact", "normalized") and found.start is not None and found.end is not None:
-        if (found.start, found.end) not in taken:
-            return dataclasses.replace(found, occurrences=first.occurrences)
-        found = index.ground(candidate, start=found.end)  # occurrences never overlap
-    return first
-
-
-def ground_extraction(
-    extractions: Iterable[ArticleExtraction],
-    source: str,
-    index: SourceIndex | None = None,
-    windows: Iterable[tuple[int, int]] | None = None,
-) -> tuple[list[GroundedEvent], list[GroundedQuote], list[GroundedStance], list[Rejected]]:
-    """Ground every quote text and event/stance evidence in ``source``; split kept from rejected.
-
-    ``windows`` gives the (start, end) of the chunk each extraction came from, so an item is placed in
-    its own chunk. Items from two overlapping chunks at the same span are one item, kept once in its
-    fuller wording (see ``_same_item``); each earlier item absorbs at most one later one."""
-    idx = index or SourceIndex(source)
-    events: list[GroundedEvent] = []
-    quotes: list[GroundedQuote] = []
-    stances: list[GroundedStance] = []
-    rejected: list[Rejected] = []
-    rejected_seen: set[str] = set()
-    placed: set[tuple[str, int, int]] = set()
-    # (kind, start, end) -> [chunk, position in its list, merged yet] of each item kept at that span
-    by_span: dict[tuple[str, int, int], list[list[int]]] = {}
-
-    def place(
-        kind: str,
-        field: str,
-        item: BaseModel,
-        candidate: str,
-        out: list[_Item],
-        cls: type[_Item],
-        start_at: int,
-        taken: dict[tuple[str, str], set[tuple[int, int]]],
-    ) -> None:
-        fingerprint = kind + item.model_dump_json()
-        used = taken.setdefault((kind, candidate), set())
-        g = _ground_at(idx, candidate, start_at, used)
-        if not g.found or g.start is None or g.end is None:
-            if fingerprint not in rejected_seen:
-                rejected_seen.add(fingerprint)
-                reason = g.reason or "not in the article"
-                rejected.append(
-                    Rejected.model_validate(
-                        {"kind": kind, "field": field, "item": item.model_dump(), "reason": reason}
-                    )
-                )
-            return
-        used.add((g.start, g.end))
-        if (fingerprint, g.start, g.end) in placed:
-            return  # the same item at the same place: an overlap duplicate
-        placed.add((fingerprint, g.start, g.end))
-        grounded = cls(**item.model_dump(), span=_span(g))
-        kept = by_span.setdefault((kind, g.start, g.end), [])
-        for entry in kept:  # the same item told by an earlier, overlapping chunk: merge once
-            if entry[0] != chunk and not entry[2] and _same_item(out[entry[1]], grounded):
-                entry[2] = 1
-                if _fullness(grounded) > _fullness(out[entry[1]]):
-                    out[entry[1]] = grounded
-                return
-        kept.append([chunk, len(out), 0])
-        out.append(grounded)
-
-    starts = [w[0] for w in windows] if windows is not None else None
-    for chunk, extraction in enumerate(extractions):  # ``place`` reads ``chunk``
-        start_at = starts[chunk] if starts is not None else 0
-        taken: dict[tuple[str, str], set[tuple[int, int]]] = {}
-        for event in extraction.events:
-            place("event", "evidence", event, event.evidence, events, GroundedEvent, start_at, taken)
-        for quote in extraction.quotes:
-            place("quote", "text", quote, quote.text, quotes, GroundedQuote, start_at, taken)
-        for stance in extraction.stances:
-            place("stance", "evidence", stance, stance.evidence, stances, GroundedStance, start_at, taken)
-    return events, quotes, stances, rejected
 
 
 def load_error_result(error: LoadError, article_id: str, model: str, version: str) -> ArticleResult:
@@ -202,47 +69,16 @@ def load_error_id(error: LoadError) -> str:
     return f"{stem}-{error.line}" if error.line is not None else stem
 
 
-def _same_item(a: BaseModel, b: BaseModel) -> bool:
-    """Two items at one span from two chunks say the same thing: a quote has one speaker; events
-    need the same type and no conflicting date or place; stances the same polarity, holder and a
-    similar target (half their words shared)."""
-    if isinstance(a, Event) and isinstance(b, Event):
-        return a.event_type == b.event_type and all(
-            x is None or y is None or x.casefold() == y.casefold()
-            for x, y in ((a.date, b.date), (a.location, b.location))
-        )
-    if isinstance(a, Stance) and isinstance(b, Stance):
-        similar = target_similarity(a.target, b.target) >= 0.5
-        return a.polarity == b.polarity and names_match(a.holder, b.holder) and similar
-    return True
+def _message(exc: Exception, secrets: Iterable[str]) -> str:
+    """``exc`` on one line without the configured credentials (its type when it says nothing)."""
+    return redact(" ".join(str(exc).split()), *secrets) or type(exc).__name__
 
 
-def _fullness(item: BaseModel) -> tuple[int, int]:
-    """Which of two wordings of one item says more: non-empty fields, then characters."""
-    values = [v for k, v in item.model_dump().items() if k != "span"]
-    filled = [v for v in values if v not in (None, "", [])]
-    return len(filled), sum(len(str(v)) for v in filled)
-
-
-def _with_schema_rejects(
-    rejected: list[Rejected], extractions: Iterable[ArticleExtraction]
-) -> list[Rejected]:
-    """The grounding rejects, then each extraction's schema rejects (the same item told by two
-    overlapping chunks once)."""
-    seen: set[str] = set()
-    out = list(rejected)
-    for extraction in extractions:
-        for reject in extraction.schema_rejects:
-            fingerprint = reject.model_dump_json()
-            if fingerprint not in seen:
-                seen.add(fingerprint)
-                out.append(reject)
-    return out
-
-
-def _chunk_error(chunk: int, window: tuple[int, int], exc: Exception, secrets: Iterable[str]) -> ChunkError:
-    message = redact(" ".join(str(exc).split()), *secrets) or type(exc).__name__
-    return ChunkError(chunk=chunk, start=window[0], end=window[1], type=type(exc).__name__, message=message)
+def _chunk_error(chunk: Chunk, exc: Exception, secrets: Iterable[str]) -> ChunkError:
+    message = _message(exc, secrets)
+    return ChunkError(
+        chunk=chunk.index, start=chunk.start, end=chunk.end, type=type(exc).__name__, message=message
+    )
 
 
 def grounding_check(index: SourceIndex) -> Any:
@@ -320,16 +156,19 @@ class Extractor:
         if self._injected is None and self.settings.replay_dir is None and not self.settings.api_key:
             raise ConfigError(
                 "no API key: set OPENAI_API_KEY, or replay recordings (extractor run --replay DIR; "
-                "from Python: Settings(replay_dir=DIR, ...))"
+                "from Python: extractor.open_extractor(settings, DIR))"
             )
 
     # ------------------------------------------------------------------ one article
 
-    def _answer_key(self, article: Article, window: tuple[int, int], i: int, n: int) -> tuple[Any, str]:
+    def _chunks(self, article: Article) -> list[Chunk]:
+        return split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+
+    def _answer_key(self, article: Article, chunk: Chunk, n: int) -> tuple[Any, str]:
         messages = self.prompts.render(
             article,
-            article.text[window[0] : window[1]],
-            i,
+            article.text[chunk.start : chunk.end],
+            chunk.index,
             n,
             max_events=self.settings.max_events,
             output_language=self.settings.output_language,
@@ -339,8 +178,8 @@ class Extractor:
     def requests(self, article: Article) -> list[tuple[list[dict[str, str]], str]]:
         """The rendered messages and cache (and recording) key of each request this article needs,
         one per chunk."""
-        windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
-        return [self._answer_key(article, w, i, len(windows)) for i, w in enumerate(windows, start=1)]
+        chunks = self._chunks(article)
+        return [self._answer_key(article, chunk, len(chunks)) for chunk in chunks]
 
     async def aextract(self, article: Article | str) -> ArticleResult:
         """Extract one article. Any failure gives an error result; only ConfigError is raised. When some
@@ -351,16 +190,16 @@ class Extractor:
         usage = Usage()
         model: str | None = None
         hits = 0
-        windows = split_chunks(article.text, self.settings.chunk_chars, self.settings.chunk_overlap_chars)
+        chunks = self._chunks(article)
         chunk_errors: list[ChunkError] = []
         first_error: Exception | None = None
         try:
             index = SourceIndex(article.text)
             check = grounding_check(index)
             extractions: list[ArticleExtraction] = []
-            kept_windows: list[tuple[int, int]] = []
-            for i, window in enumerate(windows, start=1):
-                messages, key = self._answer_key(article, window, i, len(windows))
+            answered: list[Chunk] = []
+            for chunk in chunks:
+                messages, key = self._answer_key(article, chunk, len(chunks))
                 try:
                     extraction, spent, served = await self._answer(messages, key, article, check)
                 except ConfigError:
@@ -369,7 +208,7 @@ class Extractor:
                     if isinstance(exc, ExtractorError) and isinstance(exc.usage, Usage):
                         usage = usage + exc.usage
                     first_error = first_error or exc
-                    chunk_errors.append(_chunk_error(i, window, exc, self.settings.secrets))
+                    chunk_errors.append(_chunk_error(chunk, exc, self.settings.secrets))
                     continue
                 if spent is None:
                     hits += 1
@@ -377,17 +216,15 @@ class Extractor:
                     usage = usage + spent
                 model = model or served
                 extractions.append(extraction)
-                kept_windows.append(window)
+                answered.append(chunk)
             if first_error is not None and not extractions:  # every chunk failed: the article did
-                return self._error_result(article, first_error, usage, model, started, len(windows))
-            events, quotes, stances, rejected = ground_extraction(
-                extractions, article.text, index, kept_windows
-            )
-            rejected = _with_schema_rejects(rejected, extractions)
+                return self._error_result(article, first_error, usage, model, started, len(chunks))
+            events, quotes, stances, rejected = ground_extraction(extractions, article.text, index, answered)
+            rejected = with_schema_rejects(rejected, extractions)
         except ConfigError:
             raise
         except Exception as exc:  # an unexpected failure in one article must not end a batch
-            return self._error_result(article, exc, usage, model, started, len(windows))
+            return self._error_result(article, exc, usage, model, started, len(chunks))
         return ArticleResult.for_article(
             article,
             status="ok",
@@ -396,12 +233,12 @@ class Extractor:
             stances=stances,
             rejected=rejected,
             usage=usage,
-            cache_hit=hits == len(windows),
+            cache_hit=hits == len(chunks),
             model=self.settings.model,
             served_model=model,
             prompt_version=self.prompts.version,
             latency_s=round(time.perf_counter() - started, 4),
-            chunks=len(windows),
+            chunks=len(chunks),
             chunk_errors=chunk_errors,
         )
 
@@ -445,10 +282,7 @@ class Extractor:
         return ArticleResult.for_article(
             article,
             status="error",
-            error=ErrorInfo(
-                type=type(exc).__name__,
-                message=redact(" ".join(str(exc).split()), *self.settings.secrets) or type(exc).__name__,
-            ),
+            error=ErrorInfo(type=type(exc).__name__, message=_message(exc, self.settings.secrets)),
             usage=usage,
             model=self.settings.model,
             served_model=model,
@@ -525,3 +359,52 @@ class Extractor:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --------------------------------------------------------------------------- live or replayed
+
+
+def replay_settings(settings: Settings, recordings: Path | str, *, keep: Collection[str] = ()) -> Settings:
+    """``settings`` for replaying the recordings folder ``recordings``: the answer settings they were
+    recorded with (``config.answer_settings``, saved beside them) except those named in ``keep`` (e.g.
+    the flags a user gave), and no response cache (it could answer with something the recordings no
+    longer say)."""
+    recorded = load_recorded_settings(recordings)
+    unknown = sorted(set(recorded) - set(answer_settings(settings)))
+    if unknown:
+        raise ConfigError(f"recordings {recordings}: unknown recorded setting(s): {', '.join(unknown)}")
+    taken = {name: value for name, value in recorded.items() if name not in keep}
+    return settings.replace(**taken, replay_dir=Path(recordings), use_cache=False)
+
+
+def open_extractor(
+    settings: Settings,
+    replay: Path | str | None = None,
+    *,
+    fallback: Path | str | None = None,
+    keep: Collection[str] = (),
+) -> tuple[Extractor, Path | None]:
+    """The Extractor a run uses, live or replaying recordings, and the recordings it falls back on.
+
+    With ``replay`` (a recordings folder) it replays them (``replay_settings``, ``keep`` as there);
+    else it is live when ``settings`` has an API key; else it replays ``fallback`` (e.g. the source
+    checkout's fixtures), returned beside the extractor so that the caller can say the answers are
+    recorded ones (None when it did not fall back). ConfigError when there is no folder to replay."""
+    fell_back: Path | None = None
+    if replay is None and not settings.api_key:
+        if fallback is None:
+            raise ConfigError(
+                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR (the recorded "
+                "fixtures come with the source checkout, not with the installed package)"
+            )
+        if not Path(fallback).is_dir():
+            raise ConfigError(
+                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR "
+                f"(no recorded fixtures at {fallback})"
+            )
+        replay = fell_back = Path(fallback)
+    if replay is not None:
+        if not Path(replay).is_dir():
+            raise ConfigError(f"--replay {replay}: no recordings folder there")
+        settings = replay_settings(settings, replay, keep=keep)
+    return Extractor(settings), fell_back

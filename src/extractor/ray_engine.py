@@ -117,13 +117,7 @@ class _ScratchExtractor(Extractor):
             found = self._scratch.get(article.sha256)
             if found is not None:
                 self.from_cluster += 1
-                update = {
-                    "article_id": article.id,
-                    "source": article.source,
-                    "title": article.title,
-                    "published": article.published,
-                }
-                return found.model_copy(update=update)
+                return found.retold(article)
         return await super().aextract(article)
 
 

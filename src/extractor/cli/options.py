@@ -12,7 +12,7 @@ from types import UnionType
 from typing import TYPE_CHECKING, Any, Literal, TextIO, Union, get_args, get_origin
 
 from extractor.cli import common
-from extractor.errors import ConfigError, redact
+from extractor.errors import redact
 
 if TYPE_CHECKING:
     from extractor.config import Settings
@@ -82,42 +82,30 @@ def load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     return settings
 
 
+def _given(args: argparse.Namespace) -> set[str]:
+    return {name for name, value in vars(args).items() if value is not None}
+
+
 def replay_settings(args: argparse.Namespace, settings: Settings, replay: Path) -> Settings:
     """Settings for replaying ``replay``: what the recordings were made with, unless flags say otherwise."""
-    from extractor.replay import load_recorded_settings
+    from extractor.pipeline import replay_settings as recorded
 
-    recorded = load_recorded_settings(replay)
-    keep = {k: v for k, v in recorded.items() if getattr(args, k, None) is None}
-    # Replays never use the response cache: it could answer with something the recordings no longer say.
-    return settings.replace(**keep, replay_dir=replay, use_cache=False)
+    return recorded(settings, replay, keep=_given(args))
 
 
 def extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Extractor:
     """The extractor of a command: live with an API key, else replaying ``--replay`` or the checkout's
     recorded fixtures (said on ``out``, default stderr)."""
-    from extractor.pipeline import Extractor
+    from extractor.pipeline import open_extractor
 
-    settings = load_settings(args)
     replay = getattr(args, "replay", None)
-    if replay is None and not settings.api_key:
-        if common.DEFAULT_FIXTURES is None:
-            raise ConfigError(
-                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR (the recorded "
-                "fixtures come with the source checkout, not with the installed package)"
-            )
-        replay = str(common.DEFAULT_FIXTURES)
-        if not Path(replay).is_dir():
-            raise ConfigError(
-                "no API key: set OPENAI_API_KEY, or replay recordings with --replay DIR "
-                f"(no recorded fixtures at {replay})"
-            )
-        note = f"no OPENAI_API_KEY set: replaying recorded responses from {common.shown(replay)} (offline)"
+    extractor, fell_back = open_extractor(
+        load_settings(args), replay, fallback=common.DEFAULT_FIXTURES, keep=_given(args)
+    )
+    if fell_back is not None:
+        note = f"no OPENAI_API_KEY set: replaying recorded responses from {common.shown(fell_back)} (offline)"
         print(note, file=out or sys.stderr, flush=True)
-    if replay is not None:
-        if not Path(replay).is_dir():
-            raise ConfigError(f"--replay {replay}: no recordings folder there")
-        settings = replay_settings(args, settings, Path(replay))
-    return Extractor(settings)
+    return extractor
 
 
 def error_line(exc: BaseException) -> str:
