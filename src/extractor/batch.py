@@ -576,7 +576,7 @@ def _compact(path: Path) -> tuple[int, dict[str, int]]:
 INDEX_FILE = ".index.sqlite"
 COMPACT_FILE = ".compact.sqlite"  # hidden, as the index: a folder walk never reads it
 
-# What the project writes into a run folder (extractor.report.REPORT_FILE, extractor.digest.DIGEST_FILE).
+# What the project writes into a run folder (extractor.review.REPORT_FILE, extractor.digest.DIGEST_FILE).
 _OWN_FILES = (RESULTS_FILE, RUN_FILE, RUNS_FILE, INDEX_FILE, LOCK_FILE, "report.html", "digest.json")
 
 

@@ -33,8 +33,7 @@ from extractor.batch import RunSummary, arun_batch, count_inputs
 from extractor.errors import REDACTED, ExtractorError, StoreError, redact
 from extractor.models import ArticleResult
 from extractor.pipeline import Extractor
-from extractor.report import REPORT_FILE
-from extractor.review import write_review_page
+from extractor.review import REPORT_FILE, write_review_page
 from extractor.serve_models import FINAL_STATES, JobState, JobStatus
 from extractor.store import RESULTS_FILE, write_json_atomic
 
