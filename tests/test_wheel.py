@@ -78,6 +78,9 @@ def test_the_wheel_carries_prompts_and_schemas(installed: Installed) -> None:
     from extractor.digest.tables import DATA_FILES  # the digest's gazetteers and alias tables
 
     assert {f"extractor/digest/data/{name}" for name in DATA_FILES} <= names
+    templates = ROOT / "src" / "extractor" / "review" / "templates"  # the review page's templates, CSS, JS
+    shipped = {f"extractor/review/templates/{path.name}" for path in templates.iterdir()}
+    assert {f"extractor/review/templates/{n}" for n in ("page.html.j2", "page.js")} <= shipped <= names
     assert not any(n.startswith(("prompts/", "schemas/", "src/")) for n in names)
 
 
@@ -97,6 +100,17 @@ def test_extractor_run_from_another_folder_with_the_default_prompts(installed: I
     assert sorted(r["article_id"] for r in lines) == ["one", "two"]
     assert all(r["status"] == "ok" for r in lines)
     assert {r["prompt_version"] for r in lines} == {load_prompts().version}  # the packaged prompts
+    report = subprocess.run(
+        [str(installed.bin / "extractor"), "report", "out"],
+        cwd=installed.home,
+        env=_env(installed.home),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert report.returncode == 0, report.stderr
+    page = (installed.home / "out" / "report.html").read_text(encoding="utf-8")  # the packaged templates
+    assert '<section id="digest" class="dg">' in page and page.count('<section class="art"') == 2
     located = subprocess.run(
         [str(installed.bin / "python"), "-c", "import extractor.prompts as p; print(p.DEFAULT_PROMPT_DIR)"],
         cwd=installed.home,
