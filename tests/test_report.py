@@ -381,6 +381,16 @@ def test_article_text_and_model_output_are_escaped() -> None:
         assert text == article.text[a:b]
 
 
+def test_quotes_are_escaped_as_always_and_entities_in_the_data_stay_text() -> None:
+    text = 'He said "no" & it\'s &#39;final&#34; <b>.'
+    article = Article.from_text(text, id="q&#39;1")
+    res = result(article, title='Title "x" it\'s &#34;')
+    page = render_report([res], {article.sha256: text})
+    assert "Title &quot;x&quot; it&#x27;s &amp;#34;" in page and "q&amp;#39;1" in page
+    assert "&#34;" not in page.replace("&amp;#34;", "") and "&#39;" not in page.replace("&amp;#39;", "")
+    assert parse(page).bodies["a1"] == text
+
+
 def test_csp_allows_exactly_the_inline_script_and_style_by_hash() -> None:
     article, res = overlap_result()
     html_page = render_report([res], {article.sha256: article.text})

@@ -87,6 +87,7 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+@cache
 def _asset(name: str) -> str:
     return (_TEMPLATES / name).read_text(encoding="utf-8")
 
