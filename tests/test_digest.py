@@ -20,16 +20,15 @@ from extractor.digest import (
     EventCluster,
     build_digest,
     date_label,
-    digest_html_section,
     ensure_digest,
     load_aliases,
     load_current_digest,
-    render_digest_text,
     write_digest,
 )
 from extractor.errors import ConfigError
 from extractor.grounding import ground
 from extractor.models import Article, ArticleExtraction, ArticleResult, ErrorInfo, Span
+from extractor.review import digest_html_section, render_digest_text
 from extractor.store import ResultsWriter
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -13,6 +13,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from html.parser import HTMLParser
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,7 @@ from selenium.webdriver.chrome.webdriver import WebDriver
 from selenium.webdriver.common.by import By
 
 from extractor.cli import main
-from extractor.digest import DIGEST_FILE, Digest, load_current_digest
+from extractor.digest import DIGEST_FILE, Digest, build_digest, load_current_digest
 from extractor.errors import StoreError
 from extractor.grounding import _STRIP as GROUNDING_STRIP
 from extractor.models import (
@@ -36,7 +37,7 @@ from extractor.models import (
     Span,
     Usage,
 )
-from extractor.report import (
+from extractor.review import (
     CSP,
     Mark,
     Segment,
@@ -46,10 +47,12 @@ from extractor.report import (
     render_report,
     write_report,
 )
-from extractor.store import ResultsWriter, write_article_text, write_json_atomic
+from extractor.store import ResultsWriter, iter_results, write_article_text, write_json_atomic
 from tests.browser import ARTIFACTS, SKIP_REASON, chromium
 
 ROOT = Path(__file__).resolve().parent.parent
+TEMPLATES = files("extractor.review") / "templates"
+CSS_FILE, DIGEST_CSS_FILE = TEMPLATES / "page.css", TEMPLATES / "digest.css"
 XSS = '<script>window.__pwned=1</script> and <img src=x onerror="window.__pwned=1"> & "quotes"'
 
 # --------------------------------------------------------------------------- building results
@@ -378,6 +381,16 @@ def test_article_text_and_model_output_are_escaped() -> None:
         assert text == article.text[a:b]
 
 
+def test_quotes_are_escaped_as_always_and_entities_in_the_data_stay_text() -> None:
+    text = 'He said "no" & it\'s &#39;final&#34; <b>.'
+    article = Article.from_text(text, id="q&#39;1")
+    res = result(article, title='Title "x" it\'s &#34;')
+    page = render_report([res], {article.sha256: text})
+    assert "Title &quot;x&quot; it&#x27;s &amp;#34;" in page and "q&amp;#39;1" in page
+    assert "&#34;" not in page.replace("&amp;#34;", "") and "&#39;" not in page.replace("&amp;#39;", "")
+    assert parse(page).bodies["a1"] == text
+
+
 def test_csp_allows_exactly_the_inline_script_and_style_by_hash() -> None:
     article, res = overlap_result()
     html_page = render_report([res], {article.sha256: article.text})
@@ -531,26 +544,25 @@ def test_write_report_without_results_raises_a_store_error(tmp_path: Path) -> No
     assert not (tmp_path / "report.html").exists()
 
 
-def test_write_report_embeds_extra_sections_with_their_css_under_the_csp(tmp_path: Path) -> None:
+def test_write_report_embeds_the_digest_section_with_its_css_under_the_csp(tmp_path: Path) -> None:
     run, _ = feature_run(tmp_path)
-    section = '<section id="digest"><h2>Digest</h2><p class="dg-x">3 meetings</p></section>'
-    css = ".dg-x{color:red}"
-    html_page = write_report(run, extra_sections=[section], extra_css=css).read_text(encoding="utf-8")
-    assert html_page.index('<section id="digest">') < html_page.index('<section id="articles">')
+    digest = build_digest(iter_results(run))
+    html_page = write_report(run, digest=digest, digest_note="a <note>").read_text(encoding="utf-8")
+    assert html_page.index('<section id="digest" class="dg">') < html_page.index('<section id="articles">')
+    assert '<p class="dg-note">a &lt;note&gt;</p>' in html_page
     policy = html.unescape(re.search(r'Content-Security-Policy" content="([^"]+)"', html_page).group(1))  # type: ignore[union-attr]
     style = re.search(r"<style>(.*?)</style>", html_page, re.S).group(1)  # type: ignore[union-attr]
-    assert style.endswith(css)
+    assert style == CSS_FILE.read_text(encoding="utf-8") + DIGEST_CSS_FILE.read_text(encoding="utf-8")
     expected = "'sha256-" + base64.b64encode(hashlib.sha256(style.encode()).digest()).decode() + "'"
     assert f"style-src {expected}" in policy
-    assert '<section id="digest">' not in write_report(run).read_text(encoding="utf-8")
+    bare = write_report(run).read_text(encoding="utf-8")
+    assert '<section id="digest"' not in bare
+    assert 'href="#digest"' not in bare
 
 
-def test_render_report_takes_extra_sections_and_a_text_function() -> None:
+def test_render_report_takes_a_text_function() -> None:
     article, res = overlap_result()
-    html_page = render_report(
-        iter([res]), lambda sha: article.text if sha == article.sha256 else None, None, ["<p>EXTRA</p>"]
-    )
-    assert "<p>EXTRA</p>" in html_page
+    html_page = render_report(iter([res]), lambda sha: article.text if sha == article.sha256 else None, None)
     assert parse(html_page).bodies["a1"] == article.text
 
 
@@ -1066,7 +1078,10 @@ def test_csp_blocks_markup_that_escaped_escaping(driver: WebDriver, tmp_path: Pa
     article, res = overlap_result()
     leak = '<script>window.__pwned=2</script><img src="x" onerror="window.__pwned=3"><div id="ok">shown</div>'
     page = tmp_path / "leak.html"
-    page.write_text(render_report([res], {article.sha256: article.text}, None, [leak]), encoding="utf-8")
+    html_page = render_report([res], {article.sha256: article.text})
+    # What an escaping bug would let through, written into the page as the digest section would be.
+    html_page = html_page.replace('<section id="articles">', leak + '<section id="articles">', 1)
+    page.write_text(html_page, encoding="utf-8")
     load(driver, page)
     assert driver.find_element(By.ID, "ok").text == "shown"
     assert driver.execute_script("return typeof window.__pwned") == "undefined"

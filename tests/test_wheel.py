@@ -40,6 +40,20 @@ def _env(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+def _extractor(
+    installed: Installed, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed ``extractor`` in the folder outside the checkout."""
+    return subprocess.run(
+        [str(installed.bin / "extractor"), *args],
+        cwd=installed.home,
+        env=env or _env(installed.home),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     root = tmp_path_factory.mktemp("wheel")
@@ -78,25 +92,25 @@ def test_the_wheel_carries_prompts_and_schemas(installed: Installed) -> None:
     from extractor.digest.tables import DATA_FILES  # the digest's gazetteers and alias tables
 
     assert {f"extractor/digest/data/{name}" for name in DATA_FILES} <= names
+    templates = ROOT / "src" / "extractor" / "review" / "templates"  # the review page's templates, CSS, JS
+    shipped = {f"extractor/review/templates/{path.name}" for path in templates.iterdir()}
+    assert {f"extractor/review/templates/{n}" for n in ("page.html.j2", "page.js")} <= shipped <= names
     assert not any(n.startswith(("prompts/", "schemas/", "src/")) for n in names)
 
 
 def test_extractor_run_from_another_folder_with_the_default_prompts(installed: Installed) -> None:
     with fake_server.run_in_thread(fake_server.ServerConfig()) as base_url:
         env = _env(installed.home, OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=base_url)
-        run = subprocess.run(
-            [str(installed.bin / "extractor"), "run", "drop", "--out", "out", "--quiet"],
-            cwd=installed.home,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
+        run = _extractor(installed, "run", "drop", "--out", "out", "--quiet", env=env, timeout=300)
     assert run.returncode == 0, run.stderr
     lines = [json.loads(line) for line in (installed.home / "out" / "results.jsonl").read_text().splitlines()]
     assert sorted(r["article_id"] for r in lines) == ["one", "two"]
     assert all(r["status"] == "ok" for r in lines)
     assert {r["prompt_version"] for r in lines} == {load_prompts().version}  # the packaged prompts
+    report = _extractor(installed, "report", "out", timeout=300)
+    assert report.returncode == 0, report.stderr
+    page = (installed.home / "out" / "report.html").read_text(encoding="utf-8")  # the packaged templates
+    assert '<section id="digest" class="dg">' in page and page.count('<section class="art"') == 2
     located = subprocess.run(
         [str(installed.bin / "python"), "-c", "import extractor.prompts as p; print(p.DEFAULT_PROMPT_DIR)"],
         cwd=installed.home,
@@ -140,26 +154,12 @@ def test_the_readme_python_snippet_runs_against_the_installed_package(installed:
 def test_checkout_only_defaults_give_a_usage_message(
     installed: Installed, args: list[str], message: str
 ) -> None:
-    run = subprocess.run(
-        [str(installed.bin / "extractor"), *args],
-        cwd=installed.home,
-        env=_env(installed.home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = _extractor(installed, *args)
     assert run.returncode == 2, (run.stdout, run.stderr)
     assert message in run.stderr and "Traceback" not in run.stderr
 
 
 def test_the_installed_schemas_match_the_models(installed: Installed) -> None:
-    run = subprocess.run(
-        [str(installed.bin / "extractor"), "schemas", "--check"],
-        cwd=installed.home,
-        env=_env(installed.home),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    run = _extractor(installed, "schemas", "--check")
     assert run.returncode == 0, run.stdout + run.stderr
     assert "openapi.json skipped: the serve extra is not installed" in run.stderr

@@ -18,10 +18,11 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_digest(args: argparse.Namespace) -> int:
     from extractor import digest
+    from extractor.review import render_digest_text
 
     path = digest.write_digest(args.dir, aliases_file=args.aliases, out_path=args.out)
     data = json.loads(Path(path).read_text(encoding="utf-8"))
-    print(digest.render_digest_text(data))
+    print(render_digest_text(data))
     print(f"digest: {path}")
     return 0
 

@@ -4,7 +4,7 @@ same order, whatever order the articles arrive in.
 
 ``model`` (what digest.json holds), ``entities`` (with ``names``, ``mentions``, ``people``: who is who),
 ``events`` (clusters, counts, conflicts), ``voices`` (stances, quote variants), ``build`` (build_digest,
-digest.json and its staleness), ``render`` (text and HTML); gazetteers and alias tables are data files
+digest.json and its staleness); gazetteers and alias tables are data files
 in ``data/`` (``tables``). Date phrases are read by ``extractor.dates``.
 """
 
@@ -40,7 +40,6 @@ from extractor.digest.model import (
     StanceSupport,
 )
 from extractor.digest.names import BUILTIN_ALIAS_TABLE, NAME_JW_MIN, builtin_aliases, load_aliases
-from extractor.digest.render import DIGEST_CSS, digest_html_section, render_digest_text
 from extractor.digest.tables import DEFAULT_ALIASES
 from extractor.digest.voices import QUOTE_MIN_CONTAINMENT, QUOTE_MIN_SIMILARITY
 from extractor.store import DIGEST_FILE
@@ -49,7 +48,6 @@ __all__ = [
     "BUILTIN_ALIAS_TABLE",
     "COUNT_TOLERANCE",
     "DEFAULT_ALIASES",
-    "DIGEST_CSS",
     "DIGEST_FILE",
     "NAME_JW_MIN",
     "QUOTE_MIN_CONTAINMENT",
@@ -77,12 +75,10 @@ __all__ = [
     "build_digest",
     "builtin_aliases",
     "date_label",
-    "digest_html_section",
     "ensure_digest",
     "load_aliases",
     "load_current_digest",
     "precision_label",
-    "render_digest_text",
     "results_fingerprint",
     "write_digest",
 ]
