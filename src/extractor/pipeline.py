@@ -43,7 +43,7 @@ from extractor.models import (
     Stance,
     Usage,
 )
-from extractor.prompts import PromptSet, load_prompts
+from extractor.prompts import PromptSet, cap_events, load_prompts
 from extractor.ratelimit import RateLimiter
 from extractor.replay import RecordingTransport, ReplayTransport
 
@@ -383,6 +383,8 @@ class Extractor:
                 extractions, article.text, index, kept_windows
             )
             rejected = _with_schema_rejects(rejected, extractions)
+            events, over_max = cap_events(events, self.settings.max_events)
+            rejected += over_max
         except ConfigError:
             raise
         except Exception as exc:  # an unexpected failure in one article must not end a batch

@@ -9,6 +9,9 @@ The worked examples are files in ``prompts/examples/``: ``NAME.txt`` (the articl
 (``{"note": why, "answer": an ArticleExtraction}``), rendered in name order into the system message.
 Every quote, cue, evidence and date_text of an answer must be verbatim in its article (checked on load).
 
+``cap_events`` enforces the prompt's "at most ``max_events``" in code, after the chunk answers are
+merged: the events over the limit are rejected with a specific reason, never dropped silently.
+
 ``estimate_tokens`` counts tokens offline (no tokenizer's vocabulary is available without the network):
 an upper-bound estimate, see its docstring.
 
@@ -32,7 +35,7 @@ from pathlib import Path
 import jinja2
 
 from extractor.errors import ConfigError
-from extractor.models import Article, ArticleExtraction
+from extractor.models import Article, ArticleExtraction, GroundedEvent, Rejected
 from extractor.resources import data_dir
 
 __all__ = [
@@ -42,6 +45,7 @@ __all__ = [
     "OPEN_TAG",
     "Example",
     "PromptSet",
+    "cap_events",
     "estimate_tokens",
     "load_examples",
     "load_prompts",
@@ -91,6 +95,17 @@ def estimate_tokens(text: str) -> int:
         else:
             total += math.ceil(len(piece) / 2)
     return total
+
+
+def cap_events(events: list[GroundedEvent], max_events: int) -> tuple[list[GroundedEvent], list[Rejected]]:
+    """The first ``max_events`` events, in the model's order (most important first), and each one after
+    them as a rejected item (the event as the model gave it; reason "over max_events (N)")."""
+    reason = f"over max_events ({max_events})"
+    over = [
+        Rejected(kind="event", field="evidence", item=event.model_dump(exclude={"span"}), reason=reason)
+        for event in events[max_events:]
+    ]
+    return events[:max_events], over
 
 
 @dataclass(frozen=True)
