@@ -49,6 +49,7 @@ __all__ = [
     "estimate_tokens",
     "load_examples",
     "load_prompts",
+    "verbatim_problems",
 ]
 
 # The package's templates (the repository's prompts/, carried in the wheel; see extractor.resources).
@@ -127,6 +128,12 @@ def _verbatim_fields(answer: ArticleExtraction) -> list[tuple[str, str]]:
     return found
 
 
+def verbatim_problems(answer: ArticleExtraction, text: str) -> list[str]:
+    """Each field of ``answer`` that must be copied verbatim (quote text and cue, event evidence and
+    date_text, stance evidence) but is not in ``text``, as "<field> <value>"; [] when all are."""
+    return [f"{field} {value!r}" for field, value in _verbatim_fields(answer) if value not in text]
+
+
 def load_examples(folder: Path) -> tuple[Example, ...]:
     """The worked examples in ``folder`` (none when it does not exist), in name order. Each answer must
     be a valid ArticleExtraction whose verbatim fields are all in its article: a ConfigError otherwise."""
@@ -146,9 +153,9 @@ def load_examples(folder: Path) -> tuple[Example, ...]:
             answer = ArticleExtraction.model_validate(data["answer"])
         except ValueError as exc:
             raise ConfigError(f"prompt example {path}: the answer is not a valid extraction: {exc}") from exc
-        for field, value in _verbatim_fields(answer):
-            if value not in text:
-                raise ConfigError(f"prompt example {path.stem}: {field} {value!r} is not in {article.name}")
+        problems = verbatim_problems(answer, text)
+        if problems:
+            raise ConfigError(f"prompt example {path.stem}: {problems[0]} is not in {article.name}")
         compact = json.dumps(data["answer"], ensure_ascii=False, separators=(",", ":"))
         examples.append(Example(name=path.stem, text=text, answer=compact, note=data["note"]))
     return tuple(examples)
