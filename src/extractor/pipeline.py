@@ -36,7 +36,7 @@ from extractor.models import (
     LoadError,
     Usage,
 )
-from extractor.prompts import PromptSet, load_prompts
+from extractor.prompts import PromptSet, cap_events, load_prompts
 from extractor.ratelimit import RateLimiter
 from extractor.replay import RecordingTransport, ReplayTransport, load_recorded_settings
 
@@ -221,6 +221,8 @@ class Extractor:
                 return self._error_result(article, first_error, usage, model, started, len(chunks))
             events, quotes, stances, rejected = ground_extraction(extractions, article.text, index, answered)
             rejected = with_schema_rejects(rejected, extractions)
+            events, over_max = cap_events(events, self.settings.max_events)
+            rejected += over_max
         except ConfigError:
             raise
         except Exception as exc:  # an unexpected failure in one article must not end a batch

@@ -9,6 +9,9 @@ The worked examples are files in ``prompts/examples/``: ``NAME.txt`` (the articl
 (``{"note": why, "answer": an ArticleExtraction}``), rendered in name order into the system message.
 Every quote, cue, evidence and date_text of an answer must be verbatim in its article (checked on load).
 
+``cap_events`` enforces the prompt's "at most ``max_events``" in code, after the chunk answers are
+merged: the events over the limit are rejected with a specific reason, never dropped silently.
+
 ``estimate_tokens`` counts tokens offline (no tokenizer's vocabulary is available without the network):
 an upper-bound estimate, see its docstring.
 
@@ -32,7 +35,7 @@ from pathlib import Path
 import jinja2
 
 from extractor.errors import ConfigError
-from extractor.models import Article, ArticleExtraction
+from extractor.models import Article, ArticleExtraction, GroundedEvent, Rejected
 from extractor.resources import data_dir
 
 __all__ = [
@@ -42,9 +45,11 @@ __all__ = [
     "OPEN_TAG",
     "Example",
     "PromptSet",
+    "cap_events",
     "estimate_tokens",
     "load_examples",
     "load_prompts",
+    "verbatim_problems",
 ]
 
 # The package's templates (the repository's prompts/, carried in the wheel; see extractor.resources).
@@ -93,6 +98,17 @@ def estimate_tokens(text: str) -> int:
     return total
 
 
+def cap_events(events: list[GroundedEvent], max_events: int) -> tuple[list[GroundedEvent], list[Rejected]]:
+    """The first ``max_events`` events, in the model's order (most important first), and each one after
+    them as a rejected item (the event as the model gave it; reason "over max_events (N)")."""
+    reason = f"over max_events ({max_events})"
+    over = [
+        Rejected(kind="event", field="evidence", item=event.model_dump(exclude={"span"}), reason=reason)
+        for event in events[max_events:]
+    ]
+    return events[:max_events], over
+
+
 @dataclass(frozen=True)
 class Example:
     """One worked example: the article, the answer (compact JSON) and why it is so."""
@@ -110,6 +126,12 @@ def _verbatim_fields(answer: ArticleExtraction) -> list[tuple[str, str]]:
     found += [("event date_text", e.date_text) for e in answer.events if e.date_text is not None]
     found += [("stance evidence", s.evidence) for s in answer.stances]
     return found
+
+
+def verbatim_problems(answer: ArticleExtraction, text: str) -> list[str]:
+    """Each field of ``answer`` that must be copied verbatim (quote text and cue, event evidence and
+    date_text, stance evidence) but is not in ``text``, as "<field> <value>"; [] when all are."""
+    return [f"{field} {value!r}" for field, value in _verbatim_fields(answer) if value not in text]
 
 
 def load_examples(folder: Path) -> tuple[Example, ...]:
@@ -131,9 +153,9 @@ def load_examples(folder: Path) -> tuple[Example, ...]:
             answer = ArticleExtraction.model_validate(data["answer"])
         except ValueError as exc:
             raise ConfigError(f"prompt example {path}: the answer is not a valid extraction: {exc}") from exc
-        for field, value in _verbatim_fields(answer):
-            if value not in text:
-                raise ConfigError(f"prompt example {path.stem}: {field} {value!r} is not in {article.name}")
+        problems = verbatim_problems(answer, text)
+        if problems:
+            raise ConfigError(f"prompt example {path.stem}: {problems[0]} is not in {article.name}")
         compact = json.dumps(data["answer"], ensure_ascii=False, separators=(",", ":"))
         examples.append(Example(name=path.stem, text=text, answer=compact, note=data["note"]))
     return tuple(examples)
