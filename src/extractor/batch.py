@@ -46,7 +46,7 @@ from pathlib import Path
 from stat import S_ISREG
 from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
-from extractor.articles import MAX_ID_LENGTH, iter_input_files, load_articles
+from extractor.articles import MAX_ID_LENGTH, RemoteFile, count_lines, is_uri, iter_input_files, load_articles
 from extractor.config import Settings
 from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, ErrorInfo, LoadError
@@ -597,7 +597,7 @@ def _excluder(out_dir: Path) -> Callable[[str, str], bool]:
     return exclude
 
 
-def _input_files(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Path]:
+def _input_files(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Path | RemoteFile]:
     """The input files under ``paths`` without the output folder's; an entry that cannot be listed is
     passed on as its path, for ``load_articles`` to report."""
     for item in iter_input_files(paths, exclude=_excluder(out_dir)):
@@ -626,7 +626,10 @@ def count_inputs(paths: Iterable[str | Path], out_dir: str | Path) -> int:
     """How many articles ``paths`` hold (JSONL: its non-blank lines), for a progress bar's total/ETA."""
     total = 0
     for path in _input_files(paths, Path(out_dir)):
-        total += _count_lines(path) if path.suffix.lower() == ".jsonl" else 1
+        if isinstance(path, RemoteFile):
+            total += path.count_articles()
+        else:
+            total += _count_lines(path) if path.suffix.lower() == ".jsonl" else 1
     return total
 
 
@@ -640,14 +643,7 @@ def _count_lines(path: Path) -> int:
     with open(fd, "rb") as fh:
         if not S_ISREG(os.fstat(fd).st_mode):
             return 1
-        count, open_line = 0, False
-        while block := fh.read(1 << 20):
-            *ended, rest = block.split(b"\n")
-            for part in ended:
-                count += open_line or bool(part.strip())
-                open_line = False
-            open_line = open_line or bool(rest.strip())
-        return count + open_line
+        return count_lines(fh)
 
 
 class _Inputs:
@@ -1051,6 +1047,7 @@ def _new_files(
     for ``settle_s``."""
     now = time.time()
     for path in _input_files([drop], out_dir):
+        assert isinstance(path, Path)  # a local folder's files
         try:
             stat = path.stat()
         except OSError:
@@ -1076,6 +1073,8 @@ def watch(
     """Extract files as they appear in ``drop_dir`` (same incremental rules) until Ctrl-C, which lets
     the articles in flight finish. run.json holds the totals of the whole watch, rewritten each round.
     The folder's lock is held for the whole watch, as in ``run_batch``."""
+    if is_uri(drop_dir):
+        raise ConfigError(f"cannot watch {drop_dir}: watch takes a local folder (run reads URIs)")
     drop, out = Path(drop_dir), Path(out_dir)
     if interval_s <= 0:
         raise ConfigError(f"watch interval must be positive, got {interval_s}")
