@@ -186,6 +186,7 @@ def test_watch_refuses_a_uri_with_a_clear_error(tmp_path: Path) -> None:
         watch("s3://bucket/drop", tmp_path / "out", make(tmp_path, FakeModel()), max_rounds=1)
 
 
+@pytest.mark.slow
 def test_the_ray_engine_lists_and_loads_a_uri_drop_through_the_same_loader(tmp_path: Path) -> None:
     pytest.importorskip("ray")
     from extractor import Settings
