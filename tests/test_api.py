@@ -90,8 +90,17 @@ def test_openai_and_instructor_are_imported_by_llm_only() -> None:
 def test_grounding_is_pure_standard_library() -> None:
     import sys
 
-    third_party = {m for m in _imports(SRC / "grounding.py") if m not in sys.stdlib_module_names}
-    assert third_party == set()
+    modules = sorted((SRC / "grounding").glob("*.py"))
+    assert [p.name for p in modules] == ["__init__.py", "index.py", "normalize.py", "quotes.py"]
+    third_party = {m for p in modules for m in _imports(p) if m not in sys.stdlib_module_names}
+    assert third_party <= {"extractor"}
+    own = {
+        node.module
+        for p in modules
+        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("extractor")
+    }
+    assert own == {"extractor.grounding.index", "extractor.grounding.normalize", "extractor.grounding.quotes"}
 
 
 # What a fresh interpreter has loaded after a statement: the model stack (openai 0.4 s, instructor) must

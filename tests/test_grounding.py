@@ -17,6 +17,8 @@ from hypothesis import strategies as st
 
 from extractor import grounding
 from extractor.grounding import Grounding, SourceIndex, ground
+from extractor.grounding import index as grounding_index
+from extractor.grounding.normalize import _normalize
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED_001 = ROOT / "seeds" / "001_7026c964f11f0189.txt"
@@ -68,7 +70,7 @@ def assert_grown(g: Grounding, source: str, expected: Sequence[tuple[int, int]])
 
     def pairing(k: int) -> bool | None:
         """True: pairs inside the pieces; False: elsewhere; None: with nothing (or not a mark)."""
-        partner = index._partner(k) if 0 <= k < len(source) and source[k] in QUOTES else -1
+        partner = index._quotes._partner(k) if 0 <= k < len(source) and source[k] in QUOTES else -1
         return None if partner < 0 else any(a <= partner < b for a, b in pieces)
 
     assert s == s0 or pairing(s) is True
@@ -87,12 +89,12 @@ def assert_grown(g: Grounding, source: str, expected: Sequence[tuple[int, int]])
 @contextmanager
 def word_index_blocks(size: int) -> Iterator[None]:
     """Use a tiny block size for the word index, so that small texts span many blocks."""
-    saved = grounding._BLOCK
-    grounding._BLOCK = size
+    saved = grounding_index._BLOCK
+    grounding_index._BLOCK = size
     try:
         yield
     finally:
-        grounding._BLOCK = saved
+        grounding_index._BLOCK = saved
 
 
 BLOCK_SIZES = st.sampled_from([1, 5, 16, 64, 1 << 16])
@@ -101,12 +103,12 @@ BLOCK_SIZES = st.sampled_from([1, 5, 16, 64, 1 << 16])
 @contextmanager
 def positions_from(size: int) -> Iterator[None]:
     """Give sources of ``size`` characters and more the position index instead of the block index."""
-    saved = grounding._POSITIONS_FROM
-    grounding._POSITIONS_FROM = size
+    saved = grounding_index._POSITIONS_FROM
+    grounding_index._POSITIONS_FROM = size
     try:
         yield
     finally:
-        grounding._POSITIONS_FROM = saved
+        grounding_index._POSITIONS_FROM = saved
 
 
 def warm_index(source: str, positions: bool) -> SourceIndex:
@@ -649,7 +651,7 @@ def test_repeated_text_gets_the_position_index_and_the_same_answers(monkeypatch:
         source[-5000:] + " end",
     ]
     expected = [ground(q, source) for q in quotes]
-    monkeypatch.setattr(grounding, "_SCAN_BUDGET", 4)
+    monkeypatch.setattr(grounding_index, "_SCAN_BUDGET", 4)
     index = SourceIndex(source)
     for _ in range(6):
         assert [index.ground(q) for q in quotes] == expected
@@ -928,7 +930,7 @@ def test_property_found_span_normalises_to_the_candidate(text: str, data: st.Dat
         if g.status == "exact":
             assert found == core
     # The index's normal form agrees with the one-shot normal form, NFC included.
-    assert SourceIndex(text)._norm == grounding._normalize(text)
+    assert SourceIndex(text)._norm == _normalize(text)
 
 
 def cuts_a_unit(text: str, k: int) -> bool:

@@ -24,7 +24,7 @@ from selenium.webdriver.common.by import By
 from extractor.cli import main
 from extractor.digest import DIGEST_FILE, Digest, build_digest, load_current_digest
 from extractor.errors import StoreError
-from extractor.grounding import _STRIP as GROUNDING_STRIP
+from extractor.grounding.normalize import _STRIP as GROUNDING_STRIP
 from extractor.models import (
     Article,
     ArticleResult,

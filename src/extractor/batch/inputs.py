@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from stat import S_ISREG
 
-from extractor.articles import iter_input_files, load_articles
+from extractor.articles import RemoteFile, count_lines, iter_input_files, load_articles
 from extractor.config import Settings
 from extractor.models import Article, LoadError
 from extractor.store import ARTICLES_DIR, RunFolder
@@ -40,7 +40,7 @@ def _excluder(out_dir: Path) -> Callable[[str, str], bool]:
     return exclude
 
 
-def _input_files(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Path]:
+def _input_files(paths: Iterable[str | Path], out_dir: Path) -> Iterator[Path | RemoteFile]:
     """The input files under ``paths`` without the output folder's; an entry that cannot be listed is
     passed on as its path, for ``load_articles`` to report."""
     for item in iter_input_files(paths, exclude=_excluder(out_dir)):
@@ -69,7 +69,10 @@ def count_inputs(paths: Iterable[str | Path], out_dir: str | Path) -> int:
     """How many articles ``paths`` hold (JSONL: its non-blank lines), for a progress bar's total/ETA."""
     total = 0
     for path in _input_files(paths, Path(out_dir)):
-        total += _count_lines(path) if path.suffix.lower() == ".jsonl" else 1
+        if isinstance(path, RemoteFile):
+            total += path.count_articles()
+        else:
+            total += _count_lines(path) if path.suffix.lower() == ".jsonl" else 1
     return total
 
 
@@ -83,14 +86,7 @@ def _count_lines(path: Path) -> int:
     with open(fd, "rb") as fh:
         if not S_ISREG(os.fstat(fd).st_mode):
             return 1
-        count, open_line = 0, False
-        while block := fh.read(1 << 20):
-            *ended, rest = block.split(b"\n")
-            for part in ended:
-                count += open_line or bool(part.strip())
-                open_line = False
-            open_line = open_line or bool(rest.strip())
-        return count + open_line
+        return count_lines(fh)
 
 
 class _Inputs:

@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from extractor.articles import is_uri
 from extractor.batch.inputs import _input_files, _load
 from extractor.batch.runner import _clock, _finish, _run, _write_progress
 from extractor.batch.signals import _Stop, _with_sigint
@@ -26,6 +27,7 @@ def _new_files(
     for ``settle_s``."""
     now = time.time()
     for path in _input_files([drop], out_dir):
+        assert isinstance(path, Path)  # a local folder's files
         try:
             stat = path.stat()
         except OSError:
@@ -51,6 +53,8 @@ def watch(
     """Extract files as they appear in ``drop_dir`` (same incremental rules) until Ctrl-C, which lets
     the articles in flight finish. run.json holds the totals of the whole watch, rewritten each round.
     The folder's lock is held for the whole watch, as in ``run_batch``."""
+    if is_uri(drop_dir):
+        raise ConfigError(f"cannot watch {drop_dir}: watch takes a local folder (run reads URIs)")
     drop, out = Path(drop_dir), Path(out_dir)
     if interval_s <= 0:
         raise ConfigError(f"watch interval must be positive, got {interval_s}")
