@@ -342,7 +342,8 @@ class _Index:
         self._path = path
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by a killed run: the index is always rebuilt
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # Built in a worker thread (``_read_index``), then used on the event loop: one thread at a time.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.executescript(
             """
             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
@@ -520,11 +521,12 @@ def _folder_of(summary: RunSummary) -> dict[str, int]:
     }
 
 
-def _compact(path: Path) -> tuple[int, dict[str, int]]:
+def _compact(path: Path, rewrite: bool = True) -> tuple[int, dict[str, int]]:
     """Keep only the last line per input source (and drop unreadable lines); return how many lines
-    were dropped, and the folder totals over the lines kept. The file is replaced atomically. Which line
-    is the last of its source is worked out in a scratch sqlite file next to it, so memory does not grow
-    with the number of lines."""
+    were dropped, and the folder totals over the lines kept. The file is replaced atomically; with
+    ``rewrite=False`` it is left as it is (append-only: 0 lines dropped) and only the totals are worked
+    out. Which line is the last of its source is worked out in a scratch sqlite file next to it, so
+    memory does not grow with the number of lines."""
     scratch = path.with_name(COMPACT_FILE)
     with contextlib.suppress(FileNotFoundError):
         scratch.unlink()  # left by a killed run
@@ -553,7 +555,7 @@ def _compact(path: Path) -> tuple[int, dict[str, int]]:
         sums = db.execute(f"SELECT {totals} FROM last").fetchone()  # noqa: S608
         folder = dict(zip(_FOLDER_KEYS, (int(v) for v in sums), strict=True))
         dropped = total - int(db.execute("SELECT count(*) FROM last").fetchone()[0])
-        if not dropped:
+        if not dropped or not rewrite:
             return 0, folder
         keep = (row[0] for row in db.execute("SELECT line FROM last ORDER BY line"))
         wanted = next(keep, None)
@@ -609,14 +611,16 @@ def _load(
     out_dir: Path,
     settings: Settings,
     within: Iterable[str | Path] | None = None,
+    follow_symlinks: bool | None = None,
 ) -> Iterator[Article | LoadError]:
     """The articles under ``paths`` without the output folder's; ids are made unique by the index.
-    Symlinks must point inside ``within`` (default: ``paths``) unless ``settings.follow_symlinks``."""
+    Symlinks must point inside ``within`` (default: ``paths``) unless ``follow_symlinks`` (default:
+    ``settings.follow_symlinks``)."""
     return load_articles(
         paths,
         exclude=_excluder(out_dir),
         unique_ids=False,
-        follow_symlinks=settings.follow_symlinks,
+        follow_symlinks=settings.follow_symlinks if follow_symlinks is None else follow_symlinks,
         max_input_bytes=settings.max_input_bytes,
         within=within,
     )
@@ -729,17 +733,20 @@ async def _run(
     reporter: BatchReporter,
     stop: asyncio.Event,
     abort: asyncio.Event | None = None,
+    compact: bool = True,
 ) -> RunSummary:
     """One pass over ``items`` into ``out_dir``; returns the counters (wall time not yet set).
 
     ``stop`` set: nothing new starts, the articles in flight finish. ``abort`` set: they are cancelled
-    (not written: the next run does them) and the pass ends."""
+    (not written: the next run does them) and the pass ends. ``compact=False`` leaves results.jsonl
+    append-only (``_compact``). Reading the file (index, compaction, totals) is done in a worker thread,
+    so that a loop serving other work (``extractor serve``) is not held up by a large folder."""
     model, version = extractor.settings.model, extractor.prompts.version
     summary = RunSummary(model=model, prompt_version=version)
     price = extractor.settings.price()
     writer = ResultsWriter(out_dir)
     summary.repaired_bytes = writer.repaired_bytes
-    index = _read_index(writer.path)
+    index = await asyncio.to_thread(_read_index, writer.path)
     article_of: dict[asyncio.Task[ArticleResult], Article] = {}
     pending: set[asyncio.Task[ArticleResult]] = set()
 
@@ -843,7 +850,7 @@ async def _run(
         index.close()
         await extractor.aclose()
     if index.lines:
-        summary.compacted_lines, summary.folder = _compact(writer.path)
+        summary.compacted_lines, summary.folder = await asyncio.to_thread(_compact, writer.path, compact)
     else:  # every line of the file is this run's
         summary.folder = _folder_of(summary)
     summary.rate_limiter = dict(extractor.limiter.stats())
@@ -952,18 +959,26 @@ async def arun_batch(
     concurrency: int | None = None,
     reporter: BatchReporter | None = None,
     stop: asyncio.Event | None = None,
+    compact: bool = True,
+    within: Iterable[str | Path] | None = None,
 ) -> RunSummary:
     """``run_batch`` on the running event loop, for a caller that owns the loop (``extractor serve``).
     Setting ``stop`` lets the articles in flight finish and starts no new one (``summary.interrupted``);
     cancelling the task drops the articles in flight, which the next run over ``out_dir`` does. The
-    folder's lock is held as in ``run_batch`` (never waited for: FolderBusyError)."""
+    folder's lock is held as in ``run_batch`` (never waited for: FolderBusyError).
+
+    ``compact=False``: results.jsonl stays append-only (a line superseded by a retried article's later
+    line is kept), so a line's number never changes. ``within``: the area every symlink must point
+    into, never followed beyond it (whatever ``settings.follow_symlinks`` says)."""
     out = Path(out_dir)
     limit = _limit(extractor, concurrency)
     with lock_run_folder(out, wait=False):
         signals = _Stop()
         if stop is not None:
             signals.finish = stop
-        return await _run_once(paths, out, extractor, force, limit, reporter or LogReporter(), signals)
+        return await _run_once(
+            paths, out, extractor, force, limit, reporter or LogReporter(), signals, compact, within
+        )
 
 
 def _limit(extractor: Extractor, concurrency: int | None) -> int:
@@ -982,11 +997,14 @@ async def _run_once(
     limit: int,
     report: BatchReporter,
     stop: _Stop,
+    compact: bool = True,
+    within: Iterable[str | Path] | None = None,
 ) -> RunSummary:
     started = time.perf_counter()
     report.start(out)
-    inputs = _load(paths, out, extractor.settings)
-    summary = await _run(inputs, out, extractor, force, limit, report, stop.finish, stop.abort)
+    follow = None if within is None else False
+    inputs = _load(paths, out, extractor.settings, within, follow)
+    summary = await _run(inputs, out, extractor, force, limit, report, stop.finish, stop.abort, compact)
     summary.stopped_by = stop.by if summary.interrupted else None
     return _finish(out, summary, started, report)
 

@@ -370,6 +370,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise ConfigError("extractor serve needs the serve extra: pip install 'extractor[serve]'")
     from extractor.serve import ServiceConfig, run
+    from extractor.serve.jobs import parse_retention
 
     settings = _load_settings(args)
     if args.replay is not None:
@@ -393,6 +394,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_pending=args.max_pending,
         job_workers=args.job_workers,
         shutdown_timeout_s=args.shutdown_timeout,
+        job_retention_s=parse_retention(args.job_retention or os.environ.get("EXTRACTOR_JOB_RETENTION")),
     )
     return run(settings, config)
 
@@ -709,6 +711,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive(float),
         default=20.0,
         help="seconds SIGTERM waits for the work in flight (default: %(default)s)",
+    )
+    p.add_argument(
+        "--job-retention",
+        dest="job_retention",
+        metavar="DURATION",
+        help="delete finished jobs this long after they finished, e.g. 7d, 12h, 90m "
+        "(env EXTRACTOR_JOB_RETENTION; default: forever)",
     )
     _settings_args(p)
     p.set_defaults(func=cmd_serve)

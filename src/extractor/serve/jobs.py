@@ -2,7 +2,7 @@
 
     DATA/jobs/<id>/job.json       the job: state, input, counters (written atomically at each change)
     DATA/jobs/<id>/input.jsonl    the articles of a job submitted as a body (one JSON object per line)
-    DATA/jobs/<id>/results.jsonl  + run.json, articles/, report.html: an ordinary run folder
+    DATA/jobs/<id>/results.jsonl  + run.json, articles/, report.html: a run folder, never compacted
 
 Jobs run on the server's event loop with the server's one ``Extractor`` (cache, rate limiter, in-flight
 bound), at most ``workers`` at a time, the rest queued. A job is the batch runner's incremental, crash-safe
@@ -11,7 +11,16 @@ the deadline; killed: whatever was flushed) resumes it on its next start with ev
 skipped: nothing is lost or paid twice, and the results stay readable. ``cancel`` lets the articles in
 flight finish and starts no new one.
 
-Nothing here imports the web framework: ``extractor.serve`` maps these calls to HTTP.
+A job's results.jsonl is append-only: the batch runner's end-of-run compaction is off for job folders, so
+no line is ever moved or removed and line N is line N across restarts (``follow(after=N)`` is a stable
+cursor). An article a resumed pass does again (an earlier error result, retried) gets a later line that
+supersedes its earlier one (the same ``source``), as in a run folder before compaction.
+
+Finished jobs can be deleted (``delete``), and with ``retention_s`` those finished longer ago are deleted
+at start-up and every ``retention_s / 10`` (at least a second, at most an hour). All jobs are kept in an
+index in memory (their job.json), read once at start-up, for the status and the listing.
+
+Nothing here imports the web framework: ``extractor.serve.app`` maps these calls to HTTP.
 """
 
 from __future__ import annotations
@@ -23,31 +32,39 @@ import json
 import os
 import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+import shutil
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
+from extractor.articles import iter_input_files
 from extractor.batch import RunSummary, arun_batch, count_inputs
-from extractor.errors import REDACTED, ExtractorError, StoreError, redact
-from extractor.models import ArticleResult
+from extractor.errors import REDACTED, ConfigError, ExtractorError, StoreError, redact
+from extractor.models import ArticleResult, LoadError
 from extractor.pipeline import Extractor
+from extractor.ratelimit import parse_duration
 from extractor.report import REPORT_FILE
 from extractor.review import write_review_page
-from extractor.serve_models import FINAL_STATES, JobState, JobStatus
+from extractor.serve_models import FINAL_STATES, JobList, JobState, JobStatus
 from extractor.store import RESULTS_FILE, write_json_atomic
 
 __all__ = [
     "JobManager",
     "QueueFullError",
     "UnknownJobError",
+    "parse_retention",
 ]
 
 JOB_FILE = "job.json"
 INPUT_FILE = "input.jsonl"
 JOBS_DIR = "jobs"
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
+_DELETED = ".deleted-"  # a job folder being deleted is renamed to this prefix + its id first
+_CURSOR = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)_([0-9a-f]{16})")
+MAX_PATH_PROBLEMS = 20
 
 
 class _Record(BaseModel):
@@ -70,7 +87,37 @@ class UnknownJobError(Exception):
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """UTC, to the millisecond (jobs are listed in the order they were created)."""
+    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_retention(text: str | None) -> float | None:
+    """``--job-retention``: seconds from a duration such as ``7d``, ``12h``, ``90m`` or ``3600`` (seconds);
+    None for none given or ``forever``. ConfigError for anything else, or a duration that is not
+    positive."""
+    if text is None or text.strip().lower() in ("", "forever", "never"):
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        raise ConfigError(
+            f"--job-retention {text!r}: give a positive duration such as 7d, 12h or 90m, or 'forever'"
+        )
+    return seconds
+
+
+def _epoch(stamp: str) -> float | None:
+    try:
+        moment = dt.datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=moment.tzinfo or dt.UTC).timestamp()
+
+
+def _cursor(status: JobStatus) -> str:
+    return f"{status.created}_{status.id}"
 
 
 @dataclass
@@ -173,6 +220,7 @@ class JobManager:
         on_result: Callable[[ArticleResult, str], None] | None = None,
         secrets: Sequence[str | None] = (),
         poll_s: float = 1.0,
+        retention_s: float | None = None,
     ) -> None:
         self.root = (data_dir / JOBS_DIR).resolve()
         self.extractor = extractor
@@ -182,7 +230,9 @@ class JobManager:
         self.on_result = on_result
         self.secrets = tuple(s for s in secrets if s and len(s) >= 4)
         self.poll_s = poll_s
+        self.retention_s = retention_s
         self.stopping = False
+        self._index: dict[str, JobStatus] = {}  # every job, as its job.json says
         self._active: dict[str, _Job] = {}
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
@@ -190,28 +240,44 @@ class JobManager:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> int:
-        """Create the data dir, queue every unfinished job found there (a restart) and start the
-        workers; return how many jobs were resumed."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        found = [(self._read_record(f.name), f) for f in self.root.iterdir() if _JOB_ID.fullmatch(f.name)]
-        unfinished = [(r, f) for r, f in found if r is not None and r.status.state not in FINAL_STATES]
-        resumed = 0
-        for record, folder in sorted(unfinished, key=lambda pair: pair[0].status.created):
-            if record.status.state == "cancelling":  # cancelled just before a stop: it stays cancelled
-                record.status.state = "cancelled"
-                record.status.finished = record.status.finished or _now()
-                self._write_record(folder, record)
-                continue
-            record.status.state = "queued"
-            record.status.resumed += 1
+    async def start(self) -> tuple[int, int]:
+        """Create the data dir, read every job found there into the index (in a thread), queue the
+        unfinished ones (a restart), delete those past the retention and start the workers; return
+        (jobs resumed, jobs deleted)."""
+        resume = await asyncio.to_thread(self._load_index)
+        for record, folder in resume:
             job = _Job(record=record, dir=folder)
-            self._write_record(folder, record)
             self._active[job.id] = job
             self._queue.put_nowait(job)
-            resumed += 1
+        expired = await self.expire()
         self._workers = [asyncio.ensure_future(self._worker()) for _ in range(self.workers)]
-        return resumed
+        return len(resume), expired
+
+    def _load_index(self) -> list[tuple[_Record, Path]]:
+        """Read every job.json; finish deletions a stop interrupted; return the jobs to resume, oldest
+        first, each marked queued on disk (one cancelled just before a stop stays cancelled)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        resume: list[tuple[_Record, Path]] = []
+        for folder in sorted(self.root.iterdir()):
+            if folder.name.startswith(_DELETED):
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            record = self._read_record(folder.name) if _JOB_ID.fullmatch(folder.name) else None
+            if record is None:
+                continue
+            self._index[record.status.id] = record.status
+            if record.status.state in FINAL_STATES:
+                continue
+            if record.status.state == "cancelling":
+                record.status.state = "cancelled"
+                record.status.finished = record.status.finished or _now()
+            else:
+                record.status.state = "queued"
+                record.status.resumed += 1
+                resume.append((record, folder))
+            self._write_record(folder, record)
+        resume.sort(key=lambda pair: pair[0].status.created)
+        return resume
 
     def begin_shutdown(self) -> None:
         """Stop taking jobs; the running ones finish the articles in flight and start no new one."""
@@ -276,29 +342,61 @@ class JobManager:
         await asyncio.to_thread(write)
         return self._enqueue(job)
 
-    def resolve_paths(self, paths: Sequence[str]) -> list[tuple[int, str]]:
-        """Problems with server-side ``paths`` as (index, reason); none means every path is allowed."""
+    async def check_paths(self, paths: Sequence[str]) -> list[tuple[int, str]]:
+        """Problems with server-side ``paths`` as (index, reason); none means every path is allowed.
+
+        A path must lie inside ``allow_paths`` once its symlinks are resolved, and so must every file a
+        folder holds: a symlink to outside (the path itself, a folder on the way, or a file found in a
+        folder) is named and refused, never read. The folders are walked in a thread."""
         if self.allow_paths is None:
             return [(-1, "server-side paths are disabled: start the server with --allow-paths DIR")]
+        return await asyncio.to_thread(self._check_paths, self.allow_paths, paths)
+
+    @staticmethod
+    def _check_paths(allowed: Path, paths: Sequence[str]) -> list[tuple[int, str]]:
+        def inside(real: str) -> bool:
+            return real == str(allowed) or real.startswith(os.path.join(allowed, ""))
+
         problems: list[tuple[int, str]] = []
         for i, raw in enumerate(paths):
             if "\x00" in raw:
                 problems.append((i, "contains a NUL character"))
                 continue
+            given = allowed / raw
             try:
-                real = (self.allow_paths / raw).resolve()
-            except (OSError, ValueError, RuntimeError):
+                real = os.path.realpath(given, strict=False)
+            except (OSError, ValueError):
                 problems.append((i, "cannot be resolved"))
                 continue
-            if real != self.allow_paths and self.allow_paths not in real.parents:
-                problems.append((i, "is not inside the folder this server allows (--allow-paths)"))
-            elif not real.exists():
+            if not inside(real):
+                link = next(
+                    (
+                        p
+                        for p in [given, *given.parents]
+                        if p.is_symlink() and not inside(os.path.realpath(p))
+                    ),
+                    None,
+                )
+                reason = "is not inside the folder this server allows (--allow-paths)"
+                if link is not None:
+                    shown = os.path.relpath(link, allowed)
+                    reason = f"{shown} is a symlink to outside the allowed folder"
+                problems.append((i, reason))
+            elif not os.path.exists(real):
                 problems.append((i, "no such file or folder under the allowed folder"))
+            elif os.path.isdir(real):
+                for found in iter_input_files([real]):
+                    path = Path(found.path) if isinstance(found, LoadError) else found
+                    if path.is_symlink() and not inside(os.path.realpath(path)):
+                        shown = os.path.join(raw, os.path.relpath(path, real))
+                        problems.append((i, f"{shown} is a symlink to outside the allowed folder"))
+                        if len(problems) >= MAX_PATH_PROBLEMS:
+                            return problems
         return problems
 
     async def submit_paths(self, paths: Sequence[str]) -> JobStatus:
         """A job over server-side files and folders under ``allow_paths`` (checked by
-        ``resolve_paths`` first)."""
+        ``check_paths`` first)."""
         assert self.allow_paths is not None
         self._admit()
         resolved = [str((self.allow_paths / raw).resolve()) for raw in paths]
@@ -362,8 +460,11 @@ class JobManager:
         if status.articles is None:
             status.articles = await asyncio.to_thread(count_inputs, paths, job.dir)
         reporter = _JobReporter(job, self.on_result)
+        within = None if job.record.paths is None or self.allow_paths is None else [self.allow_paths]
         try:
-            summary = await arun_batch(paths, job.dir, self.extractor, reporter=reporter, stop=job.stop)
+            summary = await arun_batch(
+                paths, job.dir, self.extractor, reporter=reporter, stop=job.stop, compact=False, within=within
+            )
         except ExtractorError as exc:  # a ConfigError (endpoint unreachable, no key) or a StoreError
             self._finish(job, "failed", f"{type(exc).__name__}: {self._redact(str(exc))}")
             return
@@ -423,9 +524,9 @@ class JobManager:
         except ValidationError:
             return None
 
-    @staticmethod
-    def _write_record(folder: Path, record: _Record) -> None:
+    def _write_record(self, folder: Path, record: _Record) -> None:
         write_json_atomic(folder / JOB_FILE, record.model_dump(mode="json"))
+        self._index[record.status.id] = record.status.model_copy()
 
     def status(self, job_id: str) -> JobStatus:
         """The job's status; UnknownJobError when there is none."""
@@ -433,14 +534,86 @@ class JobManager:
         job = self._active.get(job_id)
         if job is not None:
             return self._status(job)
-        record = self._read_record(job_id)
-        if record is None:
+        status = self._index.get(job_id)
+        if status is None:
             raise UnknownJobError(job_id)
-        return record.status
+        return status
+
+    def list_jobs(
+        self, states: Collection[str] | None = None, limit: int = 50, cursor: str | None = None
+    ) -> JobList:
+        """The jobs newest first (by creation, then id), only those in ``states`` if given, at most
+        ``limit`` after ``cursor`` (a ``next_cursor`` of an earlier page). ValueError for a malformed
+        cursor."""
+        after: tuple[str, str] | None = None
+        if cursor is not None:
+            match = _CURSOR.fullmatch(cursor)
+            if match is None:
+                raise ValueError(f"not a cursor of this listing: {cursor[:60]!r}")
+            after = (match[1], match[2])
+        chosen = []
+        for job_id, status in list(self._index.items()):
+            job = self._active.get(job_id)
+            current = self._status(job) if job is not None else status
+            if (states is None or current.state in states) and (
+                after is None or (current.created, job_id) < after
+            ):
+                chosen.append(current)
+        chosen.sort(key=lambda s: (s.created, s.id), reverse=True)
+        page = chosen[:limit]
+        more = len(chosen) > limit
+        return JobList(jobs=page, next_cursor=_cursor(page[-1]) if more and page else None)
+
+    async def delete(self, job_id: str) -> JobStatus:
+        """A queued or running job: cancel it (``cancel``). A finished one: delete its folder (results,
+        report, input) and forget it; return its last status."""
+        self._folder(job_id)
+        if job_id in self._active:
+            return await self.cancel(job_id)
+        status = self.status(job_id)
+        await self._remove(job_id)
+        return status
+
+    async def expire(self) -> int:
+        """Delete the finished jobs that finished more than ``retention_s`` ago; return how many."""
+        if self.retention_s is None:
+            return 0
+        cutoff = time.time() - self.retention_s
+        old = []
+        for job_id, status in list(self._index.items()):
+            moment = _epoch(status.finished or status.created)
+            if (
+                job_id not in self._active
+                and status.finished_state
+                and moment is not None
+                and moment < cutoff
+            ):
+                old.append(job_id)
+        for job_id in old:
+            await self._remove(job_id)
+        return len(old)
+
+    @property
+    def sweep_period_s(self) -> float | None:
+        """How often ``expire`` should run: a tenth of the retention, within [1 s, 1 h]."""
+        return None if self.retention_s is None else min(3600.0, max(1.0, self.retention_s / 10))
+
+    async def _remove(self, job_id: str) -> None:
+        folder = self._folder(job_id)
+        gone = self.root / f"{_DELETED}{job_id}"
+        async with self._report_lock:  # not while its review page is being written
+            try:
+                await asyncio.to_thread(os.replace, folder, gone)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                raise StoreError(f"cannot delete job {job_id}: {exc.strerror or exc}") from exc
+            self._index.pop(job_id, None)
+            await asyncio.to_thread(shutil.rmtree, gone, True)
 
     async def cancel(self, job_id: str) -> JobStatus:
         """Cancel a queued or running job (the articles in flight finish); a finished job is left as
-        it is. Returns the status."""
+        it is (``delete`` deletes it). Returns the status."""
         self._folder(job_id)
         job = self._active.get(job_id)
         if job is None:
