@@ -25,6 +25,7 @@ from extractor.config import Settings
 from extractor.pipeline import Extractor
 from extractor.serve import Service, ServiceConfig
 from extractor.serve import jobs as jobs_module
+from extractor.serve.index import parse_retention
 from extractor.serve.server import listen, server
 from tests.service import API_KEY, RunningService, fake_server, start_service, wait_for, wait_job
 
@@ -176,9 +177,9 @@ def test_a_bad_retention_is_refused(value: str, tmp_path: Path) -> None:
     from extractor.errors import ConfigError
 
     with pytest.raises(ConfigError, match="--job-retention"):
-        jobs_module.parse_retention(value)
-    assert jobs_module.parse_retention("forever") is None
-    assert jobs_module.parse_retention("7d") == 7 * 86400
+        parse_retention(value)
+    assert parse_retention("forever") is None
+    assert parse_retention("7d") == 7 * 86400
 
 
 # --------------------------------------------------------------------------- symlinks under --allow-paths

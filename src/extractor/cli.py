@@ -370,7 +370,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise ConfigError("extractor serve needs the serve extra: pip install 'extractor[serve]'")
     from extractor.serve import ServiceConfig, run
-    from extractor.serve.jobs import parse_retention
+    from extractor.serve.index import parse_retention
 
     settings = _load_settings(args)
     if args.replay is not None:

@@ -13,12 +13,13 @@ flight finish and starts no new one.
 
 A job's results.jsonl is append-only: the batch runner's end-of-run compaction is off for job folders, so
 no line is ever moved or removed and line N is line N across restarts (``follow(after=N)`` is a stable
-cursor). An article a resumed pass does again (an earlier error result, retried) gets a later line that
-supersedes its earlier one (the same ``source``), as in a run folder before compaction.
+cursor). An article a resumed pass does again (an earlier error result retried, an input that could not
+be loaded) gets a later line that supersedes its earlier one (the same ``source``), as in a run folder
+before compaction.
 
 Finished jobs can be deleted (``delete``), and with ``retention_s`` those finished longer ago are deleted
-at start-up and every ``retention_s / 10`` (at least a second, at most an hour). All jobs are kept in an
-index in memory (their job.json), read once at start-up, for the status and the listing.
+at start-up and every ``sweep_period_s`` (by the service). Every job's job.json is kept in memory
+(``extractor.serve.index``), read once at start-up, for the status and the listing.
 
 Nothing here imports the web framework: ``extractor.serve.app`` maps these calls to HTTP.
 """
@@ -27,51 +28,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
-import re
 import secrets
-import shutil
-import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel, ValidationError
-
-from extractor.articles import iter_input_files
 from extractor.batch import RunSummary, arun_batch, count_inputs
-from extractor.errors import REDACTED, ConfigError, ExtractorError, StoreError, redact
-from extractor.models import ArticleResult, LoadError
+from extractor.errors import REDACTED, ExtractorError, StoreError, redact
+from extractor.models import ArticleResult
 from extractor.pipeline import Extractor
-from extractor.ratelimit import parse_duration
 from extractor.report import REPORT_FILE
 from extractor.review import write_review_page
-from extractor.serve_models import FINAL_STATES, JobList, JobState, JobStatus
-from extractor.store import RESULTS_FILE, write_json_atomic
+from extractor.serve.index import JobIndex, Record, UnknownJobError, now
+from extractor.serve.paths import check_paths as _check_paths
+from extractor.serve_models import JobList, JobState, JobStatus
+from extractor.store import RESULTS_FILE
 
 __all__ = [
     "JobManager",
     "QueueFullError",
     "UnknownJobError",
-    "parse_retention",
 ]
 
-JOB_FILE = "job.json"
 INPUT_FILE = "input.jsonl"
 JOBS_DIR = "jobs"
-_JOB_ID = re.compile(r"[0-9a-f]{16}")
-_DELETED = ".deleted-"  # a job folder being deleted is renamed to this prefix + its id first
-_CURSOR = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)_([0-9a-f]{16})")
-MAX_PATH_PROBLEMS = 20
-
-
-class _Record(BaseModel):
-    """job.json: the status and what the job reads."""
-
-    status: JobStatus
-    paths: list[str] | None = None  # server-side inputs (None: the job's own input.jsonl)
 
 
 class QueueFullError(Exception):
@@ -80,44 +62,6 @@ class QueueFullError(Exception):
     def __init__(self, queued: int, retry_after_s: int) -> None:
         super().__init__(f"{queued} jobs are queued, the most this server holds; retry later")
         self.retry_after_s = retry_after_s
-
-
-class UnknownJobError(Exception):
-    """No job with this id."""
-
-
-def _now() -> str:
-    """UTC, to the millisecond (jobs are listed in the order they were created)."""
-    return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_retention(text: str | None) -> float | None:
-    """``--job-retention``: seconds from a duration such as ``7d``, ``12h``, ``90m`` or ``3600`` (seconds);
-    None for none given or ``forever``. ConfigError for anything else, or a duration that is not
-    positive."""
-    if text is None or text.strip().lower() in ("", "forever", "never"):
-        return None
-    try:
-        seconds = parse_duration(text)
-    except ValueError:
-        seconds = float("nan")
-    if not seconds > 0 or seconds == float("inf"):
-        raise ConfigError(
-            f"--job-retention {text!r}: give a positive duration such as 7d, 12h or 90m, or 'forever'"
-        )
-    return seconds
-
-
-def _epoch(stamp: str) -> float | None:
-    try:
-        moment = dt.datetime.fromisoformat(stamp)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=moment.tzinfo or dt.UTC).timestamp()
-
-
-def _cursor(status: JobStatus) -> str:
-    return f"{status.created}_{status.id}"
 
 
 @dataclass
@@ -133,7 +77,7 @@ class _Base:
 
 @dataclass
 class _Job:
-    record: _Record
+    record: Record
     dir: Path
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -232,7 +176,7 @@ class JobManager:
         self.poll_s = poll_s
         self.retention_s = retention_s
         self.stopping = False
-        self._index: dict[str, JobStatus] = {}  # every job, as its job.json says
+        self.index = JobIndex(self.root)
         self._active: dict[str, _Job] = {}
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
@@ -244,7 +188,7 @@ class JobManager:
         """Create the data dir, read every job found there into the index (in a thread), queue the
         unfinished ones (a restart), delete those past the retention and start the workers; return
         (jobs resumed, jobs deleted)."""
-        resume = await asyncio.to_thread(self._load_index)
+        resume = await asyncio.to_thread(self.index.load)
         for record, folder in resume:
             job = _Job(record=record, dir=folder)
             self._active[job.id] = job
@@ -252,32 +196,6 @@ class JobManager:
         expired = await self.expire()
         self._workers = [asyncio.ensure_future(self._worker()) for _ in range(self.workers)]
         return len(resume), expired
-
-    def _load_index(self) -> list[tuple[_Record, Path]]:
-        """Read every job.json; finish deletions a stop interrupted; return the jobs to resume, oldest
-        first, each marked queued on disk (one cancelled just before a stop stays cancelled)."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        resume: list[tuple[_Record, Path]] = []
-        for folder in sorted(self.root.iterdir()):
-            if folder.name.startswith(_DELETED):
-                shutil.rmtree(folder, ignore_errors=True)
-                continue
-            record = self._read_record(folder.name) if _JOB_ID.fullmatch(folder.name) else None
-            if record is None:
-                continue
-            self._index[record.status.id] = record.status
-            if record.status.state in FINAL_STATES:
-                continue
-            if record.status.state == "cancelling":
-                record.status.state = "cancelled"
-                record.status.finished = record.status.finished or _now()
-            else:
-                record.status.state = "queued"
-                record.status.resumed += 1
-                resume.append((record, folder))
-            self._write_record(folder, record)
-        resume.sort(key=lambda pair: pair[0].status.created)
-        return resume
 
     def begin_shutdown(self) -> None:
         """Stop taking jobs; the running ones finish the articles in flight and start no new one."""
@@ -321,8 +239,8 @@ class JobManager:
                 break
             except FileExistsError:  # pragma: no cover - 64 random bits
                 continue
-        status = JobStatus(id=job_id, state="queued", created=_now(), articles=articles)
-        return _Job(record=_Record(status=status, paths=paths), dir=folder)
+        status = JobStatus(id=job_id, state="queued", created=now(), articles=articles)
+        return _Job(record=Record(status=status, paths=paths), dir=folder)
 
     async def submit_articles(self, lines: Sequence[bytes]) -> JobStatus:
         """A job over ``lines`` (each one validated article as a JSON object, without newline)."""
@@ -337,7 +255,7 @@ class JobManager:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, job.dir / INPUT_FILE)
-            self._write_record(job.dir, job.record)
+            self.index.write(job.dir, job.record)
 
         await asyncio.to_thread(write)
         return self._enqueue(job)
@@ -350,49 +268,7 @@ class JobManager:
         folder) is named and refused, never read. The folders are walked in a thread."""
         if self.allow_paths is None:
             return [(-1, "server-side paths are disabled: start the server with --allow-paths DIR")]
-        return await asyncio.to_thread(self._check_paths, self.allow_paths, paths)
-
-    @staticmethod
-    def _check_paths(allowed: Path, paths: Sequence[str]) -> list[tuple[int, str]]:
-        def inside(real: str) -> bool:
-            return real == str(allowed) or real.startswith(os.path.join(allowed, ""))
-
-        problems: list[tuple[int, str]] = []
-        for i, raw in enumerate(paths):
-            if "\x00" in raw:
-                problems.append((i, "contains a NUL character"))
-                continue
-            given = allowed / raw
-            try:
-                real = os.path.realpath(given, strict=False)
-            except (OSError, ValueError):
-                problems.append((i, "cannot be resolved"))
-                continue
-            if not inside(real):
-                link = next(
-                    (
-                        p
-                        for p in [given, *given.parents]
-                        if p.is_symlink() and not inside(os.path.realpath(p))
-                    ),
-                    None,
-                )
-                reason = "is not inside the folder this server allows (--allow-paths)"
-                if link is not None:
-                    shown = os.path.relpath(link, allowed)
-                    reason = f"{shown} is a symlink to outside the allowed folder"
-                problems.append((i, reason))
-            elif not os.path.exists(real):
-                problems.append((i, "no such file or folder under the allowed folder"))
-            elif os.path.isdir(real):
-                for found in iter_input_files([real]):
-                    path = Path(found.path) if isinstance(found, LoadError) else found
-                    if path.is_symlink() and not inside(os.path.realpath(path)):
-                        shown = os.path.join(raw, os.path.relpath(path, real))
-                        problems.append((i, f"{shown} is a symlink to outside the allowed folder"))
-                        if len(problems) >= MAX_PATH_PROBLEMS:
-                            return problems
-        return problems
+        return await asyncio.to_thread(_check_paths, self.allow_paths, paths)
 
     async def submit_paths(self, paths: Sequence[str]) -> JobStatus:
         """A job over server-side files and folders under ``allow_paths`` (checked by
@@ -401,7 +277,7 @@ class JobManager:
         self._admit()
         resolved = [str((self.allow_paths / raw).resolve()) for raw in paths]
         job = self._new_job(None, resolved)
-        await asyncio.to_thread(self._write_record, job.dir, job.record)
+        await asyncio.to_thread(self.index.write, job.dir, job.record)
         return self._enqueue(job)
 
     def _enqueue(self, job: _Job) -> JobStatus:
@@ -443,15 +319,15 @@ class JobManager:
         job.record.status = self._status(job)
         job.record.status.state = "queued"
         with contextlib.suppress(StoreError):
-            self._write_record(job.dir, job.record)
+            self.index.write(job.dir, job.record)
         self._active.pop(job.id, None)
         job.notify()
 
     async def _pass(self, job: _Job) -> None:
         status = job.record.status
         status.state = "running"
-        status.started = status.started or _now()
-        self._write_record(job.dir, job.record)
+        status.started = status.started or now()
+        self.index.write(job.dir, job.record)
         settings = self.extractor.settings
         job.base = await asyncio.to_thread(_scan_results, job.dir, settings.price())
         job.written = 0
@@ -478,10 +354,10 @@ class JobManager:
     def _finish(self, job: _Job, state: JobState, error: str | None) -> None:
         status = self._status(job)
         status.state = state
-        status.finished = _now()
+        status.finished = now()
         status.error = error
         job.record.status = status
-        self._write_record(job.dir, job.record)
+        self.index.write(job.dir, job.record)
         self._active.pop(job.id, None)
         job.notify()
 
@@ -509,32 +385,13 @@ class JobManager:
             status.state = "cancelling"
         return status
 
-    def _folder(self, job_id: str) -> Path:
-        if not _JOB_ID.fullmatch(job_id):
-            raise UnknownJobError(job_id)
-        return self.root / job_id
-
-    def _read_record(self, job_id: str) -> _Record | None:
-        try:
-            raw = (self.root / job_id / JOB_FILE).read_bytes()
-        except OSError:
-            return None
-        try:
-            return _Record.model_validate_json(raw)
-        except ValidationError:
-            return None
-
-    def _write_record(self, folder: Path, record: _Record) -> None:
-        write_json_atomic(folder / JOB_FILE, record.model_dump(mode="json"))
-        self._index[record.status.id] = record.status.model_copy()
-
     def status(self, job_id: str) -> JobStatus:
         """The job's status; UnknownJobError when there is none."""
-        self._folder(job_id)
+        self.index.folder(job_id)
         job = self._active.get(job_id)
         if job is not None:
             return self._status(job)
-        status = self._index.get(job_id)
+        status = self.index.get(job_id)
         if status is None:
             raise UnknownJobError(job_id)
         return status
@@ -545,29 +402,17 @@ class JobManager:
         """The jobs newest first (by creation, then id), only those in ``states`` if given, at most
         ``limit`` after ``cursor`` (a ``next_cursor`` of an earlier page). ValueError for a malformed
         cursor."""
-        after: tuple[str, str] | None = None
-        if cursor is not None:
-            match = _CURSOR.fullmatch(cursor)
-            if match is None:
-                raise ValueError(f"not a cursor of this listing: {cursor[:60]!r}")
-            after = (match[1], match[2])
-        chosen = []
-        for job_id, status in list(self._index.items()):
+
+        def current(job_id: str, written: JobStatus) -> JobStatus:
             job = self._active.get(job_id)
-            current = self._status(job) if job is not None else status
-            if (states is None or current.state in states) and (
-                after is None or (current.created, job_id) < after
-            ):
-                chosen.append(current)
-        chosen.sort(key=lambda s: (s.created, s.id), reverse=True)
-        page = chosen[:limit]
-        more = len(chosen) > limit
-        return JobList(jobs=page, next_cursor=_cursor(page[-1]) if more and page else None)
+            return written if job is None else self._status(job)
+
+        return self.index.page(current, states, limit, cursor)
 
     async def delete(self, job_id: str) -> JobStatus:
         """A queued or running job: cancel it (``cancel``). A finished one: delete its folder (results,
         report, input) and forget it; return its last status."""
-        self._folder(job_id)
+        self.index.folder(job_id)
         if job_id in self._active:
             return await self.cancel(job_id)
         status = self.status(job_id)
@@ -578,17 +423,7 @@ class JobManager:
         """Delete the finished jobs that finished more than ``retention_s`` ago; return how many."""
         if self.retention_s is None:
             return 0
-        cutoff = time.time() - self.retention_s
-        old = []
-        for job_id, status in list(self._index.items()):
-            moment = _epoch(status.finished or status.created)
-            if (
-                job_id not in self._active
-                and status.finished_state
-                and moment is not None
-                and moment < cutoff
-            ):
-                old.append(job_id)
+        old = self.index.expired(self.retention_s, busy=self._active)
         for job_id in old:
             await self._remove(job_id)
         return len(old)
@@ -599,22 +434,13 @@ class JobManager:
         return None if self.retention_s is None else min(3600.0, max(1.0, self.retention_s / 10))
 
     async def _remove(self, job_id: str) -> None:
-        folder = self._folder(job_id)
-        gone = self.root / f"{_DELETED}{job_id}"
         async with self._report_lock:  # not while its review page is being written
-            try:
-                await asyncio.to_thread(os.replace, folder, gone)
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                raise StoreError(f"cannot delete job {job_id}: {exc.strerror or exc}") from exc
-            self._index.pop(job_id, None)
-            await asyncio.to_thread(shutil.rmtree, gone, True)
+            await asyncio.to_thread(self.index.remove, job_id)
 
     async def cancel(self, job_id: str) -> JobStatus:
         """Cancel a queued or running job (the articles in flight finish); a finished job is left as
         it is (``delete`` deletes it). Returns the status."""
-        self._folder(job_id)
+        self.index.folder(job_id)
         job = self._active.get(job_id)
         if job is None:
             return self.status(job_id)
@@ -623,14 +449,14 @@ class JobManager:
             self._finish(job, "cancelled", None)
         else:
             job.record.status.state = "cancelling"
-            self._write_record(job.dir, job.record)
+            self.index.write(job.dir, job.record)
             job.stop.set()
         return self._status(job) if job.id in self._active else self.status(job_id)
 
     async def follow(self, job_id: str, after: int = 0) -> AsyncIterator[bytes]:
         """The job's result lines after the first ``after``, as they are written, until the job is
         finished (or the server stops). Each line is one ArticleResult as JSON, newline-terminated."""
-        folder = self._folder(job_id)
+        folder = self.index.folder(job_id)
         self.status(job_id)  # UnknownJobError before the stream starts
         prefixes = [folder, *([self.allow_paths] if self.allow_paths is not None else [])]
         local = [json.dumps(str(p) + os.sep)[1:-1].encode() for p in prefixes]
@@ -689,7 +515,7 @@ class JobManager:
     async def report(self, job_id: str) -> Path | None:
         """The job's review page, written (again) when missing or older than its results; None while
         the job has no result yet."""
-        folder = self._folder(job_id)
+        folder = self.index.folder(job_id)
         self.status(job_id)
         results = folder / RESULTS_FILE
         if not results.exists() or results.stat().st_size == 0:
