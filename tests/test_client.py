@@ -48,6 +48,18 @@ def test_sync_client_against_the_server(service: RunningService) -> None:
         assert invalid.value.status_code == 422 and invalid.value.detail[0]["loc"] == ["body", "paths", 0]
         paths_job = api.submit_paths(["one.txt"])
         assert api.wait(paths_job.id, timeout_s=60).ok == 1
+        newest = api.jobs(limit=1)
+        assert [j.id for j in newest.jobs] == [paths_job.id] and newest.next_cursor
+        second = api.jobs(limit=1, cursor=newest.next_cursor).jobs[0]
+        assert second.id == job.id and second.created <= paths_job.created
+        done_ids = [j.id for j in api.iter_jobs(state="done", page=1)]
+        assert done_ids[:2] == [paths_job.id, job.id] and len(done_ids) == len(set(done_ids))
+        assert api.jobs(state=["queued", "running"]).jobs == []
+        deleted = api.delete(paths_job.id)
+        assert deleted.id == paths_job.id and deleted.state == "done"
+        with pytest.raises(ServiceError) as gone:
+            api.job(paths_job.id)
+        assert gone.value.status_code == 404
 
 
 async def test_async_client_against_the_server(service: RunningService) -> None:
@@ -63,6 +75,13 @@ async def test_async_client_against_the_server(service: RunningService) -> None:
         assert status.state == "done" and status.ok == 3
         assert (await api.ajob(job.id)).results == 3
         assert "async-job-1" in await api.areport(job.id)
+        assert (await api.ajobs(limit=1, state="done")).jobs[0].id == job.id
+        assert job.id in [j.id async for j in api.aiter_jobs(state=["done"], page=2)]
+        assert (await api.acancel(job.id)).state == "done"  # finished: left as it is
+        assert (await api.adelete(job.id)).state == "done"
+        with pytest.raises(ServiceError) as deleted:
+            await api.ajob(job.id)
+        assert deleted.value.status_code == 404
         with pytest.raises(ServiceError) as missing:
             await api.acancel("ffffffffffffffff")
         assert missing.value.status_code == 404

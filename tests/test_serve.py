@@ -113,7 +113,10 @@ def test_job_from_a_json_list_streams_results_and_reports(service: RunningServic
         page = client.get(f"/v1/jobs/{job['id']}/report")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "list-1" in page.text and "Content-Security-Policy" in page.text
-        assert client.delete(f"/v1/jobs/{job['id']}").json()["state"] == "done"  # finished: unchanged
+        kept = client.delete(f"/v1/jobs/{job['id']}", params={"keep_finished": "true"})
+        assert kept.json()["state"] == "done" and client.get(f"/v1/jobs/{job['id']}").status_code == 200
+        assert client.delete(f"/v1/jobs/{job['id']}").json()["state"] == "done"  # finished: deleted
+        assert client.get(f"/v1/jobs/{job['id']}").status_code == 404
     job_line = [
         e for e in service.events("request") if e["route"] == "/v1/jobs" and e.get("job") == job["id"]
     ]
@@ -434,13 +437,13 @@ async def test_an_unreachable_endpoint_is_503_and_not_ready(tmp_path: Path) -> N
     import io
 
     from extractor.config import Settings
-    from extractor.serve import ServiceConfig, _Service, create_app
+    from extractor.serve import Service, ServiceConfig, create_app
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]  # nothing listens there once the probe is closed
     settings = Settings(api_key=API_KEY, base_url=f"http://127.0.0.1:{closed}/v1", use_cache=False)
-    service = _Service(settings, ServiceConfig(data_dir=tmp_path), log=io.StringIO())
+    service = Service(settings, ServiceConfig(data_dir=tmp_path), log=io.StringIO())
     transport = httpx.ASGITransport(app=create_app(service))  # the routes, in process (no lifespan)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
         response = await client.post("/v1/extract", json={"text": ARTICLE})
@@ -457,10 +460,10 @@ def test_secrets_are_redacted_from_log_lines_and_served_results(tmp_path: Path) 
     import io
 
     from extractor.config import Settings
-    from extractor.serve import ServiceConfig, _Service
+    from extractor.serve import Service, ServiceConfig
 
     stream = io.StringIO()
-    service = _Service(
+    service = Service(
         Settings(api_key=API_KEY, use_cache=False), ServiceConfig(data_dir=tmp_path, token=TOKEN), log=stream
     )
     service.log("error", message=f"upstream said: bad key {API_KEY} and token {TOKEN}")

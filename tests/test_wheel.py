@@ -88,7 +88,9 @@ def test_the_wheel_carries_prompts_and_schemas(installed: Installed) -> None:
     )
     for name in ("article_extraction.schema.json", "article_result.schema.json", "openapi.json"):
         assert f"extractor/_data/schemas/{name}" in names
-    assert "extractor/py.typed" in names and "extractor/serve.py" in names and "extractor/client.py" in names
+    assert (
+        "extractor/py.typed" in names and "extractor/serve/app.py" in names and "extractor/client.py" in names
+    )
     from extractor.digest.tables import DATA_FILES  # the digest's gazetteers and alias tables
 
     assert {f"extractor/digest/data/{name}" for name in DATA_FILES} <= names

@@ -9,11 +9,14 @@
             print(res.article_id, len(res.quotes))
         print(api.wait(job.id).state)                                     # "done"
 
-Every call has an async twin with an ``a`` prefix (``aextract``, ``asubmit``, ``aresults``, ``ajob``,
-``await_job``, ``acancel``, ...), as ``Extractor`` has. A non-2xx answer raises ``ServiceError`` with its
-status and the server's ``detail``; 429 and 503 answers are retried (``retries`` times, after the
-server's ``Retry-After``). ``results`` follows a job to its end, reconnecting with ``?after=N`` when a
-stream breaks (a restarted server resumes the job).
+``jobs()`` lists the server's jobs newest first (a page; ``iter_jobs()`` all pages), ``cancel`` stops a
+queued or running job and ``delete`` deletes a finished one (or cancels one still running). Every call
+has an async twin with an ``a`` prefix (``aextract``, ``asubmit``, ``aresults``, ``ajob``, ``ajobs``,
+``await_job``, ``acancel``, ``adelete``, ...), as ``Extractor`` has. A non-2xx answer raises
+``ServiceError`` with its status and the server's ``detail``; 429 and 503 answers are retried
+(``retries`` times, after the server's ``Retry-After``). ``results`` follows a job to its end,
+reconnecting with ``?after=N`` when a stream breaks (a restarted server resumes the job; ``after`` is a
+line number, which never changes).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import httpx
 from pydantic import BaseModel
 
 from extractor.models import ArticleResult
-from extractor.serve_models import ArticleIn, JobStatus, Readiness
+from extractor.serve_models import ArticleIn, JobList, JobStatus, Readiness
 
 __all__ = ["ArticleInput", "ServiceClient", "ServiceError"]
 
@@ -53,6 +56,15 @@ def _line(article: ArticleInput) -> bytes:
     elif not isinstance(article, BaseModel):
         article = ArticleIn.model_validate(dict(article))
     return article.to_line()
+
+
+def _listing(state: str | Iterable[str] | None, limit: int, cursor: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": limit}
+    if state is not None:
+        params["state"] = [state] if isinstance(state, str) else list(state)
+    if cursor is not None:
+        params["cursor"] = cursor
+    return params
 
 
 def _retry_after(response: httpx.Response) -> float | None:
@@ -163,8 +175,33 @@ class ServiceClient:
     def job(self, job_id: str) -> JobStatus:
         return JobStatus.model_validate_json(self._request("GET", f"/v1/jobs/{job_id}").content)
 
+    def jobs(
+        self, *, state: str | Iterable[str] | None = None, limit: int = 50, cursor: str | None = None
+    ) -> JobList:
+        """One page of the server's jobs, newest first (only those in ``state``, one or several);
+        pass its ``next_cursor`` as ``cursor`` for the next page."""
+        response = self._request("GET", "/v1/jobs", params=_listing(state, limit, cursor))
+        return JobList.model_validate_json(response.content)
+
+    def iter_jobs(self, *, state: str | Iterable[str] | None = None, page: int = 100) -> Iterator[JobStatus]:
+        """Every job, newest first, a page of ``page`` at a time."""
+        cursor = None
+        while True:
+            listing = self.jobs(state=state, limit=page, cursor=cursor)
+            yield from listing.jobs
+            if listing.next_cursor is None:
+                return
+            cursor = listing.next_cursor
+
     def cancel(self, job_id: str) -> JobStatus:
-        """Cancel a queued or running job (the articles in flight finish)."""
+        """Cancel a queued or running job (the articles in flight finish); a finished job is left as
+        it is."""
+        response = self._request("DELETE", f"/v1/jobs/{job_id}", params={"keep_finished": "true"})
+        return JobStatus.model_validate_json(response.content)
+
+    def delete(self, job_id: str) -> JobStatus:
+        """Delete a finished job (its folder and results; then it is unknown: 404), returning its last
+        status; a queued or running job is cancelled instead (delete it once it has finished)."""
         return JobStatus.model_validate_json(self._request("DELETE", f"/v1/jobs/{job_id}").content)
 
     def wait(self, job_id: str, *, timeout_s: float | None = None) -> JobStatus:
@@ -251,7 +288,29 @@ class ServiceClient:
     async def ajob(self, job_id: str) -> JobStatus:
         return JobStatus.model_validate_json((await self._arequest("GET", f"/v1/jobs/{job_id}")).content)
 
+    async def ajobs(
+        self, *, state: str | Iterable[str] | None = None, limit: int = 50, cursor: str | None = None
+    ) -> JobList:
+        response = await self._arequest("GET", "/v1/jobs", params=_listing(state, limit, cursor))
+        return JobList.model_validate_json(response.content)
+
+    async def aiter_jobs(
+        self, *, state: str | Iterable[str] | None = None, page: int = 100
+    ) -> AsyncIterator[JobStatus]:
+        cursor = None
+        while True:
+            listing = await self.ajobs(state=state, limit=page, cursor=cursor)
+            for status in listing.jobs:
+                yield status
+            if listing.next_cursor is None:
+                return
+            cursor = listing.next_cursor
+
     async def acancel(self, job_id: str) -> JobStatus:
+        response = await self._arequest("DELETE", f"/v1/jobs/{job_id}", params={"keep_finished": "true"})
+        return JobStatus.model_validate_json(response.content)
+
+    async def adelete(self, job_id: str) -> JobStatus:
         return JobStatus.model_validate_json((await self._arequest("DELETE", f"/v1/jobs/{job_id}")).content)
 
     async def await_job(self, job_id: str, *, timeout_s: float | None = None) -> JobStatus:

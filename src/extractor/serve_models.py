@@ -18,6 +18,7 @@ __all__ = [
     "ArticleIn",
     "ErrorBody",
     "Health",
+    "JobList",
     "JobPaths",
     "JobState",
     "JobStatus",
@@ -130,6 +131,15 @@ class JobStatus(BaseModel):
     def finished_state(self) -> bool:
         """The job will change no more (done, cancelled or failed)."""
         return self.state in FINAL_STATES
+
+
+class JobList(BaseModel):
+    """What ``GET /v1/jobs`` answers: a page of jobs, newest first."""
+
+    jobs: list[JobStatus]
+    next_cursor: str | None = Field(
+        default=None, description="pass as ?cursor= for the next page; null on the last page"
+    )
 
 
 class ErrorBody(BaseModel):

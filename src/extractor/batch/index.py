@@ -39,7 +39,8 @@ class _Index:
         self._path = path
         with contextlib.suppress(FileNotFoundError):
             path.unlink()  # left by a killed run: the index is always rebuilt
-        self._db = sqlite3.connect(path, isolation_level=None)
+        # Built in a worker thread (``_new_index``), then used on the event loop: one thread at a time.
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.executescript(
             """
             PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
@@ -188,10 +189,12 @@ class _Index:
         return index
 
 
-def _compact(path: Path) -> tuple[int, dict[str, int]]:
+def _compact(path: Path, rewrite: bool = True) -> tuple[int, dict[str, int]]:
     """Keep only the last line per input source (and drop unreadable lines); return how many lines
-    were dropped, and the folder totals over the lines kept. The file is replaced atomically. Which line
-    is the last of its source is worked out in a scratch sqlite file next to it, so memory does not grow
+    were dropped, and the folder totals over the lines kept. The file is replaced atomically; with
+    ``rewrite=False`` it is left as it is (append-only: 0 lines dropped) and only the totals are worked
+    out. Which line is the last of its source is worked out in a scratch sqlite file next to it, so
+    memory does not grow
     with the number of lines."""
     scratch = path.with_name(COMPACT_FILE)
     with contextlib.suppress(FileNotFoundError):
@@ -221,7 +224,7 @@ def _compact(path: Path) -> tuple[int, dict[str, int]]:
         sums = db.execute(f"SELECT {totals} FROM last").fetchone()  # noqa: S608
         folder = dict(zip(_FOLDER_KEYS, (int(v) for v in sums), strict=True))
         dropped = total - int(db.execute("SELECT count(*) FROM last").fetchone()[0])
-        if not dropped:
+        if not dropped or not rewrite:
             return 0, folder
         keep = (row[0] for row in db.execute("SELECT line FROM last ORDER BY line"))
         wanted = next(keep, None)

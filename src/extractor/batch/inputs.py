@@ -52,14 +52,16 @@ def _load(
     out_dir: Path,
     settings: Settings,
     within: Iterable[str | Path] | None = None,
+    follow_symlinks: bool | None = None,
 ) -> Iterator[Article | LoadError]:
     """The articles under ``paths`` without the output folder's; ids are made unique by the index.
-    Symlinks must point inside ``within`` (default: ``paths``) unless ``settings.follow_symlinks``."""
+    Symlinks must point inside ``within`` (default: ``paths``) unless ``follow_symlinks`` (default:
+    ``settings.follow_symlinks``)."""
     return load_articles(
         paths,
         exclude=_excluder(out_dir),
         unique_ids=False,
-        follow_symlinks=settings.follow_symlinks,
+        follow_symlinks=settings.follow_symlinks if follow_symlinks is None else follow_symlinks,
         max_input_bytes=settings.max_input_bytes,
         within=within,
     )

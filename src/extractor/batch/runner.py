@@ -56,17 +56,20 @@ async def _run(
     reporter: BatchReporter,
     stop: asyncio.Event,
     abort: asyncio.Event | None = None,
+    compact: bool = True,
 ) -> RunSummary:
     """One pass over ``items`` into ``out_dir``; returns the counters (wall time not yet set).
 
     ``stop`` set: nothing new starts, the articles in flight finish. ``abort`` set: they are cancelled
-    (not written: the next run does them) and the pass ends."""
+    (not written: the next run does them) and the pass ends. ``compact=False`` leaves results.jsonl
+    append-only (``_compact``). Reading the file (index, compaction, totals) is done in a worker thread,
+    so that a loop serving other work (``extractor serve``) is not held up by a large folder."""
     model, version = extractor.settings.model, extractor.prompts.version
     summary = RunSummary(model=model, prompt_version=version)
     price = extractor.settings.price()
     writer = ResultsWriter(out_dir)
     summary.repaired_bytes = writer.repaired_bytes
-    index = _new_index(writer.path)
+    index = await asyncio.to_thread(_new_index, writer.path)
     flight = InFlight[Article, ArticleResult](concurrency, abort)
 
     def emit(result: ArticleResult, outcome: str) -> None:
@@ -159,7 +162,7 @@ async def _run(
         index.close()
         await extractor.aclose()
     if index.lines:
-        summary.compacted_lines, summary.folder = _compact(writer.path)
+        summary.compacted_lines, summary.folder = await asyncio.to_thread(_compact, writer.path, compact)
     else:  # every line of the file is this run's
         summary.folder = _folder_of(summary)
     summary.rate_limiter = dict(extractor.limiter.stats())
@@ -233,18 +236,26 @@ async def arun_batch(
     concurrency: int | None = None,
     reporter: BatchReporter | None = None,
     stop: asyncio.Event | None = None,
+    compact: bool = True,
+    within: Iterable[str | Path] | None = None,
 ) -> RunSummary:
     """``run_batch`` on the running event loop, for a caller that owns the loop (``extractor serve``).
     Setting ``stop`` lets the articles in flight finish and starts no new one (``summary.interrupted``);
     cancelling the task drops the articles in flight, which the next run over ``out_dir`` does. The
-    folder's lock is held as in ``run_batch`` (never waited for: FolderBusyError)."""
+    folder's lock is held as in ``run_batch`` (never waited for: FolderBusyError).
+
+    ``compact=False``: results.jsonl stays append-only (a line superseded by a retried article's later
+    line is kept), so a line's number never changes. ``within``: the area every symlink must point
+    into, never followed beyond it (whatever ``settings.follow_symlinks`` says)."""
     out = Path(out_dir)
     limit = _limit(extractor, concurrency)
     with lock_run_folder(out, wait=False):
         signals = _Stop()
         if stop is not None:
             signals.finish = stop
-        return await _run_once(paths, out, extractor, force, limit, reporter or NullReporter(), signals)
+        return await _run_once(
+            paths, out, extractor, force, limit, reporter or NullReporter(), signals, compact, within
+        )
 
 
 def _limit(extractor: Extractor, concurrency: int | None) -> int:
@@ -263,11 +274,14 @@ async def _run_once(
     limit: int,
     report: BatchReporter,
     stop: _Stop,
+    compact: bool = True,
+    within: Iterable[str | Path] | None = None,
 ) -> RunSummary:
     started = _clock()
     report.start(out)
-    inputs = _load(paths, out, extractor.settings)
-    summary = await _run(inputs, out, extractor, force, limit, report, stop.finish, stop.abort)
+    follow = None if within is None else False
+    inputs = _load(paths, out, extractor.settings, within, follow)
+    summary = await _run(inputs, out, extractor, force, limit, report, stop.finish, stop.abort, compact)
     summary.stopped_by = stop.by if summary.interrupted else None
     return _finish(out, summary, started, report)
 

@@ -42,6 +42,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise ConfigError("extractor serve needs the serve extra: pip install 'extractor[serve]'")
     from extractor.serve import ServiceConfig, run
+    from extractor.serve.index import parse_retention
 
     settings = load_settings(args)
     if args.replay is not None:
@@ -65,6 +66,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_pending=args.max_pending,
         job_workers=args.job_workers,
         shutdown_timeout_s=args.shutdown_timeout,
+        job_retention_s=parse_retention(args.job_retention or os.environ.get("EXTRACTOR_JOB_RETENTION")),
     )
     return run(settings, config)
 

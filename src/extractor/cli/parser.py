@@ -163,6 +163,13 @@ def build_parser() -> argparse.ArgumentParser:
     for flag, kind, default, text in _SERVE_LIMITS:
         dest = flag[2:].replace("-", "_")
         p.add_argument(flag, dest=dest, type=_positive(kind), default=default, help=text)
+    p.add_argument(
+        "--job-retention",
+        dest="job_retention",
+        metavar="DURATION",
+        help="delete finished jobs this long after they finished, e.g. 7d, 12h, 90m "
+        "(env EXTRACTOR_JOB_RETENTION; default: forever)",
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("schemas", help="write (or --check) the JSON Schemas in schemas/")

@@ -2,7 +2,7 @@
 
     DATA/jobs/<id>/job.json       the job: state, input, counters (written atomically at each change)
     DATA/jobs/<id>/input.jsonl    the articles of a job submitted as a body (one JSON object per line)
-    DATA/jobs/<id>/results.jsonl  + run.json, articles/, report.html: an ordinary run folder
+    DATA/jobs/<id>/results.jsonl  + run.json, articles/, report.html: a run folder, never compacted
 
 Jobs run on the server's event loop with the server's one ``Extractor`` (cache, rate limiter, in-flight
 bound), at most ``workers`` at a time, the rest queued. A job is the batch runner's incremental, crash-safe
@@ -11,31 +11,39 @@ the deadline; killed: whatever was flushed) resumes it on its next start with ev
 skipped: nothing is lost or paid twice, and the results stay readable. ``cancel`` lets the articles in
 flight finish and starts no new one.
 
-Nothing here imports the web framework: ``extractor.serve`` maps these calls to HTTP.
+A job's results.jsonl is append-only: the batch runner's end-of-run compaction is off for job folders, so
+no line is ever moved or removed and line N is line N across restarts (``follow(after=N)`` is a stable
+cursor). An article a resumed pass does again (an earlier error result retried, an input that could not
+be loaded) gets a later line that supersedes its earlier one (the same ``source``), as in a run folder
+before compaction.
+
+Finished jobs can be deleted (``delete``), and with ``retention_s`` those finished longer ago are deleted
+at start-up and every ``sweep_period_s`` (by the service). Every job's job.json is kept in memory
+(``extractor.serve.index``), read once at start-up, for the status and the listing.
+
+Nothing here imports the web framework: ``extractor.serve.app`` maps these calls to HTTP.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import json
 import os
-import re
 import secrets
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from pydantic import BaseModel, ValidationError
 
 from extractor.batch import RunSummary, arun_batch, count_inputs
 from extractor.errors import REDACTED, ExtractorError, StoreError, redact
 from extractor.models import ArticleResult
 from extractor.pipeline import Extractor
 from extractor.review import write_review_page
-from extractor.serve_models import FINAL_STATES, JobState, JobStatus
-from extractor.store import INPUT_FILE, JOB_FILE, REPORT_FILE, RESULTS_FILE, write_json_atomic
+from extractor.serve.index import JobIndex, Record, UnknownJobError, now
+from extractor.serve.paths import check_paths as _check_paths
+from extractor.serve_models import JobList, JobState, JobStatus
+from extractor.store import INPUT_FILE, REPORT_FILE, RESULTS_FILE
 
 __all__ = [
     "JobManager",
@@ -44,14 +52,6 @@ __all__ = [
 ]
 
 JOBS_DIR = "jobs"
-_JOB_ID = re.compile(r"[0-9a-f]{16}")
-
-
-class _Record(BaseModel):
-    """job.json: the status and what the job reads."""
-
-    status: JobStatus
-    paths: list[str] | None = None  # server-side inputs (None: the job's own input.jsonl)
 
 
 class QueueFullError(Exception):
@@ -60,14 +60,6 @@ class QueueFullError(Exception):
     def __init__(self, queued: int, retry_after_s: int) -> None:
         super().__init__(f"{queued} jobs are queued, the most this server holds; retry later")
         self.retry_after_s = retry_after_s
-
-
-class UnknownJobError(Exception):
-    """No job with this id."""
-
-
-def _now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 @dataclass
@@ -83,7 +75,7 @@ class _Base:
 
 @dataclass
 class _Job:
-    record: _Record
+    record: Record
     dir: Path
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     changed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -170,6 +162,7 @@ class JobManager:
         on_result: Callable[[ArticleResult, str], None] | None = None,
         secrets: Sequence[str | None] = (),
         poll_s: float = 1.0,
+        retention_s: float | None = None,
     ) -> None:
         self.root = (data_dir / JOBS_DIR).resolve()
         self.extractor = extractor
@@ -179,7 +172,9 @@ class JobManager:
         self.on_result = on_result
         self.secrets = tuple(s for s in secrets if s and len(s) >= 4)
         self.poll_s = poll_s
+        self.retention_s = retention_s
         self.stopping = False
+        self.index = JobIndex(self.root)
         self._active: dict[str, _Job] = {}
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._workers: list[asyncio.Task[None]] = []
@@ -187,28 +182,18 @@ class JobManager:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def start(self) -> int:
-        """Create the data dir, queue every unfinished job found there (a restart) and start the
-        workers; return how many jobs were resumed."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        found = [(self._read_record(f.name), f) for f in self.root.iterdir() if _JOB_ID.fullmatch(f.name)]
-        unfinished = [(r, f) for r, f in found if r is not None and r.status.state not in FINAL_STATES]
-        resumed = 0
-        for record, folder in sorted(unfinished, key=lambda pair: pair[0].status.created):
-            if record.status.state == "cancelling":  # cancelled just before a stop: it stays cancelled
-                record.status.state = "cancelled"
-                record.status.finished = record.status.finished or _now()
-                self._write_record(folder, record)
-                continue
-            record.status.state = "queued"
-            record.status.resumed += 1
+    async def start(self) -> tuple[int, int]:
+        """Create the data dir, read every job found there into the index (in a thread), queue the
+        unfinished ones (a restart), delete those past the retention and start the workers; return
+        (jobs resumed, jobs deleted)."""
+        resume = await asyncio.to_thread(self.index.load)
+        for record, folder in resume:
             job = _Job(record=record, dir=folder)
-            self._write_record(folder, record)
             self._active[job.id] = job
             self._queue.put_nowait(job)
-            resumed += 1
+        expired = await self.expire()
         self._workers = [asyncio.ensure_future(self._worker()) for _ in range(self.workers)]
-        return resumed
+        return len(resume), expired
 
     def begin_shutdown(self) -> None:
         """Stop taking jobs; the running ones finish the articles in flight and start no new one."""
@@ -252,8 +237,8 @@ class JobManager:
                 break
             except FileExistsError:  # pragma: no cover - 64 random bits
                 continue
-        status = JobStatus(id=job_id, state="queued", created=_now(), articles=articles)
-        return _Job(record=_Record(status=status, paths=paths), dir=folder)
+        status = JobStatus(id=job_id, state="queued", created=now(), articles=articles)
+        return _Job(record=Record(status=status, paths=paths), dir=folder)
 
     async def submit_articles(self, lines: Sequence[bytes]) -> JobStatus:
         """A job over ``lines`` (each one validated article as a JSON object, without newline)."""
@@ -268,39 +253,29 @@ class JobManager:
                 fh.flush()
                 os.fsync(fh.fileno())
             os.replace(tmp, job.dir / INPUT_FILE)
-            self._write_record(job.dir, job.record)
+            self.index.write(job.dir, job.record)
 
         await asyncio.to_thread(write)
         return self._enqueue(job)
 
-    def resolve_paths(self, paths: Sequence[str]) -> list[tuple[int, str]]:
-        """Problems with server-side ``paths`` as (index, reason); none means every path is allowed."""
+    async def check_paths(self, paths: Sequence[str]) -> list[tuple[int, str]]:
+        """Problems with server-side ``paths`` as (index, reason); none means every path is allowed.
+
+        A path must lie inside ``allow_paths`` once its symlinks are resolved, and so must every file a
+        folder holds: a symlink to outside (the path itself, a folder on the way, or a file found in a
+        folder) is named and refused, never read. The folders are walked in a thread."""
         if self.allow_paths is None:
             return [(-1, "server-side paths are disabled: start the server with --allow-paths DIR")]
-        problems: list[tuple[int, str]] = []
-        for i, raw in enumerate(paths):
-            if "\x00" in raw:
-                problems.append((i, "contains a NUL character"))
-                continue
-            try:
-                real = (self.allow_paths / raw).resolve()
-            except (OSError, ValueError, RuntimeError):
-                problems.append((i, "cannot be resolved"))
-                continue
-            if real != self.allow_paths and self.allow_paths not in real.parents:
-                problems.append((i, "is not inside the folder this server allows (--allow-paths)"))
-            elif not real.exists():
-                problems.append((i, "no such file or folder under the allowed folder"))
-        return problems
+        return await asyncio.to_thread(_check_paths, self.allow_paths, paths)
 
     async def submit_paths(self, paths: Sequence[str]) -> JobStatus:
         """A job over server-side files and folders under ``allow_paths`` (checked by
-        ``resolve_paths`` first)."""
+        ``check_paths`` first)."""
         assert self.allow_paths is not None
         self._admit()
         resolved = [str((self.allow_paths / raw).resolve()) for raw in paths]
         job = self._new_job(None, resolved)
-        await asyncio.to_thread(self._write_record, job.dir, job.record)
+        await asyncio.to_thread(self.index.write, job.dir, job.record)
         return self._enqueue(job)
 
     def _enqueue(self, job: _Job) -> JobStatus:
@@ -342,15 +317,15 @@ class JobManager:
         job.record.status = self._status(job)
         job.record.status.state = "queued"
         with contextlib.suppress(StoreError):
-            self._write_record(job.dir, job.record)
+            self.index.write(job.dir, job.record)
         self._active.pop(job.id, None)
         job.notify()
 
     async def _pass(self, job: _Job) -> None:
         status = job.record.status
         status.state = "running"
-        status.started = status.started or _now()
-        self._write_record(job.dir, job.record)
+        status.started = status.started or now()
+        self.index.write(job.dir, job.record)
         settings = self.extractor.settings
         job.base = await asyncio.to_thread(_scan_results, job.dir, settings.price())
         job.written = 0
@@ -359,8 +334,11 @@ class JobManager:
         if status.articles is None:
             status.articles = await asyncio.to_thread(count_inputs, paths, job.dir)
         reporter = _JobReporter(job, self.on_result)
+        within = None if job.record.paths is None or self.allow_paths is None else [self.allow_paths]
         try:
-            summary = await arun_batch(paths, job.dir, self.extractor, reporter=reporter, stop=job.stop)
+            summary = await arun_batch(
+                paths, job.dir, self.extractor, reporter=reporter, stop=job.stop, compact=False, within=within
+            )
         except ExtractorError as exc:  # a ConfigError (endpoint unreachable, no key) or a StoreError
             self._finish(job, "failed", f"{type(exc).__name__}: {self._redact(str(exc))}")
             return
@@ -374,10 +352,10 @@ class JobManager:
     def _finish(self, job: _Job, state: JobState, error: str | None) -> None:
         status = self._status(job)
         status.state = state
-        status.finished = _now()
+        status.finished = now()
         status.error = error
         job.record.status = status
-        self._write_record(job.dir, job.record)
+        self.index.write(job.dir, job.record)
         self._active.pop(job.id, None)
         job.notify()
 
@@ -405,40 +383,62 @@ class JobManager:
             status.state = "cancelling"
         return status
 
-    def _folder(self, job_id: str) -> Path:
-        if not _JOB_ID.fullmatch(job_id):
-            raise UnknownJobError(job_id)
-        return self.root / job_id
-
-    def _read_record(self, job_id: str) -> _Record | None:
-        try:
-            raw = (self.root / job_id / JOB_FILE).read_bytes()
-        except OSError:
-            return None
-        try:
-            return _Record.model_validate_json(raw)
-        except ValidationError:
-            return None
-
-    @staticmethod
-    def _write_record(folder: Path, record: _Record) -> None:
-        write_json_atomic(folder / JOB_FILE, record.model_dump(mode="json"))
-
     def status(self, job_id: str) -> JobStatus:
         """The job's status; UnknownJobError when there is none."""
-        self._folder(job_id)
+        self.index.folder(job_id)
         job = self._active.get(job_id)
         if job is not None:
             return self._status(job)
-        record = self._read_record(job_id)
-        if record is None:
+        status = self.index.get(job_id)
+        if status is None:
             raise UnknownJobError(job_id)
-        return record.status
+        return status
+
+    def list_jobs(
+        self, states: Collection[str] | None = None, limit: int = 50, cursor: str | None = None
+    ) -> JobList:
+        """The jobs newest first (by creation, then id), only those in ``states`` if given, at most
+        ``limit`` after ``cursor`` (a ``next_cursor`` of an earlier page). ValueError for a malformed
+        cursor."""
+
+        def current(job_id: str, written: JobStatus) -> JobStatus:
+            job = self._active.get(job_id)
+            return written if job is None else self._status(job)
+
+        return self.index.page(current, states, limit, cursor)
+
+    async def delete(self, job_id: str) -> JobStatus:
+        """A queued or running job: cancel it (``cancel``). A finished one: delete its folder (results,
+        report, input) and forget it; return its last status."""
+        self.index.folder(job_id)
+        if job_id in self._active:
+            return await self.cancel(job_id)
+        status = self.status(job_id)
+        await self._remove(job_id)
+        return status
+
+    async def expire(self) -> int:
+        """Delete the finished jobs that finished more than ``retention_s`` ago; return how many."""
+        if self.retention_s is None:
+            return 0
+        old = self.index.expired(self.retention_s, busy=self._active)
+        for job_id in old:
+            await self._remove(job_id)
+        return len(old)
+
+    @property
+    def sweep_period_s(self) -> float | None:
+        """How often ``expire`` should run: a tenth of the retention, within [1 s, 1 h]."""
+        return None if self.retention_s is None else min(3600.0, max(1.0, self.retention_s / 10))
+
+    async def _remove(self, job_id: str) -> None:
+        async with self._report_lock:  # not while its review page is being written
+            await asyncio.to_thread(self.index.remove, job_id)
 
     async def cancel(self, job_id: str) -> JobStatus:
         """Cancel a queued or running job (the articles in flight finish); a finished job is left as
-        it is. Returns the status."""
-        self._folder(job_id)
+        it is (``delete`` deletes it). Returns the status."""
+        self.index.folder(job_id)
         job = self._active.get(job_id)
         if job is None:
             return self.status(job_id)
@@ -447,14 +447,14 @@ class JobManager:
             self._finish(job, "cancelled", None)
         else:
             job.record.status.state = "cancelling"
-            self._write_record(job.dir, job.record)
+            self.index.write(job.dir, job.record)
             job.stop.set()
         return self._status(job) if job.id in self._active else self.status(job_id)
 
     async def follow(self, job_id: str, after: int = 0) -> AsyncIterator[bytes]:
         """The job's result lines after the first ``after``, as they are written, until the job is
         finished (or the server stops). Each line is one ArticleResult as JSON, newline-terminated."""
-        folder = self._folder(job_id)
+        folder = self.index.folder(job_id)
         self.status(job_id)  # UnknownJobError before the stream starts
         prefixes = [folder, *([self.allow_paths] if self.allow_paths is not None else [])]
         local = [json.dumps(str(p) + os.sep)[1:-1].encode() for p in prefixes]
@@ -513,7 +513,7 @@ class JobManager:
     async def report(self, job_id: str) -> Path | None:
         """The job's review page, written (again) when missing or older than its results; None while
         the job has no result yet."""
-        folder = self._folder(job_id)
+        folder = self.index.folder(job_id)
         self.status(job_id)
         results = folder / RESULTS_FILE
         if not results.exists() or results.stat().st_size == 0:
