@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from extractor import cli, store
+from extractor.models import ArticleResult
 from extractor.store import RESULTS_FILE, RunFolder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,3 +119,17 @@ def test_results_and_their_fingerprint_come_from_one_read(run_copy: Path, reads:
     complete = data[: data.rindex(b"\n") + 1]
     assert folder.fingerprint()[1] == len(complete)
     assert [r.article_id for r in store.iter_results(run_copy)] == [r.article_id for r in results]
+
+
+def test_of_several_lines_of_one_source_results_keep_the_last_where_it_stands(run_copy: Path) -> None:
+    """A service job's results.jsonl is append-only: an article retried after a restart has two lines.
+    Every reader of the folder (page, digest, eval) sees the later one only, as compaction would keep."""
+    path = run_copy / RESULTS_FILE
+    lines = path.read_bytes().splitlines(keepends=True)
+    retried = ArticleResult.model_validate_json(lines[1]).model_copy(update={"status": "error"})
+    path.write_bytes(b"".join([lines[0], lines[1], *lines[2:], retried.model_dump_json().encode() + b"\n"]))
+    results = RunFolder(run_copy).results()
+    sources = [r.source for r in results]
+    assert len(results) == 5 and len(set(sources)) == 5
+    assert sources[-1] == retried.source and results[-1].status == "error"
+    assert len(list(store.iter_results(run_copy))) == 6  # the raw lines, as the job's stream serves them

@@ -146,6 +146,13 @@ def _iter_results(path: Path, seen: Callable[[bytes], None] | None = None) -> It
                 ) from exc
 
 
+def _latest(results: list[ArticleResult]) -> list[ArticleResult]:
+    last = {result.source: i for i, result in enumerate(results)}
+    if len(last) == len(results):
+        return results
+    return [result for i, result in enumerate(results) if last[result.source] == i]
+
+
 class _File:
     """A name in a run folder: on a RunFolder, the path of that file (``folder.report``)."""
 
@@ -204,7 +211,9 @@ class RunFolder:
         return _iter_results(self.results_path)
 
     def results(self) -> list[ArticleResult]:
-        """The results, read and parsed on first use (a torn last line is left out)."""
+        """The results, read and parsed on first use (a torn last line is left out); of several lines of
+        one source only the last, where it stands, as the batch runner's compaction keeps it (a service
+        job's results.jsonl is append-only, so a retried article has two lines there)."""
         if self._results is None:
             sha, size = hashlib.sha256(), 0
 
@@ -213,7 +222,7 @@ class RunFolder:
                 sha.update(line)
                 size += len(line)
 
-            self._results = list(_iter_results(self.results_path, seen))
+            self._results = _latest(list(_iter_results(self.results_path, seen)))
             self._fingerprint = (sha.hexdigest(), size)
         return self._results
 
