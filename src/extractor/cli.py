@@ -197,7 +197,15 @@ def cmd_run(args: argparse.Namespace) -> int:
             reporter, actors, address = _reporter(args), args.ray_actors, args.ray_address
             settings, force = extractor.settings, args.force
             summary, _ = run_ray(
-                args.paths, args.out, settings, actors=actors, address=address, force=force, reporter=reporter
+                args.paths,
+                args.out,
+                settings,
+                actors=actors,
+                address=address,
+                force=force,
+                budget=args.ray_budget,
+                wait_lock=args.wait_lock,
+                reporter=reporter,
             )
         else:
             summary = run_batch(
@@ -593,6 +601,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local or ray (Ray Data)")
     p.add_argument("--ray-actors", dest="ray_actors", type=int, default=2, help="Ray actors (default 2)")
     p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster ('auto')")
+    p.add_argument(
+        "--ray-budget",
+        dest="ray_budget",
+        choices=["shared", "split"],
+        default="shared",
+        help="--rpm/--tpm for the cluster: one limiter actor every worker asks (shared, default), or an "
+        "equal share per actor (split)",
+    )
     _settings_args(p)
     p.set_defaults(func=cmd_run)
 

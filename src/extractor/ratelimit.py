@@ -264,6 +264,22 @@ class RateLimiter:
             self._max_wait_s = max(self._max_wait_s, waited)
         return now
 
+    def reserve(self, tokens: int = 0) -> float:
+        """Book one request needing ``tokens`` without sleeping: the seconds from now until it may be sent
+        (0: now). The buckets are charged at once, so the next booking queues behind this one exactly as
+        an ``acquire`` that slept the returned time would. For a caller that sends elsewhere (a Ray worker
+        asking one shared limiter); use either ``reserve`` or ``acquire`` on one limiter, not both.
+        """
+        now = self._clock()
+        wait = max(0.0, self._wait_time(now, tokens))
+        self._take(tokens)
+        self._granted(now + wait)
+        if wait > _EPSILON_S:
+            self._waits += 1
+            self._wait_s += wait
+            self._max_wait_s = max(self._max_wait_s, wait)
+        return wait
+
     def observe_headers(self, headers: Mapping[str, str]) -> None:
         """Learn from a response's ``x-ratelimit-*`` / ``retry-after*`` headers; malformed values are ignored.
 

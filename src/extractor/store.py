@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import json
 import os
 import re
@@ -245,6 +246,12 @@ class ResultsWriter:
         self.close()
 
 
+# The run folders (real paths) whose lock this flow of control holds: taking one again is a no-op.
+_HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "held_run_folders", default=frozenset()
+)
+
+
 def _holder(fd: int) -> str:
     """Who holds the lock, from what the holder wrote into the lock file (it writes right after locking,
     so an empty file is read again for a moment)."""
@@ -269,11 +276,17 @@ def lock_run_folder(
     take it. It is an OS lock on an open file (``flock``): the end of the process releases it, even a
     kill -9, and a lock file left behind is no obstacle. The holder's pid is written into the file. A
     busy folder raises FolderBusyError naming that pid, or with ``wait`` is waited for (``notice`` is
-    told once, default: a line on stderr).
+    told once, default: a line on stderr). Inside a block holding the lock (and the tasks it starts:
+    it is a context variable, e.g. the Ray engine around its ``run_batch``) taking it again is a no-op;
+    other threads and tasks of the process are refused like other processes.
     """
     import fcntl
 
     folder = Path(out_dir)
+    key = os.path.realpath(folder)
+    if key in _HELD.get():
+        yield folder
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -299,6 +312,10 @@ def lock_run_folder(
         with contextlib.suppress(OSError):  # the pid is information for others, not the lock
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps({"pid": os.getpid(), "since": stamp}) + "\n").encode("utf-8"), 0)
-        yield folder
+        held = _HELD.set(_HELD.get() | {key})
+        try:
+            yield folder
+        finally:
+            _HELD.reset(held)
     finally:
         os.close(fd)  # releases the lock
