@@ -12,10 +12,16 @@ latest answer; the input, output and error files):
    it, body built by ``extractor.llm.request_body``) that the response cache, results.jsonl and earlier
    batches do not answer is written to an input JSONL (``custom_id`` = the article's sha256, with ``-N``
    for chunk N of a chunked article), uploaded and submitted, at most ``batch_max_requests`` per batch;
-3. poll with backoff (``batch_poll_s``, x1.5 per poll, up to ``batch_poll_max_s``) until every batch
-   has ended (completed, expired, failed or cancelled), then download its output and error files;
+3. poll with backoff (first after ``batch_poll_s``, then each wait ``batch_poll_backoff`` times longer,
+   up to ``batch_poll_max_s``) until every batch has ended (completed, expired, failed or cancelled),
+   then download its output and error files. With ``batch_poll_timeout_s`` the run gives up once its
+   waits add up to that long (BatchPollTimeout): the batches keep running, the next run resumes them;
 4. re-asks: answers that fail validation or grounding are re-asked with instructor's re-ask messages in
-   one follow-up batch per round (at most ``reasks`` rounds), or directly (``reask_direct``);
+   one follow-up batch per round (at most ``reasks`` rounds), or directly (``reask_direct``). An answer
+   cut off at max_tokens (``finish_reason: "length"``) is asked again as the direct path does: the same
+   request with ``max_tokens_retry`` (kept for that request's later re-asks), in the next round or
+   directly; with no round left, or cut off again, its article fails with a TruncatedOutputError that
+   names finish_reason=length;
 5. the normal run (``extractor.batch.run_batch``) with a provider that answers from the batches, so
    parsing, grounding, rejects, the cache, results.jsonl and run.json are the direct path's. run.json's
    cost prices batch tokens at ``Settings.batch_price()`` and direct re-asks at the direct price.
@@ -39,6 +45,7 @@ from typing import Any, BinaryIO
 
 import httpx
 
+from extractor import errors
 from extractor.batch import BatchReporter, LogReporter, RunSummary, _load, run_batch
 from extractor.config import Settings
 from extractor.errors import ConfigError, ExtractorError, ParseError, TransportError, redact
@@ -55,6 +62,7 @@ __all__ = [
     "TERMINAL",
     "BatchClient",
     "BatchInfo",
+    "BatchPollTimeout",
     "cancel_batches",
     "list_batches",
     "run_batch_api",
@@ -69,6 +77,11 @@ _MAX_FILE_BYTES = 190 * 1024**2  # OpenAI takes input files of up to 200 MB
 _STATE_FORMAT = 1
 
 Log = Callable[[str], None]
+
+
+class BatchPollTimeout(TransportError):
+    """The batches did not end within ``batch_poll_timeout_s``; they keep running and the next run over
+    the same folder resumes polling them."""
 
 
 # --------------------------------------------------------------------------- the API
@@ -261,6 +274,8 @@ class _Row:
     settled: bool
     direct: str | None
     direct_usage: Usage
+    max_tokens: int | None  # of the latest request: set once it was asked again with max_tokens_retry
+    answer_max_tokens: int | None  # of the request the answer came for
 
 
 class _Requests:
@@ -276,17 +291,23 @@ class _Requests:
                 answer TEXT, error TEXT, prompt_tokens INTEGER NOT NULL DEFAULT 0,
                 completion_tokens INTEGER NOT NULL DEFAULT 0, settled INTEGER NOT NULL DEFAULT 0,
                 direct TEXT, direct_prompt INTEGER NOT NULL DEFAULT 0,
-                direct_completion INTEGER NOT NULL DEFAULT 0, direct_calls INTEGER NOT NULL DEFAULT 0);
+                direct_completion INTEGER NOT NULL DEFAULT 0, direct_calls INTEGER NOT NULL DEFAULT 0,
+                max_tokens INTEGER, answer_max_tokens INTEGER);
             CREATE INDEX IF NOT EXISTS by_submission ON requests (submission, custom_id);
             """
         )
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(requests)")}
+        for column in ("max_tokens", "answer_max_tokens"):  # a folder from before the columns existed
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE requests ADD COLUMN {column} INTEGER")
 
     def close(self) -> None:
         self._db.close()
 
     _SELECT = (
         "SELECT key, custom_id, submission, round, answer, error, prompt_tokens, completion_tokens, "
-        "settled, direct, direct_prompt, direct_completion, direct_calls FROM requests WHERE key = ?"
+        "settled, direct, direct_prompt, direct_completion, direct_calls, max_tokens, answer_max_tokens "
+        "FROM requests WHERE key = ?"
     )
 
     @staticmethod
@@ -303,6 +324,8 @@ class _Requests:
             settled=bool(found[8]),
             direct=found[9],
             direct_usage=Usage(prompt_tokens=found[10], completion_tokens=found[11], http_calls=found[12]),
+            max_tokens=found[13],
+            answer_max_tokens=found[14],
         )
 
     def get(self, key: str) -> _Row | None:
@@ -315,18 +338,23 @@ class _Requests:
         ).fetchone()
         return None if found is None else str(found[0])
 
-    def submit(self, key: str, custom_id: str, submission: str, round_no: int) -> None:
-        """The request goes into ``submission`` (a new request, or a re-ask of an answered one)."""
+    def submit(
+        self, key: str, custom_id: str, submission: str, round_no: int, max_tokens: int | None = None
+    ) -> None:
+        """The request goes into ``submission`` (a new request, or a re-ask of an answered one), asked
+        with ``max_tokens`` (None: the settings' own)."""
         self._db.execute(
-            "INSERT INTO requests (key, custom_id, submission, round) VALUES (?, ?, ?, ?) "
+            "INSERT INTO requests (key, custom_id, submission, round, max_tokens) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (key) DO UPDATE SET custom_id = excluded.custom_id, "
-            "submission = excluded.submission, round = excluded.round, error = NULL",
-            (key, custom_id, submission, round_no),
+            "submission = excluded.submission, round = excluded.round, error = NULL, "
+            "max_tokens = excluded.max_tokens",
+            (key, custom_id, submission, round_no, max_tokens),
         )
 
     def answer(self, key: str, answer: str, usage: Usage) -> None:
         self._db.execute(
-            "UPDATE requests SET answer = ?, error = NULL, prompt_tokens = prompt_tokens + ?, "
+            "UPDATE requests SET answer = ?, error = NULL, answer_max_tokens = max_tokens, "
+            "prompt_tokens = prompt_tokens + ?, "
             "completion_tokens = completion_tokens + ? WHERE key = ?",
             (answer, usage.prompt_tokens, usage.completion_tokens, key),
         )
@@ -453,7 +481,11 @@ class _BatchAnswers:
             return Completion(extraction, batch + row.direct_usage, str(data["model"]), row.round + 2)
         try:
             assert row.answer is not None
-            judged = judge_answer(self.settings, list(messages), json.loads(row.answer), check)
+            settings = self.settings.replace(max_tokens=row.answer_max_tokens or self.settings.max_tokens)
+            try:
+                judged = judge_answer(settings, list(messages), json.loads(row.answer), check)
+            except errors.TruncatedOutputError:
+                raise errors.TruncatedOutputError(_cut_off(self.settings, row)) from None
             if judged.extraction is None:
                 raise ParseError(
                     f"no valid answer after {row.round + 1} attempt(s) ({self.settings.reasks} re-ask(s)): "
@@ -466,6 +498,23 @@ class _BatchAnswers:
 
     async def aclose(self) -> None:
         return None
+
+
+def _cut_off(settings: Settings, row: _Row) -> str:
+    """Why a request whose latest batch answer was cut off at max_tokens gets no other."""
+    if row.answer_max_tokens is not None:
+        why = "even after one retry with more tokens"
+    elif settings.max_tokens_retry <= settings.max_tokens:
+        why = f"no retry: max_tokens_retry ({settings.max_tokens_retry}) is not larger"
+    elif settings.reasks == 0:
+        why = "no retry: reasks is 0, so there is no follow-up batch"
+    else:
+        why = "the retry with more tokens got no answer"
+    limit = row.answer_max_tokens or settings.max_tokens
+    return (
+        f"the model's answer was cut off at max_tokens={limit} (finish_reason=length) in the Batch API, "
+        f"{why}; raise max_tokens or lower chunk_chars"
+    )
 
 
 class _PricedReporter:
@@ -598,7 +647,8 @@ class _Run:
         self.state.save()
 
     async def _wait(self, client: BatchClient, sleep: Callable[[float], Any]) -> None:
-        delay = self.settings.batch_poll_s
+        settings = self.settings
+        delay, waited = settings.batch_poll_s, 0.0
         while True:
             for sub in self.state.open():
                 await self._submit(client, sub)
@@ -622,17 +672,27 @@ class _Run:
                     self.state.save()
                 if sub.get("status") in TERMINAL:
                     await self._ingest(client, sub)
-            if not self.state.open():
+            still = self.state.open()
+            if not still:
                 return
+            limit = settings.batch_poll_timeout_s
+            if limit is not None and waited + delay > limit:
+                ids = ", ".join(str(s.get("batch_id") or s["name"]) for s in still)
+                raise BatchPollTimeout(
+                    f"gave up waiting for batch(es) {ids} after {waited:g} s of polling "
+                    f"(batch_poll_timeout_s={limit:g}); they keep running: run the same command again "
+                    "to resume polling them"
+                )
             await sleep(delay)
-            delay = min(delay * 1.5, self.settings.batch_poll_max_s)
+            waited += delay
+            delay = min(delay * settings.batch_poll_backoff, settings.batch_poll_max_s)
 
     # -- the rounds
 
     async def _round(self, client: BatchClient, round_no: int, sleep: Callable[[float], Any]) -> None:
         """Write and submit round ``round_no`` (0: first requests; N: re-asks of round N-1), then wait."""
         writer = _InputWriter(self.folder, round_no, self.settings.batch_max_requests, self.state.names())
-        direct: OpenAIProvider | None = None
+        direct: dict[int, OpenAIProvider] = {}  # by max_tokens
         pending: set[asyncio.Task[None]] = set()
         checks: dict[str, GroundingCheck] = {}
         try:
@@ -646,13 +706,18 @@ class _Run:
                     continue
                 if article.sha256 not in checks:
                     checks = {article.sha256: grounding_check(SourceIndex(article.text))}
-                reask = self._reask(key, messages, round_no, checks[article.sha256])
-                if reask is None:
+                follow = self._reask(key, messages, round_no, checks[article.sha256])
+                if follow is None:
                     continue
+                asked, max_tokens = follow
+                settings = self.settings.replace(max_tokens=max_tokens or self.settings.max_tokens)
                 if self.reask_direct:
-                    direct = direct or OpenAIProvider(self.settings.replace(reasks=self.settings.reasks - 1))
+                    if settings.max_tokens not in direct:
+                        reasks = self.settings.reasks - 1
+                        direct[settings.max_tokens] = OpenAIProvider(settings.replace(reasks=reasks))
+                    provider = direct[settings.max_tokens]
                     task = asyncio.ensure_future(
-                        self._direct(direct, key, messages + reask, article.id, checks[article.sha256])
+                        self._direct(provider, key, asked, article.id, checks[article.sha256])
                     )
                     pending.add(task)
                     if len(pending) >= self.settings.concurrency:
@@ -660,9 +725,9 @@ class _Run:
                         for finished in done:
                             finished.result()
                     continue
-                name = writer.write(custom_id, request_body(self.settings, messages + reask))
+                name = writer.write(custom_id, request_body(settings, asked))
                 if name:
-                    self.rows.submit(key, custom_id, name, round_no)
+                    self.rows.submit(key, custom_id, name, round_no, max_tokens)
             if pending:
                 done, pending = await asyncio.wait(pending)
                 for finished in done:
@@ -672,8 +737,8 @@ class _Run:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             parts = writer.close()
-            if direct is not None:
-                await direct.aclose()
+            for provider in direct.values():
+                await provider.aclose()
         for name, count in parts:
             self.state.submissions.append(
                 {"name": name, "round": round_no, "requests": count, "created": _now(), "file_id": None}
@@ -695,20 +760,28 @@ class _Run:
 
     def _reask(
         self, key: str, messages: list[dict[str, str]], round_no: int, check: GroundingCheck
-    ) -> list[dict[str, Any]] | None:
-        """The re-ask messages for a request answered in round ``round_no - 1`` that failed validation or
-        grounding; None when it needs none (the row is then settled)."""
+    ) -> tuple[list[dict[str, Any]], int | None] | None:
+        """What to ask again for a request answered in round ``round_no - 1``: (messages, max_tokens or
+        None for the settings' own). An answer that failed validation or grounding gets instructor's re-ask
+        messages; one cut off at max_tokens the same messages with ``max_tokens_retry``, once. None when it
+        needs nothing more (the row is then settled)."""
         row = self.rows.get(key)
         if row is None or row.settled or row.answer is None or row.round != round_no - 1:
             return None
+        settings = self.settings
         try:
-            judged = judge_answer(self.settings, list(messages), json.loads(row.answer), check)
+            asked = settings.replace(max_tokens=row.answer_max_tokens or settings.max_tokens)
+            judged = judge_answer(asked, list(messages), json.loads(row.answer), check)
+        except errors.TruncatedOutputError:
+            if row.max_tokens is None and settings.max_tokens_retry > settings.max_tokens:
+                return list(messages), settings.max_tokens_retry
+            judged = None
         except ExtractorError:
             judged = None
         if judged is None or judged.problem is None or judged.reask is None:
             self.rows.settle(key)
             return None
-        return judged.reask
+        return list(messages) + judged.reask, row.max_tokens
 
     async def _direct(
         self,

@@ -126,6 +126,7 @@ def _load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     names = ["model", "base_url", "mode", "temperature", "max_tokens", "timeout_s", "reasks", "concurrency"]
     names += ["rpm", "tpm", "chunk_chars", "cache_dir", "cache_url", "chunk_overlap_chars"]
     names += ["max_input_bytes", "max_events", "output_language"]
+    names += ["batch_poll_s", "batch_poll_max_s", "batch_poll_backoff", "batch_poll_timeout_s"]
     overrides = {n: getattr(args, n, None) for n in names}
     if getattr(args, "no_cache", False):
         overrides["use_cache"] = False
@@ -597,6 +598,28 @@ def build_parser() -> argparse.ArgumentParser:
         dest="reask_direct",
         action="store_true",
         help="with --batch-api: re-ask ungrounded answers directly, not in a follow-up batch",
+    )
+    g = p.add_argument_group("Batch API polling (with --batch-api)")
+    g.add_argument(
+        "--batch-poll", dest="batch_poll_s", type=float, metavar="S", help="first wait between polls (30)"
+    )
+    g.add_argument(
+        "--batch-poll-max", dest="batch_poll_max_s", type=float, metavar="S", help="longest wait (600)"
+    )
+    g.add_argument(
+        "--batch-poll-backoff",
+        dest="batch_poll_backoff",
+        type=float,
+        metavar="X",
+        help="each wait this many times the last, up to --batch-poll-max (1.5)",
+    )
+    g.add_argument(
+        "--batch-poll-timeout",
+        dest="batch_poll_timeout_s",
+        type=float,
+        metavar="S",
+        help="give up polling after this many seconds of waits; the batches keep running and the next "
+        "run resumes them (default: wait for the completion window)",
     )
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local or ray (Ray Data)")
     p.add_argument("--ray-actors", dest="ray_actors", type=int, default=2, help="Ray actors (default 2)")

@@ -2,7 +2,8 @@
 
 Environment variables: ``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``EXTRACTOR_MODEL``, ``EXTRACTOR_MODE``,
 ``EXTRACTOR_CACHE_DIR``, ``EXTRACTOR_CONCURRENCY``, ``EXTRACTOR_RPM``, ``EXTRACTOR_TPM``,
-``EXTRACTOR_MAX_EVENTS``, ``EXTRACTOR_OUTPUT_LANGUAGE``,
+``EXTRACTOR_MAX_EVENTS``, ``EXTRACTOR_OUTPUT_LANGUAGE``, ``EXTRACTOR_BATCH_POLL_S``,
+``EXTRACTOR_BATCH_POLL_MAX_S``, ``EXTRACTOR_BATCH_POLL_BACKOFF``, ``EXTRACTOR_BATCH_POLL_TIMEOUT_S``,
 ``EXTRACTOR_CONFIG`` (path of a TOML config file; default ``./extractor.toml`` when present).
 A config file holds the same keys as ``Settings`` fields, under ``[extractor]`` (then nothing may be
 outside it) or all at top level. Every value is checked when the settings are made: a bad one is one
@@ -59,6 +60,10 @@ _ENV: dict[str, str] = {
     "tpm": "EXTRACTOR_TPM",
     "max_events": "EXTRACTOR_MAX_EVENTS",
     "output_language": "EXTRACTOR_OUTPUT_LANGUAGE",
+    "batch_poll_s": "EXTRACTOR_BATCH_POLL_S",
+    "batch_poll_max_s": "EXTRACTOR_BATCH_POLL_MAX_S",
+    "batch_poll_backoff": "EXTRACTOR_BATCH_POLL_BACKOFF",
+    "batch_poll_timeout_s": "EXTRACTOR_BATCH_POLL_TIMEOUT_S",
 }
 
 
@@ -127,11 +132,14 @@ class Settings:
     tpm: int | None = None
     prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     # The Batch API (extractor run --batch-api): prices per model (default: batch_price_ratio x prices),
-    # polling backoff, requests per batch (OpenAI's limit is 50,000) and the completion window.
+    # polling (first wait, x backoff per poll up to the max wait, and a give-up time: None waits for the
+    # completion window), requests per batch (OpenAI's limit is 50,000) and the completion window.
     batch_prices: dict[str, tuple[float, float]] = field(default_factory=dict)
     batch_price_ratio: float = 0.5
     batch_poll_s: float = 30.0
     batch_poll_max_s: float = 600.0
+    batch_poll_backoff: float = 1.5
+    batch_poll_timeout_s: float | None = None
     batch_max_requests: int = 50_000
     batch_window: str = "24h"
     # Inputs: follow symlinks that point outside the given paths; the size cap of one input.
@@ -177,6 +185,15 @@ class Settings:
         for name in (*names, "batch_poll_s", "batch_poll_max_s", "batch_max_requests"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if not 1.0 <= self.batch_poll_backoff <= 10.0:
+            raise ConfigError(f"batch_poll_backoff must be between 1 and 10, got {self.batch_poll_backoff}")
+        if self.batch_poll_max_s < self.batch_poll_s:
+            raise ConfigError(
+                f"batch_poll_max_s ({self.batch_poll_max_s:g}) must be at least batch_poll_s "
+                f"({self.batch_poll_s:g})"
+            )
+        if self.batch_poll_timeout_s is not None and not self.batch_poll_timeout_s > 0:
+            raise ConfigError(f"batch_poll_timeout_s must be positive, got {self.batch_poll_timeout_s}")
         if self.reasks < 0 or self.reasks > 5:
             raise ConfigError(f"reasks must be between 0 and 5, got {self.reasks}")
         if self.chunk_overlap_chars < 0 or self.chunk_overlap_chars >= self.chunk_chars:
