@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from extractor import Extractor, Settings
 from extractor.batch import LogReporter, run_batch
 from extractor.batch_api import STATE_DIR, BatchPollTimeout, list_batches, run_batch_api
 from extractor.cli import main
-from extractor.errors import ConfigError
+from extractor.errors import ConfigError, FolderBusyError
 from extractor.llm import OpenAIProvider, request_body
 from extractor.models import Article, text_sha256
 from extractor.store import iter_results
@@ -396,3 +397,26 @@ def test_poll_settings_come_from_the_environment_and_the_run_flags(
     flags = ["--batch-poll", "0.01", "--batch-poll-max", "0.02", "--batch-poll-backoff", "1.2"]
     assert main([*argv, *flags, "--batch-poll-timeout", "30", "-q"]) == 0
     assert [r.status for r in iter_results(out)] == ["ok"] * 4
+
+
+def test_the_folder_stays_locked_while_the_batches_are_polled(tmp_path: Path, drop: Path) -> None:
+    refused: list[str] = []
+    out = tmp_path / "out"
+
+    def another_run() -> None:
+        try:
+            with Extractor(_settings("http://127.0.0.1:9/v1", tmp_path)) as other:
+                run_batch([drop], out, other, reporter=LogReporter(quiet=True))
+        except FolderBusyError as exc:
+            refused.append(str(exc))
+
+    async def sleep(_: float) -> None:  # between polls: another run on the same folder is refused
+        if not refused:
+            thread = threading.Thread(target=another_run)
+            thread.start()
+            thread.join()
+
+    with run_in_thread(ServerConfig(batch_steps=2)) as url:
+        summary, _ = _run(url, tmp_path, drop, out, sleep=sleep)
+    assert summary.ok == 4
+    assert refused and "is in use by another extractor run or watch" in refused[0]

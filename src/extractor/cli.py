@@ -242,6 +242,7 @@ def _run_batch_api(args: argparse.Namespace) -> int:
             force=args.force,
             reask_direct=args.reask_direct,
             reporter=_reporter(args),
+            wait_lock=args.wait_lock,
             log=None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True),
         )
     print(f"results: {Path(args.out) / 'results.jsonl'}  summary: {Path(args.out) / 'run.json'}")
