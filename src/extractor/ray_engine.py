@@ -117,7 +117,6 @@ class SharedLimiter(RateLimiter):
         self._waiting = 0
         self._corrections: list[tuple[int, int]] = []
         self._headers: dict[str, str] | None = None
-        self.bookings = 0
 
     async def acquire(self, tokens: int = 0) -> float:
         loop = asyncio.get_running_loop()
@@ -153,7 +152,6 @@ class SharedLimiter(RateLimiter):
         booked: list[tuple[float, float]] = await asyncio.wrap_future(ref.future())
         now = loop.time()
         self._slots.extend((now + wait, tokens, granted) for wait, granted in booked)
-        self.bookings += 1
 
     def observe_headers(self, headers: Mapping[str, str]) -> None:
         found = {
