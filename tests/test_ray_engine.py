@@ -156,11 +156,14 @@ def test_ray_gives_the_local_items_at_the_same_offsets_and_a_second_run_sends_no
 
 
 def _map_workers() -> list[Any]:
+    """This test's Ray Data workers: descendants of this process (its local Ray instance), never those
+    of another Ray run on the machine."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info.get("cmdline") or [])
-        if "MapWorker" in cmdline and "_ExtractBatch" in cmdline:
-            found.append(proc)
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(proc.cmdline())
+            if "MapWorker" in cmdline and "_ExtractBatch" in cmdline:
+                found.append(proc)
     return found
 
 
