@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypedDict
 
-__all__ = ["RateLimitStats", "RateLimiter", "parse_duration"]
+__all__ = ["RateLimitStats", "RateLimiter", "parse_duration", "rate_limit_headers"]
 
 _UNIT_SECONDS: dict[str, float] = {
     "ns": 1e-9,
@@ -103,6 +103,16 @@ def _duration(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``x-ratelimit-*`` and ``retry-after*`` headers of a response (names lowercased): what a
+    limiter learns from."""
+    return {
+        key.lower(): value
+        for key, value in headers.items()
+        if key[:12].lower() == "x-ratelimit-" or key[:11].lower() == "retry-after"
+    }
 
 
 class RateLimitStats(TypedDict):
@@ -285,11 +295,7 @@ class RateLimiter:
 
         Call it for every response, 429s included (before ``on_rate_limited``).
         """
-        values = {
-            key.lower(): value
-            for key, value in headers.items()
-            if key[:12].lower() == "x-ratelimit-" or key[:11].lower() == "retry-after"
-        }
+        values = rate_limit_headers(headers)
         if not values:
             return
         now = self._clock()

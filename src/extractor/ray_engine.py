@@ -55,7 +55,7 @@ from extractor.config import Settings
 from extractor.errors import ConfigError
 from extractor.models import Article, ArticleResult, LoadError
 from extractor.pipeline import Extractor
-from extractor.ratelimit import RateLimiter
+from extractor.ratelimit import RateLimiter, rate_limit_headers
 from extractor.store import RESULTS_FILE, iter_results, lock_run_folder, write_article_text
 
 __all__ = ["BUDGETS", "SCRATCH_FILE", "Budget", "RayPlan", "SharedLimiter", "actor_settings", "run_ray"]
@@ -154,11 +154,7 @@ class SharedLimiter(RateLimiter):
         self._slots.extend((now + wait, tokens, granted) for wait, granted in booked)
 
     def observe_headers(self, headers: Mapping[str, str]) -> None:
-        found = {
-            k.lower(): v
-            for k, v in headers.items()
-            if k[:12].lower() == "x-ratelimit-" or k[:11].lower() == "retry-after"
-        }
+        found = rate_limit_headers(headers)
         if found:
             self._headers = found
 
