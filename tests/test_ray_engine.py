@@ -202,7 +202,7 @@ def test_the_shared_budget_keeps_the_endpoint_within_the_limit_over_its_sliding_
     local_ray: None, tmp_path: Path
 ) -> None:
     """rpm=240 for the whole cluster, one limiter actor: the fake server's sliding window (scaled to 6 s:
-    24 requests in any 6 s) never refuses a request, and every worker booked its slots there."""
+    24 requests in any 6 s) never refuses a request, and every request took its slot there."""
     rpm, n = 240, 60
     drop = make_drop(tmp_path / "drop", n)
     with fake_endpoint(latency=0.01, rpm=rpm, window_s=6.0) as (url, arrivals):
@@ -210,9 +210,11 @@ def test_the_shared_budget_keeps_the_endpoint_within_the_limit_over_its_sliding_
             [drop], tmp_path / "out", settings_for(url, tmp_path / "c", rpm=rpm), actors=2, batch_size=8
         )
         stats = httpx.get(f"{url}/stats").json()
-    assert summary.ok == n and len(arrivals) == n
-    assert stats["rate_limited"] == 0, stats
-    assert plan.budget_stats["acquired"] == n and plan.budget_stats["limit_rpm"] == rpm
+    assert summary.ok == n and stats["rate_limited"] == 0, stats
+    # every request sent (a transport retry included) took a slot booked in the one budget (a slot its
+    # worker reached too late is dropped, not sent: a busy worker may book more than it sends)
+    assert n <= len(arrivals) <= plan.budget_stats["acquired"], stats
+    assert plan.budget_stats["limit_rpm"] == rpm
     stamps = sorted(arrivals)
     assert max(sum(1 for t in stamps if s <= t < s + 6.0) for s in stamps) <= 24
 

@@ -444,7 +444,7 @@ def run_ray(
     paths = list(paths)
     checker = Extractor(dataclasses.replace(settings, use_cache=False))
     checker.check_ready()
-    with lock_run_folder(out, wait=wait_lock):
+    with lock_run_folder(out, wait=wait_lock, reentrant=True):
         return _run_locked(
             paths,
             out,

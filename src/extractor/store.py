@@ -246,7 +246,7 @@ class ResultsWriter:
         self.close()
 
 
-# The run folders (real paths) whose lock this flow of control holds: taking one again is a no-op.
+# The run folders (real paths) whose lock this flow of control holds reentrant: taking one again is a no-op.
 _HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "held_run_folders", default=frozenset()
 )
@@ -267,7 +267,11 @@ def _holder(fd: int) -> str:
 
 @contextlib.contextmanager
 def lock_run_folder(
-    out_dir: Path | str, *, wait: bool = False, notice: Callable[[str], None] | None = None
+    out_dir: Path | str,
+    *,
+    wait: bool = False,
+    notice: Callable[[str], None] | None = None,
+    reentrant: bool = False,
 ) -> Iterator[Path]:
     """Hold the run folder's exclusive lock (``DIR/.run.lock``) for the block; yield the folder.
 
@@ -276,9 +280,10 @@ def lock_run_folder(
     take it. It is an OS lock on an open file (``flock``): the end of the process releases it, even a
     kill -9, and a lock file left behind is no obstacle. The holder's pid is written into the file. A
     busy folder raises FolderBusyError naming that pid, or with ``wait`` is waited for (``notice`` is
-    told once, default: a line on stderr). Inside a block holding the lock (and the tasks it starts:
-    it is a context variable, e.g. the Ray engine around its ``run_batch``) taking it again is a no-op;
-    other threads and tasks of the process are refused like other processes.
+    told once, default: a line on stderr). A held lock refuses a second taker in the same process too,
+    unless the holder took it ``reentrant``: then the code its block runs (and the tasks it starts: a
+    context variable) takes it again as a no-op, e.g. ``run_batch`` inside the Ray engine's or the Batch
+    API's run; other threads and tasks are still refused.
     """
     import fcntl
 
@@ -312,6 +317,9 @@ def lock_run_folder(
         with contextlib.suppress(OSError):  # the pid is information for others, not the lock
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps({"pid": os.getpid(), "since": stamp}) + "\n").encode("utf-8"), 0)
+        if not reentrant:
+            yield folder
+            return
         held = _HELD.set(_HELD.get() | {key})
         try:
             yield folder

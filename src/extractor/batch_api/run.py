@@ -424,7 +424,7 @@ def run_batch_api(
         raise ConfigError("--batch-api needs a live endpoint: it cannot replay or record exchanges")
     out = Path(out_dir)
     say = log or (lambda line: None)
-    with lock_run_folder(out, wait=wait_lock):
+    with lock_run_folder(out, wait=wait_lock, reentrant=True):
         run = _Run(
             list(paths), out, extractor, force=force, reask_direct=reask_direct, log=say, transport=transport
         )
