@@ -2,14 +2,17 @@
 fake endpoint (benchmarks/fake_server.py, its own process on 127.0.0.1).
 
     .venv/bin/python benchmarks/bench_ray.py [--articles 2000] [--rpm 480] [--latency 0.5]
+        [--budgets shared,split]
 
 Both engines extract the same N fresh articles (each its own empty cache and run folder) with
 ``--rpm`` set to the server's limit, which binds: the ceiling is RPM/60 articles per second (one request
 per article), far below what either engine could send (local: 32 in flight; Ray: 2 actors x 2 batches
 x 16 in flight). Reported per engine: wall time, the server-side span (first request in to last answer
-out), articles/s and its ratio to the ceiling, 429s, results written; for Ray also the start-up cost
-(``ray.init`` of a local instance) and the cluster phase (actor pool start + extraction) against the
-time the ceiling needs. A second Ray run over the same folder must send nothing. Figures go to stdout
+out) and its ratio to the ceiling (the pacing, without start-up), articles/s and its ratio to the
+ceiling (wall time), 429s, results written; for Ray also the start-up cost
+(``ray.init`` of a local instance, once) and, per budget (``--budgets``: one shared limiter actor, or
+the limit split across actors), the cluster phase (actor pool start + extraction) against the time the
+ceiling needs. A second Ray run over the same folder must send nothing. Figures go to stdout
 as a markdown table and, raw, to benchmarks/out/bench_ray.json. The exit status is 1 when an article is
 missing or duplicated, a result differs between the engines, or the re-run sent a request.
 """
@@ -63,8 +66,16 @@ def items(out: Path) -> dict[str, Any]:
     }
 
 
-def server_figures(stats: dict[str, Any]) -> dict[str, Any]:
-    return {"requests": stats["requests"], "rate_limited_429": stats["rate_limited"]}
+def server_figures(stats: dict[str, Any], n: int, ceiling: float) -> dict[str, Any]:
+    """What the server saw: requests, 429s, and its span from the first request in to the last answer out
+    (without the engine's start-up: the Ray actor pool's, or loading the drop), as a ratio to the ceiling."""
+    active = stats["active_s"]
+    return {
+        "requests": stats["requests"],
+        "rate_limited_429": stats["rate_limited"],
+        "server_active_s": active,
+        "server_ratio_to_ceiling": round(n / active / ceiling, 3) if active else None,
+    }
 
 
 def main() -> int:
@@ -74,6 +85,7 @@ def main() -> int:
     parser.add_argument("--rpm", type=int, default=480)
     parser.add_argument("--latency", type=float, default=0.5)
     parser.add_argument("--actors", type=int, default=2)
+    parser.add_argument("--budgets", default="shared,split", help="Ray budgets to run, comma-separated")
     args = parser.parse_args()
     n, rpm = args.articles, args.rpm
     ceiling = rpm / 60.0
@@ -106,72 +118,88 @@ def main() -> int:
                 "ok": summary.ok,
                 "articles_per_s": round(n / wall, 2),
                 "ratio_to_ceiling": round(n / wall / ceiling, 3),
-                **server_figures(stats),
+                **server_figures(stats, n, ceiling),
             }
-        # a fresh server (an empty 60-s window), so both engines start from the same state
-        with fake_server("--latency", str(args.latency), "--rpm", str(rpm)) as server:
-            import ray
+        import ray
 
-            started = time.perf_counter()
-            ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
-            init_s = time.perf_counter() - started
-            summary, plan = run_ray(
-                [drop],
-                work / "ray",
-                settings(server.base_url, work / "c-ray", concurrency=16),
-                actors=args.actors,
-                batch_size=64,
-                log=open(os.devnull, "w"),  # noqa: SIM115
-            )
-            wall = time.perf_counter() - started
-            stats = server.stats()
-            report["ray"] = {
-                "wall_s_with_start": round(wall, 2),
-                "ray_init_s": round(init_s, 2),
-                "cluster_phase_s": plan.extract_s,
-                "folder_phase_s": summary.wall_s,
-                "ok": summary.ok,
-                "articles_per_s": round(n / (wall - init_s), 2),
-                "ratio_to_ceiling": round(n / (wall - init_s) / ceiling, 3),
-                "ceiling_time_s": round(n / ceiling, 2),
-                "overhead_over_ceiling_s": round(wall - init_s - n / ceiling, 2),
-                **server_figures(stats),
-            }
-            before = server.stats()["requests"]
-            _, plan2 = run_ray([drop], work / "ray", settings(server.base_url, work / "c-ray"))
-            report["ray_rerun"] = {"sent": plan2.sent, "requests": server.stats()["requests"] - before}
-            ray.shutdown()
-        local_items, ray_items = items(work / "local"), items(work / "ray")
-        if len(ray_items) != n or len(local_items) != n:
-            failures.append(f"results: local {len(local_items)}, ray {len(ray_items)}, want {n}")
-        if local_items != ray_items:
-            failures.append("the engines' items differ")
-        if report["ray_rerun"]["requests"]:
-            failures.append("the re-run sent requests")
+        started = time.perf_counter()
+        ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+        init_s = time.perf_counter() - started
+        report["ray_init_s"] = round(init_s, 2)
+        for budget in args.budgets.split(","):
+            # a fresh server (an empty 60-s window), so every engine starts from the same state
+            with fake_server("--latency", str(args.latency), "--rpm", str(rpm)) as server:
+                started = time.perf_counter()
+                summary, plan = run_ray(
+                    [drop],
+                    work / f"ray-{budget}",
+                    settings(server.base_url, work / f"c-ray-{budget}", concurrency=16),
+                    actors=args.actors,
+                    batch_size=64,
+                    budget=budget,  # type: ignore[arg-type]
+                    log=open(os.devnull, "w"),  # noqa: SIM115
+                )
+                wall = time.perf_counter() - started
+                stats = server.stats()
+                report[f"ray_{budget}"] = {
+                    "wall_s": round(wall, 2),
+                    "cluster_phase_s": plan.extract_s,
+                    "folder_phase_s": summary.wall_s,
+                    "ok": summary.ok,
+                    "articles_per_s": round(n / wall, 2),
+                    "ratio_to_ceiling": round(n / wall / ceiling, 3),
+                    "ceiling_time_s": round(n / ceiling, 2),
+                    "overhead_over_ceiling_s": round(wall - n / ceiling, 2),
+                    **server_figures(stats, n, ceiling),
+                }
+                before = server.stats()["requests"]
+                _, plan2 = run_ray(
+                    [drop], work / f"ray-{budget}", settings(server.base_url, work / f"c-ray-{budget}")
+                )
+                report[f"ray_{budget}_rerun"] = {
+                    "sent": plan2.sent,
+                    "requests": server.stats()["requests"] - before,
+                }
+        ray.shutdown()
+        report["load_avg_end"] = os.getloadavg()
+        local_items = items(work / "local")
+        if len(local_items) != n:
+            failures.append(f"results: local {len(local_items)}, want {n}")
+        for budget in args.budgets.split(","):
+            ray_items = items(work / f"ray-{budget}")
+            if len(ray_items) != n:
+                failures.append(f"results: ray ({budget}) {len(ray_items)}, want {n}")
+            if local_items != ray_items:
+                failures.append(f"the engines' items differ (ray, {budget} budget)")
+            if report[f"ray_{budget}_rerun"]["requests"]:
+                failures.append(f"the re-run (ray, {budget} budget) sent requests")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     out = ROOT / "benchmarks" / "out"
     out.mkdir(exist_ok=True)
     (out / "bench_ray.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    loc, ray_ = report["local"], report["ray"]
-    print(f"load average {report['load_avg'][0]:.1f} on {report['cpus']} CPUs; {n} articles, {rpm} RPM")
-    print("| engine | wall s | articles/s | ratio to ceiling | 429s | requests |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    loc = report["local"]
+    load = report["load_avg"][0], report["load_avg_end"][0]
+    print(f"load average {load[0]:.1f} -> {load[1]:.1f} on {report['cpus']} CPUs; {n} articles, {rpm} RPM")
+    print("| engine | wall s | articles/s | ratio to ceiling | server-side ratio | 429s | requests |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     print(
         f"| local (32 in flight) | {loc['wall_s']} | {loc['articles_per_s']} | {loc['ratio_to_ceiling']} "
-        f"| {loc['rate_limited_429']} | {loc['requests']} |"
+        f"| {loc['server_ratio_to_ceiling']} | {loc['rate_limited_429']} | {loc['requests']} |"
     )
-    print(
-        f"| ray, {args.actors} actors (after ray.init) "
-        f"| {ray_['wall_s_with_start'] - ray_['ray_init_s']:.2f} "
-        f"| {ray_['articles_per_s']} | {ray_['ratio_to_ceiling']} | {ray_['rate_limited_429']} "
-        f"| {ray_['requests']} |"
-    )
-    print(
-        f"ray.init {ray_['ray_init_s']} s; cluster phase {ray_['cluster_phase_s']} s; folder phase "
-        f"{ray_['folder_phase_s']} s; the ceiling needs {ray_['ceiling_time_s']} s; re-run sent "
-        f"{report['ray_rerun']['requests']}"
-    )
+    for budget in args.budgets.split(","):
+        ray_ = report[f"ray_{budget}"]
+        print(
+            f"| ray, {args.actors} actors, {budget} budget (after ray.init) | {ray_['wall_s']} "
+            f"| {ray_['articles_per_s']} | {ray_['ratio_to_ceiling']} | {ray_['server_ratio_to_ceiling']} "
+            f"| {ray_['rate_limited_429']} | {ray_['requests']} |"
+        )
+        print(
+            f"  {budget}: cluster phase {ray_['cluster_phase_s']} s; folder phase {ray_['folder_phase_s']} s;"
+            f" the ceiling needs {ray_['ceiling_time_s']} s; re-run sent "
+            f"{report[f'ray_{budget}_rerun']['requests']}"
+        )
+    print(f"ray.init {report['ray_init_s']} s")
     for failure in failures:
         print(f"FAIL: {failure}")
     return 1 if failures else 0

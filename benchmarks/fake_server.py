@@ -832,7 +832,9 @@ class FakeServer:
     # GET /v1/batches, GET /v1/batches/{id}, POST /v1/batches/{id}/cancel. Every GET of a batch moves it
     # on: ``batch_steps`` GETs in "validating", as many in "in_progress", then it ends as
     # ``batch_outcome``: "completed" (every line answered like a chat completion, first-attempt faults
-    # included: transport faults go to the error file), "expired" (the first half answered, the rest
+    # included: transport faults go to the error file; "truncated" answers half the JSON with
+    # finish_reason "length", and any answer longer than the line's max_tokens is cut the same way, so
+    # a follow-up line with a larger max_tokens gets it whole), "expired" (the first half answered, the rest
     # in the error file with code batch_expired) or "failed" (no files, ``errors`` says why). An input
     # file with a bad line (not JSON, no custom_id, a repeated custom_id, another url) fails the batch.
 

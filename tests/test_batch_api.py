@@ -1,11 +1,13 @@
 """``extractor run --batch-api`` against the fake endpoint's files and batches routes: the request body is
 the direct path's, results equal a direct run's, a stopped run resumes the same batch, expired / failed
-batches and error files, re-asks (batch and direct), pricing, the cache, ``batches list|cancel``."""
+batches and error files, re-asks (batch and direct) of ungrounded and of cut-off answers, polling settings,
+pricing, the cache, ``batches list|cancel``."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,10 @@ import pytest
 from benchmarks.fake_server import UNGROUNDED_QUOTE, ServerConfig, _unit, run_in_thread
 from extractor import Extractor, Settings
 from extractor.batch import run_batch
-from extractor.batch_api import STATE_DIR, list_batches, run_batch_api
+from extractor.batch_api import STATE_DIR, BatchPollTimeout, list_batches, run_batch_api
 from extractor.cli import main
 from extractor.cli.progress import LogReporter
+from extractor.errors import ConfigError, FolderBusyError
 from extractor.llm import OpenAIProvider, request_body
 from extractor.models import Article, text_sha256
 from extractor.store import iter_results
@@ -298,3 +301,123 @@ def test_run_batch_api_from_the_command_line(
     assert [r.status for r in iter_results(out)] == ["ok"] * 4
     assert main([*argv, "--replay", str(tmp_path)]) == 2
     assert "cannot be combined with --replay" in capsys.readouterr().err
+
+
+def test_an_answer_cut_at_max_tokens_is_asked_again_with_more_tokens_in_the_follow_up_batch(
+    tmp_path: Path, drop: Path
+) -> None:
+    # the fake server cuts every first answer in half with finish_reason "length"
+    with run_in_thread(ServerConfig(fault_rate=1.0, faults=("truncated",))) as url:
+        summary, _ = _run(url, tmp_path, drop, tmp_path / "out", settings={"use_cache": False})
+        chat_calls = httpx.get(f"{url}/stats").json()["requests"]
+    assert summary.ok == 4 and summary.errors == 0 and chat_calls == 8
+    rounds = [(s["round"], s["requests"]) for s in _state(tmp_path / "out")["submissions"]]
+    assert rounds == [(0, 4), (1, 4)]
+    first = (tmp_path / "out" / STATE_DIR / "r0-1.input.jsonl").read_text(encoding="utf-8").splitlines()
+    retry = (tmp_path / "out" / STATE_DIR / "r1-1.input.jsonl").read_text(encoding="utf-8").splitlines()
+    settings = Settings()
+    before, after = json.loads(first[0])["body"], json.loads(retry[0])["body"]
+    assert before["max_tokens"] == settings.max_tokens and after["max_tokens"] == settings.max_tokens_retry
+    assert after["messages"] == before["messages"]  # the same request, only with more room
+
+
+def test_a_cut_answer_is_asked_again_directly_with_reask_direct(tmp_path: Path, drop: Path) -> None:
+    with run_in_thread(ServerConfig(fault_rate=1.0, faults=("truncated",))) as url:
+        summary, _ = _run(url, tmp_path, drop, tmp_path / "out", reask_direct=True)
+    assert [s["round"] for s in _state(tmp_path / "out")["submissions"]] == [0]
+    assert summary.ok == 4 and summary.http_calls == 4
+
+
+@pytest.mark.parametrize(
+    ("settings", "why"),
+    [
+        ({"reasks": 0}, "no retry: reasks is 0"),
+        # answers longer than both budgets: cut in the first batch and again in the retry
+        ({"max_tokens": 20, "max_tokens_retry": 40}, "even after one retry with more tokens"),
+    ],
+)
+def test_a_cut_answer_with_no_retry_left_fails_its_article_naming_finish_reason_length(
+    tmp_path: Path, drop: Path, settings: dict[str, Any], why: str
+) -> None:
+    with run_in_thread(ServerConfig(fault_rate=1.0, faults=("truncated",))) as url:
+        summary, _ = _run(url, tmp_path, drop, tmp_path / "out", settings=settings)
+    assert summary.errors == 4 and summary.ok == 0
+    results = list(iter_results(tmp_path / "out"))
+    assert len(results) == 4
+    for result in results:
+        assert result.error is not None and result.error.type == "TruncatedOutputError"
+        assert "finish_reason=length" in result.error.message and why in result.error.message
+    rounds = [s["round"] for s in _state(tmp_path / "out")["submissions"]]
+    assert rounds == ([0] if settings.get("reasks") == 0 else [0, 1])
+
+
+def test_polling_backs_off_by_the_settings_and_gives_up_at_the_timeout(tmp_path: Path, drop: Path) -> None:
+    waits: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    poll = {"batch_poll_s": 1.0, "batch_poll_backoff": 2.0, "batch_poll_max_s": 5.0}
+    with run_in_thread(ServerConfig(batch_steps=50)) as url:
+        with pytest.raises(BatchPollTimeout, match=r"gave up waiting for batch\(es\) batch-\w+ after 12 s"):
+            _run(
+                url,
+                tmp_path,
+                drop,
+                tmp_path / "out",
+                settings={**poll, "batch_poll_timeout_s": 15.0},
+                sleep=sleep,
+            )
+        assert waits == [1.0, 2.0, 4.0, 5.0]
+        # the batch keeps running; the next run resumes it and submits nothing new
+        summary, lines = _run(url, tmp_path, drop, tmp_path / "out", settings=poll, sleep=sleep)
+        assert any("resuming 1 batch" in line for line in lines) and summary.ok == 4
+        assert len(_server_batches(url)) == 1
+
+
+def test_poll_settings_come_from_the_environment_and_the_run_flags(
+    server: str, tmp_path: Path, drop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "EXTRACTOR_BATCH_POLL_S": "2",
+        "EXTRACTOR_BATCH_POLL_MAX_S": "9",
+        "EXTRACTOR_BATCH_POLL_TIMEOUT_S": "60",
+    }
+    settings = Settings.load(env={**env, "EXTRACTOR_BATCH_POLL_BACKOFF": "3"})
+    assert (settings.batch_poll_s, settings.batch_poll_max_s, settings.batch_poll_backoff) == (2.0, 9.0, 3.0)
+    assert settings.batch_poll_timeout_s == 60.0
+    with pytest.raises(ConfigError, match="batch_poll_backoff must be between 1 and 10"):
+        Settings(batch_poll_backoff=0.5)
+    with pytest.raises(ConfigError, match=r"batch_poll_max_s .* must be at least batch_poll_s"):
+        Settings(batch_poll_s=10.0, batch_poll_max_s=5.0)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    monkeypatch.setenv("OPENAI_BASE_URL", server)
+    monkeypatch.setenv("EXTRACTOR_BATCH_POLL_S", "50")  # the flags below win over it
+    out = tmp_path / "out"
+    argv = ["run", str(drop), "--out", str(out), "--batch-api", "--cache-dir", str(tmp_path / "cache")]
+    flags = ["--batch-poll", "0.01", "--batch-poll-max", "0.02", "--batch-poll-backoff", "1.2"]
+    assert main([*argv, *flags, "--batch-poll-timeout", "30", "-q"]) == 0
+    assert [r.status for r in iter_results(out)] == ["ok"] * 4
+
+
+def test_the_folder_stays_locked_while_the_batches_are_polled(tmp_path: Path, drop: Path) -> None:
+    refused: list[str] = []
+    out = tmp_path / "out"
+
+    def another_run() -> None:
+        try:
+            with Extractor(_settings("http://127.0.0.1:9/v1", tmp_path)) as other:
+                run_batch([drop], out, other, reporter=LogReporter(quiet=True))
+        except FolderBusyError as exc:
+            refused.append(str(exc))
+
+    async def sleep(_: float) -> None:  # between polls: another run on the same folder is refused
+        if not refused:
+            thread = threading.Thread(target=another_run)
+            thread.start()
+            thread.join()
+
+    with run_in_thread(ServerConfig(batch_steps=2)) as url:
+        summary, _ = _run(url, tmp_path, drop, out, sleep=sleep)
+    assert summary.ok == 4
+    assert refused and "is in use by another extractor run or watch" in refused[0]

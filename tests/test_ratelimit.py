@@ -589,6 +589,26 @@ async def test_window_safe_a_late_head_keeps_its_slot() -> None:
         assert third - second == pytest.approx(2 * spacing + expected, abs=1e-3), late
 
 
+async def test_reserve_books_the_slots_acquire_would_grant() -> None:
+    """Booked without sleeping (the Ray engine's shared budget): slot times match acquire's grant times,
+    so every short window stays within its share, and a 429's pause pushes later bookings back."""
+    ft = FakeTime()
+    limiter = paced(ft, 600)
+    booked: list[float] = []
+    while len(booked) < 1300:  # batches of 8 booked at once, the clock moving on to the last slot
+        booked += [ft.now + limiter.reserve() for _ in range(8)]
+        ft.now = booked[-1]
+    for window in (1.0, 6.0, 60.0):
+        assert max_in_window(booked, window) <= window * 10, window
+    assert booked[-1] - booked[0] == pytest.approx(1299 * 60.02 / 588, rel=5e-3)  # even 98 % pacing
+    ft2 = FakeTime()
+    acquired = await demand(paced(ft2, 600), until=START + 20, workers=8)
+    assert [round(t, 6) for t in booked[: len(acquired)]] == [round(t, 6) for t in acquired]
+    limiter.on_rate_limited(5.0)
+    assert limiter.reserve() >= 5.0
+    assert limiter.stats()["acquired"] == len(booked) + 1
+
+
 @pytest.mark.parametrize(("rpm", "burst"), [(600, 1), (6000, 2), (60_000, 20)])
 async def test_window_safe_burst_is_small(rpm: int, burst: int) -> None:
     """After a long idle spell a crowd of callers gets one request + 20 ms of the limit at once."""

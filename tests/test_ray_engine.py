@@ -1,5 +1,6 @@
 """extractor run --engine ray: the same items as the local engine, incremental, a killed worker loses and
-duplicates nothing, and the account-wide budget is split across actors. One local Ray instance (2 CPUs,
+duplicates nothing, the account-wide budget (one limiter actor, or split across actors) holds, and the
+run holds the folder's lock. One local Ray instance (2 CPUs,
 no dashboard) is shared by the module; the endpoint is benchmarks/fake_server.py on 127.0.0.1."""
 
 from __future__ import annotations
@@ -15,18 +16,20 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from extractor.batch import run_batch
 from extractor.cli.progress import LogReporter
 from extractor.config import Settings
+from extractor.errors import FolderBusyError
 from extractor.pipeline import Extractor
 from extractor.store import RESULTS_FILE, iter_results
 
 ray = pytest.importorskip("ray")
 psutil = pytest.importorskip("psutil")
 
-from extractor.ray_engine import SCRATCH_FILE, actor_settings, run_ray  # noqa: E402
+from extractor.ray_engine import CLUSTER_PACE, SCRATCH_FILE, actor_settings, run_ray  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -154,11 +157,14 @@ def test_ray_gives_the_local_items_at_the_same_offsets_and_a_second_run_sends_no
 
 
 def _map_workers() -> list[Any]:
+    """This test's Ray Data workers: descendants of this process (its local Ray instance), never those
+    of another Ray run on the machine."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = " ".join(proc.info.get("cmdline") or [])
-        if "MapWorker" in cmdline and "_ExtractBatch" in cmdline:
-            found.append(proc)
+    for proc in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            cmdline = " ".join(proc.cmdline())
+            if "MapWorker" in cmdline and "_ExtractBatch" in cmdline:
+                found.append(proc)
     return found
 
 
@@ -193,14 +199,67 @@ def test_a_worker_killed_mid_run_loses_and_duplicates_nothing(local_ray: None, t
     assert len(arrivals) >= 40
 
 
-def test_the_endpoint_never_sees_more_than_the_account_limit(local_ray: None, tmp_path: Path) -> None:
+def test_the_shared_budget_keeps_the_endpoint_within_the_limit_over_its_sliding_window(
+    local_ray: None, tmp_path: Path
+) -> None:
+    """rpm=240 for the whole cluster, one limiter actor: the fake server's sliding window (scaled to 6 s:
+    24 requests in any 6 s) never refuses a request, and every request took its slot there."""
+    rpm, n = 240, 60
+    drop = make_drop(tmp_path / "drop", n)
+    with fake_endpoint(latency=0.01, rpm=rpm, window_s=6.0) as (url, arrivals):
+        summary, plan = run_ray(
+            [drop], tmp_path / "out", settings_for(url, tmp_path / "c", rpm=rpm), actors=2, batch_size=8
+        )
+        stats = httpx.get(f"{url}/stats").json()
+    assert summary.ok == n and stats["rate_limited"] == 0, stats
+    # every request sent (a transport retry included) took a slot booked in the one budget (a slot its
+    # worker reached too late is dropped, not sent: a busy worker may book more than it sends)
+    assert n <= len(arrivals) <= plan.budget_stats["acquired"], stats
+    assert plan.budget_stats["limit_rpm"] == pytest.approx(rpm * CLUSTER_PACE)
+    stamps = sorted(arrivals)
+    assert max(sum(1 for t in stamps if s <= t < s + 6.0) for s in stamps) <= 24
+
+
+def test_a_ray_run_holds_the_folder_so_a_local_run_on_it_is_refused(local_ray: None, tmp_path: Path) -> None:
+    drop = make_drop(tmp_path / "drop", 8)
+    out = tmp_path / "out"
+    refused: list[str] = []
+
+    def local_run_while_ray_extracts() -> None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not arrivals:
+            time.sleep(0.02)
+        try:
+            with Extractor(settings_for(url, tmp_path / "c-local")) as local:
+                run_batch([drop], out, local, reporter=LogReporter(quiet=True))
+        except FolderBusyError as exc:
+            refused.append(str(exc))
+
+    with fake_endpoint(latency=0.5) as (url, arrivals):
+        other = threading.Thread(target=local_run_while_ray_extracts, daemon=True)
+        other.start()
+        summary, plan = run_ray(
+            [drop], out, settings_for(url, tmp_path / "c", concurrency=1), actors=1, batch_size=8
+        )
+        other.join(120)
+        assert plan.sent == 8 and summary.ok == 8 and len(arrivals) == 8  # the local run sent nothing
+    assert refused and "is in use by another extractor run or watch" in refused[0]
+    assert f"pid {os.getpid()}" in refused[0]
+
+
+def test_a_split_budget_keeps_the_endpoint_within_the_account_limit(local_ray: None, tmp_path: Path) -> None:
     """rpm=240 split across 2 actors: in any 5 s the server sees at most its 5-s share plus the two
     actors' bursts (2 s of refill each); with the whole budget per actor it would see twice the rate."""
     rpm, actors, window = 240, 2, 5.0
     drop = make_drop(tmp_path / "drop", 48)
     with fake_endpoint(latency=0.01, rpm=rpm) as (url, arrivals):
         summary, _ = run_ray(
-            [drop], tmp_path / "out", settings_for(url, tmp_path / "c", rpm=rpm), actors=actors, batch_size=8
+            [drop],
+            tmp_path / "out",
+            settings_for(url, tmp_path / "c", rpm=rpm),
+            actors=actors,
+            batch_size=8,
+            budget="split",
         )
     assert summary.ok == 48
     stamps = sorted(arrivals)

@@ -153,13 +153,37 @@ class Settings(BaseSettings):
         help="USD per 1M tokens (input, output) by model, over DEFAULT_PRICES", default_factory=dict
     )
     # The Batch API (extractor run --batch-api): prices per model (default: batch_price_ratio x prices),
-    # polling backoff, requests per batch (OpenAI's limit is 50,000) and the completion window.
+    # polling (first wait, x backoff per poll up to the max wait, and a give-up time: None waits for the
+    # completion window), requests per batch (OpenAI's limit is 50,000) and the completion window.
     batch_prices: dict[str, tuple[float, float]] = _setting(
         help="Batch API USD per 1M tokens by model", default_factory=dict
     )
     batch_price_ratio: float = _setting(0.5, "Batch API price as a share of the direct price")
-    batch_poll_s: float = _setting(30.0, "first wait between Batch API polls, in seconds")
-    batch_poll_max_s: float = _setting(600.0, "longest wait between Batch API polls, in seconds")
+    batch_poll_s: float = _setting(
+        30.0,
+        "first wait between Batch API polls, in seconds",
+        env="EXTRACTOR_BATCH_POLL_S",
+        flag="--batch-poll",
+    )
+    batch_poll_max_s: float = _setting(
+        600.0,
+        "longest wait between Batch API polls, in seconds",
+        env="EXTRACTOR_BATCH_POLL_MAX_S",
+        flag="--batch-poll-max",
+    )
+    batch_poll_backoff: float = _setting(
+        1.5,
+        "each wait between Batch API polls this many times the last, up to --batch-poll-max (1-10)",
+        env="EXTRACTOR_BATCH_POLL_BACKOFF",
+        flag="--batch-poll-backoff",
+    )
+    batch_poll_timeout_s: float | None = _setting(
+        None,
+        "give up polling after this many seconds of waits; the batches keep running and the next run "
+        "resumes them (default: wait for the completion window)",
+        env="EXTRACTOR_BATCH_POLL_TIMEOUT_S",
+        flag="--batch-poll-timeout",
+    )
     batch_max_requests: int = _setting(50_000, "requests per batch")
     batch_window: str = _setting("24h", "Batch API completion window")
     # Inputs: follow symlinks that point outside the given paths; the size cap of one input.
@@ -353,6 +377,16 @@ def _check(settings: Settings) -> None:
     for name in (*names, "batch_poll_s", "batch_poll_max_s", "batch_max_requests"):
         if getattr(settings, name) <= 0:
             raise ConfigError(f"{name} must be positive, got {getattr(settings, name)}")
+    if not 1.0 <= settings.batch_poll_backoff <= 10.0:
+        raise ConfigError(f"batch_poll_backoff must be between 1 and 10, got {settings.batch_poll_backoff}")
+    if settings.batch_poll_max_s < settings.batch_poll_s:
+        raise ConfigError(
+            f"batch_poll_max_s ({settings.batch_poll_max_s:g}) must be at least batch_poll_s "
+            f"({settings.batch_poll_s:g})"
+        )
+    timeout = settings.batch_poll_timeout_s
+    if timeout is not None and not timeout > 0:
+        raise ConfigError(f"batch_poll_timeout_s must be positive, got {timeout}")
     if settings.reasks < 0 or settings.reasks > 5:
         raise ConfigError(f"reasks must be between 0 and 5, got {settings.reasks}")
     if settings.chunk_overlap_chars < 0 or settings.chunk_overlap_chars >= settings.chunk_chars:

@@ -32,7 +32,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypedDict
 
-__all__ = ["RateLimitStats", "RateLimiter", "parse_duration"]
+__all__ = ["RateLimitStats", "RateLimiter", "parse_duration", "rate_limit_headers"]
 
 _UNIT_SECONDS: dict[str, float] = {
     "ns": 1e-9,
@@ -103,6 +103,16 @@ def _duration(text: str | None) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
+
+
+def rate_limit_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The ``x-ratelimit-*`` and ``retry-after*`` headers of a response (names lowercased): what a
+    limiter learns from."""
+    return {
+        key.lower(): value
+        for key, value in headers.items()
+        if key[:12].lower() == "x-ratelimit-" or key[:11].lower() == "retry-after"
+    }
 
 
 class RateLimitStats(TypedDict):
@@ -264,16 +274,28 @@ class RateLimiter:
             self._max_wait_s = max(self._max_wait_s, waited)
         return now
 
+    def reserve(self, tokens: int = 0) -> float:
+        """Book one request needing ``tokens`` without sleeping: the seconds from now until it may be sent
+        (0: now). The buckets are charged at once, so the next booking queues behind this one exactly as
+        an ``acquire`` that slept the returned time would. For a caller that sends elsewhere (a Ray worker
+        asking one shared limiter); use either ``reserve`` or ``acquire`` on one limiter, not both.
+        """
+        now = self._clock()
+        wait = max(0.0, self._wait_time(now, tokens))
+        self._take(tokens)
+        self._granted(now + wait)
+        if wait > _EPSILON_S:
+            self._waits += 1
+            self._wait_s += wait
+            self._max_wait_s = max(self._max_wait_s, wait)
+        return wait
+
     def observe_headers(self, headers: Mapping[str, str]) -> None:
         """Learn from a response's ``x-ratelimit-*`` / ``retry-after*`` headers; malformed values are ignored.
 
         Call it for every response, 429s included (before ``on_rate_limited``).
         """
-        values = {
-            key.lower(): value
-            for key, value in headers.items()
-            if key[:12].lower() == "x-ratelimit-" or key[:11].lower() == "retry-after"
-        }
+        values = rate_limit_headers(headers)
         if not values:
             return
         now = self._clock()

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import contextvars
 import hashlib
 import json
 import os
@@ -368,6 +369,12 @@ class ResultsWriter:
         self.close()
 
 
+# The run folders (real paths) whose lock this flow of control holds reentrant: taking one again is a no-op.
+_HELD: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "held_run_folders", default=frozenset()
+)
+
+
 def _holder(fd: int) -> str:
     """Who holds the lock, from what the holder wrote into the lock file (it writes right after locking,
     so an empty file is read again for a moment)."""
@@ -383,7 +390,11 @@ def _holder(fd: int) -> str:
 
 @contextlib.contextmanager
 def lock_run_folder(
-    out_dir: Path | str, *, wait: bool = False, notice: Callable[[str], None] | None = None
+    out_dir: Path | str,
+    *,
+    wait: bool = False,
+    notice: Callable[[str], None] | None = None,
+    reentrant: bool = False,
 ) -> Iterator[Path]:
     """Hold the run folder's exclusive lock (``DIR/.run.lock``) for the block; yield the folder.
 
@@ -392,11 +403,18 @@ def lock_run_folder(
     take it. It is an OS lock on an open file (``flock``): the end of the process releases it, even a
     kill -9, and a lock file left behind is no obstacle. The holder's pid is written into the file. A
     busy folder raises FolderBusyError naming that pid, or with ``wait`` is waited for (``notice`` is
-    told once, default: a line on stderr).
+    told once, default: a line on stderr). A held lock refuses a second taker in the same process too,
+    unless the holder took it ``reentrant``: then the code its block runs (and the tasks it starts: a
+    context variable) takes it again as a no-op, e.g. ``run_batch`` inside the Ray engine's or the Batch
+    API's run; other threads and tasks are still refused.
     """
     import fcntl
 
     folder = Path(out_dir)
+    key = os.path.realpath(folder)
+    if key in _HELD.get():
+        yield folder
+        return
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
@@ -422,6 +440,13 @@ def lock_run_folder(
         with contextlib.suppress(OSError):  # the pid is information for others, not the lock
             os.ftruncate(fd, 0)
             os.pwrite(fd, (json.dumps({"pid": os.getpid(), "since": stamp}) + "\n").encode("utf-8"), 0)
-        yield folder
+        if not reentrant:
+            yield folder
+            return
+        held = _HELD.set(_HELD.get() | {key})
+        try:
+            yield folder
+        finally:
+            _HELD.reset(held)
     finally:
         os.close(fd)  # releases the lock

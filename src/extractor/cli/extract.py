@@ -23,10 +23,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.engine == "ray":
             from extractor.ray_engine import run_ray
 
-            reporter, actors, address = reporter_for(args), args.ray_actors, args.ray_address
-            settings, force = extractor.settings, args.force
             summary, _ = run_ray(
-                args.paths, args.out, settings, actors=actors, address=address, force=force, reporter=reporter
+                args.paths,
+                args.out,
+                extractor.settings,
+                actors=args.ray_actors,
+                address=args.ray_address,
+                force=args.force,
+                budget=args.ray_budget,
+                wait_lock=args.wait_lock,
+                reporter=reporter_for(args),
             )
         else:
             paths, reporter, force, lock = args.paths, reporter_for(args), args.force, args.wait_lock
@@ -55,6 +61,7 @@ def _run_batch_api(args: argparse.Namespace) -> int:
             force=args.force,
             reask_direct=args.reask_direct,
             reporter=reporter_for(args),
+            wait_lock=args.wait_lock,
             log=None if args.quiet else lambda line: print(line, file=sys.stderr, flush=True),
         )
     _said_where(args)

@@ -80,6 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=["local", "ray"], default="local", help="local or ray (Ray Data)")
     p.add_argument("--ray-actors", dest="ray_actors", type=int, default=2, help="Ray actors (default 2)")
     p.add_argument("--ray-address", dest="ray_address", help="join a Ray cluster ('auto')")
+    p.add_argument(
+        "--ray-budget",
+        dest="ray_budget",
+        choices=["shared", "split"],
+        default="shared",
+        help="--rpm/--tpm for the cluster: one limiter actor every worker asks (shared, default), or an "
+        "equal share per actor (split)",
+    )
     p.set_defaults(func=cmd_run)
 
     p = with_settings("batches", "Batch API batches: list (the account's, or --out DIR's) or cancel")
