@@ -176,6 +176,31 @@ def test_an_identical_item_twice_is_kept_once_when_the_text_occurs_once() -> Non
     assert len(quotes) == 1
 
 
+def test_a_cue_or_date_text_not_in_the_article_rejects_its_item_naming_the_field() -> None:
+    """The prompt says a program checks `cue` and `date_text` verbatim: a paraphrased one rejects the
+    item (field "cue" / "date_text"), a verbatim one keeps it, null is not checked."""
+    text = "On Tuesday the mayor met the council. “We stay,” the mayor told reporters."
+    answer = wire.extraction(
+        events=[
+            {**wire.event("the mayor met the council"), "date_text": "On Tuesday"},
+            {**wire.event("the mayor met the council", "ACCUSE"), "date_text": "last Tuesday"},
+        ]
+    )
+    answer["quotes"] = [
+        {"text": "We stay", "speaker": "the mayor", "cue": "the mayor told reporters"},
+        {"text": "We stay", "speaker": "the mayor", "cue": "the mayor said to the press"},
+        {"text": "We stay", "speaker": "the mayor", "cue": None},
+    ]
+    events, quotes, _, rejected = ground_extraction([ArticleExtraction.model_validate(answer)], text)
+    assert [e.date_text for e in events] == ["On Tuesday"]
+    assert [q.cue for q in quotes] == ["the mayor told reporters", None]
+    assert sorted((r.kind, r.field, r.item[r.field]) for r in rejected) == [
+        ("event", "date_text", "last Tuesday"),
+        ("quote", "cue", "the mayor said to the press"),
+    ]
+    assert all(r.reason.startswith(f"{r.field} not in the article") for r in rejected)
+
+
 def test_fake_model_history_records_requests(tmp_path: Path) -> None:
     fake = FakeModel().enqueue(wire.extraction())
     with Extractor(Settings(use_cache=False, cache_dir=tmp_path), provider=fake) as ex:

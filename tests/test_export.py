@@ -116,7 +116,19 @@ def test_errors_and_rejected_items_are_rows(tmp_path: Path) -> None:
                             "field": "text",
                             "item": {"text": "never said", "speaker": "X", "cue": None},
                             "reason": "not in the article",
-                        }
+                        },
+                        {
+                            "kind": "event",
+                            "field": "evidence",
+                            "item": {"evidence": "the council met"},
+                            "reason": "over max_events (1)",
+                        },
+                        {
+                            "kind": "quote",
+                            "field": "speaker",
+                            "item": {"text": "x", "speaker": 3},
+                            "reason": "schema: speaker: Input should be a valid string",
+                        },
                     ],
                 }
             )
@@ -135,7 +147,9 @@ def test_errors_and_rejected_items_are_rows(tmp_path: Path) -> None:
     summary = export_run(run, tmp_path / "t", "parquet")
     rejected = pq.read_table(summary.files["rejected"]).to_pylist()
     assert [(r["article_id"], r["text"], r["span_status"], r["start"]) for r in rejected] == [
-        ("a", "never said", "not_found", None)
+        ("a", "never said", "not_found", None),
+        ("a", "the council met", None, None),  # over the event limit: it was not checked as missing
+        ("a", None, None, None),  # a schema reject
     ]
     articles = pq.read_table(summary.files["articles"]).to_pylist()
     assert [(a["status"], a["error_type"]) for a in articles] == [("ok", None), ("error", "LLMError")]

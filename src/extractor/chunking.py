@@ -153,27 +153,44 @@ class _Placer:
         """Place one chunk's answer; ``start_at`` is where the chunk starts in the article."""
         self._chunk, self._start_at, self._taken = chunk, start_at, {}
         for event in extraction.events:
-            self._place("event", "evidence", event, event.evidence, self.events, GroundedEvent)
+            also = ("date_text", event.date_text)
+            self._place("event", "evidence", event, event.evidence, self.events, GroundedEvent, also)
         for quote in extraction.quotes:
-            self._place("quote", "text", quote, quote.text, self.quotes, GroundedQuote)
+            self._place("quote", "text", quote, quote.text, self.quotes, GroundedQuote, ("cue", quote.cue))
         for stance in extraction.stances:
             self._place("stance", "evidence", stance, stance.evidence, self.stances, GroundedStance)
 
+    def _reject(self, kind: str, field: str, item: BaseModel, reason: str) -> None:
+        fingerprint = kind + item.model_dump_json()
+        if fingerprint not in self._rejected_seen:
+            self._rejected_seen.add(fingerprint)
+            self.rejected.append(
+                Rejected.model_validate(
+                    {"kind": kind, "field": field, "item": item.model_dump(), "reason": reason}
+                )
+            )
+
     def _place(
-        self, kind: str, field: str, item: BaseModel, candidate: str, out: list[_Item], cls: type[_Item]
+        self,
+        kind: str,
+        field: str,
+        item: BaseModel,
+        candidate: str,
+        out: list[_Item],
+        cls: type[_Item],
+        also: tuple[str, str | None] | None = None,
     ) -> None:
+        """Ground ``candidate`` (the item's ``field``) and keep the item at its place; ``also``: a second
+        field whose words, when given, must be in the article too (a quote's cue, an event's date_text:
+        the prompt says a program checks them), else the item is rejected naming that field."""
         fingerprint = kind + item.model_dump_json()
         used = self._taken.setdefault((kind, candidate), set())
         g = _ground_at(self.index, candidate, self._start_at, used)
         if not g.found or g.start is None or g.end is None:
-            if fingerprint not in self._rejected_seen:
-                self._rejected_seen.add(fingerprint)
-                reason = g.reason or "not in the article"
-                self.rejected.append(
-                    Rejected.model_validate(
-                        {"kind": kind, "field": field, "item": item.model_dump(), "reason": reason}
-                    )
-                )
+            self._reject(kind, field, item, g.reason or "not in the article")
+            return
+        if also is not None and also[1] is not None and not (words := self.index.ground(also[1])).found:
+            self._reject(kind, also[0], item, f"{also[0]} not in the article: {words.reason or 'not found'}")
             return
         used.add((g.start, g.end))
         if (fingerprint, g.start, g.end) in self._placed:

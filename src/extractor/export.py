@@ -6,7 +6,8 @@ Five tables, one file each in the output folder (``articles.parquet``, ``quotes.
     quotes    one row per grounded quote: speaker, text, cue
     events    one row per grounded event: type, date, summary, location, actors, evidence
     stances   one row per grounded stance: holder, target, polarity, evidence
-    rejected  one row per item whose text or evidence is not in the article (span_status "not_found")
+    rejected  one row per item not kept: words not in the article (span_status "not_found"), or not
+              fitting the schema, or an event over max_events (span_status null: not checked)
 
 Every item row names its article (``article_id``, ``source``, ``published``), its position in the
 article's list (``item``), where it sits in the article text (``span_status``, ``start``, ``end`` —
@@ -206,7 +207,7 @@ def _rows(result: ArticleResult) -> dict[str, list[_Row]]:
                 "text": text if isinstance(text, str) else None,
                 "reason": r.reason,
                 "item_json": json.dumps(r.item, ensure_ascii=False, sort_keys=True),
-                "span_status": "not_found",
+                "span_status": "not_found" if r.not_in_article else None,
                 "start": None,
                 "end": None,
                 **made_by,

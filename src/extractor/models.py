@@ -290,7 +290,7 @@ def _schema_reject(kind: str, raw: Any, exc: ValidationError) -> Rejected:
     """The reject of an item that failed validation: its first failing field, every failure (capped)."""
     loc = exc.errors(include_url=False)[0]["loc"]
     item = dict(raw) if isinstance(raw, Mapping) else {"value": raw}
-    reason = "schema: " + describe_validation_error(exc, root="(item)")
+    reason = SCHEMA_REASON + describe_validation_error(exc, root="(item)")
     return Rejected.model_validate(
         {"kind": kind, "field": _path(loc) if loc else "(item)", "item": item, "reason": reason}
     )
@@ -431,15 +431,26 @@ class GroundedStance(Stance):
     span: Span
 
 
+SCHEMA_REASON = "schema: "
+OVER_LIMIT_REASON = "over max_events"
+
+
 class Rejected(BaseModel):
-    """An item the model returned that is not kept: its text or evidence is not in the article (``field``
-    "text" / "evidence", ``reason`` from the validator), or it does not fit the schema even after repair
-    (``field`` the failing field path, e.g. "date" or "actors.1"; ``reason`` "schema: <path>: <message>")."""
+    """An item the model returned that is not kept: words of it are not in the article (``field``
+    "text" / "evidence", or a quote's "cue" / an event's "date_text"; ``reason`` from the validator), it
+    does not fit the schema even after repair (``field`` the failing field path, e.g. "date" or
+    "actors.1"; ``reason`` "schema: <path>: <message>"), or it is an event over ``max_events`` (``reason``
+    "over max_events (N)")."""
 
     kind: Literal["event", "quote", "stance"]
     field: str
     item: dict[str, Any]
     reason: str
+
+    @property
+    def not_in_article(self) -> bool:
+        """Rejected because its ``field`` is not in the article (not for its schema or the event limit)."""
+        return not self.reason.startswith((SCHEMA_REASON, OVER_LIMIT_REASON))
 
 
 class Usage(BaseModel):

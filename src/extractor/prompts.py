@@ -35,7 +35,7 @@ from pathlib import Path
 import jinja2
 
 from extractor.errors import ConfigError
-from extractor.models import Article, ArticleExtraction, GroundedEvent, Rejected
+from extractor.models import OVER_LIMIT_REASON, Article, ArticleExtraction, GroundedEvent, Rejected
 from extractor.resources import data_dir
 
 __all__ = [
@@ -101,7 +101,7 @@ def estimate_tokens(text: str) -> int:
 def cap_events(events: list[GroundedEvent], max_events: int) -> tuple[list[GroundedEvent], list[Rejected]]:
     """The first ``max_events`` events, in the model's order (most important first), and each one after
     them as a rejected item (the event as the model gave it; reason "over max_events (N)")."""
-    reason = f"over max_events ({max_events})"
+    reason = f"{OVER_LIMIT_REASON} ({max_events})"
     over = [
         Rejected(kind="event", field="evidence", item=event.model_dump(exclude={"span"}), reason=reason)
         for event in events[max_events:]
