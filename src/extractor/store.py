@@ -27,7 +27,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, overload
@@ -300,6 +300,20 @@ def append_run(out_dir: Path | str, record: dict[str, Any]) -> int:
         raise StoreError(f"cannot append to {path}: {exc.strerror or exc}") from exc
 
 
+def json_objects(lines: Iterable[bytes]) -> Iterator[dict[str, Any] | None]:
+    """Each complete (newline-ended), non-blank line of a JSON-lines file as the object it holds, or None
+    for a line that is not a JSON object (a torn or foreign one): the caller counts or skips those."""
+    for raw in lines:
+        if not raw.endswith(b"\n") or not raw.strip():
+            continue
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            yield None
+            continue
+        yield data if isinstance(data, dict) else None
+
+
 def read_runs(out_dir: Path | str, last: int | None = None) -> list[dict[str, Any]]:
     """The run history of a folder (``runs.jsonl``), oldest first; with ``last``, only the last ones.
     A missing file is no history; an unreadable line (a torn one) is left out."""
@@ -307,11 +321,7 @@ def read_runs(out_dir: Path | str, last: int | None = None) -> list[dict[str, An
     runs: collections.deque[dict[str, Any]] = collections.deque(maxlen=last)
     try:
         with path.open("rb") as fh:
-            for raw in fh:
-                with contextlib.suppress(ValueError):
-                    data = json.loads(raw)
-                    if raw.endswith(b"\n") and isinstance(data, dict):
-                        runs.append(data)
+            runs.extend(data for data in json_objects(fh) if data is not None)
     except FileNotFoundError:
         return []
     except OSError as exc:

@@ -14,7 +14,7 @@ from typing import Any, Self
 from extractor.articles import MAX_ID_LENGTH
 from extractor.batch.summary import _FOLDER_KEYS, _tally
 from extractor.models import Article, ErrorInfo
-from extractor.store import COMPACT_FILE, INDEX_FILE
+from extractor.store import COMPACT_FILE, INDEX_FILE, json_objects
 
 _Key = tuple[bytes, str, str]  # (sha256 digest prefix, model, prompt version)
 
@@ -176,15 +176,9 @@ class _Index:
         if not path.exists():
             return index
         with path.open("rb") as fh:
-            for raw in fh:
-                if not raw.endswith(b"\n") or not raw.strip():
-                    continue
+            for data in json_objects(fh):
                 index.lines += 1
-                try:
-                    data = json.loads(raw)
-                except ValueError:
-                    continue
-                if isinstance(data, dict):
+                if data is not None:
                     index.add(data)
         return index
 
@@ -194,8 +188,7 @@ def _compact(path: Path, rewrite: bool = True) -> tuple[int, dict[str, int]]:
     were dropped, and the folder totals over the lines kept. The file is replaced atomically; with
     ``rewrite=False`` it is left as it is (append-only: 0 lines dropped) and only the totals are worked
     out. Which line is the last of its source is worked out in a scratch sqlite file next to it, so
-    memory does not grow
-    with the number of lines."""
+    memory does not grow with the number of lines."""
     scratch = path.with_name(COMPACT_FILE)
     with contextlib.suppress(FileNotFoundError):
         scratch.unlink()  # left by a killed run

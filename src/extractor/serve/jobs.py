@@ -43,7 +43,7 @@ from extractor.review import write_review_page
 from extractor.serve.index import JobIndex, Record, UnknownJobError, now
 from extractor.serve.paths import check_paths as _check_paths
 from extractor.serve_models import JobList, JobState, JobStatus
-from extractor.store import INPUT_FILE, REPORT_FILE, RESULTS_FILE
+from extractor.store import INPUT_FILE, REPORT_FILE, RESULTS_FILE, json_objects
 
 __all__ = [
     "JobManager",
@@ -124,12 +124,12 @@ def _scan_results(run_dir: Path, price: tuple[float, float] | None) -> _Base:
     if not path.exists():
         return base
     with path.open("rb") as fh:
-        for raw in fh:
-            if not raw.endswith(b"\n") or not raw.strip():
-                continue
+        for data in json_objects(fh):
             base.lines += 1
+            if data is None:
+                continue
             try:
-                usage = json.loads(raw).get("usage") or {}
+                usage = data.get("usage") or {}
                 prompt, completion = (
                     int(usage.get("prompt_tokens", 0)),
                     int(usage.get("completion_tokens", 0)),
