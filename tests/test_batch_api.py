@@ -72,6 +72,16 @@ def _run(url: str, tmp_path: Path, drop: Path, out: Path, **kwargs: Any) -> Any:
     return summary, lines
 
 
+def _submit_and_stop(url: str, tmp_path: Path, drop: Path, out: Path) -> None:
+    """Submit the batch, then stop (as Ctrl-C) at the first wait between polls."""
+
+    async def stop(_: float) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        _run(url, tmp_path, drop, out, sleep=stop)
+
+
 def _items(out: Path) -> dict[str, Any]:
     return {
         r.sha256: (
@@ -162,12 +172,7 @@ def test_a_stopped_run_resumes_polling_the_same_batch_and_never_submits_twice(
     tmp_path: Path, drop: Path
 ) -> None:
     with run_in_thread(ServerConfig(batch_steps=3)) as url:
-
-        async def stop(_: float) -> None:
-            raise KeyboardInterrupt
-
-        with pytest.raises(KeyboardInterrupt):
-            _run(url, tmp_path, drop, tmp_path / "out", sleep=stop)
+        _submit_and_stop(url, tmp_path, drop, tmp_path / "out")
         state = _state(tmp_path / "out")
         assert state["submissions"][0]["status"] == "validating"
         summary, lines = _run(url, tmp_path, drop, tmp_path / "out")
@@ -260,12 +265,7 @@ def test_batches_list_and_cancel_from_the_command_line(
     tmp_path: Path, drop: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with run_in_thread(ServerConfig(batch_steps=3)) as url:
-
-        async def stop(_: float) -> None:
-            raise KeyboardInterrupt
-
-        with pytest.raises(KeyboardInterrupt):
-            _run(url, tmp_path, drop, tmp_path / "out", sleep=stop)
+        _submit_and_stop(url, tmp_path, drop, tmp_path / "out")
         batch_id = _state(tmp_path / "out")["submissions"][0]["batch_id"]
         monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
         monkeypatch.setenv("OPENAI_BASE_URL", url)
