@@ -132,14 +132,6 @@ def raw_answer_json(completion: Any) -> str | None:
     return fenced.group(1) if fenced else content
 
 
-def _usage_of(calls: CallStats) -> Usage:
-    return Usage(
-        prompt_tokens=calls.prompt_tokens,
-        completion_tokens=calls.completion_tokens,
-        http_calls=calls.http_calls,
-    )
-
-
 def _only_item_failures(exc: BaseException | None) -> bool:
     """The answer was usable: it failed only because some items did not fit the schema or the article."""
     if not isinstance(exc, ValidationError):
@@ -327,7 +319,7 @@ class OpenAIProvider:
             finally:
                 self._reached = self._reached or bool(calls.statuses)
             # every message leaves scrubbed, whoever built it
-            _scrub(failure, self.settings.secrets).usage = _usage_of(calls)
+            _scrub(failure, self.settings.secrets).usage = calls.usage.model_copy()
             raise failure from None
 
     def _explain(
@@ -339,7 +331,7 @@ class OpenAIProvider:
         if isinstance(exc, openai.APITimeoutError):
             return TransportError(
                 f"{self.settings.public_endpoint} timed out after {self.settings.timeout_s:g} s "
-                f"on every one of {calls.http_calls} attempts"
+                f"on every one of {calls.usage.http_calls} attempts"
             )
         cause = exc.__cause__
         if isinstance(cause, ExtractorError):
@@ -387,7 +379,7 @@ class OpenAIProvider:
                 return self._accept_or_fail(exc, calls)
             return Completion(
                 extraction=result,
-                usage=_usage_of(calls),
+                usage=calls.usage.model_copy(),
                 model=str(getattr(completion, "model", None) or self.settings.model),
                 attempts=max(1, calls.statuses.get(200, 0)),
             )
@@ -409,7 +401,7 @@ class OpenAIProvider:
                 continue
             return Completion(
                 extraction=extraction,
-                usage=_usage_of(calls),
+                usage=calls.usage.model_copy(),
                 model=str(getattr(attempt.completion, "model", None) or self.settings.model),
                 attempts=exc.n_attempts,
             )

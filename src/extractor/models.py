@@ -471,6 +471,17 @@ class Usage(BaseModel):
             http_calls=self.http_calls + other.http_calls,
         )
 
+    def cost(self, price: tuple[float, float] | None) -> float | None:
+        """USD for these tokens at ``price`` (input, output per 1M tokens); None without a price."""
+        if price is None:
+            return None
+        return (self.prompt_tokens * price[0] + self.completion_tokens * price[1]) / 1e6
+
+
+def add_cost(total: float | None, cost: float | None) -> float | None:
+    """A running cost plus one more: unknown (None) once any part is unknown."""
+    return None if total is None or cost is None else total + cost
+
 
 def _scrubbed(message: str) -> str:
     return redact(message)

@@ -33,6 +33,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from extractor.models import Usage
 from extractor.ratelimit import RateLimiter
 
 __all__ = ["RETRY_STATUSES", "CallStats", "RetryingTransport", "parse_retry_after", "track_calls"]
@@ -44,9 +45,7 @@ RETRY_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 class CallStats:
     """HTTP calls made on behalf of one article (transport retries included)."""
 
-    http_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
+    usage: Usage = field(default_factory=Usage)
     retries: int = 0
     waits: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
@@ -152,7 +151,7 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         stats = _CALLS.get()
         sent_at = await self.limiter.acquire(tokens) if self.limiter is not None else None
         if stats is not None:
-            stats.http_calls += 1
+            stats.usage.http_calls += 1
         try:
             response = await self.inner.handle_async_request(request)
         except _RETRY_EXCEPTIONS as exc:
@@ -164,8 +163,8 @@ class RetryingTransport(httpx.AsyncBaseTransport):
         if response.status_code == 200:
             prompt, completion = _usage(await response.aread())
             if stats is not None:
-                stats.prompt_tokens += prompt
-                stats.completion_tokens += completion
+                stats.usage.prompt_tokens += prompt
+                stats.usage.completion_tokens += completion
             if self.limiter is not None and prompt + completion > 0:
                 # Correct the estimate first: a server's remaining-tokens header already counts this
                 # request, so syncing to it afterwards must not be corrected again.

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from extractor.models import ArticleResult
+from extractor.models import ArticleResult, add_cost
 
 __all__ = ["BatchReporter", "RunSummary"]
 
@@ -86,12 +86,7 @@ class RunSummary:
         self.prompt_tokens += result.usage.prompt_tokens
         self.completion_tokens += result.usage.completion_tokens
         self.http_calls += result.usage.http_calls
-        if price is None:
-            self.cost_usd = None
-        elif self.cost_usd is not None:
-            self.cost_usd += (
-                result.usage.prompt_tokens * price[0] + result.usage.completion_tokens * price[1]
-            ) / 1e6
+        self.cost_usd = add_cost(self.cost_usd, result.usage.cost(price))
 
     def as_dict(self) -> dict[str, Any]:
         data = dict(self.__dict__)
@@ -159,10 +154,7 @@ def _merge(total: RunSummary, part: RunSummary) -> None:
             setattr(total, key, getattr(total, key) + value)
     for kind, count in part.error_types.items():
         total.error_types[kind] = total.error_types.get(kind, 0) + count
-    if part.cost_usd is None or total.cost_usd is None:
-        total.cost_usd = None
-    else:
-        total.cost_usd += part.cost_usd
+    total.cost_usd = add_cost(total.cost_usd, part.cost_usd)
     total.interrupted = total.interrupted or part.interrupted
     total.rate_limiter = part.rate_limiter
     total.folder = part.folder  # the folder's totals after the latest round

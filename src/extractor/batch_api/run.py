@@ -23,7 +23,7 @@ from extractor.errors import ConfigError, ExtractorError, ParseError, TransportE
 from extractor.grounding import SourceIndex
 from extractor.inflight import InFlight
 from extractor.llm import Completion, GroundingCheck, OpenAIProvider, judge_answer, request_body
-from extractor.models import Article, ArticleExtraction, Usage
+from extractor.models import Article, ArticleExtraction, Usage, add_cost
 from extractor.pipeline import Extractor, grounding_check
 from extractor.store import RESULTS_FILE, RUN_FILE, lock_run_folder, write_json_atomic
 
@@ -461,10 +461,8 @@ def run_batch_api(
 
 
 def _cost(settings: Settings, spent: _Spent) -> float | None:
-    total = 0.0
+    total: float | None = 0.0
     for usage, price in ((spent.batch, settings.batch_price()), (spent.direct, settings.price())):
         if usage.prompt_tokens or usage.completion_tokens:
-            if price is None:
-                return None
-            total += (usage.prompt_tokens * price[0] + usage.completion_tokens * price[1]) / 1e6
+            total = add_cost(total, usage.cost(price))
     return total

@@ -35,9 +35,11 @@ from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from extractor.batch import RunSummary, arun_batch, count_inputs
 from extractor.errors import REDACTED, ExtractorError, StoreError, redact
-from extractor.models import ArticleResult
+from extractor.models import ArticleResult, Usage, add_cost
 from extractor.pipeline import Extractor
 from extractor.review import write_review_page
 from extractor.serve.index import JobIndex, Record, UnknownJobError, now
@@ -67,9 +69,7 @@ class _Base:
     """What the job's results file held when this pass started (earlier passes)."""
 
     lines: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    http_calls: int = 0
+    usage: Usage = field(default_factory=Usage)
     cost_usd: float | None = 0.0
 
 
@@ -126,22 +126,12 @@ def _scan_results(run_dir: Path, price: tuple[float, float] | None) -> _Base:
     with path.open("rb") as fh:
         for data in json_objects(fh):
             base.lines += 1
-            if data is None:
-                continue
             try:
-                usage = data.get("usage") or {}
-                prompt, completion = (
-                    int(usage.get("prompt_tokens", 0)),
-                    int(usage.get("completion_tokens", 0)),
-                )
-                calls = int(usage.get("http_calls", 0))
-            except (ValueError, AttributeError, TypeError):
+                usage = Usage.model_validate((data or {}).get("usage") or {})
+            except (ValidationError, AttributeError):
                 continue
-            base.prompt_tokens += prompt
-            base.completion_tokens += completion
-            base.http_calls += calls
-            if price is not None and base.cost_usd is not None:
-                base.cost_usd += (prompt * price[0] + completion * price[1]) / 1e6
+            base.usage += usage
+            base.cost_usd = add_cost(base.cost_usd, usage.cost(price))
     return base
 
 
@@ -372,10 +362,10 @@ class JobManager:
         status.cache_hits = s.cache_hits
         status.done = s.ok + s.failed + s.skipped
         status.results = base.lines + job.written - s.compacted_lines
-        status.prompt_tokens = base.prompt_tokens + s.prompt_tokens
-        status.completion_tokens = base.completion_tokens + s.completion_tokens
-        status.http_calls = base.http_calls + s.http_calls
-        cost = None if base.cost_usd is None or s.cost_usd is None else base.cost_usd + s.cost_usd
+        status.prompt_tokens = base.usage.prompt_tokens + s.prompt_tokens
+        status.completion_tokens = base.usage.completion_tokens + s.completion_tokens
+        status.http_calls = base.usage.http_calls + s.http_calls
+        cost = add_cost(base.cost_usd, s.cost_usd)
         status.cost_usd = None if cost is None else round(cost, 6)
         if status.articles:
             status.progress = round(min(1.0, status.done / status.articles), 4)
