@@ -31,6 +31,7 @@ from typing import Any, Self
 import httpx
 from pydantic import BaseModel
 
+from extractor.closing import Closing
 from extractor.models import ArticleResult
 from extractor.serve_models import ArticleIn, JobList, JobStatus, Readiness
 
@@ -84,7 +85,7 @@ def _raise_for(response: httpx.Response) -> None:
     raise ServiceError(response.status_code, detail, _retry_after(response))
 
 
-class ServiceClient:
+class ServiceClient(Closing):
     """Sync and async access to one ``extractor serve`` (see the module docstring).
 
     ``timeout`` bounds each request (an extraction can take as long as the model does); ``transport``
@@ -258,14 +259,6 @@ class ServiceClient:
     def close(self) -> None:
         if self._sync is not None:
             self._sync.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ async
 

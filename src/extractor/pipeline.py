@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from extractor.articles import sanitize_id
 from extractor.cache import AnswerCache, cache_key, open_cache
 from extractor.chunking import Chunk, ground_extraction, split_chunks, with_schema_rejects
+from extractor.closing import Closing
 from extractor.config import Settings, answer_settings
 from extractor.errors import ConfigError, ExtractorError, redact
 from extractor.grounding import SourceIndex
@@ -99,7 +100,7 @@ def grounding_check(index: SourceIndex) -> Any:
     return check
 
 
-class Extractor:
+class Extractor(Closing):
     """Extract events, quotes and stances from articles, with every quote proven verbatim.
 
     >>> ex = Extractor.from_env()
@@ -355,12 +356,6 @@ class Extractor:
             self._loop.close()
         if self.cache is not None:
             self.cache.close()
-
-    def __enter__(self) -> Extractor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # --------------------------------------------------------------------------- live or replayed
