@@ -37,7 +37,7 @@ import time  # noqa: F401 - the runner's clock is read here (runner._clock), so 
 
 from extractor.batch.index import _compact, _Index
 from extractor.batch.inputs import _OWN_FILES, _Inputs, _load, count_inputs
-from extractor.batch.runner import arun_batch, run_batch
+from extractor.batch.runner import BatchOptions, arun_batch, run_batch
 from extractor.batch.summary import BatchReporter, NullReporter, RunSummary
 from extractor.batch.watching import watch
 from extractor.store import COMPACT_FILE, INDEX_FILE
@@ -46,6 +46,7 @@ __all__ = [
     "COMPACT_FILE",
     "INDEX_FILE",
     "_OWN_FILES",
+    "BatchOptions",
     "BatchReporter",
     "NullReporter",
     "RunSummary",

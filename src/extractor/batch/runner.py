@@ -8,7 +8,7 @@ import datetime
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from extractor.batch.index import _compact, _digest, _Index, _key
 from extractor.batch.inputs import _Inputs, _load
@@ -27,7 +27,7 @@ from extractor.store import (
     write_json_atomic,
 )
 
-__all__ = ["arun_batch", "run_batch"]
+__all__ = ["BatchOptions", "arun_batch", "run_batch"]
 
 
 def _package() -> Any:
@@ -202,23 +202,30 @@ def _duplicate_result(article: Article, first: str, model: str, version: str) ->
     return _skip_result(article, model, version, first)
 
 
+class BatchOptions(TypedDict, total=False):
+    """The keyword options ``run_batch`` and ``arun_batch`` share: ``force`` extracts again what the
+    folder already holds; ``concurrency`` is the articles in flight (default ``settings.concurrency``);
+    ``reporter`` is told of each article (default: no one)."""
+
+    force: bool
+    concurrency: int | None
+    reporter: BatchReporter | None
+
+
 def run_batch(
     paths: Iterable[str | Path],
     out_dir: str | Path,
     extractor: Extractor,
     *,
-    force: bool = False,
-    concurrency: int | None = None,
-    reporter: BatchReporter | None = None,
     wait_lock: bool = False,
+    **options: Unpack[BatchOptions],
 ) -> RunSummary:
     """Extract every article under ``paths`` into ``out_dir``; see the module docstring.
 
     The folder's lock is held for the whole run (``store.lock_run_folder``): while another run or watch
     writes into ``out_dir`` this raises FolderBusyError naming its pid, or waits with ``wait_lock``."""
     out = Path(out_dir)
-    limit = _limit(extractor, concurrency)
-    report = reporter or NullReporter()
+    force, limit, report = _options(extractor, options)
 
     async def once(stop: _Stop) -> RunSummary:
         return await _run_once(paths, out, extractor, force, limit, report, stop)
@@ -232,12 +239,10 @@ async def arun_batch(
     out_dir: str | Path,
     extractor: Extractor,
     *,
-    force: bool = False,
-    concurrency: int | None = None,
-    reporter: BatchReporter | None = None,
     stop: asyncio.Event | None = None,
     compact: bool = True,
     within: Iterable[str | Path] | None = None,
+    **options: Unpack[BatchOptions],
 ) -> RunSummary:
     """``run_batch`` on the running event loop, for a caller that owns the loop (``extractor serve``).
     Setting ``stop`` lets the articles in flight finish and starts no new one (``summary.interrupted``);
@@ -248,14 +253,21 @@ async def arun_batch(
     line is kept), so a line's number never changes. ``within``: the area every symlink must point
     into, never followed beyond it (whatever ``settings.follow_symlinks`` says)."""
     out = Path(out_dir)
-    limit = _limit(extractor, concurrency)
+    force, limit, report = _options(extractor, options)
     with lock_run_folder(out, wait=False):
         signals = _Stop()
         if stop is not None:
             signals.finish = stop
-        return await _run_once(
-            paths, out, extractor, force, limit, reporter or NullReporter(), signals, compact, within
-        )
+        return await _run_once(paths, out, extractor, force, limit, report, signals, compact, within)
+
+
+def _options(extractor: Extractor, options: BatchOptions) -> tuple[bool, int, BatchReporter]:
+    """``force``, the in-flight limit (checked; the extractor checked ready) and the reporter."""
+    return (
+        options.get("force", False),
+        _limit(extractor, options.get("concurrency")),
+        options.get("reporter") or NullReporter(),
+    )
 
 
 def _limit(extractor: Extractor, concurrency: int | None) -> int:
