@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from extractor.dates import date_text_tokens, date_texts_agree
 from extractor.evaluate import scores
@@ -42,6 +42,7 @@ def classify_date(
 
 
 Interval = tuple[int, int]
+Pairs = list[tuple[int, int]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ def _match(
     n_pred: int,
     score: Callable[[int, int], float | None],
     agreement: Callable[[int, int], tuple[float, ...]],
-) -> list[tuple[int, int]]:
+) -> Pairs:
     """Greedy one-to-one matching; ``score`` returns None for pairs that fail the criterion."""
     candidates: list[tuple[float, tuple[float, ...], int, int]] = []
     for gi in range(n_gold):
@@ -121,12 +122,38 @@ def _match(
     return pairs
 
 
-def _counts(pairs: Sequence[tuple[int, int]], n_gold: int, n_pred: int) -> scores.Counts:
-    return scores.Counts(tp=len(pairs), fp=n_pred - len(pairs), fn=n_gold - len(pairs))
-
-
 def _span(item: _GoldItem) -> Interval:
     return (item.start, item.end)
+
+
+_G = TypeVar("_G", GoldQuote, GoldEvent, GoldStance)
+_P = TypeVar("_P", GroundedQuote, GroundedEvent, GroundedStance)
+
+
+@dataclass(frozen=True)
+class _Sides(Generic[_G, _P]):
+    """The gold and the predicted items of one kind in one article, and where each prediction sits."""
+
+    gold: Sequence[_G]
+    pred: Sequence[_P]
+    text: str | None
+    places: list[list[_Placement]]
+
+    @classmethod
+    def of(cls, gold: Sequence[_G], pred: Sequence[_P], text: str | None) -> _Sides[_G, _P]:
+        return cls(gold, pred, text, [_placements(item.span, text) for item in pred])
+
+    def iou(self, gi: int, pi: int) -> float:
+        return _iou(self.places[pi], _span(self.gold[gi]))
+
+    def match(
+        self, score: Callable[[int, int], float | None], agreement: Callable[[int, int], tuple[float, ...]]
+    ) -> Pairs:
+        return _match(len(self.gold), len(self.pred), score, agreement)
+
+    def counts(self, pairs: Pairs) -> scores.Counts:
+        tp = len(pairs)
+        return scores.Counts(tp=tp, fp=len(self.pred) - tp, fn=len(self.gold) - tp)
 
 
 QuoteOutcome = Literal["matched", "not_a_quote", "wrong_span", "duplicate", "not_in_gold", "unchecked"]
@@ -160,10 +187,8 @@ def quote_outcome(
     return "not_a_quote"
 
 
-def _score_quotes(
-    gold: Sequence[GoldQuote], pred: Sequence[GroundedQuote], text: str | None
-) -> scores.QuoteScores:
-    places = [_placements(q.span, text) for q in pred]
+def _score_quotes(sides: _Sides[GoldQuote, GroundedQuote]) -> scores.QuoteScores:
+    gold, pred, text = sides.gold, sides.pred, sides.text
     names = [q.speaker for q in gold if q.speaker is not None]
 
     def said_by(gi: int, pi: int) -> bool:
@@ -174,23 +199,23 @@ def _score_quotes(
         return (float(said_by(gi, pi)),)
 
     def exact(gi: int, pi: int) -> float | None:
-        return 1.0 if any(p.extent == _span(gold[gi]) for p in places[pi]) else None
+        return 1.0 if any(p.extent == _span(gold[gi]) for p in sides.places[pi]) else None
 
     def overlap(gi: int, pi: int) -> float | None:
-        value = _iou(places[pi], _span(gold[gi]))
+        value = sides.iou(gi, pi)
         return value if value >= scores.QUOTE_IOU else None
 
-    exact_pairs = _match(len(gold), len(pred), exact, speaker)
-    overlap_pairs = _match(len(gold), len(pred), overlap, speaker)
+    exact_pairs = sides.match(exact, speaker)
+    overlap_pairs = sides.match(overlap, speaker)
     matched = {pi for _, pi in overlap_pairs}
     quoted = quoted_regions(text) if text is not None else None
     spans = [_span(g) for g in gold]
     outcomes: Counter[str] = Counter(
-        quote_outcome(places[pi], spans, pi in matched, quoted) for pi in range(len(pred))
+        quote_outcome(sides.places[pi], spans, pi in matched, quoted) for pi in range(len(pred))
     )
     return scores.QuoteScores(
-        exact=_counts(exact_pairs, len(gold), len(pred)),
-        overlap=_counts(overlap_pairs, len(gold), len(pred)),
+        exact=sides.counts(exact_pairs),
+        overlap=sides.counts(overlap_pairs),
         speaker=scores.Accuracy.over(overlap_pairs, said_by),
         speaker_exact=scores.Accuracy.over(
             overlap_pairs, lambda gi, pi: same_name(pred[pi].speaker, gold[gi].speaker)
@@ -199,36 +224,33 @@ def _score_quotes(
     )
 
 
-def _score_events(
-    gold: Sequence[GoldEvent], pred: Sequence[GroundedEvent], text: str | None
-) -> scores.EventScores:
-    places = [_placements(e.span, text) for e in pred]
+def _score_events(sides: _Sides[GoldEvent, GroundedEvent]) -> scores.EventScores:
+    gold, pred = sides.gold, sides.pred
 
     def score(gi: int, pi: int) -> float | None:
-        if not _evidence_overlaps(places[pi], _span(gold[gi])):
-            return None
-        return _iou(places[pi], _span(gold[gi]))
+        return sides.iou(gi, pi) if _evidence_overlaps(sides.places[pi], _span(gold[gi])) else None
 
     def date(gi: int, pi: int) -> scores.DateOutcome:
         g, p = gold[gi], pred[pi]
         return classify_date(p.date, g.date, p.date_text, g.date_text)
 
-    def agreement(gi: int, pi: int) -> tuple[float, ...]:
-        return (float(gold[gi].event_type == pred[pi].event_type), float(date(gi, pi) == "correct"))
+    def same_type(gi: int, pi: int) -> bool:
+        return gold[gi].event_type == pred[pi].event_type
 
-    pairs = _match(len(gold), len(pred), score, agreement)
+    def agreement(gi: int, pi: int) -> tuple[float, ...]:
+        return (float(same_type(gi, pi)), float(date(gi, pi) == "correct"))
+
+    pairs = sides.match(score, agreement)
     dates: Counter[str] = Counter(date(gi, pi) for gi, pi in pairs)
     return scores.EventScores(
-        matched=_counts(pairs, len(gold), len(pred)),
-        event_type=scores.Accuracy.over(pairs, lambda gi, pi: gold[gi].event_type == pred[pi].event_type),
+        matched=sides.counts(pairs),
+        event_type=scores.Accuracy.over(pairs, same_type),
         date=scores.DateScores(**dates),
     )
 
 
-def _score_stances(
-    gold: Sequence[GoldStance], pred: Sequence[GroundedStance], text: str | None
-) -> scores.StanceScores:
-    places = [_placements(s.span, text) for s in pred]
+def _score_stances(sides: _Sides[GoldStance, GroundedStance]) -> scores.StanceScores:
+    gold, pred = sides.gold, sides.pred
 
     def holder_target(gi: int, pi: int) -> float | None:
         g, p = gold[gi], pred[pi]
@@ -237,21 +259,24 @@ def _score_stances(
         similarity = target_similarity(g.target, p.target)
         return similarity if similarity >= scores.TARGET_JACCARD else None
 
+    def same_polarity(gi: int, pi: int) -> bool:
+        return gold[gi].polarity == pred[pi].polarity
+
     def strict(gi: int, pi: int) -> float | None:
-        return holder_target(gi, pi) if gold[gi].polarity == pred[pi].polarity else None
+        return holder_target(gi, pi) if same_polarity(gi, pi) else None
 
     def evidence(gi: int, pi: int) -> tuple[float, ...]:
-        return (_iou(places[pi], _span(gold[gi])),)
+        return (sides.iou(gi, pi),)
 
     def polarity_then_evidence(gi: int, pi: int) -> tuple[float, ...]:
-        return (float(gold[gi].polarity == pred[pi].polarity), *evidence(gi, pi))
+        return (float(same_polarity(gi, pi)), sides.iou(gi, pi))
 
-    strict_pairs = _match(len(gold), len(pred), strict, evidence)
-    loose_pairs = _match(len(gold), len(pred), holder_target, polarity_then_evidence)
+    strict_pairs = sides.match(strict, evidence)
+    loose_pairs = sides.match(holder_target, polarity_then_evidence)
     return scores.StanceScores(
-        strict=_counts(strict_pairs, len(gold), len(pred)),
-        holder_target=_counts(loose_pairs, len(gold), len(pred)),
-        polarity=scores.Accuracy.over(loose_pairs, lambda gi, pi: gold[gi].polarity == pred[pi].polarity),
+        strict=sides.counts(strict_pairs),
+        holder_target=sides.counts(loose_pairs),
+        polarity=scores.Accuracy.over(loose_pairs, same_polarity),
     )
 
 
@@ -260,7 +285,7 @@ def _score_article(gold: GoldArticle, result: ArticleResult | None, text: str | 
     return scores.ArticleScores(
         article_id=gold.article_id,
         status="missing" if result is None else result.status,
-        quotes=_score_quotes(gold.quotes, predicted.quotes if predicted else [], text),
-        events=_score_events(gold.events, predicted.events if predicted else [], text),
-        stances=_score_stances(gold.stances, predicted.stances if predicted else [], text),
+        quotes=_score_quotes(_Sides.of(gold.quotes, predicted.quotes if predicted else [], text)),
+        events=_score_events(_Sides.of(gold.events, predicted.events if predicted else [], text)),
+        stances=_score_stances(_Sides.of(gold.stances, predicted.stances if predicted else [], text)),
     )

@@ -11,7 +11,7 @@ follow.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Literal, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar, cast
 
 from pydantic import BaseModel, Field, computed_field
 
@@ -51,11 +51,17 @@ class Figure(BaseModel):
 
 
 F = TypeVar("F", bound=Figure)
+T = TypeVar("T")
 
 
 def figure(kind: Callable[[], F], label: str) -> Any:
     """Declare a nested figure of a group: ``exact: Counts = figure(Counts, "quotes exact")``."""
     return Field(default_factory=kind, title=label)
+
+
+def derived(method: Callable[[Any], T]) -> T:
+    """A read-only figure worked out from the fields, written to the JSON too (a pydantic computed field)."""
+    return cast(T, computed_field(property(method)))
 
 
 def _ratio(numerator: int, denominator: int, *, other_side_empty: bool) -> float:
@@ -71,18 +77,15 @@ class Counts(Figure):
     fp: int = 0
     fn: int = 0
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
+    @derived
     def precision(self) -> float:
         return _ratio(self.tp, self.tp + self.fp, other_side_empty=self.fn == 0)
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
+    @derived
     def recall(self) -> float:
         return _ratio(self.tp, self.tp + self.fn, other_side_empty=self.fp == 0)
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
+    @derived
     def f1(self) -> float:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
@@ -101,8 +104,7 @@ class Accuracy(Figure):
     correct: int = 0
     total: int = 0
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
+    @derived
     def value(self) -> float | None:
         return _share(self.correct, self.total)
 
@@ -119,8 +121,7 @@ class Outcomes(Figure):
     """Named counts of one whole (each item has exactly one outcome); each row is a share of the whole.
     Declare an outcome as an ``int`` field, with ``Field(0, title=...)`` for a label other than its name."""
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
+    @derived
     def total(self) -> int:
         return sum(int(getattr(self, name)) for name in type(self).model_fields)
 
@@ -148,13 +149,11 @@ class DateScores(Outcomes):
     invented: int = 0
     wrong: int = 0
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
+    @derived
     def accuracy(self) -> Accuracy:
         return Accuracy(correct=self.correct, total=self.total)
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
+    @derived
     def compatible_accuracy(self) -> Accuracy:
         return Accuracy(correct=self.correct + self.compatible, total=self.total)
 
@@ -227,13 +226,11 @@ class GroundingStats(BaseModel):
         }
     )
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
+    @derived
     def total(self) -> int:
         return sum(self.counts.values())
 
-    @computed_field  # type: ignore[prop-decorator]
-    @property
+    @derived
     def shares(self) -> dict[str, float | None]:
         total = self.total
         return {k: (v / total if total else None) for k, v in self.counts.items()}
