@@ -35,6 +35,9 @@ from extractor.digest.voices import QUOTE_MIN_CONTAINMENT, QUOTE_MIN_SIMILARITY,
 from extractor.models import ArticleResult
 from extractor.store import DIGEST_FILE, RESULTS_FILE, RunFolder, write_json_atomic
 
+# The fields of an EventReport that are the event's own, as the article's result has them.
+_AS_REPORTED = {"event_type", "summary", "date", "date_text", "location", "actors", "evidence"}
+
 
 def build_digest(results: Iterable[ArticleResult], aliases: Mapping[str, str] | None = None) -> Digest:
     """Canonical entities, event clusters with conflicts, a stance table and quote variants of a run.
@@ -91,20 +94,14 @@ def build_digest(results: Iterable[ArticleResult], aliases: Mapping[str, str] | 
             place = _location(event.location)
             actor_ids = sorted({ents.entity_id(result.article_id, a) for a in event.actors})
             model = EventReport(
+                **event.model_dump(mode="json", include=_AS_REPORTED),
                 ref=f"{result.article_id}#e{i}",
                 article_id=result.article_id,
                 index=i,
-                event_type=event.event_type,
-                summary=event.summary,
-                date=event.date,
-                date_text=event.date_text,
                 date_value=value,
                 date_precision=precision,
-                location=event.location,
                 location_key=place.key if place else None,
-                actors=list(event.actors),
                 actor_ids=actor_ids,
-                evidence=event.evidence,
                 start=event.span.start,
                 end=event.span.end,
                 counts=_counts(event.evidence, event.summary),

@@ -25,12 +25,12 @@ __all__ = ["ArticleView", "Counts", "article_view", "counts_of"]
 class Counts:
     """Items of one article: per kind, grounded (found in the text), rejected, and inexact matches."""
 
-    events: int = 0
-    quotes: int = 0
-    stances: int = 0
-    grounded: int = 0
-    rejected: int = 0
-    fuzzy: int = 0
+    events: int
+    quotes: int
+    stances: int
+    grounded: int
+    rejected: int
+    fuzzy: int
 
 
 def counts_of(result: ArticleResult) -> Counts:

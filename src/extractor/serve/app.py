@@ -75,6 +75,19 @@ def _note(request: Request, **fields: Any) -> None:
 
 # --------------------------------------------------------------------------- the app
 
+
+def _content(media_type: str, schema: str | None = None) -> dict[str, Any]:
+    """An OpenAPI ``content`` map: one media type, of the component ``schema`` (None: a string)."""
+    return {
+        media_type: {"schema": {"$ref": f"#/components/schemas/{schema}"} if schema else {"type": "string"}}
+    }
+
+
+def _ok(description: str, media_type: str, schema: str | None = None) -> dict[int | str, dict[str, Any]]:
+    """The 200 response of a route that does not answer JSON."""
+    return {200: {"description": description, "content": _content(media_type, schema)}}
+
+
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "missing or wrong bearer token (when the server has one)"},
 }
@@ -82,7 +95,7 @@ _JOB_404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorBody, "descript
 _VALIDATION: dict[int | str, dict[str, Any]] = {
     422: {
         "description": "malformed JSON, or a field that is wrong (``loc`` names it)",
-        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+        "content": _content("application/json", "HTTPValidationError"),
     }
 }
 _TOO_LARGE: dict[int | str, dict[str, Any]] = {
@@ -106,7 +119,7 @@ MAX_PAGE = 500
 
 _EXTRACT_BODY = {
     "required": True,
-    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ArticleIn"}}},
+    "content": _content("application/json", "ArticleIn"),
 }
 _JOBS_BODY = {
     "required": True,
@@ -295,10 +308,11 @@ def create_app(service: Service | None) -> FastAPI:
         dependencies=auth,
         response_class=StreamingResponse,
         responses={
-            200: {
-                "description": "one ArticleResult per line, streamed as they finish; ends when the job does",
-                "content": {NDJSON: {"schema": {"$ref": "#/components/schemas/ArticleResult"}}},
-            },
+            **_ok(
+                "one ArticleResult per line, streamed as they finish; ends when the job does",
+                NDJSON,
+                "ArticleResult",
+            ),
             **_ERRORS,
             **_JOB_404,
         },
@@ -320,10 +334,7 @@ def create_app(service: Service | None) -> FastAPI:
         dependencies=auth,
         response_class=FileResponse,
         responses={
-            200: {
-                "description": "the review page (self-contained HTML)",
-                "content": {"text/html": {"schema": {"type": "string"}}},
-            },
+            **_ok("the review page (self-contained HTML)", "text/html"),
             **_ERRORS,
             **_JOB_404,
             409: {"model": ErrorBody, "description": "the job has no result yet"},
@@ -387,13 +398,7 @@ def create_app(service: Service | None) -> FastAPI:
         "/metrics",
         dependencies=auth,
         response_class=Response,
-        responses={
-            200: {
-                "description": "Prometheus text format",
-                "content": {"text/plain": {"schema": {"type": "string"}}},
-            },
-            **_ERRORS,
-        },
+        responses={**_ok("Prometheus text format", "text/plain"), **_ERRORS},
     )
     async def metrics(request: Request) -> Response:
         data = generate_latest(_service(request).metrics.registry)
