@@ -24,6 +24,15 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 ROOT = Path(__file__).resolve().parents[1]
 SEEDS = ROOT / "seeds"
+_EVENT = {
+    "event_type": "CONSULT",
+    "date": None,
+    "date_text": None,
+    "location": None,
+    "actors": ["A"],
+    "evidence": "e",
+    "span": {"status": "exact", "start": 0, "end": 1},
+}
 
 
 @pytest.fixture(scope="module")
@@ -153,6 +162,33 @@ def test_errors_and_rejected_items_are_rows(tmp_path: Path) -> None:
     ]
     articles = pq.read_table(summary.files["articles"]).to_pylist()
     assert [(a["status"], a["error_type"]) for a in articles] == [("ok", None), ("error", "LLMError")]
+
+
+def test_an_article_retried_in_an_append_only_folder_is_exported_once_as_last_line(tmp_path: Path) -> None:
+    """A service job's results.jsonl keeps every line: the first try of an article that failed and was
+    retried is not a row (nor its items), and a torn last line (a kill) is left out."""
+    run = tmp_path / "run"
+
+    def line(article_id: str, status: str, summary: str | None = None) -> ArticleResult:
+        events = [] if summary is None else [{**_EVENT, "summary": summary}]
+        error = {"type": "LLMError", "message": "boom"} if status == "error" else None
+        data = {"source": f"{article_id}.txt", "sha256": article_id * 64, "status": status, "error": error}
+        return ArticleResult.model_validate({"article_id": article_id, **data, "events": events})
+
+    with ResultsWriter(run) as writer:
+        writer.write(line("a", "error"))
+        writer.write(line("b", "ok", "first b"))
+        writer.write(line("a", "ok", "retried a"))
+    with (run / "results.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write(line("b", "ok", "torn").model_dump_json()[:40])
+
+    summary = export_run(run, tmp_path / "t", "csv")
+
+    assert summary.rows["articles"] == 2
+    with summary.files["articles"].open(encoding="utf-8", newline="") as fh:
+        assert [(r["article_id"], r["status"]) for r in csv.DictReader(fh)] == [("b", "ok"), ("a", "ok")]
+    with summary.files["events"].open(encoding="utf-8", newline="") as fh:
+        assert [r["summary"] for r in csv.DictReader(fh)] == ["first b", "retried a"]
 
 
 def test_bad_input_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

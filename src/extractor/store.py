@@ -27,13 +27,13 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any, overload
 
 from pydantic import ValidationError
 
+from extractor.closing import Closing
 from extractor.errors import FolderBusyError, StoreError
 from extractor.models import ArticleResult, describe_validation_error
 
@@ -121,23 +121,30 @@ def _repair(path: Path) -> int:
 
 
 def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
-    """Stream the results of a run folder (or of a results.jsonl path); a torn last line is skipped."""
-    return _iter_results(_results_path(out_dir))
+    """Stream the results of a run folder (or of a results.jsonl path) as ``RunFolder.results`` lists
+    them: a torn last line left out, and of several lines of one source only the last."""
+    return _iter_latest(_results_path(out_dir))
 
 
-def _iter_results(path: Path, seen: Callable[[bytes], None] | None = None) -> Iterator[ArticleResult]:
-    """The results in ``path``; each complete line is also handed to ``seen``."""
+def _iter_results(
+    path: Path,
+    seen: Callable[[bytes], None] | None = None,
+    skip: Collection[int] = (),
+    lines: int | None = None,
+) -> Iterator[ArticleResult]:
+    """The results in ``path``, but for the line numbers in ``skip`` and after the first ``lines``; each
+    complete line is also handed to ``seen``."""
     try:
         fh = path.open("rb")
     except OSError as exc:
         raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
     with fh:
         for number, raw in enumerate(fh, start=1):
-            if not raw.endswith(b"\n"):
+            if not raw.endswith(b"\n") or (lines is not None and number > lines):
                 return
             if seen is not None:
                 seen(raw)
-            if not raw.strip():
+            if not raw.strip() or number in skip:
                 continue
             try:
                 yield ArticleResult.model_validate_json(raw)
@@ -145,6 +152,40 @@ def _iter_results(path: Path, seen: Callable[[bytes], None] | None = None) -> It
                 raise StoreError(
                     f"{path}:{number}: not an ArticleResult: {describe_validation_error(exc, 5, 'the line')}"
                 ) from exc
+
+
+def _iter_latest(path: Path) -> Iterator[ArticleResult]:
+    """``_latest`` streamed: a first pass reads each line's source (one small entry per source is
+    held), a second parses the lines no later line of their source supersedes, up to where the first
+    pass stopped (a line appended meanwhile waits for the next read)."""
+    last: dict[str, int] = {}
+    superseded: set[int] = set()
+    lines = 0
+    try:
+        with path.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                if not raw.endswith(b"\n"):
+                    break
+                lines = number
+                source = _source_of(raw)
+                if source is not None:
+                    if source in last:
+                        superseded.add(last[source])
+                    last[source] = number
+    except OSError as exc:
+        raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
+    del last
+    return _iter_results(path, skip=superseded, lines=lines)
+
+
+def _source_of(raw: bytes) -> str | None:
+    """The ``source`` of a results line, None for a line that is not a result (the parse names it)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    source = data.get("source") if isinstance(data, dict) else None
+    return source if isinstance(source, str) else None
 
 
 def _latest(results: list[ArticleResult]) -> list[ArticleResult]:
@@ -206,10 +247,11 @@ class RunFolder:
         return f"RunFolder({str(self.path)!r})"
 
     def iter_results(self) -> Iterator[ArticleResult]:
-        """Stream the results (for a reader that needs them once and not all at once, as export)."""
+        """Stream the results as ``results()`` lists them, for a reader that needs them once and not all
+        at once (export)."""
         if self._results is not None:
             return iter(self._results)
-        return _iter_results(self.results_path)
+        return _iter_latest(self.results_path)
 
     def results(self) -> list[ArticleResult]:
         """The results, read and parsed on first use (a torn last line is left out); of several lines of
@@ -340,7 +382,7 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise StoreError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
-class ResultsWriter:
+class ResultsWriter(Closing):
     """Append-only writer of results.jsonl: one complete, flushed line per result."""
 
     def __init__(self, out_dir: Path | str) -> None:
@@ -369,14 +411,6 @@ class ResultsWriter:
             self._fh.flush()
             os.fsync(self._fh.fileno())
             self._fh.close()
-
-    def __enter__(self) -> ResultsWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 # The run folders (real paths) whose lock this flow of control holds reentrant: taking one again is a no-op.
