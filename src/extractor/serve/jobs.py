@@ -147,7 +147,8 @@ def _scan_results(run_dir: Path, price: tuple[float, float] | None) -> _Base:
 
 
 class JobManager:
-    """Create, run, resume, follow and cancel jobs (see the module docstring).
+    """Create, run, resume, follow and cancel jobs (see the module docstring), under ``config``'s data dir
+    and within its limits (allowed paths, queued jobs, workers, retention).
 
     ``on_result(result, outcome)`` is called for every result a job writes (for metrics); ``secrets``
     (the API key, the service token) are redacted from every error message and result line served."""
