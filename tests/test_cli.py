@@ -171,6 +171,37 @@ def test_limits_from_flags_and_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Pa
     assert (s.rpm, s.model, s.price(), s.cache_dir) == (30, "house", (1.5, 3.0), tmp_path / "c")
 
 
+def test_the_serve_flags_are_generated_from_both_settings_classes(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from extractor.config import ServiceSettings, Settings, env_name, flag_name
+
+    with pytest.raises(SystemExit):
+        cli.main(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    for settings_cls in (Settings, ServiceSettings):
+        for name in settings_cls.model_fields:
+            if flag := flag_name(name, settings_cls):
+                assert f" {flag} " in text, flag
+    assert "--host HOST address to listen on ($EXTRACTOR_HOST, default 127.0.0.1)" in text
+    assert "--port PORT port (0 = any free port) ($EXTRACTOR_PORT, default 8000)" in text
+    assert "--job-retention DURATION" in text and "($EXTRACTOR_JOB_RETENTION)" in text
+    assert "--api-token" not in text and "--model MODEL" in text and text.count("TOML config file") == 1
+
+    def service_of(*argv: str) -> ServiceSettings:
+        return options.load_declared(cli.build_parser().parse_args(["serve", *argv]), ServiceSettings)
+
+    cfg = tmp_path / "x.toml"
+    cfg.write_text("[serve]\nport = 9001\nmax_pending = 3\njob_workers = 4\n", encoding="utf-8")
+    for name in ("max_pending", "port"):
+        monkeypatch.setenv(env_name(name, ServiceSettings) or "", "7")
+    flags = ("--config", str(cfg), "--port", "0", "--shutdown-timeout", "2.5", "--job-retention", "12h")
+    service = service_of(*flags, "--data-dir", str(tmp_path / "d"), "--allow-paths", str(tmp_path))
+    assert (service.port, service.max_pending, service.job_workers) == (0, 7, 4)  # flag > env > file
+    assert (service.shutdown_timeout_s, service.job_retention_s) == (2.5, 12 * 3600)
+    assert (service.data_dir, service.allow_paths, service.host) == (tmp_path / "d", tmp_path, "127.0.0.1")
+
+
 def test_run_uses_the_rate_limits_it_was_given(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
     ex = options.extractor_for(cli.build_parser().parse_args(["run", "x", "--rpm", "60", "--tpm", "1000"]))

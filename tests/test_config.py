@@ -1,14 +1,15 @@
-"""Settings: defaults < config file < environment < flags, and clear errors."""
+"""Settings and ServiceSettings: defaults < config file < environment < flags, and clear errors."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from extractor.config import Settings, env_name, flag_name
+from extractor.config import ServiceSettings, Settings, env_name, field_type, flag_name
 from extractor.errors import ConfigError
 
 
@@ -143,24 +144,37 @@ def test_a_config_file_that_is_not_text_names_the_byte(tmp_path: Path, content: 
 
 
 @pytest.mark.parametrize(
-    ("text", "message"),
+    ("settings_cls", "text", "message"),
     [
         (
+            Settings,
             'model = "x"\n[extractor]\nrpm = 5\n',
             "keys outside [extractor]: model (move them into [extractor])",
         ),
-        ("[extractor]\nrpm = 5\n[server]\nport = 1\n", "keys outside [extractor]: server (move them into"),
-        ("a = 1\nb = 2\n[extractor]\n[c]\n", "keys outside [extractor]: a, b, c"),
-        ("[extractor]\ncolour = 'blue'\n", "unknown setting(s) in [extractor]: colour"),
-        ("rpm = 5\n[server]\nport = 1\n", "unknown setting(s): server"),
-        ("extractor = 5\n", "[extractor] must be a table"),
+        (
+            Settings,
+            "[extractor]\nrpm = 5\n[server]\nport = 1\n",
+            "keys outside [extractor]: server (move them into",
+        ),
+        (Settings, "a = 1\nb = 2\n[extractor]\n[c]\n", "keys outside [extractor]: a, b, c"),
+        (Settings, "[extractor]\ncolour = 'blue'\n", "unknown setting(s) in [extractor]: colour"),
+        (Settings, "rpm = 5\n[server]\nport = 1\n", "unknown setting(s): server"),
+        (Settings, "extractor = 5\n", "[extractor] must be a table"),
+        (ServiceSettings, "[serve]\nprot = 1\n", "unknown setting(s) in [serve]: prot; did you mean port?"),
+        (ServiceSettings, "[serve]\nmax_bodymb = 1\n", "in [serve]: max_bodymb; did you mean max_body_mb?"),
+        (ServiceSettings, "[serve]\nmodel = 'x'\n", "unknown setting(s) in [serve]: model"),
+        (ServiceSettings, "serve = 5\n", "[serve] must be a table"),
+        (Settings, "rpm = 5\nserve = 5\n", "[serve] must be a table"),
+        (ServiceSettings, "[extractor]\n[serve]\nport = 1\n[other]\n", "keys outside [extractor]: other"),
     ],
 )
-def test_config_keys_outside_the_table_are_named(tmp_path: Path, text: str, message: str) -> None:
+def test_config_keys_outside_the_tables_are_named(
+    settings_cls: type[Settings | ServiceSettings], tmp_path: Path, text: str, message: str
+) -> None:
     path = tmp_path / "extractor.toml"
     path.write_text(text, encoding="utf-8")
     with pytest.raises(ConfigError, match=re.escape(message)) as caught:
-        Settings.load(path, env={})
+        settings_cls.load(path, env={})
     assert str(caught.value).startswith(f"config file {path}")
 
 
@@ -230,3 +244,153 @@ def test_settings_made_with_keywords_ignore_the_environment(monkeypatch: pytest.
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     assert (Settings().model, Settings().api_key) == ("gpt-4o-mini", None)
     assert (Settings.load().model, Settings.load().api_key) == ("from-env", "sk-env")
+
+
+# --------------------------------------------------------------------------- the service's settings
+
+TOKEN = "tok-0123456789abcdef-secret"
+
+# Each service setting: three values as text (for the config file, the environment, a flag) and the
+# values the setting then holds.
+SERVICE_VALUES: dict[str, tuple[tuple[str, str, str], tuple[object, object, object]]] = {
+    "data_dir": (
+        ("file-jobs", "env-jobs", "flag-jobs"),
+        (Path("file-jobs"), Path("env-jobs"), Path("flag-jobs")),
+    ),
+    "host": (("127.0.0.2", "::1", "0.0.0.0"), ("127.0.0.2", "::1", "0.0.0.0")),
+    "port": (("8001", "8002", "0"), (8001, 8002, 0)),
+    "api_token": ((TOKEN + "1", TOKEN + "2", TOKEN + "3"), (TOKEN + "1", TOKEN + "2", TOKEN + "3")),
+    "allow_paths": (("file-in", "env-in", "flag-in"), (Path("file-in"), Path("env-in"), Path("flag-in"))),
+    "max_body_mb": (("1.5", "2", "0.01"), (1.5, 2.0, 0.01)),
+    "max_article_chars": (("500", "600", "700"), (500, 600, 700)),
+    "max_queued_jobs": (("1", "2", "3"), (1, 2, 3)),
+    "max_pending": (("4", "5", "6"), (4, 5, 6)),
+    "job_workers": (("2", "3", "4"), (2, 3, 4)),
+    "shutdown_timeout_s": (("1.5", "2", "3"), (1.5, 2.0, 3.0)),
+    "job_retention": (("7d", "12h", "90m"), ("7d", "12h", "90m")),
+}
+
+
+def _toml(name: str, text: str) -> str:
+    """``text`` as the TOML value of the service setting ``name``: a number for a numeric setting when it
+    reads as one, else a string."""
+    numeric = field_type(name, ServiceSettings) in (int, float) and re.fullmatch(r"-?[0-9.]+|nan", text)
+    return text if numeric else json.dumps(text)
+
+
+def test_every_service_setting_is_in_the_table() -> None:
+    assert set(SERVICE_VALUES) == set(ServiceSettings.model_fields)
+
+
+@pytest.mark.parametrize("name", list(SERVICE_VALUES))
+def test_each_service_setting_from_the_file_env_and_flags_in_that_order(name: str, tmp_path: Path) -> None:
+    (in_file, in_env, in_flag), (from_file, from_env, from_flag) = SERVICE_VALUES[name]
+    var = env_name(name, ServiceSettings)
+    assert var == f"EXTRACTOR_{name.upper()}"
+    path = tmp_path / "extractor.toml"
+    path.write_text(f"[extractor]\nmodel = 'm'\n[serve]\n{name} = {_toml(name, in_file)}\n", encoding="utf-8")
+    default = getattr(ServiceSettings(), name)
+    assert default not in (from_file, from_env, from_flag)
+    assert getattr(ServiceSettings.load(env={}), name) == default
+    assert getattr(ServiceSettings.load(path, env={}), name) == from_file
+    assert getattr(ServiceSettings.load(path, env={var: in_env}), name) == from_env
+    assert getattr(ServiceSettings.load(path, env={var: in_env}, **{name: in_flag}), name) == from_flag
+    assert getattr(ServiceSettings.load(env={var: in_env, "EXTRACTOR_CONFIG": str(path)}), name) == from_env
+    assert Settings.load(path, env={}).model == "m"  # [serve] beside [extractor] is no stray key
+
+
+def test_the_service_settings_defaults_and_derived_values() -> None:
+    service = ServiceSettings()
+    assert (service.host, service.port, service.api_token, service.allow_paths) == (
+        "127.0.0.1",
+        8000,
+        None,
+        None,
+    )
+    assert service.data_dir.name == "service" and service.data_dir.parent.name == "extractor"
+    assert (service.max_body_bytes, service.job_retention_s, service.secrets) == (32 * 1024 * 1024, None, ())
+    assert ServiceSettings(max_body_mb=0.5, job_retention="1h30m").max_body_bytes == 512 * 1024
+    assert ServiceSettings(job_retention="1h30m").job_retention_s == 5400
+    assert ServiceSettings(job_retention="3600").job_retention_s == 3600
+    assert ServiceSettings(job_retention="never").job_retention_s is None
+    assert (flag_name("api_token", ServiceSettings), flag_name("shutdown_timeout_s", ServiceSettings)) == (
+        None,
+        "--shutdown-timeout",
+    )
+
+
+# A bad value of each service setting (as text, for the environment and a flag; as TOML) and what the
+# error says.
+BAD_SERVICE_VALUES = [
+    ("host", "local\thost", "host has spaces or control characters"),
+    ("port", "65536", "port must be between 0 and 65535"),
+    ("port", "-1", "port must be between 0 and 65535"),
+    ("port", "http", "setting port: cannot use 'http'"),
+    ("api_token", TOKEN + "\n", "api_token has spaces or control characters (a trailing newline?); check "),
+    ("max_body_mb", "0", "max_body_mb must be positive, got 0.0"),
+    ("max_article_chars", "-5", "max_article_chars must be positive, got -5"),
+    ("max_queued_jobs", "0", "max_queued_jobs must be positive, got 0"),
+    ("max_pending", "0", "max_pending must be positive, got 0"),
+    ("job_workers", "0", "job_workers must be positive, got 0"),
+    ("shutdown_timeout_s", "nan", "shutdown_timeout_s must be a finite number, got nan"),
+    ("shutdown_timeout_s", "-1", "shutdown_timeout_s must be positive, got -1.0"),
+    ("job_retention", "soon", "job_retention must be a positive duration such as 7d, 12h or 90m"),
+    ("job_retention", "0", "job_retention must be a positive duration"),
+    ("job_retention", "-1h", "job_retention must be a positive duration"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "message"), BAD_SERVICE_VALUES)
+def test_a_bad_service_value_from_any_source_is_one_error_naming_it(
+    name: str, text: str, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "extractor.toml"
+    path.write_text(f"[serve]\n{name} = {_toml(name, text)}\n", encoding="utf-8")
+    attempts = {
+        "file": lambda: ServiceSettings.load(path, env={}),
+        "env": lambda: ServiceSettings.load(env={env_name(name, ServiceSettings) or "": text}),
+        "flag": lambda: ServiceSettings.load(env={}, **{name: text}),
+    }
+    for source, attempt in attempts.items():
+        with pytest.raises(ConfigError) as caught:
+            attempt()
+        error = str(caught.value)
+        assert name in error and "\n" not in error and TOKEN not in error, (source, error)
+        if source != "file":  # a file's value of the wrong type is named as such ("expected a number")
+            assert message in error, (source, error)
+
+
+def test_the_api_token_is_never_shown(tmp_path: Path) -> None:
+    service = ServiceSettings(api_token=TOKEN)
+    assert TOKEN not in repr(service) and TOKEN not in str(service) and service.secrets == (TOKEN,)
+    assert "api_token" not in repr(service)
+    path = tmp_path / "extractor.toml"
+    path.write_text(f"[serve]\napi_token = [{json.dumps(TOKEN)}]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape("setting api_token: expected a string, got (not shown)")):
+        ServiceSettings.load(path, env={})
+    for bad in (TOKEN + " ", " " + TOKEN, TOKEN[:8] + "\x00" + TOKEN[8:]):
+        with pytest.raises(ConfigError) as caught:
+            ServiceSettings.load(env={"EXTRACTOR_API_TOKEN": bad})
+        assert TOKEN[:8] not in str(caught.value) and TOKEN[8:] not in str(caught.value)
+        assert "check EXTRACTOR_API_TOKEN (the value itself is not shown)" in str(caught.value)
+
+
+def test_a_serve_table_beside_top_level_settings(tmp_path: Path) -> None:
+    path = tmp_path / "extractor.toml"
+    path.write_text('model = "mine"\nrpm = 5\n[serve]\nport = 9001\njob_retention = "7d"\n', encoding="utf-8")
+    settings, service = Settings.load(path, env={}), ServiceSettings.load(path, env={})
+    assert (settings.model, settings.rpm, service.port, service.job_retention_s) == (
+        "mine",
+        5,
+        9001,
+        7 * 86400,
+    )
+    assert (
+        ServiceSettings.load(tmp_path / "extractor.toml", env={}, port=None).port == 9001
+    )  # None: not given
+    mode = tmp_path / "mode.toml"
+    mode.write_text('mode = "xml"\n[serve]\nport = 1\n', encoding="utf-8")
+    with pytest.raises(
+        ConfigError, match=re.escape(f"config file {mode}: unknown mode 'xml'; choose one of")
+    ):
+        Settings.load(mode, env={})

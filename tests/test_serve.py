@@ -380,6 +380,35 @@ def test_serve_refuses_bad_setups_with_exit_2(
         assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    ("argv", "env", "message"),
+    [
+        (["--max-body-mb", "0"], {}, "max_body_mb must be positive, got 0.0"),
+        (["--job-workers", "-1"], {}, "job_workers must be positive, got -1"),
+        (["--port", "65536"], {}, "port must be between 0 and 65535"),
+        (["--job-retention", "soon"], {}, "job_retention must be a positive duration"),
+        ([], {"EXTRACTOR_JOB_RETENTION": "0"}, "job_retention must be a positive duration"),
+        ([], {"EXTRACTOR_MAX_QUEUED_JOBS": "many"}, "setting max_queued_jobs: cannot use 'many'"),
+        ([], {"EXTRACTOR_API_TOKEN": "tok-0123456789abcdef "}, "api_token has spaces or control characters"),
+    ],
+)
+def test_a_bad_service_setting_is_exit_2_naming_it(
+    argv: list[str],
+    env: dict[str, str],
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", API_KEY)
+    for var, value in env.items():
+        monkeypatch.setenv(var, value)
+    assert cli.main(["serve", "--data-dir", str(tmp_path / "data"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"configuration error: {message}" in err and "0123456789abcdef" not in err
+    assert not (tmp_path / "data").exists()  # refused before anything was made
+
+
 class _KeyEchoingEndpoint(http.server.BaseHTTPRequestHandler):
     """An endpoint that answers 400 and quotes the API key it was sent, as some servers do (a 400 is an
     error of that article; a 401 would stop the job as a configuration error)."""
@@ -437,13 +466,13 @@ async def test_an_unreachable_endpoint_is_503_and_not_ready(tmp_path: Path) -> N
     import io
 
     from extractor.config import Settings
-    from extractor.serve import Service, ServiceConfig, create_app
+    from extractor.serve import Service, ServiceSettings, create_app
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]  # nothing listens there once the probe is closed
     settings = Settings(api_key=API_KEY, base_url=f"http://127.0.0.1:{closed}/v1", use_cache=False)
-    service = Service(settings, ServiceConfig(data_dir=tmp_path), log=io.StringIO())
+    service = Service(settings, ServiceSettings(data_dir=tmp_path), log=io.StringIO())
     transport = httpx.ASGITransport(app=create_app(service))  # the routes, in process (no lifespan)
     async with httpx.AsyncClient(transport=transport, base_url="http://service") as client:
         response = await client.post("/v1/extract", json={"text": ARTICLE})
@@ -460,11 +489,13 @@ def test_secrets_are_redacted_from_log_lines_and_served_results(tmp_path: Path) 
     import io
 
     from extractor.config import Settings
-    from extractor.serve import Service, ServiceConfig
+    from extractor.serve import Service, ServiceSettings
 
     stream = io.StringIO()
     service = Service(
-        Settings(api_key=API_KEY, use_cache=False), ServiceConfig(data_dir=tmp_path, token=TOKEN), log=stream
+        Settings(api_key=API_KEY, use_cache=False),
+        ServiceSettings(data_dir=tmp_path, api_token=TOKEN),
+        log=stream,
     )
     service.log("error", message=f"upstream said: bad key {API_KEY} and token {TOKEN}")
     assert API_KEY not in stream.getvalue() and TOKEN not in stream.getvalue()

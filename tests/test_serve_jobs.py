@@ -22,9 +22,8 @@ from extractor.batch import arun_batch, runner
 from extractor.client import ServiceClient
 from extractor.config import Settings
 from extractor.pipeline import Extractor
-from extractor.serve import Service, ServiceConfig
+from extractor.serve import Service, ServiceSettings
 from extractor.serve import jobs as jobs_module
-from extractor.serve.index import parse_retention
 from extractor.serve.server import listen, server
 from tests.service import API_KEY, RunningService, fake_server, start_service, wait_for, wait_job
 
@@ -175,10 +174,11 @@ def test_retention_deletes_finished_jobs_at_start_up_and_periodically(tmp_path: 
 def test_a_bad_retention_is_refused(value: str, tmp_path: Path) -> None:
     from extractor.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="--job-retention"):
-        parse_retention(value)
-    assert parse_retention("forever") is None
-    assert parse_retention("7d") == 7 * 86400
+    with pytest.raises(ConfigError, match="job_retention must be a positive duration"):
+        ServiceSettings(job_retention=value)
+    assert ServiceSettings(job_retention="forever").job_retention_s is None
+    assert ServiceSettings(job_retention="7d").job_retention_s == 7 * 86400
+    assert ServiceSettings(job_retention="1h30m").job_retention_s == 5400
 
 
 # --------------------------------------------------------------------------- symlinks under --allow-paths
@@ -260,7 +260,7 @@ def test_healthz_answers_while_a_job_scans_its_results(
     index, its folder totals at the end): each is held until /healthz has answered, which it can only
     if the scan is off the event loop."""
     settings = Settings(api_key=API_KEY, base_url=fake_endpoint, use_cache=False)
-    config = ServiceConfig(data_dir=tmp_path / "data")
+    config = ServiceSettings(data_dir=tmp_path / "data")
     with (
         _serve_in_thread(Service(settings, config, log=io.StringIO())) as url,
         httpx.Client(base_url=url, timeout=120) as client,

@@ -1,12 +1,16 @@
-"""Settings: model, endpoint, mode, limits and cache dir — from defaults < config file < env < flags.
+"""Settings: model, endpoint, mode, limits and cache dir (``Settings``), and how ``extractor serve``
+listens and what it accepts (``ServiceSettings``) — from defaults < config file < env < flags.
 
-``Settings`` (pydantic-settings) declares each setting once: its type, default, help text, the
-environment variable it is read from (``OPENAI_API_KEY``, ``OPENAI_BASE_URL``, ``EXTRACTOR_MODEL``, ...:
-``env_name``) and its command-line flag (``flag_name``; the CLI generates its flags from these).
-``EXTRACTOR_CONFIG`` names a TOML config file (default ``./extractor.toml`` when present), which holds
-the same keys as the fields, under ``[extractor]`` (then nothing may be outside it) or all at top level.
-Every value is checked when the settings are made: a bad one is one ConfigError line naming it (and the
-file, and the byte for a file that is not UTF-8 text).
+Both classes (pydantic-settings, ``SettingsBase``) declare each setting once: its type, default, help
+text, the environment variable it is read from (``OPENAI_API_KEY``, ``EXTRACTOR_MODEL``,
+``EXTRACTOR_PORT``, ...: ``env_name``) and its command-line flag (``flag_name``; the CLI generates its
+flags from these). ``load()`` reads, each over the one before: the defaults, the config file, the
+environment variables (an empty one counts as unset), the flags. ``EXTRACTOR_CONFIG`` names a TOML
+config file (default ``./extractor.toml`` when present). It holds ``Settings``' keys under
+``[extractor]`` (then nothing but ``[serve]`` may be outside it) or all at top level (then ``[serve]``
+is the one table allowed beside them), and ``ServiceSettings``' keys under ``[serve]``. Every value is
+checked when the settings are made: a bad one is one ConfigError line naming it (and the file, and the
+byte for a file that is not UTF-8 text); a secret (``api_key``, ``api_token``) is never shown.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from pathlib import Path
 from types import UnionType
-from typing import Any, Literal, Union, get_args, get_origin
+from typing import Any, ClassVar, Literal, Self, Union, get_args, get_origin
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import platformdirs
@@ -30,15 +34,19 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from extractor.durations import parse_duration
 from extractor.errors import ConfigError, redact
 
 __all__ = [
     "DEFAULT_MAX_INPUT_BYTES",
     "DEFAULT_PRICES",
     "Mode",
+    "ServiceSettings",
     "Settings",
+    "SettingsBase",
     "answer_settings",
     "env_name",
+    "field_type",
     "flag_name",
     "scrub_url",
 ]
@@ -64,6 +72,10 @@ DEFAULT_MAX_INPUT_BYTES = 20_000_000
 
 def _default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir("extractor"))
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir("extractor")) / "service"
 
 
 _SECRET_PARAM = re.compile(r"(key|token|secret|signature|sig|password|auth)", re.IGNORECASE)
@@ -103,21 +115,107 @@ def _setting(
     flag: str | bool = False,
     default_factory: Callable[[], Any] | None = None,
     repr: bool = True,
+    metavar: str | None = None,
 ) -> Any:
-    """A field of ``Settings``: its default, its help text, the environment variable it is read from
-    (``env``) and its command-line flag (``flag``: True for ``--field-name``, or the flag itself)."""
-    extra: dict[str, JsonValue] = {"env": env, "flag": flag}
+    """A field of a settings class: its default, its help text, the environment variable it is read from
+    (``env``), its command-line flag (``flag``: True for ``--field-name``, or the flag itself) and the
+    flag's placeholder in the help (``metavar``; default the field's name in capitals)."""
+    extra: dict[str, JsonValue] = {"env": env, "flag": flag, "metavar": metavar}
     if default_factory is not None:
         return Field(default_factory=default_factory, description=help, json_schema_extra=extra, repr=repr)
     return Field(default, description=help, json_schema_extra=extra, repr=repr)
 
 
-class Settings(BaseSettings):
-    """Everything that configures an extraction run, declared once: each field's default, help, env
-    variable and flag. ``Settings(...)`` takes keyword values only; ``Settings.load()`` reads defaults <
-    config file < environment < keyword overrides (the command's flags)."""
+class SettingsBase(BaseSettings):
+    """What ``Settings`` and ``ServiceSettings`` share: fields declared with ``_setting``, every value
+    checked when made (one ConfigError naming the first bad one), and ``load()``. ``Cls(...)`` takes
+    keyword values only; ``Cls.load()`` reads defaults < config file < environment < keyword overrides
+    (the command's flags)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="forbid", validate_default=False)
+
+    # The config file's table of these settings ("extractor": [extractor] or the top level), and the
+    # title of their flags in a command's help.
+    config_table: ClassVar[str] = "extractor"
+    flags_title: ClassVar[str] = "settings"
+
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:  # what _coerce and _check leave to pydantic: one line, named
+            error = exc.errors()[0]
+            name = ".".join(str(part) for part in error["loc"]) or "settings"
+            raise ConfigError(f"setting {name}: {error['msg']}") from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Keyword values only, or within ``load()``: keyword values > environment > config file."""
+        loading = _LOADING.get()
+        if loading is None:
+            return (init_settings,)
+        env, path = loading
+        return (init_settings, _EnvSource(cls, env), _FileSource(cls, path))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _coerce_values(cls, values: Any) -> Any:
+        return _coerce(dict(values), cls)
+
+    @model_validator(mode="after")
+    def _check_values(self) -> Self:
+        self._check()
+        return self
+
+    def _check(self) -> None:
+        """Every value's range and shape, one ConfigError naming the first bad one (a subclass checks its
+        own after these)."""
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            if info.annotation is float and isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{name} must be a finite number, got {value}")
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The credentials these settings hold (the fields kept out of the repr): what
+        ``extractor.errors.redact`` must take out of any message."""
+        found = (getattr(self, name) for name, info in type(self).model_fields.items() if not info.repr)
+        return tuple(secret for secret in found if secret)
+
+    def replace(self, **changes: Any) -> Self:
+        """A checked copy with some fields changed (None values are ignored; ``model_copy(update=...)``
+        sets None too, unchecked)."""
+        return type(self)(**{**dict(self), **{k: v for k, v in changes.items() if v is not None}})
+
+    @classmethod
+    def load(
+        cls, config_file: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Self:
+        """Defaults, then the config file, then environment variables, then ``overrides`` (flags; None
+        values are ignored). The file is ``config_file``, else ``$EXTRACTOR_CONFIG``, else
+        ``./extractor.toml`` when present."""
+        env = os.environ if env is None else env
+        path = config_file or env.get("EXTRACTOR_CONFIG") or None
+        if path is None and Path("extractor.toml").is_file():
+            path = "extractor.toml"
+        token = _LOADING.set((env, None if path is None else Path(path)))
+        try:
+            return cls(**{k: v for k, v in overrides.items() if v is not None})
+        finally:
+            _LOADING.reset(token)
+
+
+class Settings(SettingsBase):
+    """Everything that configures an extraction run, declared once: each field's default, help, env
+    variable and flag."""
+
+    flags_title: ClassVar[str] = "model and limits (flags override env vars and the config file)"
 
     model: str = _setting("gpt-4o-mini", "model name", env="EXTRACTOR_MODEL", flag=True)
     base_url: str | None = _setting(None, "OpenAI-compatible endpoint", env="OPENAI_BASE_URL", flag=True)
@@ -200,43 +298,9 @@ class Settings(BaseSettings):
         "English", "language of summaries and stance targets", env="EXTRACTOR_OUTPUT_LANGUAGE", flag=True
     )
 
-    def __init__(self, **values: Any) -> None:
-        try:
-            super().__init__(**values)
-        except ValidationError as exc:  # what _coerce and _check leave to pydantic: one line, named
-            error = exc.errors()[0]
-            name = ".".join(str(part) for part in error["loc"]) or "settings"
-            raise ConfigError(f"setting {name}: {error['msg']}") from None
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        """Keyword values only, or within ``load()``: keyword values > environment > config file."""
-        loading = _LOADING.get()
-        if loading is None:
-            return (init_settings,)
-        env, path = loading
-        return (init_settings, _EnvSource(settings_cls, env), _FileSource(settings_cls, path))
-
-    @model_validator(mode="before")
-    @classmethod
-    def _coerce_values(cls, values: Any) -> Any:
-        coerced = _coerce(dict(values))
-        mode = coerced.get("mode", "tools")
-        if mode not in get_args(Mode):
-            raise ConfigError(f"unknown mode {mode!r}; choose one of {', '.join(get_args(Mode))}")
-        return coerced
-
-    @model_validator(mode="after")
-    def _check_values(self) -> Settings:
-        _check(self)
-        return self
+    def _check(self) -> None:
+        super()._check()
+        _check_settings(self)
 
     @property
     def endpoint(self) -> str:
@@ -253,8 +317,7 @@ class Settings(BaseSettings):
     def secrets(self) -> tuple[str, ...]:
         """The credentials these settings hold (API key, base URL password and secret query values):
         what ``extractor.errors.redact`` must take out of any message."""
-        urls = (*url_secrets(self.base_url), *url_secrets(self.cache_url))
-        return tuple(s for s in (self.api_key, *urls) if s)
+        return (*super().secrets, *url_secrets(self.base_url), *url_secrets(self.cache_url))
 
     def price(self) -> tuple[float, float] | None:
         """(input, output) USD per 1M tokens for this model, user overrides first."""
@@ -273,58 +336,125 @@ class Settings(BaseSettings):
             else (direct[0] * self.batch_price_ratio, direct[1] * self.batch_price_ratio)
         )
 
-    def replace(self, **changes: Any) -> Settings:
-        """A checked copy with some fields changed (None values are ignored; ``model_copy(update=...)``
-        sets None too, unchecked)."""
-        return type(self)(**{**dict(self), **{k: v for k, v in changes.items() if v is not None}})
 
-    @classmethod
-    def load(
-        cls, config_file: str | Path | None = None, env: Mapping[str, str] | None = None, **overrides: Any
-    ) -> Settings:
-        """Defaults, then the config file, then environment variables, then ``overrides`` (flags; None
-        values are ignored). The file is ``config_file``, else ``$EXTRACTOR_CONFIG``, else
-        ``./extractor.toml`` when present."""
-        env = os.environ if env is None else env
-        path = config_file or env.get("EXTRACTOR_CONFIG") or None
-        if path is None and Path("extractor.toml").is_file():
-            path = "extractor.toml"
-        token = _LOADING.set((env, None if path is None else Path(path)))
-        try:
-            return cls(**{k: v for k, v in overrides.items() if v is not None})
-        finally:
-            _LOADING.reset(token)
+class ServiceSettings(SettingsBase):
+    """How ``extractor serve`` listens and what it accepts (the model settings are ``Settings``),
+    declared like them; in the config file under ``[serve]``."""
+
+    config_table: ClassVar[str] = "serve"
+    flags_title: ClassVar[str] = "service (flags override env vars and the config file's [serve])"
+
+    data_dir: Path = _setting(
+        help="where jobs live, by default extractor/service in the user data folder",
+        env="EXTRACTOR_DATA_DIR",
+        flag=True,
+        default_factory=_default_data_dir,
+        metavar="DIR",
+    )
+    host: str = _setting("127.0.0.1", "address to listen on", env="EXTRACTOR_HOST", flag=True)
+    port: int = _setting(8000, "port (0 = any free port)", env="EXTRACTOR_PORT", flag=True)
+    # Every /v1 route and /metrics then need `Authorization: Bearer TOKEN`; without one the service
+    # listens on a loopback address only. No flag: a flag's value shows in the process list.
+    api_token: str | None = _setting(
+        None, "bearer token clients must send", env="EXTRACTOR_API_TOKEN", repr=False
+    )
+    allow_paths: Path | None = _setting(
+        None,
+        "let jobs name files and folders under DIR",
+        env="EXTRACTOR_ALLOW_PATHS",
+        flag=True,
+        metavar="DIR",
+    )
+    max_body_mb: float = _setting(32.0, "request body limit in MB", env="EXTRACTOR_MAX_BODY_MB", flag=True)
+    max_article_chars: int = _setting(
+        1_000_000, "characters per article", env="EXTRACTOR_MAX_ARTICLE_CHARS", flag=True
+    )
+    max_queued_jobs: int = _setting(64, "jobs waiting, then 429", env="EXTRACTOR_MAX_QUEUED_JOBS", flag=True)
+    max_pending: int = _setting(
+        256, "/v1/extract requests in flight or waiting, then 429", env="EXTRACTOR_MAX_PENDING", flag=True
+    )
+    job_workers: int = _setting(1, "jobs run at once", env="EXTRACTOR_JOB_WORKERS", flag=True)
+    shutdown_timeout_s: float = _setting(
+        20.0,
+        "seconds SIGTERM waits for work in flight",
+        env="EXTRACTOR_SHUTDOWN_TIMEOUT_S",
+        flag="--shutdown-timeout",
+        metavar="SECONDS",
+    )
+    job_retention: str | None = _setting(
+        None,
+        "delete finished jobs this long after they finished: 7d, 12h, 90m or seconds; unset: never",
+        env="EXTRACTOR_JOB_RETENTION",
+        flag=True,
+        metavar="DURATION",
+    )
+
+    def _check(self) -> None:
+        super()._check()
+        _check_name("host", self.host)
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port must be between 0 and 65535 (0 = any free port), got {self.port}")
+        _check_secret(self, "api_token")
+        _check_positive(
+            self, "max_body_mb", "max_article_chars", "max_queued_jobs", "max_pending", "job_workers"
+        )
+        _check_positive(self, "shutdown_timeout_s")
+        _retention_s(self.job_retention)
+
+    @property
+    def max_body_bytes(self) -> int:
+        """``max_body_mb`` in bytes."""
+        return int(self.max_body_mb * 1024 * 1024)
+
+    @property
+    def job_retention_s(self) -> float | None:
+        """``job_retention`` in seconds; None keeps finished jobs forever."""
+        return _retention_s(self.job_retention)
 
 
-# The environment and config file of the Settings.load() in progress (None: keyword values only).
+# The environment and config file of the load() in progress (None: keyword values only).
 _LOADING: ContextVar[tuple[Mapping[str, str], Path | None] | None] = ContextVar("_LOADING", default=None)
 
 
-def env_name(name: str) -> str | None:
-    """The environment variable the setting ``name`` is read from, if any."""
-    return _extra(name).get("env")
+def env_name(name: str, settings_cls: type[SettingsBase] = Settings) -> str | None:
+    """The environment variable the setting ``name`` of ``settings_cls`` is read from, if any."""
+    return _extra(name, settings_cls).get("env")
 
 
-def flag_name(name: str) -> str | None:
-    """The command-line flag of the setting ``name``, if it has one."""
-    flag = _extra(name).get("flag")
+def flag_name(name: str, settings_cls: type[SettingsBase] = Settings) -> str | None:
+    """The command-line flag of the setting ``name`` of ``settings_cls``, if it has one."""
+    flag = _extra(name, settings_cls).get("flag")
     return f"--{name.replace('_', '-')}" if flag is True else flag or None
 
 
-def _extra(name: str) -> dict[str, Any]:
-    extra = Settings.model_fields[name].json_schema_extra
+def metavar(name: str, settings_cls: type[SettingsBase] = Settings) -> str:
+    """The placeholder of the setting's flag value in the help."""
+    return _extra(name, settings_cls).get("metavar") or name.upper()
+
+
+def field_type(name: str, settings_cls: type[SettingsBase] = Settings) -> Any:
+    """The declared type of the setting ``name`` of ``settings_cls``, without its ``| None``."""
+    annotation = settings_cls.model_fields[name].annotation
+    if get_origin(annotation) in (Union, UnionType):
+        annotation = next(a for a in get_args(annotation) if a is not type(None))
+    return annotation
+
+
+def _extra(name: str, settings_cls: type[SettingsBase]) -> dict[str, Any]:
+    extra = settings_cls.model_fields[name].json_schema_extra
     return dict(extra) if isinstance(extra, dict) else {}
 
 
 class _EnvSource(PydanticBaseSettingsSource):
     """The settings that name an environment variable (``env=``), from ``env`` (empty values unset)."""
 
-    def __init__(self, settings_cls: type[BaseSettings], env: Mapping[str, str]) -> None:
+    def __init__(self, settings_cls: type[SettingsBase], env: Mapping[str, str]) -> None:
         super().__init__(settings_cls)
+        self.declared = settings_cls
         self.env = env
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
-        var = env_name(field_name)
+        var = env_name(field_name, self.declared)
         return (self.env.get(var) or None) if var else None, field_name, False
 
     def __call__(self) -> dict[str, Any]:
@@ -335,31 +465,60 @@ class _EnvSource(PydanticBaseSettingsSource):
 class _FileSource(PydanticBaseSettingsSource):
     """The settings in a TOML config file (``_read_config``), or none without a file."""
 
-    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+    def __init__(self, settings_cls: type[SettingsBase], path: Path | None) -> None:
         super().__init__(settings_cls)
+        self.declared = settings_cls
         self.path = path
 
     def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
         return self().get(field_name), field_name, False
 
     def __call__(self) -> dict[str, Any]:
-        return {} if self.path is None else _read_config(self.path)
+        return {} if self.path is None else _read_config(self.path, self.declared)
 
 
-def _check(settings: Settings) -> None:
-    """Every value's range and shape, one ConfigError naming the first bad one."""
-    for name, info in Settings.model_fields.items():
+def _check_positive(settings: SettingsBase, *names: str) -> None:
+    """Each of the settings ``names`` that is set is above 0, else one ConfigError naming it."""
+    for name in names:
         value = getattr(settings, name)
-        if info.annotation is float and isinstance(value, float) and not math.isfinite(value):
-            raise ConfigError(f"{name} must be a finite number, got {value}")
+        if value is not None and not value > 0:
+            raise ConfigError(f"{name} must be positive, got {value}")
+
+
+def _check_secret(settings: SettingsBase, name: str) -> None:
+    """A credential has no spaces or control characters (the message never shows it)."""
+    secret = getattr(settings, name)
+    if secret is not None and (
+        not isinstance(secret, str) or any(c.isspace() or not c.isprintable() for c in secret)
+    ):
+        raise ConfigError(
+            f"{name} has spaces or control characters (a trailing newline?); check "
+            f"{env_name(name, type(settings))} (the value itself is not shown)"
+        )
+
+
+def _retention_s(text: str | None) -> float | None:
+    """Seconds of ``job_retention``: a duration such as ``7d``, ``12h``, ``90m``, ``1h30m`` or ``3600``
+    (seconds); None for none given, ``forever`` or ``never``. ConfigError for anything else, or a duration
+    that is not positive."""
+    if text is None or text.strip().lower() in ("", "forever", "never"):
+        return None
+    try:
+        seconds = parse_duration(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:
+        raise ConfigError(
+            f"job_retention must be a positive duration such as 7d, 12h or 90m, or 'forever', got {text!r}"
+        )
+    return seconds
+
+
+def _check_settings(settings: Settings) -> None:
+    """``Settings``' ranges and shapes, one ConfigError naming the first bad one."""
     _check_name("model", settings.model)
     _check_base_url(settings.base_url)
-    key = settings.api_key
-    if key is not None and (not isinstance(key, str) or any(c.isspace() or not c.isprintable() for c in key)):
-        raise ConfigError(
-            "api_key has spaces or control characters (a trailing newline?); check OPENAI_API_KEY "
-            "(the key itself is not shown)"
-        )
+    _check_secret(settings, "api_key")
     if settings.transport_max_wait_s < 0:
         raise ConfigError(f"transport_max_wait_s must be >= 0, got {settings.transport_max_wait_s}")
     for name, pair in [*settings.prices.items(), *settings.batch_prices.items()]:
@@ -374,9 +533,7 @@ def _check(settings: Settings) -> None:
     if settings.batch_price_ratio < 0:
         raise ConfigError(f"batch_price_ratio must be >= 0, got {settings.batch_price_ratio}")
     names = ("max_tokens", "timeout_s", "transport_attempts", "chunk_chars", "concurrency")
-    for name in (*names, "batch_poll_s", "batch_poll_max_s", "batch_max_requests"):
-        if getattr(settings, name) <= 0:
-            raise ConfigError(f"{name} must be positive, got {getattr(settings, name)}")
+    _check_positive(settings, *names, "batch_poll_s", "batch_poll_max_s", "batch_max_requests")
     if not 1.0 <= settings.batch_poll_backoff <= 10.0:
         raise ConfigError(f"batch_poll_backoff must be between 1 and 10, got {settings.batch_poll_backoff}")
     if settings.batch_poll_max_s < settings.batch_poll_s:
@@ -384,9 +541,7 @@ def _check(settings: Settings) -> None:
             f"batch_poll_max_s ({settings.batch_poll_max_s:g}) must be at least batch_poll_s "
             f"({settings.batch_poll_s:g})"
         )
-    timeout = settings.batch_poll_timeout_s
-    if timeout is not None and not timeout > 0:
-        raise ConfigError(f"batch_poll_timeout_s must be positive, got {timeout}")
+    _check_positive(settings, "batch_poll_timeout_s")
     if settings.reasks < 0 or settings.reasks > 5:
         raise ConfigError(f"reasks must be between 0 and 5, got {settings.reasks}")
     if settings.chunk_overlap_chars < 0 or settings.chunk_overlap_chars >= settings.chunk_chars:
@@ -397,12 +552,7 @@ def _check(settings: Settings) -> None:
             f"({settings.chunk_chars:,}), so that each chunk advances by at least half its size; "
             "lower --chunk-overlap or raise --chunk-chars"
         )
-    for name in ("rpm", "tpm"):
-        value = getattr(settings, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{name} must be positive, got {value}")
-    if settings.max_input_bytes <= 0:
-        raise ConfigError(f"max_input_bytes must be positive, got {settings.max_input_bytes}")
+    _check_positive(settings, "rpm", "tpm", "max_input_bytes")
     if not 1 <= settings.max_events <= 200:
         raise ConfigError(f"max_events must be between 1 and 200, got {settings.max_events}")
     _check_name("output_language", settings.output_language)
@@ -472,9 +622,26 @@ def _check_base_url(url: object) -> None:
         )
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    """The settings in a TOML file: under ``[extractor]`` (nothing else may be in the file then), or all
-    at top level. Values are checked here, so an error names the file."""
+def _read_config(path: Path, settings_cls: type[SettingsBase]) -> dict[str, Any]:
+    """The settings of ``settings_cls`` in a TOML file: its table (``_config_tables``). Values are checked
+    here, so an error names the file."""
+    section, where = _config_tables(path)[settings_cls.config_table]
+    names = list(settings_cls.model_fields)
+    unknown = sorted(set(section) - set(names))
+    if unknown:
+        near = {close for key in unknown for close in difflib.get_close_matches(key, names, n=1)}
+        hint = f"; did you mean {', '.join(sorted(near))}?" if near else ""
+        raise ConfigError(f"config file {path}: unknown setting(s){where}: {', '.join(unknown)}{hint}")
+    try:
+        return _coerce(dict(section), settings_cls)
+    except ConfigError as exc:
+        raise ConfigError(f"config file {path}: {exc}") from None
+
+
+def _config_tables(path: Path) -> dict[str, tuple[dict[str, Any], str]]:
+    """The tables of a TOML config file, by ``config_table``, each with how an error names it:
+    ``extractor`` is ``[extractor]`` (nothing but ``[serve]`` may be outside it then) or the top level
+    (less ``[serve]``); ``serve`` is ``[serve]``."""
     try:
         raw = path.read_bytes()
     except OSError as exc:
@@ -494,54 +661,45 @@ def _read_config(path: Path) -> dict[str, Any]:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    where = ""
-    section = data
+    tables = {"serve": (data.pop("serve", {}), " in [serve]"), "extractor": (data, "")}
     if "extractor" in data:
-        section, where = data["extractor"], " in [extractor]"
-        if not isinstance(section, dict):
-            raise ConfigError(f"config file {path}: [extractor] must be a table")
+        tables["extractor"] = (data["extractor"], " in [extractor]")
         stray = sorted(k for k in data if k != "extractor")
         if stray:
             raise ConfigError(
                 f"config file {path} has keys outside [extractor]: {', '.join(stray)} "
                 "(move them into [extractor])"
             )
-    names = list(Settings.model_fields)
-    unknown = sorted(set(section) - set(names))
-    if unknown:
-        near = {close for key in unknown for close in difflib.get_close_matches(key, names, n=1)}
-        hint = f"; did you mean {', '.join(sorted(near))}?" if near else ""
-        raise ConfigError(f"config file {path}: unknown setting(s){where}: {', '.join(unknown)}{hint}")
-    try:
-        return _coerce(dict(section))
-    except ConfigError as exc:
-        raise ConfigError(f"config file {path}: {exc}") from None
+    for name, (table, _) in tables.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"config file {path}: [{name}] must be a table")
+    return tables
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
-def _kind(name: str) -> type:
-    """The type of the setting ``name``, without its ``| None`` (Mode is str)."""
-    annotation = Settings.model_fields[name].annotation
-    if get_origin(annotation) in (Union, UnionType):
-        annotation = next(a for a in get_args(annotation) if a is not type(None))
+def _kind(name: str, settings_cls: type[SettingsBase]) -> type:
+    """The type of the setting ``name``, without its ``| None`` (a Literal such as Mode is str)."""
+    annotation = field_type(name, settings_cls)
     origin = get_origin(annotation)
     if origin is Literal:
         return str
     return origin if isinstance(origin, type) else annotation if isinstance(annotation, type) else str
 
 
-def _coerce(values: dict[str, Any]) -> dict[str, Any]:
+def _coerce(values: dict[str, Any], settings_cls: type[SettingsBase]) -> dict[str, Any]:
     """Values from a file, the environment (strings) or flags, converted to the fields' types; a value
-    of the wrong kind (a number for the model, 3.5 or true for a count) is a ConfigError."""
-    unknown = sorted(set(values) - set(Settings.model_fields))
+    of the wrong kind (a number for the model, 3.5 or true for a count, a mode not offered) is a
+    ConfigError that shows no secret."""
+    fields = settings_cls.model_fields
+    unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(unknown)}")
     out: dict[str, Any] = {}
     for name, value in values.items():
-        kind = _kind(name)
-        shown = "(not shown)" if name == "api_key" else repr(value)
+        kind = _kind(name, settings_cls)
+        shown = repr(value) if fields[name].repr else "(not shown)"
         try:
             if value is None:
                 out[name] = None
@@ -569,6 +727,9 @@ def _coerce(values: dict[str, Any]) -> dict[str, Any]:
             else:
                 if not isinstance(value, str):
                     raise ConfigError(f"setting {name}: expected a string, got {shown}")
+                choices = get_args(field_type(name, settings_cls))
+                if choices and value not in choices:
+                    raise ConfigError(f"unknown {name} {value!r}; choose one of {', '.join(choices)}")
                 out[name] = value
         except (TypeError, ValueError, IndexError) as exc:
             raise ConfigError(f"setting {name}: cannot use {shown} ({exc})") from exc

@@ -26,30 +26,14 @@ from __future__ import annotations
 
 import asyncio
 import math
-import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypedDict
 
-__all__ = ["RateLimitStats", "RateLimiter", "parse_duration", "rate_limit_headers"]
+from extractor.durations import parse_duration
 
-_UNIT_SECONDS: dict[str, float] = {
-    "ns": 1e-9,
-    "us": 1e-6,
-    "µs": 1e-6,
-    "μs": 1e-6,
-    "ms": 1e-3,
-    "s": 1.0,
-    "m": 60.0,
-    "h": 3600.0,
-    "d": 86400.0,
-}
-_NUM = r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)"
-_UNIT = r"(?:ns|us|µs|μs|ms|s|m|h|d)"
-_DURATION = re.compile(rf"(?:{_NUM}{_UNIT})+")
-_DURATION_PART = re.compile(rf"({_NUM})({_UNIT})")
-_BARE_NUMBER = re.compile(_NUM)
+__all__ = ["RateLimitStats", "RateLimiter", "parse_duration", "rate_limit_headers"]
 
 # A wait this short is treated as no wait (keeps float rounding from spinning the wait loop).
 _EPSILON_S = 1e-6
@@ -70,19 +54,6 @@ _SAFE_PACE = 0.98
 _SAFE_BURST_S = 0.02
 # window_safe, pacing under the server's stated limits: one 429 per this many seconds only pauses.
 _FORGIVE_S = 60.0
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go-style duration (``"1m30.5s"`` -> 90.5, ``"120ms"``, ``"6m0s"``) or a bare number.
-
-    Raises ``ValueError`` on anything else (negative, empty, unknown unit).
-    """
-    s = text.strip().lower()
-    if _BARE_NUMBER.fullmatch(s):
-        return float(s)
-    if not _DURATION.fullmatch(s):
-        raise ValueError(f"not a duration: {text!r}")
-    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in _DURATION_PART.findall(s))
 
 
 def _number(text: str | None) -> float | None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from extractor.cli import common
-from extractor.cli.options import load_settings, replay_settings
+from extractor.cli.options import load_declared, load_settings, replay_settings
 from extractor.errors import ConfigError
 from extractor.resources import checkout_root
 
@@ -41,8 +40,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
         raise ConfigError("extractor serve needs the serve extra: pip install 'extractor[serve]'")
-    from extractor.serve import ServiceConfig, run
-    from extractor.serve.index import parse_retention
+    from extractor.serve import ServiceSettings, run
 
     settings = load_settings(args)
     if args.replay is not None:
@@ -54,27 +52,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             "no API key: set OPENAI_API_KEY (any value for a local server), or answer from recordings "
             "with --replay DIR"
         )
-    config = ServiceConfig(
-        data_dir=Path(args.data_dir or _default_data_dir()),
-        host=args.host,
-        port=args.port,
-        token=os.environ.get("EXTRACTOR_API_TOKEN") or None,
-        allow_paths=Path(args.allow_paths) if args.allow_paths else None,
-        max_body_bytes=int(args.max_body_mb * 1024 * 1024),
-        max_article_chars=args.max_article_chars,
-        max_queued_jobs=args.max_queued_jobs,
-        max_pending=args.max_pending,
-        job_workers=args.job_workers,
-        shutdown_timeout_s=args.shutdown_timeout,
-        job_retention_s=parse_retention(args.job_retention or os.environ.get("EXTRACTOR_JOB_RETENTION")),
-    )
-    return run(settings, config)
-
-
-def _default_data_dir() -> str:
-    import platformdirs
-
-    return str(Path(platformdirs.user_data_dir("extractor")) / "service")
+    return run(settings, load_declared(args, ServiceSettings))
 
 
 def _serve_installed() -> bool:

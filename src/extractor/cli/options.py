@@ -1,5 +1,6 @@
-"""The settings' flags, generated from the fields of ``extractor.config.Settings`` (flag, type, help,
-choices), and the settings, extractor and replay a command's flags make."""
+"""The settings' flags, generated from the fields of ``extractor.config.Settings`` and
+``ServiceSettings`` (flag, type, help, choices), and the settings, extractor and replay a command's flags
+make."""
 
 from __future__ import annotations
 
@@ -8,56 +9,67 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import UnionType
-from typing import TYPE_CHECKING, Any, Literal, TextIO, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, TextIO, TypeVar, get_args, get_origin
 
 from extractor.cli import common
 from extractor.errors import redact
 
 if TYPE_CHECKING:
-    from extractor.config import Settings
+    from extractor.config import Settings, SettingsBase
     from extractor.pipeline import Extractor
 
-GROUP_TITLE = "model and limits (flags override env vars and the config file)"
+    S = TypeVar("S", bound=SettingsBase)
 
 # Credentials of the settings this command loaded (a config file's key too): taken out of what it prints.
 SECRETS: set[str] = set()
 
 
 class CommandParser(argparse.ArgumentParser):
-    """A command's parser; with ``settings=True`` it adds the settings' flags when it is first used, so
-    that ``extractor --help`` and the other commands never import the settings model (pydantic-settings)."""
+    """A command's parser; with ``settings`` (names of settings classes in ``extractor.config``) it adds
+    their flags when it is first used, so that ``extractor --help`` and the other commands never import
+    the settings models (pydantic-settings)."""
 
-    def __init__(self, *args: Any, settings: bool = False, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, settings: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._settings_pending = settings
+        self._settings_pending = tuple(settings)
 
     def parse_known_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         if self._settings_pending:
-            self._settings_pending = False
-            add_settings_flags(self)
+            from extractor import config
+
+            pending, self._settings_pending = self._settings_pending, ()
+            add_settings_flags(self, *(getattr(config, name) for name in pending))
         return super().parse_known_args(args, namespace)
 
 
-def add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    """``--config`` and one flag per setting that names one (``Settings`` field metadata); each flag's
-    destination is the field's name, None when not given."""
-    from extractor.config import Settings, env_name, flag_name
+def add_settings_flags(parser: argparse.ArgumentParser, *classes: type[SettingsBase]) -> None:
+    """``--config`` and, in a group per settings class (default ``Settings``), its flags (``_add_flags``)."""
+    from extractor.config import Settings
 
-    group = parser.add_argument_group(GROUP_TITLE)
-    group.add_argument(
-        "--config", metavar="FILE", help="TOML config file (default: $EXTRACTOR_CONFIG or ./extractor.toml)"
-    )
-    for name, info in Settings.model_fields.items():
-        flag = flag_name(name)
+    for i, settings_cls in enumerate(classes or (Settings,)):
+        group = parser.add_argument_group(settings_cls.flags_title)
+        if i == 0:
+            group.add_argument(
+                "--config",
+                metavar="FILE",
+                help="TOML config file (default: $EXTRACTOR_CONFIG or ./extractor.toml)",
+            )
+        _add_flags(group, settings_cls)
+
+
+def _add_flags(group: argparse._ArgumentGroup, settings_cls: type[SettingsBase]) -> None:
+    """One flag per setting that names one (the field's metadata); each flag's destination is the field's
+    name, None when not given."""
+    from extractor.config import env_name, field_type, flag_name, metavar
+
+    for name, info in settings_cls.model_fields.items():
+        flag = flag_name(name, settings_cls)
         if flag is None:
             continue
-        kind = info.annotation
-        if get_origin(kind) in (Union, UnionType):
-            kind = next(a for a in get_args(kind) if a is not type(None))
-        notes = [f"${var}" for var in [env_name(name)] if var]
+        kind = field_type(name, settings_cls)
+        notes = [f"${var}" for var in [env_name(name, settings_cls)] if var]
         default = info.get_default(call_default_factory=False)
         if default is not None and not isinstance(default, bool) and info.default_factory is None:
             notes.append(f"default {default}")
@@ -69,15 +81,22 @@ def add_settings_flags(parser: argparse.ArgumentParser) -> None:
             group.add_argument(flag, dest=name, choices=list(get_args(kind)), help=text)
         else:
             number: Any = kind if kind in (int, float) else None  # other settings take the text
-            group.add_argument(flag, dest=name, type=number, metavar=name.upper(), help=text)
+            shown = metavar(name, settings_cls)
+            group.add_argument(flag, dest=name, type=number, metavar=shown, help=text)
 
 
 def load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
     """The settings of a command: its flags over env vars over the config file; ``extra`` over all."""
     from extractor.config import Settings
 
-    overrides = {name: getattr(args, name, None) for name in Settings.model_fields}
-    settings = Settings.load(getattr(args, "config", None), **{**overrides, **extra})
+    return load_declared(args, Settings, **extra)
+
+
+def load_declared(args: argparse.Namespace, settings_cls: type[S], **extra: Any) -> S:
+    """The ``settings_cls`` settings of a command: its flags over env vars over the config file;
+    ``extra`` over all. Their credentials are kept out of whatever the command prints."""
+    overrides = {name: getattr(args, name, None) for name in settings_cls.model_fields}
+    settings = settings_cls.load(getattr(args, "config", None), **{**overrides, **extra})
     SECRETS.update(settings.secrets)
     return settings
 
@@ -110,7 +129,8 @@ def extractor_for(args: argparse.Namespace, out: TextIO | None = None) -> Extrac
 
 def error_line(exc: BaseException) -> str:
     """An error's message on one line, without any credential the environment or settings hold."""
-    from extractor.config import url_secrets
+    from extractor.config import ServiceSettings, env_name, url_secrets
 
-    known = (os.environ.get("OPENAI_API_KEY"), *url_secrets(os.environ.get("OPENAI_BASE_URL")), *SECRETS)
-    return redact(" ".join(str(exc).split()), *known)
+    token = os.environ.get(env_name("api_token", ServiceSettings) or "")
+    known = (os.environ.get("OPENAI_API_KEY"), token, *url_secrets(os.environ.get("OPENAI_BASE_URL")))
+    return redact(" ".join(str(exc).split()), *known, *SECRETS)

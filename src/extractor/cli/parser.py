@@ -4,32 +4,11 @@ settings get their flags from ``options`` when they are parsed."""
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from extractor.cli.admin import cmd_cache, cmd_schemas, cmd_serve
 from extractor.cli.extract import cmd_batches, cmd_fixtures, cmd_prompt, cmd_record, cmd_run, cmd_watch
 from extractor.cli.options import CommandParser
 from extractor.cli.outputs import cmd_digest, cmd_eval, cmd_export, cmd_report
-
-# The service's limits: (flag, type, default, help); each must be positive.
-_SERVE_LIMITS: list[tuple[str, type[int] | type[float], int | float, str]] = [
-    ("--max-body-mb", float, 32.0, "request body limit"),
-    ("--max-article-chars", int, 1_000_000, "per article"),
-    ("--max-queued-jobs", int, 64, "then 429"),
-    ("--max-pending", int, 256, "/v1/extract requests in flight or waiting, then 429 (default: %(default)s)"),
-    ("--job-workers", int, 1, "jobs run at once"),
-    ("--shutdown-timeout", float, 20.0, "seconds SIGTERM waits for work in flight (default: %(default)s)"),
-]
-
-
-def _positive(kind: type[int] | type[float]) -> Any:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-        return value
-
-    return parse
 
 
 def _wait_lock_arg(p: argparse.ArgumentParser) -> None:
@@ -53,8 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=CommandParser)
 
-    def with_settings(name: str, help: str) -> argparse.ArgumentParser:
-        made: argparse.ArgumentParser = sub.add_parser(name, help=help, settings=True)
+    def with_settings(name: str, help: str, *classes: str) -> argparse.ArgumentParser:
+        made: argparse.ArgumentParser = sub.add_parser(name, help=help, settings=classes or ("Settings",))
         return made
 
     p = with_settings("run", "extract articles (files or folders) into an output folder")
@@ -156,28 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["stats", "clear"])
     p.set_defaults(func=cmd_cache)
 
-    p = with_settings("serve", "the HTTP API: extract, jobs, results, metrics (needs extractor[serve])")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
-    p.add_argument("--port", type=int, default=8000, help="port (default: %(default)s; 0 = any free port)")
-    p.add_argument(
-        "--data-dir",
-        dest="data_dir",
-        help="where jobs live (default: extractor/service in the user data folder)",
-    )
-    p.add_argument(
-        "--allow-paths", dest="allow_paths", metavar="DIR", help="let jobs name files and folders under DIR"
+    p = with_settings(
+        "serve",
+        "the HTTP API: extract, jobs, results, metrics (needs extractor[serve])",
+        "Settings",
+        "ServiceSettings",
     )
     p.add_argument("--replay", metavar="DIR", help="answer from recorded exchanges instead of a live model")
-    for flag, kind, default, text in _SERVE_LIMITS:
-        dest = flag[2:].replace("-", "_")
-        p.add_argument(flag, dest=dest, type=_positive(kind), default=default, help=text)
-    p.add_argument(
-        "--job-retention",
-        dest="job_retention",
-        metavar="DURATION",
-        help="delete finished jobs this long after they finished, e.g. 7d, 12h, 90m "
-        "(env EXTRACTOR_JOB_RETENTION; default: forever)",
-    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("schemas", help="write (or --check) the JSON Schemas in schemas/")

@@ -28,8 +28,9 @@ log), ``metrics`` (Prometheus), ``service`` (what the routes share), ``jobs`` (n
 ``extractor.serve_models``, outside the package, as the client shares them without the server.
 """
 
+from extractor.config import ServiceSettings
 from extractor.serve.app import create_app, openapi_document
 from extractor.serve.server import check_bind, run
-from extractor.serve.service import Service, ServiceConfig
+from extractor.serve.service import Service
 
-__all__ = ["Service", "ServiceConfig", "check_bind", "create_app", "openapi_document", "run"]
+__all__ = ["Service", "ServiceSettings", "check_bind", "create_app", "openapi_document", "run"]

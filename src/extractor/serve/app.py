@@ -60,7 +60,7 @@ _bearer = HTTPBearer(auto_error=False, description="EXTRACTOR_API_TOKEN, when th
 def _authorized(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> None:
-    token = _service(request).config.token
+    token = _service(request).config.api_token
     if token is None:
         return
     given = credentials.credentials if credentials is not None else ""

@@ -7,7 +7,6 @@ Nothing here imports the web framework.
 from __future__ import annotations
 
 import datetime as dt
-import math
 import os
 import re
 import shutil
@@ -16,12 +15,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from extractor.errors import ConfigError, StoreError
-from extractor.ratelimit import parse_duration
+from extractor.errors import StoreError
 from extractor.serve_models import FINAL_STATES, JobList, JobStatus
 from extractor.store import JOB_FILE, write_json_atomic
 
-__all__ = ["JobIndex", "Record", "UnknownJobError", "now", "parse_retention"]
+__all__ = ["JobIndex", "Record", "UnknownJobError", "now"]
 
 
 _JOB_ID = re.compile(r"[0-9a-f]{16}")
@@ -43,23 +41,6 @@ class Record(BaseModel):
 def now() -> str:
     """UTC, to the millisecond (jobs are listed in the order they were created)."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def parse_retention(text: str | None) -> float | None:
-    """``--job-retention``: seconds from a duration such as ``7d``, ``12h``, ``90m`` or ``3600`` (seconds);
-    None for none given or ``forever``. ConfigError for anything else, or a duration that is not
-    positive."""
-    if text is None or text.strip().lower() in ("", "forever", "never"):
-        return None
-    try:
-        seconds = parse_duration(text)
-    except ValueError:
-        seconds = math.nan
-    if not 0 < seconds < math.inf:
-        raise ConfigError(
-            f"--job-retention {text!r}: give a positive duration such as 7d, 12h or 90m, or 'forever'"
-        )
-    return seconds
 
 
 def _epoch(stamp: str) -> float | None:

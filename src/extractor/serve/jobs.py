@@ -38,6 +38,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from extractor.batch import RunSummary, arun_batch, count_inputs
+from extractor.config import ServiceSettings
 from extractor.errors import REDACTED, ExtractorError, StoreError, redact
 from extractor.models import ArticleResult, Usage, add_cost
 from extractor.pipeline import Extractor
@@ -136,33 +137,30 @@ def _scan_results(run_dir: Path, price: tuple[float, float] | None) -> _Base:
 
 
 class JobManager:
-    """Create, run, resume, follow and cancel jobs (see the module docstring).
+    """Create, run, resume, follow and cancel jobs (see the module docstring), under ``config``'s data dir
+    and within its limits (allowed paths, queued jobs, workers, retention).
 
     ``on_result(result, outcome)`` is called for every result a job writes (for metrics); ``secrets``
     (the API key, the service token) are redacted from every error message and result line served."""
 
     def __init__(
         self,
-        data_dir: Path,
+        config: ServiceSettings,
         extractor: Extractor,
         *,
-        allow_paths: Path | None = None,
-        max_queued: int = 64,
-        workers: int = 1,
         on_result: Callable[[ArticleResult, str], None] | None = None,
         secrets: Sequence[str | None] = (),
         poll_s: float = 1.0,
-        retention_s: float | None = None,
     ) -> None:
-        self.root = (data_dir / JOBS_DIR).resolve()
+        self.root = (config.data_dir / JOBS_DIR).resolve()
         self.extractor = extractor
-        self.allow_paths = allow_paths.resolve() if allow_paths is not None else None
-        self.max_queued = max_queued
-        self.workers = workers
+        self.allow_paths = config.allow_paths.resolve() if config.allow_paths is not None else None
+        self.max_queued = config.max_queued_jobs
+        self.workers = config.job_workers
         self.on_result = on_result
         self.secrets = tuple(s for s in secrets if s and len(s) >= 4)
         self.poll_s = poll_s
-        self.retention_s = retention_s
+        self.retention_s = config.job_retention_s
         self.stopping = False
         self.index = JobIndex(self.root)
         self._active: dict[str, _Job] = {}

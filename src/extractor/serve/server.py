@@ -11,10 +11,10 @@ from typing import TextIO
 import uvicorn
 from prometheus_client import disable_created_metrics
 
-from extractor.config import Settings
+from extractor.config import ServiceSettings, Settings
 from extractor.errors import ConfigError
 from extractor.serve.app import create_app
-from extractor.serve.service import Service, ServiceConfig
+from extractor.serve.service import Service
 
 __all__ = ["MIN_TOKEN_CHARS", "check_bind", "run"]
 
@@ -87,17 +87,16 @@ def server(service: Service) -> uvicorn.Server:
     return _Server(uv_config, service)
 
 
-def run(settings: Settings, config: ServiceConfig, log: TextIO | None = None) -> int:
-    """Serve until SIGTERM / Ctrl-C; returns the exit code (0 after a clean stop)."""
-    check_bind(config.host, config.token)
+def run(settings: Settings, config: ServiceSettings, log: TextIO | None = None) -> int:
+    """Serve ``settings``' extractor as ``config`` says until SIGTERM / Ctrl-C; returns the exit code (0
+    after a clean stop)."""
+    check_bind(config.host, config.api_token)
     if config.allow_paths is not None:
         allowed, data = config.allow_paths.resolve(), config.data_dir.resolve()
         if not allowed.is_dir():
             raise ConfigError(f"--allow-paths {config.allow_paths}: not a folder")
         if data == allowed or allowed in data.parents or data in allowed.parents:
             raise ConfigError("--data-dir and --allow-paths must not contain one another")
-    if config.job_retention_s is not None and config.job_retention_s <= 0:
-        raise ConfigError(f"--job-retention must be positive, got {config.job_retention_s:g} s")
     try:
         (config.data_dir / "jobs").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -109,9 +108,9 @@ def run(settings: Settings, config: ServiceConfig, log: TextIO | None = None) ->
     sock = listen(config.host, config.port)
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    auth = "bearer token" if config.token else "none"
+    auth = "bearer token" if config.api_token else "none"
     message = f"listening on http://{shown}:{port}"
-    if config.token is None:
+    if config.api_token is None:
         message += " (no EXTRACTOR_API_TOKEN: no authentication, so loopback only)"
     service.listening = {
         "url": f"http://{shown}:{port}",

@@ -9,37 +9,17 @@ import json
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from extractor.config import Settings
+from extractor.config import ServiceSettings, Settings
 from extractor.errors import StoreError, redact
 from extractor.models import Article, ArticleResult
 from extractor.pipeline import Extractor
 from extractor.serve.jobs import JobManager
 from extractor.serve.metrics import Metrics
 
-__all__ = ["Service", "ServiceConfig"]
-
-
-@dataclass(frozen=True)
-class ServiceConfig:
-    """How the service listens and what it accepts (the model settings are ``Settings``)."""
-
-    data_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8000
-    token: str | None = None
-    allow_paths: Path | None = None
-    max_body_bytes: int = 32 * 1024 * 1024
-    max_article_chars: int = 1_000_000
-    max_queued_jobs: int = 64
-    max_pending: int = 256  # /v1/extract requests in flight or waiting for a slot
-    job_workers: int = 1
-    shutdown_timeout_s: float = 20.0
-    job_retention_s: float | None = None  # finished jobs older than this are deleted; None: kept
+__all__ = ["Service"]
 
 
 class _SharedExtractor(Extractor):
@@ -72,24 +52,16 @@ class _SharedExtractor(Extractor):
 
 
 class Service:
-    """Everything the routes share: the extractor, the jobs, the metrics and the limits."""
+    """Everything the routes share: the extractor, the jobs, the metrics and the limits (``config``)."""
 
-    def __init__(self, settings: Settings, config: ServiceConfig, log: TextIO | None = None) -> None:
+    def __init__(self, settings: Settings, config: ServiceSettings, log: TextIO | None = None) -> None:
         self.settings = settings
         self.config = config
         self.log_stream = log or sys.stderr
         self.metrics = Metrics()
         self.extractor = _SharedExtractor(settings, self.metrics.result)
-        self.secrets = (settings.api_key, config.token)
-        self.jobs = JobManager(
-            config.data_dir,
-            self.extractor,
-            allow_paths=config.allow_paths,
-            max_queued=config.max_queued_jobs,
-            workers=config.job_workers,
-            secrets=self.secrets,
-            retention_s=config.job_retention_s,
-        )
+        self.secrets = (*settings.secrets, *config.secrets)
+        self.jobs = JobManager(config, self.extractor, secrets=self.secrets)
         self.metrics.read_live(self._depths, lambda: self.extractor.limiter.stats()["rate_limited"])
         self.pending = 0
         self.stopping = False
