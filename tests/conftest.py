@@ -71,23 +71,26 @@ def _no_network(monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest)
     monkeypatch.setattr(socket, "getaddrinfo", _guarded_getaddrinfo)
 
 
+def _settings_env() -> tuple[str, ...]:
+    """Every environment variable a setting is read from (both settings classes), and EXTRACTOR_CONFIG."""
+    from extractor.config import ServiceSettings, Settings, env_name
+
+    found = {env_name(name, cls) for cls in (Settings, ServiceSettings) for name in cls.model_fields}
+    return ("EXTRACTOR_CONFIG", *sorted(var for var in found if var))
+
+
+_SETTINGS_ENV = _settings_env()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(
     monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
 ) -> None:
-    """No real key, no user config, and a private cache dir for every test (live tests keep the env)."""
+    """No real key, no user config, no setting from the shell, and a private cache dir for every test
+    (live tests keep the env)."""
     if request.node.get_closest_marker("live"):
         return
-    for var in (
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-        "EXTRACTOR_MODEL",
-        "EXTRACTOR_MODE",
-        "EXTRACTOR_CONFIG",
-        "EXTRACTOR_CONCURRENCY",
-        "EXTRACTOR_RPM",
-        "EXTRACTOR_TPM",
-    ):
+    for var in _SETTINGS_ENV:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("EXTRACTOR_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
 

@@ -137,7 +137,7 @@ def test_the_settings_flags_are_generated_from_the_fields(capsys: pytest.Capture
     with pytest.raises(SystemExit):
         cli.main(["cache", "--help"])
     text = capsys.readouterr().out
-    flags = [flag for name in Settings.model_fields if (flag := flag_name(name))]
+    flags = [flag for name in Settings.model_fields if (flag := flag_name(name, Settings))]
     assert len(flags) >= 19 and all(f"  {flag}" in text for flag in flags)
     assert "($EXTRACTOR_MODEL, default gpt-4o-mini)" in " ".join(text.split())
     s = settings_of(

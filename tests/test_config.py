@@ -226,9 +226,15 @@ def test_settings_are_immutable_and_copies_are_checked() -> None:
 
 
 def test_each_setting_declares_its_env_variable_and_flag_once() -> None:
-    assert env_name("api_key") == "OPENAI_API_KEY" and env_name("model") == "EXTRACTOR_MODEL"
-    assert env_name("temperature") is None  # not read from the environment, as before
-    assert (flag_name("timeout_s"), flag_name("max_events"), flag_name("prices")) == (
+    assert (
+        env_name("api_key", Settings) == "OPENAI_API_KEY" and env_name("model", Settings) == "EXTRACTOR_MODEL"
+    )
+    assert env_name("temperature", Settings) is None  # not read from the environment, as before
+    assert (
+        flag_name("timeout_s", Settings),
+        flag_name("max_events", Settings),
+        flag_name("prices", Settings),
+    ) == (
         "--timeout",
         "--max-events",
         None,
