@@ -8,7 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
@@ -166,15 +166,15 @@ def create_app(service: Service | None) -> FastAPI:
     )
     app.state.service = service
 
-    auth = [Depends(_authorized)]
+    # Every route of ``api`` needs the bearer token (when the server has one) and says so: a new route
+    # there cannot forget it. Only the probes are open.
+    api = APIRouter(dependencies=[Depends(_authorized)], responses=_ERRORS)
 
-    @app.post(
+    @api.post(
         "/v1/extract",
-        dependencies=auth,
         response_model=None,
         responses={
             200: {"model": ArticleResult, "description": "the article's result (``status`` ok or error)"},
-            **_ERRORS,
             **_TOO_LARGE,
             **_VALIDATION,
             **_BUSY,
@@ -213,14 +213,12 @@ def create_app(service: Service | None) -> FastAPI:
         body = svc.redact(result.model_dump_json())
         return Response(body, media_type="application/json")
 
-    @app.post(
+    @api.post(
         "/v1/jobs",
-        dependencies=auth,
         status_code=202,
         response_model=JobStatus,
         responses={
             202: {"description": "queued; poll GET /v1/jobs/{id}, stream GET /v1/jobs/{id}/results"},
-            **_ERRORS,
             **_TOO_LARGE,
             415: {
                 "model": ErrorBody,
@@ -274,11 +272,10 @@ def create_app(service: Service | None) -> FastAPI:
         response.headers["Location"] = f"/v1/jobs/{status.id}"
         return status
 
-    @app.get(
+    @api.get(
         "/v1/jobs",
-        dependencies=auth,
         response_model=JobList,
-        responses={**_ERRORS, **_VALIDATION},
+        responses=_VALIDATION,
         summary="List the jobs, newest first",
     )
     async def list_jobs(
@@ -294,18 +291,15 @@ def create_app(service: Service | None) -> FastAPI:
         except ValueError as exc:
             raise RequestValidationError([error(("query", "cursor"), str(exc))]) from None
 
-    @app.get(
-        "/v1/jobs/{job_id}", dependencies=auth, response_model=JobStatus, responses={**_ERRORS, **_JOB_404}
-    )
+    @api.get("/v1/jobs/{job_id}", response_model=JobStatus, responses=_JOB_404)
     async def job_status(job_id: str, request: Request) -> JobStatus:
         try:
             return _service(request).jobs.status(job_id)
         except UnknownJobError:
             raise HTTPException(404, f"no job {job_id!r}") from None
 
-    @app.get(
+    @api.get(
         "/v1/jobs/{job_id}/results",
-        dependencies=auth,
         response_class=StreamingResponse,
         responses={
             **_ok(
@@ -313,7 +307,6 @@ def create_app(service: Service | None) -> FastAPI:
                 NDJSON,
                 "ArticleResult",
             ),
-            **_ERRORS,
             **_JOB_404,
         },
     )
@@ -329,13 +322,11 @@ def create_app(service: Service | None) -> FastAPI:
             raise HTTPException(404, f"no job {job_id!r}") from None
         return StreamingResponse(jobs.follow(job_id, after), media_type=NDJSON)
 
-    @app.get(
+    @api.get(
         "/v1/jobs/{job_id}/report",
-        dependencies=auth,
         response_class=FileResponse,
         responses={
             **_ok("the review page (self-contained HTML)", "text/html"),
-            **_ERRORS,
             **_JOB_404,
             409: {"model": ErrorBody, "description": "the job has no result yet"},
         },
@@ -350,9 +341,8 @@ def create_app(service: Service | None) -> FastAPI:
             raise HTTPException(409, "the job has no result yet")
         return FileResponse(page, media_type="text/html; charset=utf-8")
 
-    @app.delete(
+    @api.delete(
         "/v1/jobs/{job_id}",
-        dependencies=auth,
         response_model=JobStatus,
         responses={
             200: {
@@ -360,7 +350,6 @@ def create_app(service: Service | None) -> FastAPI:
                 "while the articles in flight finish); a finished job: deleted (its last status), or "
                 "left as it is with ?keep_finished=true"
             },
-            **_ERRORS,
             **_JOB_404,
             503: {"model": ErrorBody, "description": "the job's folder could not be deleted"},
         },
@@ -394,15 +383,16 @@ def create_app(service: Service | None) -> FastAPI:
             Readiness(ready=ready, detail=detail).model_dump(), status_code=200 if ready else 503
         )
 
-    @app.get(
+    @api.get(
         "/metrics",
-        dependencies=auth,
         response_class=Response,
-        responses={**_ok("Prometheus text format", "text/plain"), **_ERRORS},
+        responses=_ok("Prometheus text format", "text/plain"),
     )
     async def metrics(request: Request) -> Response:
         data = generate_latest(_service(request).metrics.registry)
         return Response(data, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    app.include_router(api)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
