@@ -27,15 +27,16 @@ def _setting(
     default: Any = PydanticUndefined,
     help: str | None = None,
     *,
-    env: str | None = None,
+    env: str | bool = False,
     flag: str | bool = False,
     default_factory: Callable[[], Any] | None = None,
     repr: bool = True,
     metavar: str | None = None,
 ) -> Any:
     """A field of a settings class: its default, its help text, the environment variable it is read from
-    (``env``), its command-line flag (``flag``: True for ``--field-name``, or the flag itself) and the
-    flag's placeholder in the help (``metavar``; default the field's name in capitals)."""
+    (``env``: True for ``EXTRACTOR_FIELD_NAME``, or the variable itself), its command-line flag (``flag``:
+    True for ``--field-name``, or the flag itself) and the flag's placeholder in the help (``metavar``;
+    default the field's name in capitals)."""
     extra: dict[str, JsonValue] = {"env": env, "flag": flag, "metavar": metavar}
     if default_factory is not None:
         return Field(default_factory=default_factory, description=help, json_schema_extra=extra, repr=repr)
@@ -133,7 +134,8 @@ _LOADING: ContextVar[tuple[Mapping[str, str], Path | None] | None] = ContextVar(
 
 def env_name(name: str, settings_cls: type[SettingsBase]) -> str | None:
     """The environment variable the setting ``name`` of ``settings_cls`` is read from, if any."""
-    return _extra(name, settings_cls).get("env")
+    var = _extra(name, settings_cls).get("env")
+    return f"EXTRACTOR_{name.upper()}" if var is True else var or None
 
 
 def flag_name(name: str, settings_cls: type[SettingsBase]) -> str | None:

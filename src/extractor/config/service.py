@@ -27,45 +27,37 @@ class ServiceSettings(SettingsBase):
 
     data_dir: Path = _setting(
         help="where jobs live, by default extractor/service in the user data folder",
-        env="EXTRACTOR_DATA_DIR",
+        env=True,
         flag=True,
         default_factory=_default_data_dir,
         metavar="DIR",
     )
-    host: str = _setting("127.0.0.1", "address to listen on", env="EXTRACTOR_HOST", flag=True)
-    port: int = _setting(8000, "port (0 = any free port)", env="EXTRACTOR_PORT", flag=True)
+    host: str = _setting("127.0.0.1", "address to listen on", env=True, flag=True)
+    port: int = _setting(8000, "port (0 = any free port)", env=True, flag=True)
     # Every /v1 route and /metrics then need `Authorization: Bearer TOKEN`; without one the service
     # listens on a loopback address only. No flag: a flag's value shows in the process list.
-    api_token: str | None = _setting(
-        None, "bearer token clients must send", env="EXTRACTOR_API_TOKEN", repr=False
-    )
+    api_token: str | None = _setting(None, "bearer token clients must send", env=True, repr=False)
     allow_paths: Path | None = _setting(
-        None,
-        "let jobs name files and folders under DIR",
-        env="EXTRACTOR_ALLOW_PATHS",
-        flag=True,
-        metavar="DIR",
+        None, "let jobs name files and folders under DIR", env=True, flag=True, metavar="DIR"
     )
-    max_body_mb: float = _setting(32.0, "request body limit in MB", env="EXTRACTOR_MAX_BODY_MB", flag=True)
-    max_article_chars: int = _setting(
-        1_000_000, "characters per article", env="EXTRACTOR_MAX_ARTICLE_CHARS", flag=True
-    )
-    max_queued_jobs: int = _setting(64, "jobs waiting, then 429", env="EXTRACTOR_MAX_QUEUED_JOBS", flag=True)
+    max_body_mb: float = _setting(32.0, "request body limit in MB", env=True, flag=True)
+    max_article_chars: int = _setting(1_000_000, "characters per article", env=True, flag=True)
+    max_queued_jobs: int = _setting(64, "jobs waiting, then 429", env=True, flag=True)
     max_pending: int = _setting(
-        256, "/v1/extract requests in flight or waiting, then 429", env="EXTRACTOR_MAX_PENDING", flag=True
+        256, "/v1/extract requests in flight or waiting, then 429", env=True, flag=True
     )
-    job_workers: int = _setting(1, "jobs run at once", env="EXTRACTOR_JOB_WORKERS", flag=True)
+    job_workers: int = _setting(1, "jobs run at once", env=True, flag=True)
     shutdown_timeout_s: float = _setting(
         20.0,
         "seconds SIGTERM waits for work in flight",
-        env="EXTRACTOR_SHUTDOWN_TIMEOUT_S",
+        env=True,
         flag="--shutdown-timeout",
         metavar="SECONDS",
     )
     job_retention: str | None = _setting(
         None,
         "delete finished jobs this long after they finished: 7d, 12h, 90m or seconds; unset: never",
-        env="EXTRACTOR_JOB_RETENTION",
+        env=True,
         flag=True,
         metavar="DURATION",
     )

@@ -74,10 +74,10 @@ class Settings(SettingsBase):
 
     flags_title: ClassVar[str] = "model and limits (flags override env vars and the config file)"
 
-    model: str = _setting("gpt-4o-mini", "model name", env="EXTRACTOR_MODEL", flag=True)
+    model: str = _setting("gpt-4o-mini", "model name", env=True, flag=True)
     base_url: str | None = _setting(None, "OpenAI-compatible endpoint", env="OPENAI_BASE_URL", flag=True)
     api_key: str | None = _setting(None, "API key", env="OPENAI_API_KEY", repr=False)
-    mode: Mode = _setting("tools", "instructor mode", env="EXTRACTOR_MODE", flag=True)
+    mode: Mode = _setting("tools", "instructor mode", env=True, flag=True)
     temperature: float = _setting(0.0, "sampling temperature (0-2)", flag=True)
     max_tokens: int = _setting(4096, "completion tokens per request", flag=True)
     max_tokens_retry: int = _setting(16384, "completion tokens of the retry after a truncated answer")
@@ -86,24 +86,20 @@ class Settings(SettingsBase):
     transport_max_wait_s: float = _setting(300.0, "longest wait between attempts, in seconds")
     reasks: int = _setting(1, "re-asks on schema/grounding failure", flag=True)
     reask_max_listed: int = _setting(10, "failed items named in a re-ask")
-    cache_dir: Path = _setting(
-        help="response cache", env="EXTRACTOR_CACHE_DIR", flag=True, default_factory=_default_cache_dir
-    )
+    cache_dir: Path = _setting(help="response cache", env=True, flag=True, default_factory=_default_cache_dir)
     use_cache: bool = _setting(True, "use the response cache", flag="--no-cache")
     # The shared response cache (one JSON file per answer, extractor.fscache) at a folder or pyarrow URL
     # (s3://bucket/prefix): several hosts can share it; unset = diskcache in cache_dir (one host).
-    cache_url: str | None = _setting(
-        None, "shared JSON cache: folder or s3:// URL", env="EXTRACTOR_CACHE_URL", flag=True
-    )
+    cache_url: str | None = _setting(None, "shared JSON cache: folder or s3:// URL", env=True, flag=True)
     replay_dir: Path | None = _setting(None, "answer from the recorded exchanges in this folder")
     record_dir: Path | None = _setting(None, "record every exchange into this folder")
     chunk_chars: int = _setting(300_000, "split articles longer than this", flag=True)
     chunk_overlap_chars: int = _setting(2_000, "characters shared by adjacent chunks", flag="--chunk-overlap")
     # Enough in flight for ~10 requests/s at 1.5 s latency; --rpm/--tpm and the server's 429s and
     # x-ratelimit-* headers then set the pace, so a high default does not mean a storm of 429s.
-    concurrency: int = _setting(16, "articles in flight", env="EXTRACTOR_CONCURRENCY", flag=True)
-    rpm: int | None = _setting(None, "requests/min limit", env="EXTRACTOR_RPM", flag=True)
-    tpm: int | None = _setting(None, "tokens/min limit", env="EXTRACTOR_TPM", flag=True)
+    concurrency: int = _setting(16, "articles in flight", env=True, flag=True)
+    rpm: int | None = _setting(None, "requests/min limit", env=True, flag=True)
+    tpm: int | None = _setting(None, "tokens/min limit", env=True, flag=True)
     prices: dict[str, tuple[float, float]] = _setting(
         help="USD per 1M tokens (input, output) by model, over DEFAULT_PRICES", default_factory=dict
     )
@@ -117,26 +113,26 @@ class Settings(SettingsBase):
     batch_poll_s: float = _setting(
         30.0,
         "first wait between Batch API polls, in seconds",
-        env="EXTRACTOR_BATCH_POLL_S",
+        env=True,
         flag="--batch-poll",
     )
     batch_poll_max_s: float = _setting(
         600.0,
         "longest wait between Batch API polls, in seconds",
-        env="EXTRACTOR_BATCH_POLL_MAX_S",
+        env=True,
         flag="--batch-poll-max",
     )
     batch_poll_backoff: float = _setting(
         1.5,
         "each wait between Batch API polls this many times the last, up to --batch-poll-max (1-10)",
-        env="EXTRACTOR_BATCH_POLL_BACKOFF",
+        env=True,
         flag="--batch-poll-backoff",
     )
     batch_poll_timeout_s: float | None = _setting(
         None,
         "give up polling after this many seconds of waits; the batches keep running and the next run "
         "resumes them (default: wait for the completion window)",
-        env="EXTRACTOR_BATCH_POLL_TIMEOUT_S",
+        env=True,
         flag="--batch-poll-timeout",
     )
     batch_max_requests: int = _setting(50_000, "requests per batch")
@@ -150,9 +146,9 @@ class Settings(SettingsBase):
     )
     # The prompt: at most this many events per article (per chunk), and the language of `summary` and
     # stance `target` (quotes, evidence, names and date_text always stay in the article's language).
-    max_events: int = _setting(10, "events per article, at most", env="EXTRACTOR_MAX_EVENTS", flag=True)
+    max_events: int = _setting(10, "events per article, at most", env=True, flag=True)
     output_language: str = _setting(
-        "English", "language of summaries and stance targets", env="EXTRACTOR_OUTPUT_LANGUAGE", flag=True
+        "English", "language of summaries and stance targets", env=True, flag=True
     )
 
     def _check(self) -> None:
