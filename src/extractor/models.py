@@ -18,7 +18,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, Self, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -55,6 +55,7 @@ __all__ = [
     "Span",
     "SpanStatus",
     "Stance",
+    "Summable",
     "Usage",
     "describe_validation_error",
     "repair_item",
@@ -453,29 +454,31 @@ class Rejected(BaseModel):
         return not self.reason.startswith((SCHEMA_REASON, OVER_LIMIT_REASON))
 
 
-class Usage(BaseModel):
-    """Tokens summed over every attempt (re-asks and retries included) and the HTTP calls made."""
+class Summable(BaseModel):
+    """A record of counts that add up: ``a + b`` adds every field (numbers and nested records alike)."""
+
+    def __add__(self, other: Self) -> Self:
+        fields = type(self).model_fields
+        return type(self)(**{name: getattr(self, name) + getattr(other, name) for name in fields})
+
+
+class Usage(Summable):
+    """What extracting this article spent: tokens summed over every attempt of every chunk (re-asks and
+    retries included) and the HTTP calls made; all 0 when every chunk's answer came from the cache."""
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
     http_calls: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            http_calls=self.http_calls + other.http_calls,
-        )
 
     def cost(self, price: tuple[float, float] | None) -> float | None:
         """USD for these tokens at ``price`` (input, output per 1M tokens); None without a price."""
         if price is None:
             return None
         return (self.prompt_tokens * price[0] + self.completion_tokens * price[1]) / 1e6
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
 
 
 def add_cost(total: float | None, cost: float | None) -> float | None:

@@ -15,6 +15,8 @@ from typing import Any, Literal, Self, TypeVar, cast
 
 from pydantic import BaseModel, Field, computed_field
 
+from extractor.models import Summable
+
 QUOTE_IOU = 0.5
 EVIDENCE_OVERLAP = 0.5
 EVIDENCE_MIN_SHARE = 0.25
@@ -32,14 +34,9 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-class Figure(BaseModel):
-    """A summable score. ``a + b`` adds every field (numbers and nested figures alike); ``rows`` are its
+class Figure(Summable):
+    """A summable score (``a + b`` adds every field, numbers and nested figures alike); ``rows`` are its
     lines in the table -- by default the rows of its nested figures, each under its declared label."""
-
-    def __add__(self, other: Self) -> Self:
-        return type(self)(
-            **{name: getattr(self, name) + getattr(other, name) for name in type(self).model_fields}
-        )
 
     def rows(self, label: str = "") -> list[Metric]:
         out: list[Metric] = []
