@@ -2,7 +2,8 @@
 
 Five tables, one file each in the output folder (``articles.parquet``, ``quotes.parquet``, …):
 
-    articles  one row per result line: id, source, status, error, title, published, item counts, usage
+    articles  one row per article (a retried one's last line): id, source, status, error, title,
+              published, item counts, usage
     quotes    one row per grounded quote: speaker, text, cue
     events    one row per grounded event: type, date, summary, location, actors, evidence
     stances   one row per grounded stance: holder, target, polarity, evidence
