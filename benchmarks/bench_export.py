@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from extractor.models import ArticleResult
+
 QUOTE = {"text": "we will reopen the bridge", "speaker": "The mayor", "cue": "said"}
 EVENT = {
     "summary": "The mayor announced the bridge would reopen.",
@@ -55,7 +57,7 @@ def _line(i: int, attempt: int) -> str:
         "model": "gpt-4o-mini",
         "prompt_version": "bench",
     }
-    return json.dumps(result, ensure_ascii=False)
+    return ArticleResult.model_validate(result).model_dump_json()  # as the batch runner writes it
 
 
 def write_run(run: Path, articles: int, retried: float) -> int:

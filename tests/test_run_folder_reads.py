@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -139,3 +140,21 @@ def test_of_several_lines_of_one_source_results_keep_the_last_where_it_stands(ru
     streamed = list(store.iter_results(run_copy))
     assert [r.model_dump() for r in streamed] == [r.model_dump() for r in results]
     assert [r.source for r in RunFolder(run_copy).iter_results()] == sources
+
+
+def test_the_latest_line_of_a_source_is_found_however_the_line_is_written(tmp_path: Path) -> None:
+    """Sources with quotes, backslashes and non-ASCII text, as this package writes a line (its first two
+    keys read without parsing the rest) and with the keys in another order (a line another tool wrote)."""
+    sources = ['say "hi".txt', "back\\slash\\", "ü/“quoted”.txt", "plain.txt"]
+    lines = []
+    for n, source in enumerate(sources * 2):
+        data = {"article_id": f"a{n}", "source": source, "sha256": f"{n:064x}", "status": "ok"}
+        result = ArticleResult.model_validate(data)
+        if n == 3:  # the first line of "plain.txt", written keys first-to-last reversed
+            lines.append(json.dumps(dict(reversed(list(result.model_dump().items())))))
+        else:
+            lines.append(result.model_dump_json())
+    (tmp_path / RESULTS_FILE).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    streamed = [(r.article_id, r.source) for r in store.iter_results(tmp_path)]
+    assert streamed == [(f"a{n}", source) for n, source in enumerate(sources, start=4)]
+    assert streamed == [(r.article_id, r.source) for r in RunFolder(tmp_path).results()]

@@ -178,14 +178,21 @@ def _iter_latest(path: Path) -> Iterator[ArticleResult]:
     return _iter_results(path, skip=superseded, lines=lines)
 
 
+# The start of a line as ArticleResult.model_dump_json writes it: its first two keys.
+_HEAD = re.compile(rb'\{"article_id":"(?:[^"\\]|\\.)*","source":("(?:[^"\\]|\\.)*")')
+
+
 def _source_of(raw: bytes) -> str | None:
-    """The ``source`` of a results line, None for a line that is not a result (the parse names it)."""
+    """The ``source`` of a results line, None for a line that is not a result (the parse names it).
+    A line as this package writes it gives its source without parsing the rest of it."""
+    head = _HEAD.match(raw)
     try:
-        data = json.loads(raw)
+        data = json.loads(head.group(1) if head else raw)
     except ValueError:
         return None
-    source = data.get("source") if isinstance(data, dict) else None
-    return source if isinstance(source, str) else None
+    if head is None:
+        data = data.get("source") if isinstance(data, dict) else None
+    return data if isinstance(data, str) else None
 
 
 def _latest(results: list[ArticleResult]) -> list[ArticleResult]:
