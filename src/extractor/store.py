@@ -25,9 +25,11 @@ import hashlib
 import json
 import os
 import re
+import sqlite3
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, overload
 
@@ -129,11 +131,12 @@ def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
 def _iter_results(
     path: Path,
     seen: Callable[[bytes], None] | None = None,
-    skip: Collection[int] = (),
+    keep: Iterator[int] | None = None,
     lines: int | None = None,
 ) -> Iterator[ArticleResult]:
-    """The results in ``path``, but for the line numbers in ``skip`` and after the first ``lines``; each
-    complete line is also handed to ``seen``."""
+    """The results in ``path`` (only the line numbers ``keep`` gives, in ascending order, and none after
+    the first ``lines``); each complete line is also handed to ``seen``."""
+    wanted = next(keep, None) if keep is not None else None
     try:
         fh = path.open("rb")
     except OSError as exc:
@@ -144,7 +147,11 @@ def _iter_results(
                 return
             if seen is not None:
                 seen(raw)
-            if not raw.strip() or number in skip:
+            if keep is not None:
+                if number != wanted:
+                    continue
+                wanted = next(keep, None)
+            if not raw.strip():
                 continue
             try:
                 yield ArticleResult.model_validate_json(raw)
@@ -155,27 +162,35 @@ def _iter_results(
 
 
 def _iter_latest(path: Path) -> Iterator[ArticleResult]:
-    """``_latest`` streamed: a first pass reads each line's source (one small entry per source is
-    held), a second parses the lines no later line of their source supersedes, up to where the first
+    """``_latest`` streamed, in memory that does not grow with the file: a first pass notes the last
+    line of each source in a scratch sqlite file, a second parses those lines, up to where the first
     pass stopped (a line appended meanwhile waits for the next read)."""
-    last: dict[str, int] = {}
-    superseded: set[int] = set()
-    lines = 0
-    try:
-        with path.open("rb") as fh:
-            for number, raw in enumerate(fh, start=1):
-                if not raw.endswith(b"\n"):
-                    break
-                lines = number
-                source = _source_of(raw)
-                if source is not None:
-                    if source in last:
-                        superseded.add(last[source])
-                    last[source] = number
-    except OSError as exc:
-        raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
-    del last
-    return _iter_results(path, skip=superseded, lines=lines)
+    with tempfile.TemporaryDirectory(prefix="extractor-") as scratch:
+        db = sqlite3.connect(Path(scratch) / "last.sqlite", isolation_level=None)
+        try:
+            db.executescript(
+                """
+                PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
+                CREATE TABLE last (line INTEGER PRIMARY KEY, source TEXT UNIQUE);
+                BEGIN;
+                """
+            )
+            lines = 0
+            try:
+                with path.open("rb") as fh:
+                    for number, raw in enumerate(fh, start=1):
+                        if not raw.endswith(b"\n"):
+                            break
+                        lines = number
+                        source = _source_of(raw)  # not a result: a key of its own, the parse names it
+                        row = (number, f"#{number}" if source is None else f"={source}")
+                        db.execute("INSERT OR REPLACE INTO last VALUES (?, ?)", row)
+            except OSError as exc:
+                raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
+            keep = (int(row[0]) for row in db.execute("SELECT line FROM last ORDER BY line"))
+            yield from _iter_results(path, keep=keep, lines=lines)
+        finally:
+            db.close()
 
 
 # The start of a line as ArticleResult.model_dump_json writes it: its first two keys.
