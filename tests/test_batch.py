@@ -934,6 +934,18 @@ def test_compaction_keeps_the_last_line_per_source_in_file_order(tmp_path: Path)
     assert sorted(p.name for p in tmp_path.iterdir()) == [RESULTS_FILE]  # no scratch file left
 
 
+def test_compaction_drops_a_torn_last_line_and_totals_only_the_lines_kept(tmp_path: Path) -> None:
+    path = tmp_path / RESULTS_FILE
+    first = b'{"source": "a", "status": "error"}\n'
+    kept = b'{"source": "a", "status": "ok", "quotes": [{}, {}]}\n'
+    path.write_bytes(first + kept + b'{"source": "b", "sta')
+    (tmp_path / batch.COMPACT_FILE).write_bytes(b"left by a killed run")
+    dropped, folder = batch._compact(path)
+    assert dropped == 2 and path.read_bytes() == kept
+    assert (folder["articles"], folder["ok"], folder["failed"], folder["quotes"]) == (1, 1, 0, 2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [RESULTS_FILE]
+
+
 def test_the_scratch_index_is_removed_and_a_stale_one_is_rebuilt(tmp_path: Path) -> None:
     from extractor.batch import INDEX_FILE
 

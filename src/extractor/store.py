@@ -162,35 +162,84 @@ def _iter_results(
 
 
 def _iter_latest(path: Path) -> Iterator[ArticleResult]:
-    """``_latest`` streamed, in memory that does not grow with the file: a first pass notes the last
-    line of each source in a scratch sqlite file, a second parses those lines, up to where the first
-    pass stopped (a line appended meanwhile waits for the next read)."""
-    with tempfile.TemporaryDirectory(prefix="extractor-") as scratch:
-        db = sqlite3.connect(Path(scratch) / "last.sqlite", isolation_level=None)
+    """``_latest`` streamed, in memory that does not grow with the file (``LastLines``), up to where the
+    first pass stopped (a line appended meanwhile waits for the next read)."""
+    with (
+        tempfile.TemporaryDirectory(prefix="extractor-") as scratch,
+        LastLines.of(path, Path(scratch) / "last.sqlite", _result_key) as last,
+    ):
+        yield from _iter_results(path, keep=last.kept(), lines=last.lines)
+
+
+def _result_key(number: int, raw: bytes) -> tuple[str]:
+    source = _source_of(raw)  # not a result: a key of its own, so that the parse names the line
+    return (f"#{number}" if source is None else f"={source}",)
+
+
+class LastLines:
+    """Which line of each key is the last in a JSON-lines file, worked out in a scratch sqlite file so
+    that memory does not grow with the file: what the compaction of results.jsonl keeps, and what a
+    streamed read of a service job's append-only results gives (``iter_results``)."""
+
+    def __init__(self, db: sqlite3.Connection, lines: int, torn: bool) -> None:
+        self._db = db
+        self.lines = lines  # complete lines read (numbered from 1)
+        self.torn = torn  # an incomplete line followed them (a writer killed, or one still writing)
+
+    @classmethod
+    @contextlib.contextmanager
+    def of(
+        cls, path: Path, scratch: Path, row: Callable[[int, bytes], tuple[Any, ...] | None], values: int = 0
+    ) -> Iterator[LastLines]:
+        """Read ``path``'s complete lines: ``row(number, line)`` gives a line's key and ``values`` numbers
+        to sum over the lines kept, or None to leave the line out. ``scratch`` (a file left by a killed
+        process is replaced) is removed at the end."""
+        with contextlib.suppress(FileNotFoundError):
+            scratch.unlink()
+        db = sqlite3.connect(scratch, isolation_level=None)
+        columns = "".join(f", v{i} INTEGER" for i in range(values))
+        marks = ", ".join("?" * (values + 2))
         try:
             db.executescript(
-                """
+                f"""
                 PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
-                CREATE TABLE last (line INTEGER PRIMARY KEY, source TEXT UNIQUE);
+                CREATE TABLE last (line INTEGER PRIMARY KEY, key TEXT UNIQUE{columns});
                 BEGIN;
                 """
             )
-            lines = 0
+            lines, torn = 0, False
             try:
                 with path.open("rb") as fh:
                     for number, raw in enumerate(fh, start=1):
                         if not raw.endswith(b"\n"):
+                            torn = True
                             break
                         lines = number
-                        source = _source_of(raw)  # not a result: a key of its own, the parse names it
-                        row = (number, f"#{number}" if source is None else f"={source}")
-                        db.execute("INSERT OR REPLACE INTO last VALUES (?, ?)", row)
+                        found = row(number, raw)
+                        if found is not None:
+                            db.execute(f"INSERT OR REPLACE INTO last VALUES ({marks})", (number, *found))  # noqa: S608
             except OSError as exc:
                 raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
-            keep = (int(row[0]) for row in db.execute("SELECT line FROM last ORDER BY line"))
-            yield from _iter_results(path, keep=keep, lines=lines)
+            yield cls(db, lines, torn)
         finally:
             db.close()
+            with contextlib.suppress(OSError):
+                scratch.unlink()
+
+    def kept(self) -> Iterator[int]:
+        """The numbers of the lines kept, ascending."""
+        return (int(row[0]) for row in self._db.execute("SELECT line FROM last ORDER BY line"))
+
+    def count(self) -> int:
+        """How many lines are kept."""
+        return int(self._db.execute("SELECT count(*) FROM last").fetchone()[0])
+
+    def sums(self, values: int) -> tuple[int, ...]:
+        """The sums of the ``values`` numbers over the lines kept."""
+        if not values:
+            return ()
+        columns = ", ".join(f"coalesce(sum(v{i}), 0)" for i in range(values))
+        return tuple(int(v) for v in self._db.execute(f"SELECT {columns} FROM last").fetchone())  # noqa: S608
 
 
 # The start of a line as ArticleResult.model_dump_json writes it: its first two keys.

@@ -14,7 +14,7 @@ from typing import Any, Self
 from extractor.articles import MAX_ID_LENGTH
 from extractor.batch.summary import _FOLDER_KEYS, _tally
 from extractor.models import Article, ErrorInfo
-from extractor.store import COMPACT_FILE, INDEX_FILE, json_objects
+from extractor.store import COMPACT_FILE, INDEX_FILE, LastLines, json_objects
 
 _Key = tuple[bytes, str, str]  # (sha256 digest prefix, model, prompt version)
 
@@ -187,43 +187,19 @@ def _compact(path: Path, rewrite: bool = True) -> tuple[int, dict[str, int]]:
     """Keep only the last line per input source (and drop unreadable lines); return how many lines
     were dropped, and the folder totals over the lines kept. The file is replaced atomically; with
     ``rewrite=False`` it is left as it is (append-only: 0 lines dropped) and only the totals are worked
-    out. Which line is the last of its source is worked out in a scratch sqlite file next to it, so
-    memory does not grow with the number of lines."""
-    scratch = path.with_name(COMPACT_FILE)
-    with contextlib.suppress(FileNotFoundError):
-        scratch.unlink()  # left by a killed run
-    db = sqlite3.connect(scratch, isolation_level=None)
-    columns = ", ".join(f"t{i} INTEGER" for i in range(len(_FOLDER_KEYS)))
-    try:
-        db.executescript(
-            f"""
-            PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA cache_size = -2048;
-            CREATE TABLE last (line INTEGER PRIMARY KEY, source TEXT UNIQUE, {columns});
-            BEGIN;
-            """
-        )
-        marks = ", ".join("?" * (len(_FOLDER_KEYS) + 2))
-        total = 0
-        with path.open("rb") as fh:
-            for number, raw in enumerate(fh):
-                total += 1
-                with contextlib.suppress(ValueError):
-                    data = json.loads(raw)
-                    if isinstance(data, dict):
-                        source = str(data.get("source", f"#{number}"))
-                        row = (number, source, *_tally(data))
-                        db.execute(f"INSERT OR REPLACE INTO last VALUES ({marks})", row)  # noqa: S608
-        totals = ", ".join(f"coalesce(sum(t{i}), 0)" for i in range(len(_FOLDER_KEYS)))
-        sums = db.execute(f"SELECT {totals} FROM last").fetchone()  # noqa: S608
-        folder = dict(zip(_FOLDER_KEYS, (int(v) for v in sums), strict=True))
-        dropped = total - int(db.execute("SELECT count(*) FROM last").fetchone()[0])
+    out. Which line is the last of its source is worked out in a scratch sqlite file next to it
+    (``store.LastLines``), so memory does not grow with the number of lines."""
+    values = len(_FOLDER_KEYS)
+    with LastLines.of(path, path.with_name(COMPACT_FILE), _compact_row, values) as last:
+        folder = dict(zip(_FOLDER_KEYS, last.sums(values), strict=True))
+        dropped = last.lines + last.torn - last.count()
         if not dropped or not rewrite:
             return 0, folder
-        keep = (row[0] for row in db.execute("SELECT line FROM last ORDER BY line"))
+        keep = last.kept()
         wanted = next(keep, None)
         tmp = path.with_name(f".{path.name}.compact")
         with path.open("rb") as fh, tmp.open("wb") as out:
-            for number, raw in enumerate(fh):
+            for number, raw in enumerate(fh, start=1):
                 if number == wanted:
                     out.write(raw)
                     wanted = next(keep, None)
@@ -231,7 +207,15 @@ def _compact(path: Path, rewrite: bool = True) -> tuple[int, dict[str, int]]:
             os.fsync(out.fileno())
         os.replace(tmp, path)
         return dropped, folder
-    finally:
-        db.close()
-        with contextlib.suppress(OSError):
-            scratch.unlink()
+
+
+def _compact_row(number: int, raw: bytes) -> tuple[Any, ...] | None:
+    """A line's source (a line without one is its own) and its share of the folder totals; None for a
+    line that is not a JSON object (dropped)."""
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    return (str(data.get("source", f"#{number}")), *_tally(data))
