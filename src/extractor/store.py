@@ -181,8 +181,9 @@ class LastLines:
     that memory does not grow with the file: what the compaction of results.jsonl keeps, and what a
     streamed read of a service job's append-only results gives (``iter_results``)."""
 
-    def __init__(self, db: sqlite3.Connection, lines: int, torn: bool) -> None:
+    def __init__(self, db: sqlite3.Connection, values: int, lines: int, torn: bool) -> None:
         self._db = db
+        self._values = values
         self.lines = lines  # complete lines read (numbered from 1)
         self.torn = torn  # an incomplete line followed them (a writer killed, or one still writing)
 
@@ -220,7 +221,7 @@ class LastLines:
                             db.execute(f"INSERT OR REPLACE INTO last VALUES ({marks})", (number, *found))  # noqa: S608
             except OSError as exc:
                 raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
-            yield cls(db, lines, torn)
+            yield cls(db, values, lines, torn)
         finally:
             db.close()
             with contextlib.suppress(OSError):
@@ -234,11 +235,11 @@ class LastLines:
         """How many lines are kept."""
         return int(self._db.execute("SELECT count(*) FROM last").fetchone()[0])
 
-    def sums(self, values: int) -> tuple[int, ...]:
-        """The sums of the ``values`` numbers over the lines kept."""
-        if not values:
+    def sums(self) -> tuple[int, ...]:
+        """The sums of each of the ``values`` numbers over the lines kept."""
+        if not self._values:
             return ()
-        columns = ", ".join(f"coalesce(sum(v{i}), 0)" for i in range(values))
+        columns = ", ".join(f"coalesce(sum(v{i}), 0)" for i in range(self._values))
         return tuple(int(v) for v in self._db.execute(f"SELECT {columns} FROM last").fetchone())  # noqa: S608
 
 

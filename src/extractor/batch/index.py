@@ -189,9 +189,8 @@ def _compact(path: Path, rewrite: bool = True) -> tuple[int, dict[str, int]]:
     ``rewrite=False`` it is left as it is (append-only: 0 lines dropped) and only the totals are worked
     out. Which line is the last of its source is worked out in a scratch sqlite file next to it
     (``store.LastLines``), so memory does not grow with the number of lines."""
-    values = len(_FOLDER_KEYS)
-    with LastLines.of(path, path.with_name(COMPACT_FILE), _compact_row, values) as last:
-        folder = dict(zip(_FOLDER_KEYS, last.sums(values), strict=True))
+    with LastLines.of(path, path.with_name(COMPACT_FILE), _compact_row, len(_FOLDER_KEYS)) as last:
+        folder = dict(zip(_FOLDER_KEYS, last.sums(), strict=True))
         dropped = last.lines + last.torn - last.count()
         if not dropped or not rewrite:
             return 0, folder
