@@ -239,10 +239,7 @@ class RateLimiter:
             self._queued -= 1
         self._granted(now)
         if contended or slept:
-            waited = max(0.0, now - arrived)
-            self._waits += 1
-            self._wait_s += waited
-            self._max_wait_s = max(self._max_wait_s, waited)
+            self._count_wait(max(0.0, now - arrived))
         return now
 
     def reserve(self, tokens: int = 0) -> float:
@@ -256,10 +253,13 @@ class RateLimiter:
         self._take(tokens)
         self._granted(now + wait)
         if wait > _EPSILON_S:
-            self._waits += 1
-            self._wait_s += wait
-            self._max_wait_s = max(self._max_wait_s, wait)
+            self._count_wait(wait)
         return wait
+
+    def _count_wait(self, waited: float) -> None:
+        self._waits += 1
+        self._wait_s += waited
+        self._max_wait_s = max(self._max_wait_s, waited)
 
     def observe_headers(self, headers: Mapping[str, str]) -> None:
         """Learn from a response's ``x-ratelimit-*`` / ``retry-after*`` headers; malformed values are ignored.

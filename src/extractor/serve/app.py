@@ -293,10 +293,7 @@ def create_app(service: Service | None) -> FastAPI:
 
     @api.get("/v1/jobs/{job_id}", response_model=JobStatus, responses=_JOB_404)
     async def job_status(job_id: str, request: Request) -> JobStatus:
-        try:
-            return _service(request).jobs.status(job_id)
-        except UnknownJobError:
-            raise HTTPException(404, f"no job {job_id!r}") from None
+        return _service(request).jobs.status(job_id)
 
     @api.get(
         "/v1/jobs/{job_id}/results",
@@ -316,10 +313,7 @@ def create_app(service: Service | None) -> FastAPI:
         after: Annotated[int, Query(ge=0, description="skip the first N result lines (those you have)")] = 0,
     ) -> StreamingResponse:
         jobs = _service(request).jobs
-        try:
-            jobs.status(job_id)
-        except UnknownJobError:
-            raise HTTPException(404, f"no job {job_id!r}") from None
+        jobs.status(job_id)  # a 404 before the stream starts
         return StreamingResponse(jobs.follow(job_id, after), media_type=NDJSON)
 
     @api.get(
@@ -332,11 +326,7 @@ def create_app(service: Service | None) -> FastAPI:
         },
     )
     async def job_report(job_id: str, request: Request) -> FileResponse:
-        jobs = _service(request).jobs
-        try:
-            page = await jobs.report(job_id)
-        except UnknownJobError:
-            raise HTTPException(404, f"no job {job_id!r}") from None
+        page = await _service(request).jobs.report(job_id)
         if page is None:
             raise HTTPException(409, "the job has no result yet")
         return FileResponse(page, media_type="text/html; charset=utf-8")
@@ -365,8 +355,6 @@ def create_app(service: Service | None) -> FastAPI:
         jobs = _service(request).jobs
         try:
             return await (jobs.cancel(job_id) if keep_finished else jobs.delete(job_id))
-        except UnknownJobError:
-            raise HTTPException(404, f"no job {job_id!r}") from None
         except StoreError as exc:
             raise HTTPException(503, str(exc)) from None
 
@@ -415,6 +403,10 @@ def create_app(service: Service | None) -> FastAPI:
             detail = [{"type": "json_invalid", "loc": ["body"], "msg": str(exc.detail)}]
             return JSONResponse({"detail": detail}, status_code=422)
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(UnknownJobError)
+    async def unknown_job(request: Request, exc: UnknownJobError) -> Response:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -28,7 +28,10 @@ _CURSOR = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z)_([0-9a-f]{16}
 
 
 class UnknownJobError(Exception):
-    """No job with this id."""
+    """No job with this id (the service answers 404 with this message)."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"no job {job_id!r}")
 
 
 class Record(BaseModel):

@@ -31,7 +31,7 @@ import contextlib
 import json
 import os
 import secrets
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,9 +99,8 @@ class _Job:
 class _JobReporter:
     """The batch runner's reporter for a job: keeps the live counters and wakes the followers."""
 
-    def __init__(self, job: _Job, on_result: Callable[[ArticleResult, str], None] | None) -> None:
+    def __init__(self, job: _Job) -> None:
         self.job = job
-        self.on_result = on_result
 
     def start(self, out_dir: Path) -> None:
         return None
@@ -110,8 +109,6 @@ class _JobReporter:
         self.job.summary = summary
         if outcome != "skipped":
             self.job.written += 1
-        if self.on_result is not None:
-            self.on_result(result, outcome)
         self.job.notify()
 
     def finish(self, summary: RunSummary) -> None:
@@ -129,7 +126,7 @@ def _scan_results(run_dir: Path, price: tuple[float, float] | None) -> _Base:
             base.lines += 1
             try:
                 usage = Usage.model_validate((data or {}).get("usage") or {})
-            except (ValidationError, AttributeError):
+            except ValidationError:
                 continue
             base.usage += usage
             base.cost_usd = add_cost(base.cost_usd, usage.cost(price))
@@ -140,15 +137,14 @@ class JobManager:
     """Create, run, resume, follow and cancel jobs (see the module docstring), under ``config``'s data dir
     and within its limits (allowed paths, queued jobs, workers, retention).
 
-    ``on_result(result, outcome)`` is called for every result a job writes (for metrics); ``secrets``
-    (the API key, the service token) are redacted from every error message and result line served."""
+    ``secrets`` (the API key, the service token) are redacted from every error message and result line
+    served."""
 
     def __init__(
         self,
         config: ServiceSettings,
         extractor: Extractor,
         *,
-        on_result: Callable[[ArticleResult, str], None] | None = None,
         secrets: Sequence[str | None] = (),
         poll_s: float = 1.0,
     ) -> None:
@@ -157,7 +153,6 @@ class JobManager:
         self.allow_paths = config.allow_paths.resolve() if config.allow_paths is not None else None
         self.max_queued = config.max_queued_jobs
         self.workers = config.job_workers
-        self.on_result = on_result
         self.secrets = tuple(s for s in secrets if s and len(s) >= 4)
         self.poll_s = poll_s
         self.retention_s = config.job_retention_s
@@ -321,7 +316,7 @@ class JobManager:
         paths = [job.dir / INPUT_FILE] if job.record.paths is None else [Path(p) for p in job.record.paths]
         if status.articles is None:
             status.articles = await asyncio.to_thread(count_inputs, paths, job.dir)
-        reporter = _JobReporter(job, self.on_result)
+        reporter = _JobReporter(job)
         within = None if job.record.paths is None or self.allow_paths is None else [self.allow_paths]
         try:
             summary = await arun_batch(
@@ -359,7 +354,7 @@ class JobManager:
         status.duplicates = s.duplicates
         status.cache_hits = s.cache_hits
         status.done = s.ok + s.failed + s.skipped
-        status.results = base.lines + job.written - s.compacted_lines
+        status.results = base.lines + job.written
         status.prompt_tokens = base.usage.prompt_tokens + s.prompt_tokens
         status.completion_tokens = base.usage.completion_tokens + s.completion_tokens
         status.http_calls = base.usage.http_calls + s.http_calls
