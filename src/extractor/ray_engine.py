@@ -448,90 +448,54 @@ def run_ray(
     if budget not in BUDGETS:
         raise ConfigError(f"unknown Ray budget {budget!r}; choose one of {', '.join(BUDGETS)}")
     try:
-        import ray  # noqa: F401
+        import ray
     except ImportError as exc:
         raise ConfigError("--engine ray needs Ray: pip install 'extractor[ray]'") from exc
     out = Path(out_dir)
     paths = list(paths)
     checker = Extractor(settings.model_copy(update={"use_cache": False}))
     checker.check_ready()
+    stream = log or sys.stderr
     with lock_run_folder(out, wait=wait_lock, reentrant=True):
-        return _run_locked(
-            paths,
-            out,
-            settings,
-            checker.prompts.version,
-            actors,
-            address,
-            num_cpus,
-            force,
-            batch_size,
-            wave,
-            budget,
-            permits,
-            reporter,
-            log or sys.stderr,
-        )
-
-
-def _run_locked(
-    paths: list[str | Path],
-    out: Path,
-    settings: Settings,
-    version: str,
-    actors: int,
-    address: str | None,
-    num_cpus: int | None,
-    force: bool,
-    batch_size: int,
-    wave: int,
-    budget: Budget,
-    permits: int,
-    reporter: BatchReporter | None,
-    stream: TextIO,
-) -> tuple[RunSummary, RayPlan]:
-    plan = RayPlan()
-    scratch = _Scratch(out / SCRATCH_FILE)
-    completed = False
-    stop: Callable[[], None] | None = None
-    pool: _Pool | None = None
-    try:
-        done = set() if force else _done_before(out, settings.model, version)
-        todo = _to_extract(paths, out, scratch, done, plan)
-        started = time.perf_counter()
-        while True:
-            chunk = [a for _, a in zip(range(wave), todo, strict=False)]
-            if not chunk:
-                break
-            if stop is None:
-                stop = _start_ray(address, num_cpus)
-                plan.start_s = round(time.perf_counter() - started, 3)
-                print(f"ray: started in {plan.start_s:.1f} s; {actors} actor(s)", file=stream, flush=True)
-            if pool is None:
-                pool = _pool(settings, actors, batch_size, budget, permits)
-            plan.sent += len(chunk)
-            plan.waves += 1
-            _extract_wave(chunk, pool, scratch, plan)
-        plan.extract_s = round(time.perf_counter() - started - plan.start_s, 3)
-        if pool is not None and pool.budget is not None:
-            import ray
-
-            plan.budget_stats = ray.get(pool.budget.stats.remote())
-            ray.kill(pool.budget)
-        if stop is not None:
-            stop()
-            stop = None
-        print(
-            f"ray: {plan.sent} article(s) extracted on the cluster, {plan.reused} answered by an earlier "
-            f"stopped run, {plan.done_before} already done",
-            file=stream,
-            flush=True,
-        )
-        with _ScratchExtractor(settings, scratch) as extractor:
-            summary = run_batch(paths, out, extractor, force=force, reporter=reporter)
-        completed = not summary.interrupted
-        return summary, plan
-    finally:
-        if stop is not None:
-            stop()
-        scratch.close(remove=completed)
+        plan = RayPlan()
+        scratch = _Scratch(out / SCRATCH_FILE)
+        completed = False
+        stop: Callable[[], None] | None = None
+        pool: _Pool | None = None
+        try:
+            done = set() if force else _done_before(out, settings.model, checker.prompts.version)
+            todo = _to_extract(paths, out, scratch, done, plan)
+            started = time.perf_counter()
+            while True:
+                chunk = [a for _, a in zip(range(wave), todo, strict=False)]
+                if not chunk:
+                    break
+                if pool is None:  # the first wave: start Ray and the actors
+                    stop = _start_ray(address, num_cpus)
+                    plan.start_s = round(time.perf_counter() - started, 3)
+                    print(f"ray: started in {plan.start_s:.1f} s; {actors} actor(s)", file=stream, flush=True)
+                    pool = _pool(settings, actors, batch_size, budget, permits)
+                plan.sent += len(chunk)
+                plan.waves += 1
+                _extract_wave(chunk, pool, scratch, plan)
+            plan.extract_s = round(time.perf_counter() - started - plan.start_s, 3)
+            if pool is not None and pool.budget is not None:
+                plan.budget_stats = ray.get(pool.budget.stats.remote())
+                ray.kill(pool.budget)
+            if stop is not None:
+                stop()
+                stop = None
+            print(
+                f"ray: {plan.sent} article(s) extracted on the cluster, {plan.reused} answered by an earlier "
+                f"stopped run, {plan.done_before} already done",
+                file=stream,
+                flush=True,
+            )
+            with _ScratchExtractor(settings, scratch) as extractor:
+                summary = run_batch(paths, out, extractor, force=force, reporter=reporter)
+            completed = not summary.interrupted
+            return summary, plan
+        finally:
+            if stop is not None:
+                stop()
+            scratch.close(remove=completed)
