@@ -31,7 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, overload
+from typing import Any, BinaryIO, overload
 
 from pydantic import ValidationError
 
@@ -128,37 +128,16 @@ def iter_results(out_dir: Path | str) -> Iterator[ArticleResult]:
     return _iter_latest(_results_path(out_dir))
 
 
-def _iter_results(
-    path: Path,
-    seen: Callable[[bytes], None] | None = None,
-    keep: Iterator[int] | None = None,
-    lines: int | None = None,
-) -> Iterator[ArticleResult]:
-    """The results in ``path`` (only the line numbers ``keep`` gives, in ascending order, and none after
-    the first ``lines``); each complete line is also handed to ``seen``."""
-    wanted = next(keep, None) if keep is not None else None
-    try:
-        fh = path.open("rb")
-    except OSError as exc:
-        raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
-    with fh:
+def _iter_results(path: Path, seen: Callable[[bytes], None] | None = None) -> Iterator[ArticleResult]:
+    """The results in ``path``; each complete line is also handed to ``seen``."""
+    with _open_results(path) as fh:
         for number, raw in enumerate(fh, start=1):
-            if not raw.endswith(b"\n") or (lines is not None and number > lines):
+            if not raw.endswith(b"\n"):
                 return
             if seen is not None:
                 seen(raw)
-            if keep is not None:
-                if number != wanted:
-                    continue
-                wanted = next(keep, None)
-            if not raw.strip():
-                continue
-            try:
-                yield ArticleResult.model_validate_json(raw)
-            except ValidationError as exc:
-                raise StoreError(
-                    f"{path}:{number}: not an ArticleResult: {describe_validation_error(exc, 5, 'the line')}"
-                ) from exc
+            if raw.strip():
+                yield _parse_result(path, number, raw)
 
 
 def _iter_latest(path: Path) -> Iterator[ArticleResult]:
@@ -167,8 +146,27 @@ def _iter_latest(path: Path) -> Iterator[ArticleResult]:
     with (
         tempfile.TemporaryDirectory(prefix="extractor-") as scratch,
         LastLines.of(path, Path(scratch) / "last.sqlite", _result_key) as last,
+        _open_results(path) as fh,
     ):
-        yield from _iter_results(path, keep=last.kept(), lines=last.lines)
+        for number, raw in last.kept_lines(fh):
+            if raw.strip():
+                yield _parse_result(path, number, raw)
+
+
+def _open_results(path: Path) -> BinaryIO:
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise StoreError(f"cannot read results {path}: {exc.strerror or exc}") from exc
+
+
+def _parse_result(path: Path, number: int, raw: bytes) -> ArticleResult:
+    try:
+        return ArticleResult.model_validate_json(raw)
+    except ValidationError as exc:
+        raise StoreError(
+            f"{path}:{number}: not an ArticleResult: {describe_validation_error(exc, 5, 'the line')}"
+        ) from exc
 
 
 def _result_key(number: int, raw: bytes) -> tuple[str]:
@@ -227,9 +225,17 @@ class LastLines:
             with contextlib.suppress(OSError):
                 scratch.unlink()
 
-    def kept(self) -> Iterator[int]:
-        """The numbers of the lines kept, ascending."""
-        return (int(row[0]) for row in self._db.execute("SELECT line FROM last ORDER BY line"))
+    def kept_lines(self, fh: BinaryIO) -> Iterator[tuple[int, bytes]]:
+        """The lines kept, with their numbers, from ``fh`` (the file, open at its start); it is not read
+        past the last of them."""
+        keep = (int(row[0]) for row in self._db.execute("SELECT line FROM last ORDER BY line"))
+        wanted = next(keep, None)
+        for number, raw in enumerate(fh, start=1):
+            if wanted is None:
+                return
+            if number == wanted:
+                yield number, raw
+                wanted = next(keep, None)
 
     def count(self) -> int:
         """How many lines are kept."""

@@ -194,14 +194,10 @@ def _compact(path: Path, rewrite: bool = True) -> tuple[int, dict[str, int]]:
         dropped = last.lines + last.torn - last.count()
         if not dropped or not rewrite:
             return 0, folder
-        keep = last.kept()
-        wanted = next(keep, None)
         tmp = path.with_name(f".{path.name}.compact")
         with path.open("rb") as fh, tmp.open("wb") as out:
-            for number, raw in enumerate(fh, start=1):
-                if number == wanted:
-                    out.write(raw)
-                    wanted = next(keep, None)
+            for _, raw in last.kept_lines(fh):
+                out.write(raw)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)
