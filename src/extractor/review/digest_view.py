@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from extractor.dates import date_label, precision_label
 from extractor.digest import Digest
+
+T = TypeVar("T")
 
 __all__ = ["SINGLE_CLUSTERS_SHOWN", "as_digest", "digest_context", "render_digest_text", "value_label"]
 
@@ -49,12 +51,15 @@ def digest_context(
     links to them. Parts spanning several articles are listed first and open; one-article ones collapsed.
     """
     d = as_digest(digest)
-    notable = [
-        e
-        for e in d.entities
-        if len(e.articles) > 1 or len(e.mentions) > 1 or e.possible_same_as or e.notes or e.kind == "person"
-    ]
-    other = [e for e in d.entities if e not in notable]
+    notable, other = _split(
+        d.entities,
+        lambda e: (
+            len(e.articles) > 1
+            or len(e.mentions) > 1
+            or bool(e.possible_same_as or e.notes)
+            or e.kind == "person"
+        ),
+    )
     kinds = Counter(e.kind for e in d.entities)
     by_kind = ", ".join(
         f"{n} {_KIND_NAMES.get(kind, (kind, kind + 's'))[n != 1]}"
@@ -65,7 +70,8 @@ def digest_context(
         entity_summary += (
             f" — {len(notable)} listed: people and entities with several forms or in several articles"
         )
-    shared = [s for s in d.stances if len(s.articles) > 1 or s.mixed_across_articles]
+    shared, other_stances = _split(d.stances, lambda s: len(s.articles) > 1 or s.mixed_across_articles)
+    multi, single = _split(d.event_clusters, lambda c: len(c.articles) > 1)
     return {
         "digest": d,
         "anchors": anchors or {},
@@ -73,11 +79,20 @@ def digest_context(
         "notable": notable,
         "other_entities": other,
         "entity_summary": entity_summary,
-        "multi": [c for c in d.event_clusters if len(c.articles) > 1],
-        "single": [c for c in d.event_clusters if len(c.articles) <= 1],
+        "multi": multi,
+        "single": single,
         "shared_stances": shared,
-        "other_stances": [s for s in d.stances if s not in shared],
+        "other_stances": other_stances,
     }
+
+
+def _split(items: Iterable[T], first: Callable[[T], bool]) -> tuple[list[T], list[T]]:
+    """``items`` in two lists, in their order: those ``first`` holds for, and the others."""
+    yes: list[T] = []
+    no: list[T] = []
+    for item in items:
+        (yes if first(item) else no).append(item)
+    return yes, no
 
 
 def render_digest_text(digest: Digest | Mapping[str, Any]) -> str:
