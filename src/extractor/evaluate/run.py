@@ -79,7 +79,8 @@ def evaluate_path(results: Path | str, gold_dir: Path | str) -> EvalReport:
     folder = RunFolder(path)
     loaded = folder.results()
     texts: dict[str, str] = {}
-    for sha256 in {r.sha256 for r in loaded} | {g.sha256 for g in gold.values()}:
+    scored = {r.sha256 for r in loaded if r.article_id in gold}  # the texts evaluate() looks up
+    for sha256 in scored | {g.sha256 for g in gold.values()}:
         try:
             text = folder.article_text(sha256)
         except StoreError:
