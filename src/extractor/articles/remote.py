@@ -117,7 +117,7 @@ def _remote_inputs(
             return
         head, query, rest = uri.partition("?")
         head = head.rstrip("/")
-        local = fs.type_name == "local" and exclude is not None
+        local = fs.type_name == "local"
         top = os.path.realpath(base) if local else ""
         found: list[tuple[list[str], str, int | None]] = []
         for child in listing:

@@ -32,11 +32,11 @@ from extractor.digest.names import (
     load_aliases,
 )
 from extractor.digest.voices import QUOTE_MIN_CONTAINMENT, QUOTE_MIN_SIMILARITY, _quote_groups, _stance_rows
-from extractor.models import ArticleResult
+from extractor.models import ArticleResult, Event
 from extractor.store import DIGEST_FILE, RESULTS_FILE, RunFolder, write_json_atomic
 
 # The fields of an EventReport that are the event's own, as the article's result has them.
-_AS_REPORTED = {"event_type", "summary", "date", "date_text", "location", "actors", "evidence"}
+_AS_REPORTED = set(Event.model_fields)
 
 
 def build_digest(results: Iterable[ArticleResult], aliases: Mapping[str, str] | None = None) -> Digest:
