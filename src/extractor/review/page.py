@@ -49,7 +49,8 @@ _TEMPLATES = files("extractor.review") / "templates"
 class _Loader(jinja2.BaseLoader):
     """Templates from the package's ``templates/``. In ``.j2`` files a line break and the indentation after
     it are dropped, so the markup can be laid out in lines and still come out as the page always was;
-    the CSS and JS files are taken as they are (their bytes are what the CSP hashes)."""
+    the page's CSS and JS are not templates: ``render_report`` puts them in as they are (their bytes are
+    what the CSP hashes)."""
 
     def get_source(
         self, environment: jinja2.Environment, template: str
@@ -178,6 +179,7 @@ def render_report(
     targets: dict[str, int] = {}
     for pos, r in enumerate(items, start=1):
         targets.setdefault(r.article_id, pos)
+    anchors = {article_id: f"a{pos}" for article_id, pos in targets.items()}  # as _anchors gives them
     for pos, r in enumerate(items, start=1):
         if r.duplicate_of is None:
             targets.setdefault(r.sha256, pos)
@@ -187,12 +189,15 @@ def render_report(
         for pos, (r, c) in enumerate(zip(items, counts, strict=True), start=1)
     ]
     css = _asset("page.css") + (_asset("digest.css") if digest is not None else "")
+    script = _asset("page.js")
     context = summary_context(items, counts, summary, history)
     context.update(
         title=title,
         csp=content_security_policy(css),
+        style=Markup(css),  # noqa: S704 (our own file, the bytes the CSP hashes)
+        script=Markup(script),  # noqa: S704 (likewise)
         articles=articles,
         digest=digest is not None,
-        dg=digest_context(digest, _anchors(items), digest_note) if digest is not None else None,
+        dg=digest_context(digest, anchors, digest_note) if digest is not None else None,
     )
     return _as_before(_environment().get_template("page.html.j2").render(context))
