@@ -74,6 +74,7 @@ def test_bad_config_files(tmp_path: Path) -> None:
     [
         ({"timeout_s": float("nan")}, "timeout_s must be a finite number, got nan"),
         ({"timeout_s": float("inf")}, "timeout_s must be a finite number, got inf"),
+        ({"batch_poll_timeout_s": float("inf")}, "batch_poll_timeout_s must be a finite number, got inf"),
         ({"temperature": float("nan")}, "temperature must be a finite number, got nan"),
         ({"transport_max_wait_s": float("nan")}, "transport_max_wait_s must be a finite number"),
         ({"transport_max_wait_s": -1.0}, "transport_max_wait_s must be >= 0"),

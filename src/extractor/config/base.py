@@ -93,9 +93,10 @@ class SettingsBase(BaseSettings):
     def _check(self) -> None:
         """Every value's range and shape, one ConfigError naming the first bad one (a subclass checks its
         own after these)."""
-        for name, info in type(self).model_fields.items():
+        for name in type(self).model_fields:
             value = getattr(self, name)
-            if info.annotation is float and isinstance(value, float) and not math.isfinite(value):
+            kind = field_type(name, type(self))
+            if kind is float and isinstance(value, float) and not math.isfinite(value):
                 raise ConfigError(f"{name} must be a finite number, got {value}")
 
     @property

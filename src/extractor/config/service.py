@@ -68,10 +68,8 @@ class ServiceSettings(SettingsBase):
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port must be between 0 and 65535 (0 = any free port), got {self.port}")
         _check_secret(self, "api_token")
-        _check_positive(
-            self, "max_body_mb", "max_article_chars", "max_queued_jobs", "max_pending", "job_workers"
-        )
-        _check_positive(self, "shutdown_timeout_s")
+        limits = ("max_body_mb", "max_article_chars", "max_queued_jobs", "max_pending", "job_workers")
+        _check_positive(self, *limits, "shutdown_timeout_s")
         _retention_s(self.job_retention)
 
     @property
