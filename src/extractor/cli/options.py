@@ -45,10 +45,8 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def add_settings_flags(parser: argparse.ArgumentParser, *classes: type[SettingsBase]) -> None:
-    """``--config`` and, in a group per settings class (default ``Settings``), its flags (``_add_flags``)."""
-    from extractor.config import Settings
-
-    for i, settings_cls in enumerate(classes or (Settings,)):
+    """``--config`` and, in a group per settings class, its flags (``_add_flags``)."""
+    for i, settings_cls in enumerate(classes):
         group = parser.add_argument_group(settings_cls.flags_title)
         if i == 0:
             group.add_argument(

@@ -64,8 +64,9 @@ def _run_and_folder_rows(summary: RunSummary) -> list[tuple[str, str]]:
 
 def render_summary_text(summary: RunSummary) -> str:
     """The summary of a run as aligned text lines."""
-    width = max(len(k) for k, _ in summary_rows(summary))
-    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in summary_rows(summary))
+    rows = summary_rows(summary)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in rows)
 
 
 def _fmt(value: float | None) -> str:
