@@ -431,7 +431,7 @@ def parked(monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, bool], list[int]]
             return super().release(text)
 
     monkeypatch.setattr(batch._Inputs, "next", next_)
-    monkeypatch.setattr(batch, "_Index", Index)
+    monkeypatch.setattr(batch.runner, "_Index", Index)
     return state, counts
 
 
@@ -659,7 +659,9 @@ def test_run_json_of_a_crafted_run(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     out = tmp_path / "out"
     fake = FakeModel().enqueue(rich_answer(), answer(), TransportError("HTTP 503 after 6 attempts"))
     monkeypatch.setattr(
-        batch, "time", SimpleNamespace(perf_counter=FakeClock(), time=time.time, monotonic=time.monotonic)
+        batch.runner,
+        "time",
+        SimpleNamespace(perf_counter=FakeClock(), time=time.time, monotonic=time.monotonic),
     )
     summary = run_batch([src], out, make(tmp_path, fake), concurrency=1, reporter=quiet())
     data = run_json(out)

@@ -33,8 +33,6 @@ reporters (log lines, progress bar) are ``extractor.cli.progress``.
 
 from __future__ import annotations
 
-import time  # noqa: F401 - the runner's clock is read here (runner._clock), so it can be swapped
-
 from extractor.batch.index import _compact, _Index
 from extractor.batch.inputs import _OWN_FILES, _Inputs, _load, count_inputs
 from extractor.batch.runner import BatchOptions, arun_batch, run_batch

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, TypedDict, Unpack
+from typing import TypedDict, Unpack
 
 from extractor.batch.index import _compact, _digest, _Index, _key
 from extractor.batch.inputs import _Inputs, _load
@@ -30,21 +30,13 @@ from extractor.store import (
 __all__ = ["BatchOptions", "arun_batch", "run_batch"]
 
 
-def _package() -> Any:
-    """The package ``extractor.batch`` (loaded before this module runs anything): the runner takes its
-    index class (``_Index``) and its clock (``time.perf_counter``) from there, the one place to swap
-    them (the tests put probes there)."""
-    return sys.modules[__package__ or "extractor.batch"]
-
-
 def _clock() -> float:
-    return float(_package().time.perf_counter())
+    return time.perf_counter()
 
 
 def _new_index(results: Path) -> _Index:
     """The scratch index of a run, filled from ``results``."""
-    index_type: type[_Index] = _package()._Index
-    return index_type.from_results(results)
+    return _Index.from_results(results)
 
 
 async def _run(
