@@ -56,6 +56,23 @@ def count_lines(fh: IO[bytes]) -> int:
     return count + open_line
 
 
+def _load_opened(
+    source: str, stem: str, suffix: str, fh: IO[bytes], size: int, cap: int
+) -> Iterator[Article | LoadError]:
+    """The articles of an opened file of ``size`` bytes, closed here: JSON lines one at a time, any
+    other format read whole (at most ``cap`` bytes)."""
+    if suffix == ".jsonl":
+        yield from _load_jsonl(source, stem, fh, cap)
+        return
+    data: bytes | str
+    with fh:
+        try:
+            data = _read_capped(fh.read, size, cap)
+        except OSError as exc:
+            data = _os_reason(exc)
+    yield from _load_data(source, stem, suffix, data)
+
+
 def _read_capped(read: Callable[[int], bytes], size: int, cap: int) -> bytes | str:
     """At most ``cap`` bytes of an opened file of ``size`` bytes through ``read(n)``, or a reason when
     it holds more."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import stat
 from collections.abc import Callable, Iterable, Iterator
@@ -11,9 +10,7 @@ from pathlib import Path
 
 from extractor.articles.formats import (
     SUPPORTED_SUFFIXES,
-    _load_data,
-    _load_jsonl,
-    _read_capped,
+    _load_opened,
     _unsupported,
 )
 from extractor.articles.text import _os_reason, is_uri
@@ -151,16 +148,7 @@ def _load_local(path: Path, area: _Area, follow: bool, cap: int) -> Iterator[Art
         yield LoadError(path=str(path), reason=opened)
         return
     fd, size = opened
-    if suffix == ".jsonl":
-        yield from _load_jsonl(str(path), path.stem, os.fdopen(fd, "rb"), cap)
-        return
-    try:
-        data = _read_capped(functools.partial(os.read, fd), size, cap)
-    except OSError as exc:
-        data = _os_reason(exc)
-    finally:
-        os.close(fd)
-    yield from _load_data(str(path), path.stem, suffix, data)
+    yield from _load_opened(str(path), path.stem, suffix, os.fdopen(fd, "rb"), size, cap)
 
 
 def _open_input(path: Path, area: _Area, follow: bool) -> tuple[int, int] | str:

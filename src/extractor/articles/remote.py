@@ -21,9 +21,7 @@ from typing import IO, Any
 
 from extractor.articles.formats import (
     SUPPORTED_SUFFIXES,
-    _load_data,
-    _load_jsonl,
-    _read_capped,
+    _load_opened,
     _unsupported,
     count_lines,
 )
@@ -158,18 +156,9 @@ def _load_remote(file: RemoteFile, cap: int) -> Iterator[Article | LoadError]:
     if unsupported is not None:
         yield LoadError(path=file.uri, reason=unsupported)
         return
-    data: bytes | str
     try:
         fh = file.open()
     except OSError as exc:
         yield LoadError(path=file.uri, reason=_os_reason(exc))
         return
-    if suffix == ".jsonl":
-        yield from _load_jsonl(file.uri, stem, fh, cap)
-        return
-    with fh:
-        try:
-            data = _read_capped(fh.read, file.size or 0, cap)
-        except OSError as exc:
-            data = _os_reason(exc)
-    yield from _load_data(file.uri, stem, suffix, data)
+    yield from _load_opened(file.uri, stem, suffix, fh, file.size or 0, cap)
