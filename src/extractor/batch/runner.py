@@ -168,9 +168,7 @@ def _utc(moment: datetime.datetime) -> str:
 def _finish(out_dir: Path, summary: RunSummary, started: float, reporter: BatchReporter) -> RunSummary:
     """Set the wall time, append the run to runs.jsonl, write run.json (this run, and the folder's
     totals) and let the reporter print its summary."""
-    wall = _clock() - started
-    summary.wall_s = round(wall, 3)
-    summary.articles_per_min = round(summary.articles / wall * 60, 1) if wall > 0 else 0.0
+    wall = _timed(summary, started)
     now = datetime.datetime.now(datetime.UTC)
     summary.finished_at = _utc(now)
     summary.started_at = _utc(now - datetime.timedelta(seconds=wall))
@@ -291,7 +289,13 @@ async def _run_once(
 
 
 def _write_progress(out_dir: Path, summary: RunSummary, started: float) -> None:
+    _timed(summary, started)
+    write_json_atomic(out_dir / RUN_FILE, summary.as_dict())
+
+
+def _timed(summary: RunSummary, started: float) -> float:
+    """Set the summary's wall time and rate since ``started`` (``_clock``); return the wall time."""
     wall = _clock() - started
     summary.wall_s = round(wall, 3)
     summary.articles_per_min = round(summary.articles / wall * 60, 1) if wall > 0 else 0.0
-    write_json_atomic(out_dir / RUN_FILE, summary.as_dict())
+    return wall
