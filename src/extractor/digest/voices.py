@@ -86,10 +86,6 @@ def _content_words(text: str) -> list[str]:
     return [w[:5] for w in re.findall(r"\w+", _fold(text)) if w not in _STOPWORDS]
 
 
-def _quote_similarity(a: str, b: str) -> tuple[float, str]:
-    return _set_similarity(frozenset(_content_words(a)), frozenset(_content_words(b)), a, b)
-
-
 def _set_similarity(wa: frozenset[str], wb: frozenset[str], a: str, b: str) -> tuple[float, str]:
     if not wa or not wb:
         return (1.0, "identical") if _norm_key(a) == _norm_key(b) else (0.0, "no content words")
